@@ -1,0 +1,1 @@
+"""Machinery shared by every driver, with no device knowledge. Private: free to change."""

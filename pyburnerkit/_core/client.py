@@ -1,0 +1,345 @@
+"""The blocking facade every family's client builds on: connect, call, wait, subscribe, close."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+import warnings
+import weakref
+from typing import Any, Callable, Iterator, Optional, Tuple, Type, TypeVar
+
+from ..errors import (ClientClosedError, ConfigurationError, ConnectTimeoutError,
+                      DeviceTimeoutError)
+from ..types import ConnectionState, Event
+from .backoff import Reconnect
+from .cache import StateCache
+from .dispatcher import Dispatcher, Subscription
+from .pending import Pending
+from .session import Session
+from .timeouts import DEFAULT, Deadline, TimeoutArg, resolve_timeout
+from .wire import WireLog
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+C = TypeVar("C", bound="BaseClient")
+
+_live_clients: "weakref.WeakSet[BaseClient]" = weakref.WeakSet()
+_live_lock = threading.Lock()
+
+
+def close_all(timeout: float = 5.0) -> int:
+    """Close every client of this process that is still open (handy in notebooks).
+
+    Blocks until each is closed or ``timeout`` seconds (shared by all) have passed.
+
+    :returns: how many clients were closed.
+    """
+    deadline = Deadline(timeout)
+    with _live_lock:
+        clients = list(_live_clients)
+    for client in clients:
+        client.close(timeout=deadline.remaining())
+    return len(clients)
+
+
+@atexit.register
+def _close_leftovers() -> None:
+    if _live_clients:
+        close_all(timeout=2.0)
+
+
+def _check_seconds(name: str, value: Any, *, allow_none: bool = False) -> Optional[float]:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+class BaseClient:
+    """Shared behaviour of every client. See ``docs/threading.rst`` for the contract.
+
+    Every public method is thread-safe. Blocking methods take ``timeout=`` in seconds (the
+    client's ``timeout`` by default, ``None`` only when passed explicitly means forever) and
+    raise :class:`RuntimeError` at once when called on the client's own I/O thread.
+    Callbacks run on the client's ``...-events`` thread, one at a time, in event order.
+    """
+
+    family = "generic"
+    #: Default per-call timeout in seconds; families with slower devices override it.
+    default_timeout = 5.0
+    default_connect_timeout = 10.0
+
+    def __init__(self, endpoint: str, *, timeout: float = DEFAULT,  # type: ignore[assignment]
+                 connect_timeout: float = DEFAULT,  # type: ignore[assignment]
+                 reconnect: Optional[Reconnect] = Reconnect(), retry_first: bool = False,
+                 on_event: Optional[Callable[[Event], Any]] = None,
+                 on_callback_error: Optional[Callable[[BaseException, Any], Any]] = None,
+                 max_pending_events: int = 10000,
+                 trace: Optional[Callable[[str, Any], Any]] = None) -> None:
+        self._closed = True  # until construction succeeds, __del__ stays quiet
+        self.endpoint = endpoint
+        self.timeout = _check_seconds(
+            "timeout", self.default_timeout if timeout is DEFAULT else timeout)
+        self.connect_timeout = _check_seconds(
+            "connect_timeout",
+            self.default_connect_timeout if connect_timeout is DEFAULT else connect_timeout)
+        if reconnect is not None and not isinstance(reconnect, Reconnect):
+            raise ConfigurationError(f"reconnect must be a Reconnect(...) or None, got {reconnect!r}")
+        self.reconnect = reconnect
+        self.retry_first = bool(retry_first)
+        self._cache = StateCache()
+        self._wire = WireLog(self.family, trace=trace, redact=self._redact_frame)
+        self._dispatcher = Dispatcher(f"pyburnerkit-{self.family}-{endpoint}-events",
+                                      max_pending=max_pending_events,
+                                      on_callback_error=on_callback_error)
+        if on_event is not None:
+            self._dispatcher.subscribe(on_event)
+        self._session: Optional[Session] = None
+        self._outstanding: "weakref.WeakSet[Pending]" = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._closing = False
+        self._closed = False
+        with _live_lock:
+            _live_clients.add(self)
+
+    # ------------------------------------------------------------------ for subclasses
+    def _make_session(self, **common: Any) -> Session:
+        """Build the family's session; ``common`` holds the shared constructor arguments."""
+        raise NotImplementedError
+
+    def _redact_frame(self, frame: Any) -> Any:
+        """Hide secrets in a frame before it is logged or kept for error reports."""
+        return frame
+
+    # ------------------------------------------------------------------ lifecycle
+    def connect(self: C, timeout: TimeoutArg = DEFAULT) -> C:
+        """Open the link and block until the device has answered.
+
+        :param timeout: seconds for the first connection (default: ``connect_timeout``).
+        :returns: the client itself, so ``with Client(...).connect() as c:`` works.
+        :raises ConnectTimeoutError: the device did not answer in time.
+        :raises DeviceConnectionError: the link could not be opened (the client is then closed).
+        :raises ClientClosedError: the client was closed.
+        """
+        self._guard_blocking()
+        seconds = resolve_timeout(timeout, self.connect_timeout)
+        with self._lock:
+            if self._closing:
+                raise ClientClosedError("the client is closed", device=self.family,
+                                        endpoint=self.endpoint)
+            if self._session is None:
+                self._session = self._make_session(
+                    endpoint=self.endpoint, cache=self._cache, dispatcher=self._dispatcher,
+                    wire=self._wire, reconnect=self.reconnect,
+                    connect_timeout=self.connect_timeout, retry_first=self.retry_first)
+                self._dispatcher.start()
+                self._session.start()
+            session = self._session
+        if not session.connected_once.wait(seconds):
+            error = ConnectTimeoutError(
+                f"no connection within {seconds:g} s", device=self.family, endpoint=self.endpoint)
+            error.__cause__ = session.last_error
+            session.connected_once.fail(error)
+        if session.connected_once.error is not None:
+            self.close()
+        return session.connected_once.result() or self
+
+    def close(self, timeout: Optional[float] = 5.0) -> bool:
+        """Close the client: idempotent, irreversible, safe from any thread and from callbacks.
+
+        Fails every pending call with :class:`ClientClosedError`, stops the I/O and events
+        threads and joins them against one deadline, never joining the thread it runs on.
+
+        :returns: True when every thread stopped in time; False (and a warning) otherwise.
+        """
+        with self._lock:
+            first = not self._closing
+            self._closing = True
+            session = self._session
+        if first:
+            with _live_lock:
+                _live_clients.discard(self)
+            self._closed = True
+            closed = ClientClosedError("the client was closed", device=self.family,
+                                       endpoint=self.endpoint)
+            for pending in list(self._outstanding):
+                pending.fail(closed)
+        deadline = Deadline(timeout)
+        ok = True
+        if session is not None:
+            session.shutdown()
+            thread = session.thread
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(deadline.remaining())
+                if thread.is_alive():
+                    ok = False
+                    log.warning("%s did not stop within %s s", thread.name, timeout)
+        if not self._dispatcher.close(deadline):
+            ok = False
+            log.warning("%s did not stop within %s s (a callback may be stuck)",
+                        self._dispatcher.thread_name, timeout)
+        if self._dispatcher.thread is None:
+            self._dispatcher.close_streams()
+        self._cache.notify()
+        return ok
+
+    @property
+    def closed(self) -> bool:
+        return self._closing
+
+    def __enter__(self: C) -> C:
+        if self._session is None:
+            self.connect()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_closed", True):
+            return
+        warnings.warn(f"{self!r} was not closed", ResourceWarning, stacklevel=2)
+        try:
+            self.close(timeout=0)
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        age = ""
+        last = self.last_update
+        if last is not None:
+            age = f" last update {time.time() - last:.1f}s ago"
+        return (f"<{type(self).__name__} {self.endpoint} "
+                f"{self.connection_state.value}{age}>")
+
+    # ------------------------------------------------------------------ state
+    @property
+    def connection_state(self) -> ConnectionState:
+        if self._session is None:
+            return ConnectionState.CLOSED if self._closing else ConnectionState.IDLE
+        return self._session.state
+
+    @property
+    def connected(self) -> bool:
+        return self.connection_state is ConnectionState.CONNECTED
+
+    @property
+    def stale(self) -> bool:
+        """True while cached values are not live (never received, or the link is down)."""
+        return self._cache.is_stale()
+
+    @property
+    def last_update(self) -> Optional[float]:
+        """UTC epoch seconds of the newest cached value, or None."""
+        snaps = self._cache.snapshot()
+        return max((s.updated_at for s in snaps.values()), default=None)
+
+    @property
+    def last_error(self) -> Optional[BaseException]:
+        """The last connection error, if any (why the link dropped or a retry failed)."""
+        return None if self._session is None else self._session.last_error
+
+    @property
+    def callback_errors(self) -> int:
+        """How many times a callback raised."""
+        return self._dispatcher.callback_errors
+
+    @property
+    def io_thread(self) -> Optional[threading.Thread]:
+        return None if self._session is None else self._session.thread
+
+    @property
+    def events_thread(self) -> Optional[threading.Thread]:
+        return self._dispatcher.thread
+
+    # ------------------------------------------------------------------ waiting & events
+    def wait_for(self, predicate: Callable[[Any], T], timeout: TimeoutArg = DEFAULT) -> T:
+        """Block until ``predicate(self)`` returns something truthy, and return it.
+
+        The predicate is re-evaluated on every cache change; it runs on the calling thread.
+
+        :raises DeviceTimeoutError: the predicate stayed falsy for ``timeout`` seconds.
+        :raises ClientClosedError: the client closed while waiting.
+        """
+        self._guard_blocking()
+        seconds = resolve_timeout(timeout, self.timeout)
+
+        def check(_cache: StateCache) -> Any:
+            if self._closing:
+                return True
+            return predicate(self)
+
+        result = self._cache.wait_for(check, seconds)
+        if self._closing:
+            raise self._closed_error()
+        if not result:
+            raise DeviceTimeoutError(f"the condition did not hold within {seconds:g} s",
+                                     device=self.family, endpoint=self.endpoint)
+        return result
+
+    def subscribe(self, callback: Callable[[Any], Any],
+                  *event_types: Type[Event]) -> Subscription:
+        """Call ``callback(event)`` for every event (or only those of ``event_types``).
+
+        The callback runs on the events thread, never on the I/O thread and never while a
+        pyburnerkit lock is held, so it may call any blocking method of this client.
+        """
+        return self._dispatcher.subscribe(callback, event_types or None)
+
+    def events(self, timeout: Optional[float] = None, *event_types: Type[Event],
+               maxlen: int = 1000) -> Iterator[Any]:
+        """Iterate over events as they arrive.
+
+        Ends when the client closes, or when no event arrived for ``timeout`` seconds. Keeps at
+        most ``maxlen`` unread events, dropping the oldest (counted, warned once).
+        """
+        return self._dispatcher.events(timeout, maxlen, event_types or None)
+
+    # ------------------------------------------------------------------ calls
+    def _guard_blocking(self) -> None:
+        session = self._session
+        if session is not None and session.thread is threading.current_thread():
+            raise RuntimeError(
+                "a blocking pyburnerkit call was made on the client's own I/O thread; it would "
+                "deadlock (use subscribe() callbacks, which run on the events thread)")
+
+    def _closed_error(self) -> ClientClosedError:
+        if self._session is not None:
+            return self._session.closed_error()
+        return ClientClosedError("the client is closed", device=self.family,
+                                 endpoint=self.endpoint)
+
+    def _require_session(self) -> Session:
+        if self._closing:
+            raise self._closed_error()
+        if self._session is None:
+            raise ClientClosedError("the client is not connected: call connect() first",
+                                    device=self.family, endpoint=self.endpoint)
+        return self._session
+
+    def _call(self, request: Pending, timeout: TimeoutArg = DEFAULT) -> Any:
+        """Hand ``request`` to the session and block until it completes.
+
+        :raises DeviceTimeoutError: no completion within the timeout (chained to the last
+            connection error when the link was down).
+        """
+        self._guard_blocking()
+        seconds = resolve_timeout(timeout, self.timeout)
+        session = self._require_session()
+        self._outstanding.add(request)
+        try:
+            session.submit(request)
+            if not request.wait(seconds):
+                error = DeviceTimeoutError(
+                    f"{request.description!r}: no answer within {seconds:g} s",
+                    device=self.family, endpoint=self.endpoint)
+                if session.state is not ConnectionState.CONNECTED:
+                    error.__cause__ = session.last_error
+                request.fail(error)
+            return request.result()
+        finally:
+            self._outstanding.discard(request)

@@ -1,0 +1,234 @@
+"""The events thread: runs user callbacks and feeds ``events()`` iterators, in event order."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import traceback
+from typing import Any, Callable, Deque, Iterator, List, Optional, Tuple, Type
+
+from .timeouts import Deadline
+
+log = logging.getLogger("pyburnerkit.events")
+
+Callback = Callable[[Any], Any]
+_STOP = object()
+
+
+class Subscription:
+    """Returned by ``subscribe()``; ``cancel()`` it (or use it as a context manager) to stop.
+
+    Cancelling is safe from any thread, including from inside the callback itself, and never
+    joins a thread.
+    """
+
+    def __init__(self, dispatcher: "Dispatcher", callback: Callback,
+                 event_types: Optional[Tuple[Type[Any], ...]]) -> None:
+        self._dispatcher = dispatcher
+        self.callback = callback
+        self.event_types = event_types
+        self.active = True
+
+    def wants(self, event: Any) -> bool:
+        return self.active and (self.event_types is None or isinstance(event, self.event_types))
+
+    def cancel(self) -> None:
+        if self.active:
+            self.active = False
+            self._dispatcher._remove(self)
+
+    def __enter__(self) -> "Subscription":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.cancel()
+
+
+class EventStream:
+    """A bounded, drop-oldest queue behind one ``events()`` iterator."""
+
+    def __init__(self, maxlen: int, event_types: Optional[Tuple[Type[Any], ...]]) -> None:
+        self._items: Deque[Any] = collections.deque()
+        self._maxlen = maxlen
+        self._cond = threading.Condition()
+        self.event_types = event_types
+        self.closed = False
+        self.dropped = 0
+
+    def wants(self, event: Any) -> bool:
+        return self.event_types is None or isinstance(event, self.event_types)
+
+    def put(self, event: Any) -> None:
+        with self._cond:
+            if len(self._items) >= self._maxlen:
+                self._items.popleft()
+                self.dropped += 1
+                if self.dropped == 1:
+                    log.warning("events() reader is too slow: dropping the oldest events "
+                                "(queue limit %d)", self._maxlen)
+            self._items.append(event)
+            self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+    def get(self, timeout: Optional[float]) -> Tuple[bool, Any]:
+        deadline = Deadline(timeout)
+        with self._cond:
+            while not self._items:
+                if self.closed:
+                    return False, None
+                left = deadline.remaining()
+                if left is not None and left <= 0:
+                    return False, None
+                self._cond.wait(left)
+            return True, self._items.popleft()
+
+
+class Dispatcher:
+    """Owns the ``...-events`` thread of one client.
+
+    :meth:`publish` is non-blocking and safe from any thread (the I/O thread uses it); callbacks
+    then run one at a time on the events thread, never under a pyburnerkit lock, so a callback
+    may call any blocking client method. A callback that raises is logged once (per callback)
+    with its traceback, counted in :attr:`callback_errors`, handed to ``on_callback_error`` if
+    set, and the dispatcher keeps running.
+    """
+
+    def __init__(self, thread_name: str, *, max_pending: int = 10000,
+                 on_callback_error: Optional[Callable[[BaseException, Any], Any]] = None) -> None:
+        self.thread_name = thread_name
+        self.max_pending = max_pending
+        self.on_callback_error = on_callback_error
+        self.callback_errors = 0
+        self.dropped = 0
+        self._queue: Deque[Any] = collections.deque()
+        self._cond = threading.Condition()
+        self._subscriptions: List[Subscription] = []
+        self._streams: List[EventStream] = []
+        self._lock = threading.Lock()
+        self._logged: set = set()
+        self._thread: Optional[threading.Thread] = None
+        self._closing = False
+
+    @property
+    def thread(self) -> Optional[threading.Thread]:
+        return self._thread
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+        self._thread.start()
+
+    def subscribe(self, callback: Callback,
+                  event_types: Optional[Tuple[Type[Any], ...]] = None) -> Subscription:
+        if not callable(callback):
+            from ..errors import ConfigurationError
+            raise ConfigurationError(f"callback must be callable, got {callback!r}")
+        sub = Subscription(self, callback, event_types)
+        with self._lock:
+            self._subscriptions = self._subscriptions + [sub]
+        return sub
+
+    def _remove(self, sub: Subscription) -> None:
+        with self._lock:
+            self._subscriptions = [s for s in self._subscriptions if s is not sub]
+
+    def events(self, timeout: Optional[float], maxlen: int,
+               event_types: Optional[Tuple[Type[Any], ...]] = None) -> Iterator[Any]:
+        stream = EventStream(maxlen, event_types)
+        with self._lock:
+            if self._closing:
+                stream.close()
+            self._streams = self._streams + [stream]
+        return self._iterate(stream, timeout)
+
+    def _iterate(self, stream: EventStream, timeout: Optional[float]) -> Iterator[Any]:
+        try:
+            while True:
+                ok, event = stream.get(timeout)
+                if not ok:
+                    return
+                yield event
+        finally:
+            with self._lock:
+                self._streams = [s for s in self._streams if s is not stream]
+
+    def publish(self, event: Any) -> None:
+        with self._cond:
+            if self._closing:
+                return
+            if len(self._queue) >= self.max_pending:
+                self._queue.popleft()
+                self.dropped += 1
+                if self.dropped == 1:
+                    log.warning("%s: callbacks are too slow, dropping the oldest events "
+                                "(queue limit %d)", self.thread_name, self.max_pending)
+            self._queue.append(event)
+            self._cond.notify()
+
+    def close(self, deadline: Deadline) -> bool:
+        """Deliver what is queued, stop the thread and join it within ``deadline``.
+
+        Never joins the current thread (close from a callback is fine).
+
+        :returns: False when the thread did not stop in time.
+        """
+        with self._cond:
+            if not self._closing:
+                self._closing = True
+                self._queue.append(_STOP)
+                self._cond.notify()
+        thread = self._thread
+        if thread is None or thread is threading.current_thread():
+            return True
+        thread.join(deadline.remaining())
+        return not thread.is_alive()
+
+    def close_streams(self) -> None:
+        """End every ``events()`` iterator (also used when the thread never started)."""
+        with self._lock:
+            streams = list(self._streams)
+        for stream in streams:
+            stream.close()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    while not self._queue:
+                        self._cond.wait()
+                    event = self._queue.popleft()
+                if event is _STOP:
+                    return
+                self._deliver(event)
+        finally:
+            self.close_streams()
+
+    def _deliver(self, event: Any) -> None:
+        for stream in self._streams:
+            if stream.wants(event):
+                stream.put(event)
+        for sub in self._subscriptions:
+            if not sub.wants(event):
+                continue
+            try:
+                sub.callback(event)
+            except Exception as exc:  # a user callback must never kill the dispatcher
+                self.callback_errors += 1
+                key = id(sub)
+                if key not in self._logged:
+                    self._logged.add(key)
+                    log.error("%s: callback %r raised on %s (logged once per callback):\n%s",
+                              self.thread_name, sub.callback, type(event).__name__,
+                              "".join(traceback.format_exception(type(exc), exc,
+                                                                 exc.__traceback__)))
+                hook = self.on_callback_error
+                if hook is not None:
+                    try:
+                        hook(exc, event)
+                    except Exception:
+                        log.exception("on_callback_error hook raised")
+

@@ -1,0 +1,196 @@
+"""A small select()-based reactor owned by one thread.
+
+The session thread of every socket driver and every simulator server run on one of these. It
+sleeps in ``select()`` until a socket is readable, a timer is due, or another thread hands it
+work through :meth:`EventLoop.call_soon_threadsafe`; an idle loop costs no CPU (there is no
+polling tick), and work handed over from another thread runs at once.
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+import itertools
+import selectors
+import socket
+import threading
+import time
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+
+
+class TimerHandle:
+    """A call scheduled with :meth:`EventLoop.call_later`; ``cancel()`` it from the loop thread."""
+
+    __slots__ = ("when", "seq", "callback", "args", "cancelled")
+
+    def __init__(self, when: float, seq: int, callback: Callable[..., Any], args: tuple) -> None:
+        self.when = when
+        self.seq = seq
+        self.callback = callback
+        self.args = args
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def __lt__(self, other: "TimerHandle") -> bool:
+        return (self.when, self.seq) < (other.when, other.seq)
+
+
+class EventLoop:
+    """Readers, timers and cross-thread calls, dispatched on the thread that calls :meth:`run`.
+
+    Only :meth:`call_soon_threadsafe`, :meth:`stop` and :meth:`in_loop_thread` may be used from
+    other threads; everything else belongs to the loop thread.
+    """
+
+    def __init__(self) -> None:
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._calls: Deque[Tuple[Callable[..., Any], tuple]] = collections.deque()
+        self._timers: List[TimerHandle] = []
+        self._seq = itertools.count()
+        self._readers: Dict[int, Callable[[], Any]] = {}
+        self._stopping = False
+        self._closed = False
+        self.thread_id: Optional[int] = None
+
+    # -- any thread -------------------------------------------------------------------------
+    def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Run ``callback(*args)`` on the loop thread as soon as possible."""
+        self._calls.append((callback, args))
+        self._wake()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return after the current iteration."""
+        self._stopping = True
+        self._wake()
+
+    def in_loop_thread(self) -> bool:
+        return self.thread_id == threading.get_ident()
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, OSError):
+            # A full wake pipe already guarantees a wake-up; a closed one means we are done.
+            pass
+
+    # -- loop thread ------------------------------------------------------------------------
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> TimerHandle:
+        handle = TimerHandle(time.monotonic() + max(0.0, delay), next(self._seq), callback, args)
+        heapq.heappush(self._timers, handle)
+        return handle
+
+    def add_reader(self, fileobj: Any, callback: Callable[[], Any]) -> None:
+        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        self._selector.register(fd, selectors.EVENT_READ, None)
+        self._readers[fd] = callback
+
+    def remove_reader(self, fileobj: Any) -> None:
+        try:
+            fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        except (OSError, ValueError):
+            fd = -1
+        if fd in self._readers:
+            del self._readers[fd]
+            self._selector.unregister(fd)
+            return
+        # The socket may already be closed (fileno() == -1): find it by elimination.
+        for known in list(self._readers):
+            try:
+                self._selector.get_key(known)
+            except (KeyError, ValueError):
+                del self._readers[known]
+
+    def remove_all_readers(self) -> None:
+        for fd in list(self._readers):
+            del self._readers[fd]
+            try:
+                self._selector.unregister(fd)
+            except (KeyError, ValueError):
+                pass
+
+    def wait_io(self, fileobj: Any, *, write: bool = False, timeout: Optional[float]) -> bool:
+        """Block the loop thread until ``fileobj`` is ready, ``timeout`` passes, or ``stop()``.
+
+        Used while a transport opens (a TCP connect, a handshake) so that ``close()`` from
+        another thread still interrupts it at once.
+
+        :returns: True when ready; False on timeout or when the loop was asked to stop.
+        """
+        sel = selectors.DefaultSelector()
+        try:
+            sel.register(fileobj, selectors.EVENT_WRITE if write else selectors.EVENT_READ, 1)
+            sel.register(self._wake_r, selectors.EVENT_READ, None)
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while not self._stopping:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                for key, _ in sel.select(left):
+                    if key.data == 1:
+                        return True
+                    # A cross-thread call arrived: keep its wake-up byte consumed here, run
+                    # it after the blocking step finishes (it stays queued in _calls).
+                    self._drain_wake()
+            return False
+        finally:
+            sel.close()
+
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def run(self) -> None:
+        """Dispatch until :meth:`stop`. Exceptions from callbacks propagate to the caller."""
+        self.thread_id = threading.get_ident()
+        select = self._selector.select
+        while not self._stopping:
+            timeout = None
+            if self._timers:
+                timeout = max(0.0, self._timers[0].when - time.monotonic())
+            if self._calls:
+                timeout = 0.0
+            for key, _ in select(timeout):
+                if key.data is None and key.fileobj is self._wake_r:
+                    self._drain_wake()
+                    continue
+                callback = self._readers.get(key.fd)
+                if callback is not None:
+                    callback()
+            while self._calls:
+                callback, args = self._calls.popleft()
+                callback(*args)
+            now = time.monotonic()
+            while self._timers and self._timers[0].when <= now:
+                handle = heapq.heappop(self._timers)
+                if not handle.cancelled:
+                    handle.callback(*handle.args)
+
+    def run_pending_calls(self) -> None:
+        """Run every queued cross-thread call now (used during shutdown)."""
+        while self._calls:
+            callback, args = self._calls.popleft()
+            callback(*args)
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+
+    def close(self) -> None:
+        """Release the selector and the wake pipe. Call once :meth:`run` has returned."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stopping = True
+        self._readers.clear()
+        self._timers.clear()
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()

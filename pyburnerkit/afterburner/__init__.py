@@ -1,0 +1,29 @@
+"""Afterburner (Ray Jones) diesel-heater controller over its WebSocket JSON interface.
+
+Quick start (no hardware: ``sim://`` runs the built-in simulator in process)::
+
+    from pyburnerkit.afterburner import AfterburnerClient
+
+    with AfterburnerClient("sim://") as heater:        # or "192.168.4.1", "host:81", "ws://..."
+        print(heater.status.temperature_c, heater.status.run_state)
+        heater.set_desired_temperature(21)
+
+The client needs the ``afterburner`` extra (websocket-client).
+"""
+
+from .models import (Bluewire, DemandMode, ErrorState, HeaterStatus, RunState, StartRefused,
+                     StatusChanged, SystemInfo, ThermostatMethod, Timer, TimerChanged)
+
+__all__ = ["AfterburnerClient", "AfterburnerSim", "HeaterStatus", "SystemInfo", "Timer",
+           "RunState", "ErrorState", "ThermostatMethod", "DemandMode", "Bluewire",
+           "StatusChanged", "TimerChanged", "StartRefused"]
+
+
+def __getattr__(name: str):  # lazy, so models import without websocket-client installed
+    if name == "AfterburnerClient":
+        from .client import AfterburnerClient
+        return AfterburnerClient
+    if name == "AfterburnerSim":
+        from .sim import AfterburnerSim
+        return AfterburnerSim
+    raise AttributeError(name)

@@ -1,0 +1,1 @@
+"""The ``pyburnerkit`` command: one module per subcommand group, plugged into :mod:`.main`."""

@@ -1,0 +1,76 @@
+"""Entry point of the ``pyburnerkit`` command.
+
+Each subcommand group lives in its own module exposing ``register(subparsers)``; a group whose
+module is absent from this installation is simply not offered. Expected failures print one line
+on stderr and exit 1 (device or connection) or 2 (usage); only bugs show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import sys
+from typing import List, Optional
+
+from .. import __version__
+from ..errors import ConfigurationError, PyBurnerKitError
+from .common import EXIT_DEVICE, EXIT_USAGE, UsageError
+
+#: Subcommand modules in the order ``--help`` lists them.
+GROUPS = ["afterburner", "arbin", "mate3", "victron", "de1", "scale", "sim", "demo", "record"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> "None":  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="pyburnerkit",
+                     description="Talk to energy and appliance hardware, or to its simulators.")
+    parser.add_argument("--version", action="version", version=f"pyburnerkit {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log to stderr (-v info, -vv debug, -vvv wire frames)")
+    sub = parser.add_subparsers(dest="group", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name in GROUPS:
+        module_name = f"{__package__}.{name}"
+        if importlib.util.find_spec(module_name) is None:
+            continue
+        importlib.import_module(module_name).register(sub)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        print(f"pyburnerkit: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.verbose:
+        from .. import log_to_stderr
+        log_to_stderr(logging.INFO if args.verbose == 1 else logging.DEBUG,
+                      wire=args.verbose >= 3)
+    try:
+        return int(args.handler(args) or 0)
+    except UsageError as exc:
+        print(f"pyburnerkit: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigurationError as exc:
+        print(f"pyburnerkit: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except PyBurnerKitError as exc:
+        print(f"pyburnerkit: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_DEVICE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
