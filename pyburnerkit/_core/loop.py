@@ -85,26 +85,30 @@ class EventLoop:
         heapq.heappush(self._timers, handle)
         return handle
 
-    def add_reader(self, fileobj: Any, callback: Callable[[], Any]) -> None:
+    def add_reader(self, fileobj: Any, callback: Callable[[], Any]) -> int:
+        """Call ``callback()`` whenever ``fileobj`` is readable.
+
+        :returns: the file descriptor; pass it to :meth:`remove_reader` (a socket closed
+            elsewhere no longer knows its descriptor).
+        """
         fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        if fd in self._readers:  # a descriptor reused after an unnoticed close
+            self.remove_reader(fd)
         self._selector.register(fd, selectors.EVENT_READ, None)
         self._readers[fd] = callback
+        return fd
 
-    def remove_reader(self, fileobj: Any) -> None:
-        try:
-            fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
-        except (OSError, ValueError):
-            fd = -1
-        if fd in self._readers:
-            del self._readers[fd]
-            self._selector.unregister(fd)
-            return
-        # The socket may already be closed (fileno() == -1): find it by elimination.
-        for known in list(self._readers):
+    def remove_reader(self, fd: Any) -> None:
+        if not isinstance(fd, int):
             try:
-                self._selector.get_key(known)
-            except (KeyError, ValueError):
-                del self._readers[known]
+                fd = fd.fileno()
+            except (OSError, ValueError):
+                return
+        if self._readers.pop(fd, None) is not None:
+            try:
+                self._selector.unregister(fd)
+            except (KeyError, ValueError, OSError):
+                pass
 
     def remove_all_readers(self) -> None:
         for fd in list(self._readers):

@@ -34,6 +34,7 @@ class SimConnection:
         self.peer = peer
         self.buffer = bytearray()
         self.closed = False
+        self.fd = -1
         self.state: Any = None  # per-connection protocol state, owned by the subclass
 
     def send(self, data: bytes) -> None:
@@ -238,7 +239,7 @@ class SimServer:
             pass  # socket pairs are not TCP
         conn = SimConnection(self, sock, peer)
         self.connections.append(conn)
-        self.loop.add_reader(sock, lambda: self._readable(conn))
+        conn.fd = self.loop.add_reader(sock, lambda: self._readable(conn))
         self.on_connect(conn)
 
     def _readable(self, conn: SimConnection) -> None:
@@ -257,10 +258,7 @@ class SimServer:
         if conn.closed:
             return
         conn.closed = True
-        try:
-            self.loop.remove_reader(conn.sock)
-        except (KeyError, ValueError):
-            pass
+        self.loop.remove_reader(conn.fd)
         if conn in self.connections:
             self.connections.remove(conn)
         if reset:

@@ -107,7 +107,8 @@ class AfterburnerSession(Session):
         self.timers: Dict[int, Timer] = {i: Timer(i) for i in range(1, codec.TIMER_COUNT + 1)}
         self.ws: Any = None
         self._sock: Optional[socket.socket] = None
-        self._have_main = self._have_extended = False
+        self._fd = -1
+        self._have_main = self._have_extended = self._have_system = False
         self._link_up = False
         self._bad_frames = 0
         self._last_rx = 0.0
@@ -142,11 +143,11 @@ class AfterburnerSession(Session):
         # A frame that starts arriving must finish within this; it never blocks longer.
         sock.settimeout(max(1.0, self.liveness_timeout))
         self.ws = ws
-        self._have_main = self._have_extended = False
+        self._have_main = self._have_extended = self._have_system = False
         self._link_up = False
         self._bad_frames = 0
         self._last_rx = time.monotonic()
-        self.loop.add_reader(sock, self._on_readable)
+        self._fd = self.loop.add_reader(sock, self._on_readable)
         # A controller that did not notice our previous link dropping sees no new client and
         # sends no dump; ask for it at once on a reconnect, after a grace period on first use.
         grace = 0.0 if self._ever_connected else self.refresh_grace
@@ -195,7 +196,7 @@ class AfterburnerSession(Session):
         self.ws = None
         self._link_up = False
         if sock is not None:
-            self.loop.remove_reader(sock)
+            self.loop.remove_reader(self._fd)
             try:
                 sock.close()
             except OSError:
@@ -299,11 +300,14 @@ class AfterburnerSession(Session):
             info = codec.build_system_info(self.system_keys)
             self.cache.update([("system", info), ("system_keys", dict(self.system_keys))])
             self.dispatcher.publish(SystemInfoChanged(info))
-        if not self._link_up and self._have_main and self._have_extended:
+        self._have_system = self._have_system or bool(system)
+        # The dump ends with the system group: once it is in, the state is complete and no
+        # part of the dump can be mistaken for the answer to a later query.
+        if not self._link_up and self._have_main and self._have_extended and self._have_system:
             self._link_up = True
             self._publish_status(dict(self.keys))
             self.established()
-        if system and self._probes:
+        elif system and self._probes:
             owner = self._probes.popleft()
             if owner is not None:
                 self._barrier_reached(owner)
