@@ -443,7 +443,10 @@ class AfterburnerClient(BaseClient):
         scheme, host, port, path, sim_options = parse_endpoint(url)
         endpoint = "sim" if scheme == "sim" else f"{host}:{port}"
         self._sim: Any = None
-        self._sim_options = sim_options
+        self._sim_options: Dict[str, Any] = {}
+        if scheme == "sim":
+            from .sim import AfterburnerSim
+            self._sim_options = AfterburnerSim.parse_options(sim_options)
         self.url = url
         self.allow_writes = bool(allow_writes)
         for name, value in (("liveness_interval", liveness_interval),
@@ -468,7 +471,7 @@ class AfterburnerClient(BaseClient):
     def _in_process_sim(self) -> Any:
         if self._sim is None:
             from .sim import AfterburnerSim
-            self._sim = AfterburnerSim.from_options(self._sim_options).start(listen=False)
+            self._sim = AfterburnerSim(**self._sim_options).start(listen=False)
         return self._sim
 
     @property
@@ -712,6 +715,16 @@ class AfterburnerClient(BaseClient):
                 endpoint=self.endpoint)
 
     # ------------------------------------------------------------------ pyBurner names
+    def init_websocket(self) -> bool:
+        """pyBurner's connect: blocks until the complete state has arrived."""
+        self.connect()
+        return True
+
+    def close_websocket(self) -> bool:
+        """pyBurner's close."""
+        self.close()
+        return True
+
     def fetch_data(self, key: str, refresh: bool = False,
                    timeout: TimeoutArg = DEFAULT) -> Any:
         """pyBurner's accessor: the value of a firmware key, natively typed (None if unseen)."""

@@ -309,6 +309,15 @@ class AfterburnerSim(WebSocketSimServer):
     @classmethod
     def from_options(cls, options: Mapping[str, str]) -> "AfterburnerSim":
         """Build from ``sim://`` URL options (``speed``, ``tick``, ``seed``, ``ambient``...)."""
+        return cls(**cls.parse_options(options))
+
+    @staticmethod
+    def parse_options(options: Mapping[str, str]) -> Dict[str, Any]:
+        """``sim://`` URL options to constructor arguments.
+
+        :raises ConfigurationError: an unknown option or a value of the wrong kind.
+        """
+        from ..errors import ConfigurationError
         kinds: Dict[str, Callable[[str], Any]] = {
             "speed": float, "tick": float, "seed": int, "ambient_c": float, "sensors": int,
             "start_temp_c": float, "oem": lambda v: v.lower() in ("1", "true", "yes")}
@@ -317,11 +326,13 @@ class AfterburnerSim(WebSocketSimServer):
         for key, value in options.items():
             key = aliases.get(key, key)
             if key not in kinds:
-                from ..errors import ConfigurationError
                 raise ConfigurationError(
                     f"unknown sim:// option {key!r}; known: {', '.join(sorted(kinds))}")
-            kwargs[key] = kinds[key](value)
-        return cls(**kwargs)
+            try:
+                kwargs[key] = kinds[key](value)
+            except ValueError:
+                raise ConfigurationError(f"sim:// option {key}={value!r} is not valid") from None
+        return kwargs
 
     # ------------------------------------------------------------------ fault injection
     def set(self, **values: Any) -> None:

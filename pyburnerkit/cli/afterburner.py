@@ -1,0 +1,190 @@
+"""``pyburnerkit afterburner ...`` and ``pyburnerkit sim afterburner``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from typing import Any, Callable, Dict, List
+
+from ..errors import ConfigurationError
+from .common import add_format_option, add_option_everywhere, emit, parse_assignment, \
+    parse_number, to_plain, UsageError
+from .foreground import run_until_interrupted
+
+DEFAULT_HOST = "192.168.4.1"
+
+
+def register(subparsers: Any) -> None:
+    group = subparsers.add_parser(
+        "afterburner", help="Afterburner diesel-heater controller (WebSocket JSON)",
+        description="Read and control an Afterburner heater controller.")
+    sub = group.add_subparsers(dest="command", metavar="SUBCOMMAND")
+    sub.required = True
+    status = sub.add_parser("status", help="print the complete state once")
+    watch = sub.add_parser("watch", help="print changes as the controller pushes them")
+    watch.add_argument("--duration", type=float, default=None,
+                       help="stop after this many seconds (default: until Ctrl-C)")
+    setter = sub.add_parser("set", help="change settings: KEY=VALUE (setting name or firmware "
+                                        "key, e.g. desired_temperature=21 or PumpMin=1.6)")
+    setter.add_argument("assignments", nargs="+", metavar="KEY=VALUE")
+    run = sub.add_parser("run", help="start or stop the heater")
+    run.add_argument("state", choices=["on", "off"])
+    save = sub.add_parser("save", help="persist settings to flash (NVsave)")
+    parsers = [group, status, watch, setter, run, save]
+    add_option_everywhere(parsers, "--host", default=os.environ.get(
+        "PYBURNERKIT_AFTERBURNER_HOST", DEFAULT_HOST),
+        help="host, host:port, ws:// URL or sim:// (default: $PYBURNERKIT_AFTERBURNER_HOST "
+             f"or {DEFAULT_HOST})")
+    add_option_everywhere(parsers, "--port", type=int, default=None,
+                          help="WebSocket port (default 81)")
+    add_option_everywhere(parsers, "--timeout", type=float, default=5.0,
+                          help="seconds to wait for the controller (default 5)")
+    add_option_everywhere(parsers, "--allow-writes", action="store_true", default=False,
+                          help="allow mixture/supply/calibration settings (pump, fan, LVC...)")
+    add_format_option(parsers)
+    for parser, handler in ((status, _status), (watch, _watch), (setter, _set), (run, _run),
+                            (save, _save)):
+        parser.set_defaults(handler=handler)
+
+
+def register_sim(subparsers: Any) -> None:
+    parser = subparsers.add_parser("afterburner", help="simulated Afterburner (WebSocket)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8081, help="port (0 picks a free one)")
+    parser.add_argument("--tick", type=float, default=1.0,
+                        help="seconds between update frames (0 = right after each command)")
+    parser.add_argument("--speed", type=float, default=1.0,
+                        help="simulated seconds per real second")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.set_defaults(handler=_sim)
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from ..afterburner import AfterburnerClient
+    host = args.host
+    if args.port is not None:
+        if "://" in host:
+            raise UsageError("give --port with a plain host, not with a URL")
+        host = f"{host}:{args.port}"
+    return AfterburnerClient(host, timeout=args.timeout, connect_timeout=max(args.timeout, 2.0),
+                             allow_writes=args.allow_writes)
+
+
+def status_record(client: Any) -> Dict[str, Any]:
+    status = client.status
+    record = to_plain(status)
+    record = {k: v for k, v in record.items() if v is not None}
+    record["is_on"] = status.is_on
+    record["fuel_used_ml"] = status.fuel_used_ml
+    record["fuel_rate_ml_h"] = status.fuel_rate_ml_h
+    return record
+
+
+def _status(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        emit(status_record(client), args.format)
+    return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from ..afterburner.models import StatusChanged
+    with _client(args) as client:
+        emit(status_record(client), args.format)
+        for event in client.events(args.duration, StatusChanged):
+            if args.format == "text":
+                changes = " ".join(f"{k}={v}" for k, v in event.changed.items())
+                sys.stdout.write(f"{time.strftime('%H:%M:%S')} {changes}\n")
+                sys.stdout.flush()
+            else:
+                emit({"time": event.timestamp, "changed": dict(event.changed)}, args.format)
+    return 0
+
+
+def _set(args: argparse.Namespace) -> int:
+    settings: Dict[str, Any] = {}
+    for text in args.assignments:
+        key, value = parse_assignment(text)
+        settings[key] = parse_number(value)
+    with _client(args) as client:
+        client.set(**settings)
+        emit({key: client.fetch_data(_wire_key(key)) for key in settings}, args.format)
+    return 0
+
+
+def _wire_key(name: str) -> str:
+    from ..afterburner.codec import SETTINGS
+    setting = SETTINGS.get(name)
+    return setting.report_key if setting else name
+
+
+def _run(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        status = client.run(args.state == "on")
+        emit({"run_state": status.run_state, "run_string": status.run_string}, args.format)
+    return 0
+
+
+def _save(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        client.save()
+        emit({"saved": True}, args.format)
+    return 0
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from ..afterburner.sim import AfterburnerSim
+    sim = AfterburnerSim(tick=args.tick, speed=args.speed, seed=args.seed)
+    try:
+        sim.start(args.host, args.port)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
+    host = f"[{sim.host}]" if ":" in sim.host else sim.host
+    print(f"ws://{host}:{sim.port}/", flush=True)
+    run_until_interrupted(sim.close)
+    return 0
+
+
+def demo(write: Callable[[str], None], *, duration: float = 6.0) -> None:
+    """A live session against a simulated heater on loopback, over the real WebSocket."""
+    from ..afterburner import AfterburnerClient
+    from ..afterburner.models import RunState, StatusChanged
+    from ..afterburner.sim import AfterburnerSim
+
+    sim = AfterburnerSim(tick=0.1, speed=40.0, seed=7).start("127.0.0.1", 0)
+    try:
+        url = f"ws://127.0.0.1:{sim.port}/"
+        started = time.monotonic()
+        with AfterburnerClient(url, timeout=5.0) as heater:
+            status = heater.status
+            write(f"afterburner: connected to {url} in {time.monotonic() - started:.3f} s; "
+                  f"cabin {status.temperature_c} °C, set point {status.desired_temperature} °C, "
+                  f"{status.run_state.name}, battery {status.input_voltage_v} V")
+            heater.set_desired_temperature(24)
+            write("afterburner: set point 24 °C confirmed by the controller")
+            seen: List[RunState] = []
+            changes = threading.Event()
+
+            def on_change(event: StatusChanged) -> None:
+                state = event.status.run_state
+                if "RunState" in event.changed and state is not None:
+                    seen.append(state)
+                    write(f"afterburner:   run state -> {state.name} ({state.text.strip()})")
+                    if state == RunState.RUNNING:
+                        changes.set()
+
+            with heater.subscribe(on_change, StatusChanged):
+                heater.start()
+                changes.wait(duration)
+                status = heater.status
+                write(f"afterburner: burning: pump {status.pump_actual_hz} Hz, fan "
+                      f"{status.fan_rpm} RPM, body {status.body_temperature_c} °C, fuel rate "
+                      f"{(status.fuel_rate_ml_h or 0):.0f} mL/h")
+                heater.stop()
+            info = heater.read_system_info()
+            write(f"afterburner: stopped ({heater.status.run_state.name}); firmware "
+                  f"{info.firmware_version}, run time {info.run_time_s} s (simulated)")
+    finally:
+        sim.close()

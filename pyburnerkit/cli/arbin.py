@@ -1,0 +1,251 @@
+"""``pyburnerkit arbin ...`` and ``pyburnerkit sim arbin``.
+
+Credentials come from ``--username`` / the environment (``ARBIN_CTI_USERNAME``,
+``ARBIN_CTI_PASSWORD``) / ``--env-file``; the password is never taken on the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+from ..errors import PyBurnerKitError
+from .common import UsageError, add_option_everywhere, emit, to_plain
+
+FORMATS = ["text", "json", "jsonl", "csv"]
+ROW_FIELDS = ("channel", "state", "schedule", "test_name", "step_and_cycle", "cycle", "step",
+              "test_time_s", "step_time_s", "voltage_v", "current_a", "power_w",
+              "charge_capacity_ah", "discharge_capacity_ah", "charge_energy_wh",
+              "discharge_energy_wh", "exit_condition")
+
+
+def register(subparsers: Any) -> None:
+    group = subparsers.add_parser("arbin", help="Arbin battery cyclers over CTI",
+                                  description="Read and control an Arbin cycler over CTI.")
+    sub = group.add_subparsers(dest="arbin_command", metavar="SUBCOMMAND")
+    sub.required = True
+    status = sub.add_parser("status", help="channel status (one request for several channels)")
+    target = status.add_mutually_exclusive_group()
+    target.add_argument("--channel", type=int, action="append", dest="channels",
+                        metavar="N", help="1-based channel (repeatable)")
+    target.add_argument("--all", action="store_true", help="every channel (the default)")
+    watch = sub.add_parser("watch", help="poll every channel at an interval")
+    watch.add_argument("--channel", type=int, action="append", dest="channels", metavar="N")
+    watch.add_argument("--interval", type=float, default=1.0, help="seconds (default 1)")
+    watch.add_argument("--count", type=int, default=0, help="stop after N polls (0: Ctrl-C)")
+    assign = sub.add_parser("assign", help="assign a schedule to a channel")
+    assign.add_argument("--channel", type=int, required=True, metavar="N")
+    assign.add_argument("--schedule", required=True)
+    assign.add_argument("--all-channels", action="store_true")
+    start = sub.add_parser("start", help="start the assigned schedule (several channels at once)")
+    start.add_argument("--channel", type=int, action="append", dest="channels", required=True,
+                       metavar="N")
+    start.add_argument("--test-name", required=True)
+    stop = sub.add_parser("stop", help="stop a channel's test (or all)")
+    stop_target = stop.add_mutually_exclusive_group(required=True)
+    stop_target.add_argument("--channel", type=int, metavar="N")
+    stop_target.add_argument("--all", action="store_true")
+    set_mv = sub.add_parser("set-mv", help="set user meta variable MV_UD<N> of a running test")
+    set_mv.add_argument("--channel", type=int, required=True, metavar="N")
+    set_mv.add_argument("--mv", type=int, required=True, help="1..16")
+    set_mv.add_argument("--value", type=float, required=True)
+    parsers = [group, status, watch, assign, start, stop, set_mv]
+    add_option_everywhere(parsers, "--host", default="127.0.0.1", help="CTI host")
+    add_option_everywhere(parsers, "--port", type=int, default=9031, help="CTI port (9031)")
+    add_option_everywhere(parsers, "--env-file", default=None,
+                          help=".env file with ARBIN_CTI_USERNAME / ARBIN_CTI_PASSWORD")
+    add_option_everywhere(parsers, "--username", default=None,
+                          help="CTI user (password: ARBIN_CTI_PASSWORD or --env-file)")
+    add_option_everywhere(parsers, "--timeout", type=float, default=10.0,
+                          help="seconds per reply (default 10)")
+    add_option_everywhere(parsers, "--format", choices=FORMATS, default="text",
+                          help="output format (default: text; csv for status tables)")
+    for parser, handler in ((status, _status), (watch, _watch), (assign, _assign),
+                            (start, _start), (stop, _stop), (set_mv, _set_mv)):
+        parser.set_defaults(handler=handler)
+
+
+def _options(args: argparse.Namespace) -> Dict[str, Any]:
+    return dict(username=args.username, env_file=args.env_file, timeout=args.timeout,
+                connect_timeout=max(args.timeout, 1.0), reconnect=None)
+
+
+def _cycler(args: argparse.Namespace) -> Any:
+    from ..arbin.client import CyclerClient
+    return CyclerClient(args.host, args.port, **_options(args))
+
+
+def _channel_client(args: argparse.Namespace, channel: int) -> Any:
+    from ..arbin.client import ChannelClient
+    return ChannelClient(args.host, args.port, channel=channel, allow_writes=True,
+                         **_options(args))
+
+
+def status_row(status: Any) -> Dict[str, Any]:
+    plain = to_plain(status)
+    row = {k: plain.get(k) for k in ROW_FIELDS if k in plain}
+    row["state"] = status.state.text
+    row["cycle"] = status.cycle
+    row["step"] = status.step
+    for name, readings in status.aux.items():
+        for i, r in enumerate(readings, 1):
+            row[f"aux_{name}_{i}"] = r.value
+    return row
+
+
+def _table(rows: List[Dict[str, Any]], out: Any) -> None:
+    cols = ["channel", "state", "step_and_cycle", "voltage_v", "current_a", "test_time_s",
+            "charge_capacity_ah", "discharge_capacity_ah", "test_name"]
+
+    def cell(v: Any) -> str:
+        if v is None:
+            return "-"
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    cells = [[cell(r.get(c)) for c in cols] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(cols)]
+    out.write("  ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip() + "\n")
+    for row in cells:
+        out.write("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() + "\n")
+    out.flush()
+
+
+def _emit_rows(rows: List[Dict[str, Any]], fmt: str) -> None:
+    if fmt == "text":
+        _table(rows, sys.stdout)
+    elif fmt == "jsonl":
+        for row in rows:
+            emit(row, fmt)
+    else:
+        emit(rows, fmt)
+
+
+def _status(args: argparse.Namespace) -> int:
+    with _cycler(args) as cycler:
+        if args.channels and len(args.channels) == 1:
+            statuses = [cycler.read_status(args.channels[0])]
+        elif args.channels:
+            statuses = cycler.read_statuses(args.channels)
+        else:
+            statuses = cycler.read_all_statuses()
+    _emit_rows([status_row(s) for s in statuses], args.format)
+    return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from ..arbin.models import StatusSnapshot
+    with _cycler(args) as cycler:
+        events = cycler.events(max(5.0, args.interval * 5 + args.timeout), StatusSnapshot)
+        with cycler.watch(args.interval, args.channels):
+            polls = 0
+            for event in events:
+                rows = [status_row(s) for s in event.statuses]
+                if args.format == "text":
+                    sys.stdout.write(time.strftime("%H:%M:%S") + "\n")
+                _emit_rows(rows, args.format)
+                polls += 1
+                if args.count and polls >= args.count:
+                    break
+            else:
+                raise PyBurnerKitError("no status arrived in time; the link is down")
+    return 0
+
+
+def _done(what: str, fmt: str) -> None:
+    emit({"result": "ok", "command": what}, fmt if fmt != "csv" else "text")
+
+
+def _assign(args: argparse.Namespace) -> int:
+    with _channel_client(args, args.channel) as ch:
+        ch.assign_schedule(args.schedule, all_channels=args.all_channels)
+    _done("assign", args.format)
+    return 0
+
+
+def _start(args: argparse.Namespace) -> int:
+    with _channel_client(args, args.channels[0]) as ch:
+        ch.start(args.test_name, channels=args.channels)
+    _done("start", args.format)
+    return 0
+
+
+def _stop(args: argparse.Namespace) -> int:
+    with _channel_client(args, args.channel or 1) as ch:
+        ch.stop(all_channels=bool(args.all))
+    _done("stop", args.format)
+    return 0
+
+
+def _set_mv(args: argparse.Namespace) -> int:
+    with _channel_client(args, args.channel) as ch:
+        ch.set_meta_variable(args.mv, args.value)
+    _done("set-mv", args.format)
+    return 0
+
+
+# ---------------------------------------------------------------------- simulator
+def register_sim(sim_subparsers: Any) -> None:
+    parser = sim_subparsers.add_parser("arbin", help="simulated Arbin cycler (CTI server)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9031, help="default 9031 (0: any free)")
+    parser.add_argument("--channels", type=int, default=16, help="1..512 (default 16)")
+    parser.add_argument("--username", default=None, help="accepted CTI user (default admin)")
+    parser.add_argument("--password", default=None, help="accepted password (default 000000)")
+    parser.add_argument("--time-scale", type=float, default=1.0,
+                        help="simulated seconds per real second")
+    parser.add_argument("--mits10", action="store_true",
+                        help="answer one-channel requests with every channel, as MITS 10 does")
+    parser.set_defaults(handler=run_sim)
+
+
+def run_sim(args: argparse.Namespace, stop: Optional[threading.Event] = None) -> int:
+    from ..arbin.sim import DEFAULT_PASSWORD, DEFAULT_USERNAME, ArbinSim
+    sim = ArbinSim(args.channels, username=args.username or DEFAULT_USERNAME,
+                   password=args.password or DEFAULT_PASSWORD, time_scale=args.time_scale,
+                   mits10=args.mits10)
+    try:
+        sim.start(args.host, args.port)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
+    try:
+        print(f"arbin simulator ({args.channels} channels) listening on "
+              f"{sim.host}:{sim.port}; Ctrl-C to stop", flush=True)
+        waiter = stop or threading.Event()
+        try:
+            while not waiter.wait(3600):
+                pass
+        except KeyboardInterrupt:
+            pass
+    finally:
+        sim.close()
+    return 0
+
+
+def demo(write: Callable[[str], None], *, duration: float) -> None:
+    """A short live session: simulator on 127.0.0.1:0, a client over real TCP, one test."""
+    from ..arbin.client import ChannelClient
+    from ..arbin.models import StatusSnapshot
+    from ..arbin.sim import ArbinSim
+    with ArbinSim(8, username="demo", password="demo-password", time_scale=120.0) as sim:
+        write(f"arbin: simulated cycler on {sim.host}:{sim.port}")
+        with ChannelClient(sim.host, sim.port, channel=1, username="demo",
+                           password="demo-password", allow_writes=True) as ch:
+            write(f"arbin: logged in, {ch.channel_count} channels, serial "
+                  f"{ch.info.serial_number}")
+            ch.assign_schedule("CC_Cycle.sdx")
+            ch.start("pyburnerkit-demo")
+            deadline = time.monotonic() + max(0.2, duration)
+            events = ch.events(max(1.0, duration), StatusSnapshot)
+            with ch.watch(max(0.05, min(0.5, duration / 4)), [1]):
+                for event in events:
+                    s = event.statuses[0]
+                    write(f"arbin: ch{s.channel} {s.state.text:<9} {s.step_and_cycle:<24} "
+                          f"{s.voltage_v:.3f} V {s.current_a:+.2f} A "
+                          f"{s.charge_capacity_ah * 1000:.1f} mAh in")
+                    if time.monotonic() >= deadline:
+                        break
+            ch.stop()
+            write(f"arbin: stopped; channel 1 is {ch.read_status().state.text}")

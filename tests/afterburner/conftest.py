@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, Iterator, List
+
+import pytest
+import websocket
+
+from pyburnerkit.afterburner import AfterburnerClient, AfterburnerSim
+
+
+@pytest.fixture
+def sim() -> Iterator[AfterburnerSim]:
+    """A simulator on a real loopback port that answers right after each command."""
+    server = AfterburnerSim(tick=0, seed=3).start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def client(sim: AfterburnerSim) -> Iterator[AfterburnerClient]:
+    with AfterburnerClient(f"127.0.0.1:{sim.port}", timeout=5.0, refresh_grace=0.2,
+                           allow_writes=True) as heater:
+        yield heater
+
+
+class RawSocket:
+    """A plain websocket-client connection, to see exactly what the simulated firmware sends."""
+
+    def __init__(self, port: int) -> None:
+        self.ws = websocket.create_connection(f"ws://127.0.0.1:{port}/", timeout=5)
+        self.frames: List[Dict[str, Any]] = []
+
+    def send(self, obj: Any) -> None:
+        self.ws.send(obj if isinstance(obj, str) else json.dumps(obj))
+
+    def recv(self, timeout: float = 5.0) -> Dict[str, Any]:
+        self.ws.settimeout(timeout)
+        frame = json.loads(self.ws.recv())
+        self.frames.append(frame)
+        return frame
+
+    def recv_until(self, key: str, timeout: float = 5.0) -> List[Dict[str, Any]]:
+        """Frames up to and including the first one holding ``key``."""
+        got = []
+        while True:
+            frame = self.recv(timeout)
+            got.append(frame)
+            if key in frame:
+                return got
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+@pytest.fixture
+def raw(sim: AfterburnerSim) -> Iterator[Any]:
+    opened: List[RawSocket] = []
+
+    def make() -> RawSocket:
+        conn = RawSocket(sim.port)
+        opened.append(conn)
+        return conn
+
+    yield make
+    for conn in opened:
+        conn.close()

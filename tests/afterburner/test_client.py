@@ -1,0 +1,286 @@
+"""The Afterburner client against the simulator over a real WebSocket."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from typing import Any, List
+
+import pytest
+
+from pyburnerkit import (ClientClosedError, ConfigurationError, ConnectionState,
+                         ConnectionStateChanged, DeviceError, DeviceTimeoutError, Reconnect,
+                         UnsupportedFeatureError, WriteNotAllowedError)
+from pyburnerkit.afterburner import (AfterburnerClient, AfterburnerSim, DemandMode, RunState,
+                                     StartRefused, StatusChanged, Timer)
+from pyburnerkit.afterburner.client import parse_endpoint
+
+from ..helpers import CallInThread, Recorder, wait_until
+
+
+def test_connect_returns_with_the_complete_state(client: AfterburnerClient) -> None:
+    status = client.status
+    assert status.run_state is RunState.STOPPED
+    assert status.desired_temperature == 22 and status.pump_cal_ml == 0.022
+    assert status.bluewire is not None and status.bluewire.heater_responding
+    assert client.system_info.firmware_version == "V3.2.1"
+    assert client.connected and not client.stale
+
+
+def test_setter_blocks_until_the_pushed_state_shows_the_value(client: AfterburnerClient,
+                                                              sim: AfterburnerSim) -> None:
+    status = client.set_desired_temperature(27)
+    assert status.desired_temperature == 27
+    assert sim.snapshot()["TempDesired"] == 27
+    # Setting the value it already has is confirmed too (no change is pushed then).
+    assert client.set_desired_temperature(27).desired_temperature == 27
+    client.set_cyclic(3, -2)
+    assert client.status.cyclic_off_c == 3 and client.status.cyclic_on_c == -2
+    client.set_thermostat(window_c=1.5)
+    assert client.status.thermostat_window_c == 1.5
+    client.set_pump_limits(min_hz=1.8, max_hz=5.2)
+    assert (client.status.pump_min_hz, client.status.pump_max_hz) == (1.8, 5.2)
+    client.set_demand_mode(DemandMode.FIXED_HZ)
+    assert client.status.demand_mode is DemandMode.FIXED_HZ
+
+
+def test_bad_input_is_refused_before_anything_is_sent(client: AfterburnerClient,
+                                                      sim: AfterburnerSim) -> None:
+    before = len(sim.received)
+    with pytest.raises(ConfigurationError, match=r"desired_temperature=36 °C .* 8..35 °C"):
+        client.set_desired_temperature(36)
+    with pytest.raises(ConfigurationError, match="unknown setting"):
+        client.set(warp_speed=9)
+    with pytest.raises(ConfigurationError):
+        client.set_timer(Timer(0))
+    assert len(sim.received) == before
+
+
+def test_tuning_writes_need_allow_writes(sim: AfterburnerSim) -> None:
+    with AfterburnerClient(f"127.0.0.1:{sim.port}", refresh_grace=0.2) as heater:
+        before = len(sim.received)
+        with pytest.raises(WriteNotAllowedError, match="allow_writes=True"):
+            heater.set_pump_limits(min_hz=2.0)
+        with pytest.raises(WriteNotAllowedError):
+            heater.set_fanmin(1700)
+        assert len(sim.received) == before
+        heater.set_desired_temperature(20)  # everyday control stays allowed
+
+
+def test_device_ignoring_a_value_raises_device_error() -> None:
+    # An OEM controller on the bus makes the firmware refuse set-point and mode changes.
+    with AfterburnerSim(tick=0, oem=True).start() as sim, \
+            AfterburnerClient(f"127.0.0.1:{sim.port}", refresh_grace=0.2) as heater:
+        with pytest.raises(UnsupportedFeatureError):
+            heater.set_desired_temperature(25)
+        with pytest.raises(DeviceError, match="did not take Thermostat=0: it reports 1"):
+            heater.set(demand_mode=0)
+
+
+def test_start_and_stop(sim: AfterburnerSim) -> None:
+    events = Recorder()
+    with AfterburnerClient(f"127.0.0.1:{sim.port}", refresh_grace=0.2, on_event=events) as heater:
+        assert heater.start().run_state.is_on
+        sim.advance(60)
+        heater.wait_for(lambda c: c.status.run_state in (RunState.IGNITED, RunState.RUNNING),
+                        timeout=5)
+        stopped = heater.stop()
+        assert not stopped.run_state.is_heating
+        states = [e.status.run_state for e in events.events
+                  if isinstance(e, StatusChanged) and "RunState" in e.changed]
+        assert states[0] is RunState.STOPPED and states[1] is RunState.STARTING
+
+
+def test_start_refused_raises_with_the_firmware_reason(sim: AfterburnerSim) -> None:
+    sim.set(temp_c=30.0)
+    events = Recorder()
+    with AfterburnerClient(f"127.0.0.1:{sim.port}", refresh_grace=0.2, on_event=events) as heater:
+        with pytest.raises(DeviceError, match="Ambient too warm!") as info:
+            heater.start()
+        assert info.value.detail == "Ambient too warm!"
+        events.wait_for(lambda e: isinstance(e, StartRefused) and e.reason == "Ambient too warm!")
+        assert heater.status.run_state is RunState.STOPPED
+
+
+def test_timers_system_info_clock_and_save(client: AfterburnerClient,
+                                           sim: AfterburnerSim) -> None:
+    timers = client.read_timers()
+    assert [t.id for t in timers] == list(range(1, 15))
+    wanted = Timer(3, dt.time(6, 30), dt.time(7, 15), frozenset({"Mon", "Fri"}), False, True, 21)
+    timer = client.set_timer(wanted)
+    assert timer.start == dt.time(6, 30) and timer.days == frozenset({"Mon", "Fri"})
+    assert sim.timers[3].days == "Mon,Fri"
+    when = dt.datetime(2027, 2, 3, 4, 5, 6)
+    assert client.set_datetime(when).datetime == when
+    info = client.read_system_info()
+    assert info.uptime_s is not None and info.run_time_h is not None
+    client.save()
+    assert sim.nvsave_count == 1
+
+
+def test_fuel_gauge_reset_waits_for_the_held_back_report(sim: AfterburnerSim) -> None:
+    with AfterburnerClient(f"127.0.0.1:{sim.port}", refresh_grace=0.2) as heater:
+        assert heater.status.pump_count > 1000
+        worker = CallInThread(lambda: heater.reset_fuel_gauge(timeout=10))
+        wait_until(lambda: any("PumpCount" in f for f in list(sim.received)))
+        sim.advance(11)  # past the firmware's 10 s hold-off for PumpCount
+        worker.join(10)
+        assert worker.error is None, worker.error
+        assert heater.status.pump_count == 0 and heater.status.fuel_used_ml == 0
+
+
+def test_pyburner_names_work_blocking_with_native_types(sim: AfterburnerSim) -> None:
+    heater = AfterburnerClient(f"127.0.0.1:{sim.port}", refresh_grace=0.2, allow_writes=True)
+    assert heater.init_websocket() is True
+    try:
+        assert heater.fetch_data("TempDesired") == 22
+        assert isinstance(heater.fetch_data("TempCurrent", refresh=True), (int, float))
+        assert heater.fetch_data("NoSuchKey") is None
+        assert heater.set_tempdesired(23) is True and heater.fetch_data("TempDesired") == 23
+        assert heater.set_fanmin(1700) is True and heater.fetch_data("FanMin") == 1700
+        assert heater.set_pumpcal(0.025) is True and heater.fetch_data("PumpCal") == 0.025
+        assert heater.set_froston(4) is True and heater.fetch_data("FrostOn") == 4
+        with pytest.raises(ConfigurationError):
+            heater.set_runmode(2)
+        with pytest.raises(ConfigurationError):
+            heater.set_froston(3.5)  # pyBurner sent it and silently failed; we refuse it
+    finally:
+        assert heater.close_websocket() is True
+
+
+def test_garbage_frames_are_dropped_and_the_session_survives(client: AfterburnerClient,
+                                                             sim: AfterburnerSim,
+                                                             caplog: Any) -> None:
+    with caplog.at_level(logging.WARNING, logger="pyburnerkit"):
+        sim.send_garbage()
+        sim.send_garbage("[1,2,3]")
+        assert client.read_system_info().firmware_version == "V3.2.1"
+    assert client.connected
+    assert sum("undecodable" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_many_garbage_frames_force_a_reconnect(sim: AfterburnerSim) -> None:
+    events = Recorder()
+    with AfterburnerClient(f"127.0.0.1:{sim.port}", refresh_grace=0.2, on_event=events,
+                           reconnect=Reconnect(0.05, 0.2)) as heater:
+        for _ in range(5):
+            sim.send_garbage()
+        events.wait_for(lambda e: isinstance(e, ConnectionStateChanged)
+                        and e.state is ConnectionState.RECONNECTING)
+        heater.wait_for(lambda c: c.connected and not c.stale, timeout=10)
+
+
+def test_silence_is_detected_by_the_liveness_query(sim: AfterburnerSim) -> None:
+    events = Recorder()
+    with AfterburnerClient(f"127.0.0.1:{sim.port}", refresh_grace=0.2, on_event=events,
+                           liveness_interval=0.3, liveness_timeout=0.3,
+                           reconnect=Reconnect(0.05, 0.2)) as heater:
+        sim.silence(True)
+        lost = events.wait_for(lambda e: isinstance(e, ConnectionStateChanged)
+                               and e.state is ConnectionState.RECONNECTING)
+        assert "liveness" in str(lost.error)
+        assert heater.stale
+        sim.silence(False)
+        heater.wait_for(lambda c: c.connected and not c.stale, timeout=10)
+    squeries = [f for f in sim.received if f == {"SQuery": 1}]
+    assert squeries, "the client never sent a liveness query"
+
+
+def test_no_websocket_pings_are_sent(client: AfterburnerClient, sim: AfterburnerSim) -> None:
+    client.read_system_info()
+    assert sim.pings_seen == 0
+
+
+def test_restart_reconnects_and_rerequests_the_full_state(sim: AfterburnerSim) -> None:
+    with AfterburnerClient(f"127.0.0.1:{sim.port}", refresh_grace=0.2,
+                           reconnect=Reconnect(0.05, 0.2)) as heater:
+        port = sim.port
+        sim.close()
+        heater.wait_for(lambda c: c.stale, timeout=10)
+        with AfterburnerSim(tick=0).start(port=port) as again:
+            heater.wait_for(lambda c: c.connected and not c.stale, timeout=10)
+            assert {"Refresh": 1} in again.received  # asked for the dump itself
+            assert heater.set_desired_temperature(19).desired_temperature == 19
+
+
+def test_calls_while_reconnecting_time_out_chained_to_the_link_error(sim: AfterburnerSim) -> None:
+    with AfterburnerClient(f"127.0.0.1:{sim.port}", refresh_grace=0.2,
+                           reconnect=Reconnect(30.0, 30.0, jitter=0)) as heater:
+        sim.disconnect()
+        heater.wait_for(lambda c: not c.connected, timeout=10)
+        with pytest.raises(DeviceTimeoutError) as info:
+            heater.read_system_info(timeout=0.2)
+        assert info.value.__cause__ is not None
+
+
+def test_events_iterator_ends_when_the_client_closes(client: AfterburnerClient,
+                                                     sim: AfterburnerSim) -> None:
+    got: List[Any] = []
+    started = threading.Event()
+
+    def consume() -> None:
+        started.set()
+        for event in client.events(None, StatusChanged):
+            got.append(event)
+
+    worker = CallInThread(consume)
+    started.wait(5)
+    client.set_desired_temperature(24)
+    wait_until(lambda: any(e.changed.get("TempDesired") == 24 for e in got))
+    client.close()
+    worker.join(5)
+    assert worker.error is None
+
+
+def test_in_process_simulator_url() -> None:
+    with AfterburnerClient("sim://?tick=0&speed=100&seed=1") as heater:
+        assert heater.endpoint == "sim"
+        assert heater.status.run_state is RunState.STOPPED
+        heater.set_desired_temperature(26)
+        assert heater.simulator.snapshot()["TempDesired"] == 26
+    with pytest.raises(ConfigurationError, match="unknown sim:// option"):
+        AfterburnerClient("sim://?warp=9")
+
+
+@pytest.mark.parametrize("url,expected", [
+    ("192.168.4.1", ("ws", "192.168.4.1", 81, "/")),
+    ("heater.local:80", ("ws", "heater.local", 80, "/")),
+    ("ws://10.0.0.5:81/", ("ws", "10.0.0.5", 81, "/")),
+    ("ws://[::1]:8081/x", ("ws", "::1", 8081, "/x")),
+])
+def test_endpoint_forms(url: str, expected: tuple) -> None:
+    assert parse_endpoint(url)[:4] == expected
+
+
+@pytest.mark.parametrize("url", ["", "http://x", "wss://x", "ws://:81", "ws://x:99999"])
+def test_bad_endpoints_are_configuration_errors(url: str) -> None:
+    with pytest.raises(ConfigurationError):
+        AfterburnerClient(url)
+
+
+def test_credentials_never_reach_logs_or_reprs(sim: AfterburnerSim, caplog: Any) -> None:
+    sim.set(MPasswd="hunter2", MUser="me")
+    with caplog.at_level(logging.DEBUG, logger="pyburnerkit"):
+        with AfterburnerClient(f"127.0.0.1:{sim.port}", refresh_grace=0.2) as heater:
+            heater.refresh()
+            assert "hunter2" not in repr(heater.status)
+            assert heater.fetch_data("MPasswd") == "***"
+    assert any(r.name == "pyburnerkit.afterburner.wire" for r in caplog.records)
+    assert not any("hunter2" in r.getMessage() for r in caplog.records)
+
+
+def test_closed_client_refuses_calls(sim: AfterburnerSim) -> None:
+    heater = AfterburnerClient(f"127.0.0.1:{sim.port}", refresh_grace=0.2).connect()
+    heater.close()
+    with pytest.raises(ClientClosedError):
+        heater.set_desired_temperature(20)
+    with pytest.raises(ClientClosedError):
+        heater.connect()
+
+
+def test_unclosed_client_warns(sim: AfterburnerSim) -> None:
+    heater = AfterburnerClient(f"127.0.0.1:{sim.port}", refresh_grace=0.2).connect()
+    with pytest.warns(ResourceWarning, match="was not closed"):
+        heater.__del__()
+    heater.close()

@@ -1,0 +1,93 @@
+#!/bin/sh
+# The two commands of README.rst:
+#   sh tools/dev.sh demo   run the main job on the built-in simulators (no hardware)
+#   sh tools/dev.sh test   install what the tests need and run the full test suite
+# Both create a virtual environment in .venv (override with PYBURNERKIT_VENV) and install the
+# package into it. Run as root on Debian, they also install the system packages the drivers and
+# their tests use (dbus-daemon, mosquitto, PostgreSQL, build headers); otherwise they say which
+# ones are missing.
+set -eu
+cd "$(dirname "$0")/.."
+VENV="${PYBURNERKIT_VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+
+say() { printf 'dev.sh: %s\n' "$*" >&2; }
+
+apt_install() {
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        say "installing system packages:$*"
+        if [ -z "${APT_UPDATED:-}" ]; then
+            apt-get update -qq >/dev/null
+            APT_UPDATED=1
+        fi
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    else
+        say "missing system packages:$* (install them, e.g. sudo apt-get install$*)"
+    fi
+}
+
+have_initdb() {
+    command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
+}
+
+system_packages() {
+    missing=""
+    command -v dbus-daemon >/dev/null 2>&1 || missing="$missing dbus-daemon"
+    command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$missing mosquitto"
+    have_initdb || missing="$missing postgresql"
+    command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
+    if command -v pkg-config >/dev/null 2>&1; then
+        pkg-config --exists dbus-1 || missing="$missing libdbus-1-dev"
+        pkg-config --exists glib-2.0 || missing="$missing libglib2.0-dev"
+    else
+        missing="$missing libdbus-1-dev libglib2.0-dev"
+    fi
+    command -v cc >/dev/null 2>&1 || missing="$missing build-essential"
+    "$PYTHON" - <<'PY' || missing="$missing python3-dev"
+import os, sys, sysconfig
+sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")) else 1)
+PY
+    if [ -n "$missing" ]; then
+        # Debian names: dbus-daemon ships in "dbus-daemon" (bookworm) or "dbus".
+        apt_install $missing || apt_install $(echo "$missing" | sed 's/dbus-daemon/dbus/')
+    fi
+}
+
+make_venv() {
+    if [ ! -x "$VENV/bin/python" ]; then
+        if ! "$PYTHON" -m venv "$VENV" >/dev/null 2>&1; then
+            rm -rf "$VENV"
+            apt_install python3-venv
+            "$PYTHON" -m venv "$VENV"
+        fi
+    fi
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip 2>/dev/null || true
+    say "installing pyburnerkit[$1] into $VENV"
+    log="$(mktemp)"
+    if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[$1]" >"$log" 2>&1; then
+        grep -v "^WARNING: Location" "$log" >&2 || true
+        rm -f "$log"
+        say "installing pyburnerkit[$1] failed"
+        exit 1
+    fi
+    rm -f "$log"
+}
+
+command="${1:-}"
+[ $# -gt 0 ] && shift
+case "$command" in
+    demo)
+        system_packages
+        make_venv all
+        exec "$VENV/bin/pyburnerkit" demo "$@"
+        ;;
+    test)
+        system_packages
+        make_venv "all,test"
+        exec "$VENV/bin/python" -m pytest "$@"
+        ;;
+    *)
+        echo "usage: sh tools/dev.sh demo|test [arguments]" >&2
+        exit 2
+        ;;
+esac
