@@ -62,8 +62,9 @@ def to_plain(value: Any) -> Any:
     return value
 
 
-def emit(value: Any, fmt: str, out: TextIO = sys.stdout) -> None:
+def emit(value: Any, fmt: str, out: Optional[TextIO] = None) -> None:
     """Write one record in the chosen format and flush (so pipes see it at once)."""
+    out = out or sys.stdout
     plain = to_plain(value)
     if fmt == "json":
         out.write(json.dumps(plain, indent=2, sort_keys=False) + "\n")

@@ -1,0 +1,24 @@
+"""pyBurner's README example, ported: same method names, no event loop.
+
+With pyBurner this needed ``asyncio.run(...)``, a task for ``init_websocket()`` and a sleep
+hoping the data had arrived. Here ``init_websocket()`` returns once the complete state is in,
+and every call blocks until the controller has answered.
+
+    python examples/afterburner_basic.py [HOST]    # default: the built-in simulator
+"""
+
+import os
+import sys
+
+from pyburnerkit.afterburner import AfterburnerClient as Client
+
+host = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("AFTERBURNER_HOST", "sim://")
+
+client = Client(host)
+client.init_websocket()
+print("TempCurrent:", client.fetch_data("TempCurrent"))
+print("TempBody:", client.fetch_data("TempBody"))
+print("RunState:", client.fetch_data("RunState", refresh=True))
+client.set_tempdesired(21)
+print("TempDesired:", client.fetch_data("TempDesired"))
+client.close_websocket()
