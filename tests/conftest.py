@@ -10,11 +10,6 @@ from typing import Iterator, List, Set
 
 import pytest
 
-#: Threads that libraries start once per process and keep (not ours to join).
-PROCESS_THREADS = ("pymodbus", "asyncio", "ThreadPoolExecutor", "GLib", "gmain", "gdbus",
-                   "paho", "Thread-")
-
-
 def _socket_inodes() -> Set[str]:
     found = set()
     fd_dir = "/proc/self/fd"

@@ -111,6 +111,15 @@ class BaseClient:
         """Build the family's session; ``common`` holds the shared constructor arguments."""
         raise NotImplementedError
 
+    def _build_session(self, **common: Any) -> Session:
+        try:
+            return self._make_session(**common)
+        except BaseException:
+            self._closing = self._closed = True
+            with _live_lock:
+                _live_clients.discard(self)
+            raise
+
     def _redact_frame(self, frame: Any) -> Any:
         """Hide secrets in a frame before it is logged or kept for error reports."""
         return frame
@@ -132,7 +141,7 @@ class BaseClient:
                 raise ClientClosedError("the client is closed", device=self.family,
                                         endpoint=self.endpoint)
             if self._session is None:
-                self._session = self._make_session(
+                self._session = self._build_session(
                     endpoint=self.endpoint, cache=self._cache, dispatcher=self._dispatcher,
                     wire=self._wire, reconnect=self.reconnect,
                     connect_timeout=self.connect_timeout, retry_first=self.retry_first)

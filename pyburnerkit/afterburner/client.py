@@ -77,13 +77,11 @@ class Exchange:
 
     def __init__(self, frame: Dict[str, Any], *, expect: Optional[Dict[str, Any]] = None,
                  barrier: bool = True,
-                 settle: Optional[Callable[["AfterburnerSession"], Any]] = None,
-                 result: Optional[Callable[["AfterburnerSession"], Any]] = None) -> None:
+                 settle: Optional[Callable[["AfterburnerSession"], Any]] = None) -> None:
         self.frame = frame
         self.expect = dict(expect or {})
         self.barrier = barrier
         self.settle = settle
-        self.result = result
         self.barrier_passed = not barrier
         self.reprobed = False
         self.start_reason: Optional[str] = None
@@ -406,7 +404,7 @@ class AfterburnerSession(Session):
             exchange: Exchange = request.payload
             if exchange.barrier_passed:
                 if exchange.settle is None or exchange.settle(self):
-                    request.resolve(exchange.result(self) if exchange.result else None)
+                    request.resolve(None)
                     continue
             still.append(request)
         self._active = still
@@ -440,6 +438,7 @@ class AfterburnerClient(BaseClient):
     def __init__(self, url: str = "192.168.4.1", *, allow_writes: bool = False,
                  liveness_interval: float = 15.0, liveness_timeout: float = 5.0,
                  refresh_grace: float = 1.5, **options: Any) -> None:
+        require("websocket", "afterburner")  # fail here, not on the first connect
         scheme, host, port, path, sim_options = parse_endpoint(url)
         endpoint = "sim" if scheme == "sim" else f"{host}:{port}"
         self._sim: Any = None

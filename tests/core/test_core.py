@@ -1,0 +1,167 @@
+"""The device-independent machinery: reactor, cache, dispatcher, backoff, timeouts, errors."""
+
+from __future__ import annotations
+
+import random
+import sys
+import threading
+from typing import Any, List
+
+import pytest
+
+import pyburnerkit
+from pyburnerkit import (BackendUnavailableError, ConfigurationError, DeviceTimeoutError,
+                         Reconnect)
+from pyburnerkit._core.cache import StateCache
+from pyburnerkit._core.dispatcher import Dispatcher
+from pyburnerkit._core.extras import require
+from pyburnerkit._core.loop import EventLoop
+from pyburnerkit._core.pending import Pending
+from pyburnerkit._core.timeouts import DEFAULT, Deadline, resolve_timeout
+from pyburnerkit.errors import check_range
+
+from ..helpers import CallInThread, Recorder
+
+
+def test_reactor_runs_cross_thread_calls_at_once_and_timers_in_order() -> None:
+    loop = EventLoop()
+    order: List[Any] = []
+    done = threading.Event()
+
+    def stop() -> None:
+        order.append("stop")
+        loop.stop()
+        done.set()
+
+    thread = threading.Thread(target=loop.run, name="pyburnerkit-test-loop")
+    thread.start()
+    loop.call_soon_threadsafe(lambda: loop.call_later(0.05, stop))
+    loop.call_soon_threadsafe(lambda: loop.call_later(0.01, order.append, "early"))
+    loop.call_soon_threadsafe(order.append, "soon")
+    assert done.wait(5)
+    thread.join(5)
+    loop.close()
+    assert order == ["soon", "early", "stop"]
+
+
+def test_reactor_wait_io_is_interrupted_by_stop() -> None:
+    import socket
+    loop = EventLoop()
+    a, b = socket.socketpair()
+    try:
+        result = CallInThread(lambda: loop.wait_io(a, timeout=30))
+        loop.stop()
+        result.join(5)
+        assert result.result is False
+    finally:
+        a.close()
+        b.close()
+        loop.close()
+
+
+def test_cache_wait_for_wakes_on_change_and_times_out() -> None:
+    cache = StateCache()
+    waiter = CallInThread(lambda: cache.wait_for(lambda c: c.value("x") == 2, timeout=5))
+    cache.set("x", 1)
+    cache.set("x", 2)
+    waiter.join(5)
+    assert waiter.result is True
+    assert cache.wait_for(lambda c: c.value("y"), timeout=0.05) is None
+    cache.mark_stale()
+    assert cache.get("x").stale and cache.value("x") == 2
+    cache.set("x", 3)
+    assert not cache.is_stale("x") and cache.is_stale("y")
+
+
+def test_dispatcher_isolates_failing_callbacks_and_keeps_order() -> None:
+    errors: List[BaseException] = []
+    dispatcher = Dispatcher("pyburnerkit-test-events",
+                            on_callback_error=lambda exc, event: errors.append(exc))
+    seen = Recorder()
+    dispatcher.subscribe(lambda event: 1 / 0)
+    dispatcher.subscribe(seen)
+    dispatcher.start()
+    for i in range(100):
+        dispatcher.publish(i)
+    seen.wait_for(lambda e: e == 99)
+    assert seen.events == list(range(100))
+    assert dispatcher.callback_errors == 100 and isinstance(errors[0], ZeroDivisionError)
+    assert dispatcher.close(Deadline(5))
+
+
+def test_dispatcher_drops_oldest_when_full_and_streams_end_on_close() -> None:
+    dispatcher = Dispatcher("pyburnerkit-test-events", max_pending=3)
+    for i in range(5):
+        dispatcher.publish(i)
+    assert dispatcher.dropped == 2
+    stream = dispatcher.events(None, 10)
+    got = CallInThread(lambda: list(stream))
+    dispatcher.start()
+    dispatcher.close(Deadline(5))
+    got.join(5)
+    assert got.result == [2, 3, 4]
+
+
+def test_pending_first_completion_wins() -> None:
+    pending = Pending("x")
+    assert pending.fail(DeviceTimeoutError("late")) is True
+    assert pending.resolve(1) is False
+    with pytest.raises(DeviceTimeoutError):
+        pending.result()
+
+
+def test_reconnect_delays_grow_cap_and_jitter() -> None:
+    policy = Reconnect(min_delay=0.5, max_delay=4.0, factor=2.0, jitter=0.0)
+    assert [policy.delay(n) for n in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    jittered = Reconnect(min_delay=1.0, max_delay=10.0, jitter=0.1)
+    rng = random.Random(1)
+    values = [jittered.delay(0, rng) for _ in range(100)]
+    assert min(values) >= 0.9 and max(values) <= 1.1 and len(set(values)) > 50
+    assert Reconnect(max_attempts=3).gives_up_after(3)
+    assert policy.delay(10_000) == 4.0
+    with pytest.raises(ConfigurationError):
+        Reconnect(min_delay=5, max_delay=1)
+
+
+def test_timeouts_default_explicit_none_and_bad_values() -> None:
+    assert resolve_timeout(DEFAULT, 5.0) == 5.0
+    assert resolve_timeout(None, 5.0) is None
+    assert resolve_timeout(2, 5.0) == 2.0
+    for bad in (-1, "3", float("nan"), True):
+        with pytest.raises(ConfigurationError):
+            resolve_timeout(bad, 5.0)
+    assert Deadline(None).remaining() is None and Deadline(0).expired()
+
+
+def test_check_range_messages_name_value_limit_and_unit() -> None:
+    with pytest.raises(ConfigurationError, match=r"x=12 V is out of range: the limit is 0..10 V"):
+        check_range("x", 12, 0, 10, "V")
+    assert check_range("x", 3.0, 0, 10, integer=True) == 3
+    assert isinstance(ConfigurationError("x"), ValueError)
+
+
+def test_missing_extra_names_the_pip_command(monkeypatch: Any) -> None:
+    # The module is installed here, so its absence is simulated by hiding it from import.
+    monkeypatch.setitem(sys.modules, "websocket", None)
+    with pytest.raises(BackendUnavailableError, match=r'pip install "pyburnerkit\[afterburner\]"'):
+        require("websocket", "afterburner")
+    from pyburnerkit.afterburner import AfterburnerClient
+    with pytest.raises(ImportError):
+        AfterburnerClient("sim://")
+
+
+def test_close_all_and_log_to_stderr(capsys: Any) -> None:
+    from pyburnerkit.afterburner import AfterburnerClient
+    clients = [AfterburnerClient("sim://?tick=0").connect() for _ in range(2)]
+    assert pyburnerkit.close_all() >= 2
+    assert all(c.closed for c in clients)
+    handler = pyburnerkit.log_to_stderr("INFO")
+    try:
+        import logging
+        logging.getLogger("pyburnerkit.test").info("hello")
+        logging.getLogger("pyburnerkit.afterburner.wire").info("frame")
+    finally:
+        logging.getLogger("pyburnerkit").removeHandler(handler)
+        logging.getLogger("pyburnerkit").setLevel(logging.NOTSET)
+    err = capsys.readouterr().err
+    assert "hello" in err and "frame" not in err
