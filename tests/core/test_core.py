@@ -165,3 +165,26 @@ def test_close_all_and_log_to_stderr(capsys: Any) -> None:
         logging.getLogger("pyburnerkit").setLevel(logging.NOTSET)
     err = capsys.readouterr().err
     assert "hello" in err and "frame" not in err
+
+
+def test_close_is_bounded_when_a_callback_hangs(caplog: Any) -> None:
+    from pyburnerkit.afterburner import AfterburnerClient
+    release = threading.Event()
+    entered = threading.Event()
+
+    def stuck(event: Any) -> None:
+        entered.set()
+        release.wait(30)
+
+    client = AfterburnerClient("sim://?tick=0").connect()
+    client.subscribe(stuck)
+    client.set_desired_temperature(25)
+    assert entered.wait(5)
+    try:
+        with caplog.at_level("WARNING", logger="pyburnerkit"):
+            assert client.close(timeout=0.3) is False
+        assert any("did not stop" in r.getMessage() for r in caplog.records)
+    finally:
+        release.set()
+        client.events_thread.join(5)
+    assert not client.events_thread.is_alive() and not client.io_thread.is_alive()
