@@ -26,7 +26,7 @@ from collections import deque
 from typing import Any, Deque, List, Optional
 
 from ..errors import (ClientClosedError, ConnectionLostError, ConnectTimeoutError,
-                      DeviceConnectionError, PyBurnerKitError)
+                      DeviceConnectionError, DeviceTimeoutError, PyBurnerKitError)
 from ..types import ConnectionState, ConnectionStateChanged
 from .backoff import Reconnect
 from .cache import StateCache
@@ -99,6 +99,26 @@ class Session:
 
     def abort_blocking(self) -> None:
         """Called from the closing thread: interrupt a blocking step of :meth:`open_transport`."""
+
+    def take_unsent(self) -> List[Pending]:
+        """On a drop: the started requests that never reached the wire (a family that queues
+        requests behind the one in flight returns them). They wait for the next link instead
+        of failing with :class:`ConnectionLostError`."""
+        return []
+
+    @property
+    def ever_connected(self) -> bool:
+        """True once the device has answered on some link (so a new link is a reconnect)."""
+        return self._ever_connected
+
+    def start_now(self, request: Pending) -> None:
+        """Start a request of the session's own (I/O thread only): on the connected link, or
+        fail it with :class:`DeviceTimeoutError` when there is none."""
+        if self.state is ConnectionState.CONNECTED:
+            self._start(request)
+        else:
+            request.fail(DeviceTimeoutError("not connected", device=self.family,
+                                            endpoint=self.endpoint))
 
     # ------------------------------------------------------------------ thread & requests
     @property
@@ -226,7 +246,10 @@ class Session:
             self._attempt_failed(exc)
             return
         self.last_error = exc
+        unsent = [p for p in self.take_unsent() if not p.done()]
         for request in self._in_flight:
+            if any(request is u for u in unsent):
+                continue
             if not request.done():
                 lost = ConnectionLostError(
                     f"the connection dropped while {request.description!r} was in flight; "
@@ -234,6 +257,7 @@ class Session:
                 lost.__cause__ = exc
                 request.fail(lost)
         self._in_flight = []
+        self._waiting.extend(unsent)
         self._drop_link()
         self.cache.mark_stale()
         self._schedule_retry(exc)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type
+from typing import Any, Dict, List, Optional, Tuple, Type
 
 from ..errors import ConfigurationError, ProtocolError
 from .models import (AUX_TYPES, AssignResult, AuxReading, BmsReading, ChannelState,
@@ -191,7 +191,8 @@ def frame_total(header: bytes, *, feedback: bool) -> int:
     :raises ProtocolError: a wrong token or an impossible length.
     """
     if bytes(header[:8]) != TOKEN_BYTES:
-        raise ProtocolError(f"frame does not start with the CTI token: {bytes(header[:8]).hex(' ')}")
+        raise ProtocolError("frame does not start with the CTI token: "
+                            f"{bytes(header[:8]).hex(' ')}")
     (length,) = struct.unpack_from("<I", header, 8)
     total = length if feedback else length + 12
     if not MIN_FRAME <= total <= MAX_FRAME:
@@ -810,5 +811,5 @@ def command_of(frame: bytes) -> Optional[int]:
 def redact(frame: Any) -> Any:
     """A frame safe to log: login requests lose their credentials."""
     if isinstance(frame, (bytes, bytearray)) and command_of(frame) == LOGIN:
-        return bytes(frame[:20]) + b"<credentials redacted>"
+        return f"{bytes(frame[:20]).hex(' ')} <login credentials redacted>"
     return frame

@@ -347,9 +347,13 @@ def parse_step_and_cycle(text: str) -> Tuple[Optional[int], Optional[int], str]:
     return int(match.group(1)), int(match.group(2)), match.group(3)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ChannelStatus:
-    """One channel's readings, as one record of a channel-info feedback."""
+    """One channel's readings, as one record of a channel-info feedback.
+
+    The repr is a one-line summary; every field is an attribute (``dataclasses.asdict`` gives
+    them all).
+    """
 
     channel: int  #: 1-based channel number
     state: ChannelState
@@ -377,9 +381,18 @@ class ChannelStatus:
     aci_ohm: float = 0.0
     aci_phase_deg: float = 0.0
     #: aux readings by type (keys of :data:`AUX_TYPES` that have readings)
-    aux: Mapping[str, Tuple[AuxReading, ...]] = field(default_factory=dict, compare=True)
+    aux: Mapping[str, Tuple[AuxReading, ...]] = field(default_factory=dict, hash=False)
     bms: Tuple[BmsReading, ...] = ()
     smb: Tuple[SmbReading, ...] = ()
+
+    def __repr__(self) -> str:
+        text = (f"ChannelStatus(channel={self.channel}, state={self.state.name}, "
+                f"voltage_v={self.voltage_v:.4f}, current_a={self.current_a:.4f}")
+        if self.step_and_cycle:
+            text += f", step_and_cycle={self.step_and_cycle!r}"
+        if self.test_name:
+            text += f", test_name={self.test_name!r}"
+        return text + ")"
 
     @property
     def channel_index(self) -> int:
@@ -446,3 +459,16 @@ class ChannelStateChanged(Event):
     previous: Optional[ChannelState]
     state: ChannelState
     status: ChannelStatus
+
+
+@dataclass(frozen=True)
+class CommandAcknowledged(Event):
+    """The cycler answered a control command (``result`` is its result enum; 0 = success)."""
+
+    command: str
+    channel: Optional[int]
+    result: Any
+
+    @property
+    def ok(self) -> bool:
+        return int(self.result) == 0

@@ -202,25 +202,26 @@ def register_sim(sim_subparsers: Any) -> None:
 
 
 def run_sim(args: argparse.Namespace, stop: Optional[threading.Event] = None) -> int:
+    """Run the simulator until Ctrl-C / SIGTERM (or until ``stop`` is set, for tests)."""
     from ..arbin.sim import DEFAULT_PASSWORD, DEFAULT_USERNAME, ArbinSim
+    from .foreground import run_until_interrupted
     sim = ArbinSim(args.channels, username=args.username or DEFAULT_USERNAME,
                    password=args.password or DEFAULT_PASSWORD, time_scale=args.time_scale,
                    mits10=args.mits10)
     try:
         sim.start(args.host, args.port)
     except OSError as exc:
-        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
-    try:
-        print(f"arbin simulator ({args.channels} channels) listening on "
-              f"{sim.host}:{sim.port}; Ctrl-C to stop", flush=True)
-        waiter = stop or threading.Event()
-        try:
-            while not waiter.wait(3600):
-                pass
-        except KeyboardInterrupt:
-            pass
-    finally:
         sim.close()
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
+    print(f"arbin simulator ({args.channels} channels) listening on "
+          f"{sim.host}:{sim.port}; Ctrl-C to stop", flush=True)
+    if stop is None:
+        run_until_interrupted(sim.close)
+    else:
+        try:
+            stop.wait()
+        finally:
+            sim.close()
     return 0
 
 

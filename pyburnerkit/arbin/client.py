@@ -1,0 +1,782 @@
+"""Blocking clients for Arbin cyclers over CTI, on one I/O thread per client.
+
+* :class:`CyclerClient` reads: log-in details, channel count, the status of one channel, of a
+  list or of every channel in one request, and ``watch()`` polls at an interval.
+* :class:`ChannelClient` adds control of one channel (or several where CTI allows it): assign
+  a schedule, start, stop, resume, continue, jump to a step, set meta variables.
+
+CTI is lock-step: one request, one feedback, no request id. The session therefore keeps one
+request on the wire at a time and queues the rest. If a caller gives up on a request before
+its feedback came (its ``timeout``), the late feedback could be taken for the next one's, so
+the session reconnects (and logs in again) to get back in step. A request that was on the
+wire when the link dropped fails with :class:`ConnectionLostError` and is never resent;
+requests still queued go out on the next link after the log-in.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from typing import (Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Sequence,
+                    Tuple, Union)
+from collections import deque
+
+from .._core.client import BaseClient
+from .._core.extras import require
+from .._core.loop import TimerHandle
+from .._core.pending import Pending
+from .._core.session import Session
+from .._core.timeouts import DEFAULT, Deadline, TimeoutArg
+from ..errors import (AuthenticationError, ConfigurationError, DeviceError, DeviceTimeoutError,
+                      ProtocolError, PyBurnerKitError, UnsupportedFeatureError,
+                      WriteNotAllowedError, check_range)
+from ..types import ConnectionState
+from . import codec
+from .models import (AuxOption, ChannelStateChanged, ChannelStatus, CommandAcknowledged,
+                     CyclerInfo, InfoSelection, MV_META_CODES, StatusSnapshot)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 9031
+USERNAME_VAR = "ARBIN_CTI_USERNAME"
+PASSWORD_VAR = "ARBIN_CTI_PASSWORD"
+CYCLER_TOPIC = "cycler"
+
+
+def channel_topic(channel: int) -> str:
+    return f"channel/{channel}"
+
+
+class Credentials:
+    """A CTI user name and password that never show in reprs, logs or exceptions."""
+
+    __slots__ = ("_username", "_password")
+
+    def __init__(self, username: str, password: str) -> None:
+        self._username = username
+        self._password = password
+
+    def reveal(self) -> Tuple[str, str]:
+        return self._username, self._password
+
+    def __repr__(self) -> str:
+        return "<Credentials (hidden)>"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:  # never pickle secrets by accident
+        raise TypeError("Credentials cannot be pickled")
+
+
+def resolve_credentials(username: Optional[str] = None, password: Optional[str] = None,
+                        env_file: Optional[Union[str, "os.PathLike[str]"]] = None, *,
+                        missing_file_ok: bool = False) -> Credentials:
+    """Credentials from arguments, else the ``.env`` file, else the environment.
+
+    The file wins over the environment, as pycti's ``load_dotenv(override=True)`` does, but
+    the process environment is never modified.
+
+    :raises ConfigurationError: a value is missing or empty, or ``env_file`` does not exist.
+    """
+    file_values: Dict[str, Optional[str]] = {}
+    if env_file is not None:
+        path = os.fspath(env_file)
+        if os.path.isfile(path):
+            dotenv = require("dotenv", "arbin")
+            file_values = dict(dotenv.dotenv_values(path))
+        elif not missing_file_ok:
+            raise ConfigurationError(f"the .env file {path!r} does not exist")
+    user = username if username is not None else (file_values.get(USERNAME_VAR)
+                                                  or os.environ.get(USERNAME_VAR))
+    secret = password if password is not None else (file_values.get(PASSWORD_VAR)
+                                                    or os.environ.get(PASSWORD_VAR))
+    for value, what, var in ((user, "username", USERNAME_VAR), (secret, "password", PASSWORD_VAR)):
+        if not isinstance(value, str) or not value:
+            raise ConfigurationError(
+                f"no Arbin CTI {what}: pass {what}=, or set {var} in the environment or in a "
+                ".env file (env_file=)")
+    # Check the field sizes now, without echoing the values.
+    codec.LoginRequest(user, secret).encode_args()  # type: ignore[arg-type]
+    return Credentials(user, secret)  # type: ignore[arg-type]
+
+
+class _Call:
+    """What a request carries to the I/O thread: its frame and how to read the answer."""
+
+    __slots__ = ("frame", "expect", "finish")
+
+    def __init__(self, frame: bytes, expect: int, finish: Callable[[Any], Any]) -> None:
+        self.frame = frame
+        self.expect = expect
+        self.finish = finish
+
+
+class ArbinSession(Session):
+    family = "arbin"
+
+    def __init__(self, *, host: str, port: int, credentials: Credentials,
+                 reply_timeout: float, call_timeout: Optional[float] = None,
+                 aux_options: int = 0, **common: Any) -> None:
+        super().__init__(**common)
+        self.call_timeout = call_timeout
+        self.aux_options = aux_options
+        self.host = host
+        self.port = port
+        self._credentials = credentials
+        self.reply_timeout = reply_timeout
+        self._sock: Optional[socket.socket] = None
+        self._fd = -1
+        self._reader = codec.FrameReader(feedback=True)
+        self._logging_in = False
+        self._queue: Deque[Pending] = deque()
+        self._current: Optional[Pending] = None
+        self._reply_timer: Optional[TimerHandle] = None
+        self._watch: Optional[Tuple[float, Optional[Tuple[int, ...]], int, int]] = None
+        self._watch_timer: Optional[TimerHandle] = None
+        self._watch_request: Optional[Pending] = None
+        self._watch_id = 0
+
+    def __repr__(self) -> str:
+        return f"<ArbinSession {self.endpoint} {self.state.value}>"
+
+    # ------------------------------------------------------------------ transport
+    def open_transport(self, deadline: Deadline) -> None:
+        sock = self._tcp_connect(deadline)
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._reader.clear()
+        self._logging_in = True
+        self.loop.add_reader(self._fd, self._on_readable)
+        # The session logs in before anything else goes out, on every (re)connect.
+        user, secret = self._credentials.reveal()
+        frame = codec.encode_request(codec.LoginRequest(user, secret))
+        self.wire.sent(frame)
+        sock.sendall(frame)
+        wait = self.reply_timeout
+        if self.ever_connected and self.call_timeout:
+            # Callers queued for the new link wait at most their call timeout; an attempt
+            # whose login goes unanswered longer than that is retried instead.
+            wait = min(wait, self.call_timeout)
+        self._arm_reply_timer("login", wait)
+
+    def _tcp_connect(self, deadline: Deadline) -> socket.socket:
+        infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        last: Optional[BaseException] = None
+        for family, kind, proto, _, address in infos:
+            sock = socket.socket(family, kind, proto)
+            self._sock = sock  # so that abort_blocking can interrupt the connect
+            try:
+                sock.setblocking(False)
+                err = sock.connect_ex(address)
+                if err:
+                    if not self.loop.wait_io(sock, write=True, timeout=deadline.remaining()):
+                        raise socket.timeout(f"TCP connect to {self.endpoint} timed out")
+                    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    if err:
+                        raise OSError(err, f"connect to {self.endpoint} failed: "
+                                           f"{os.strerror(err)}")
+                sock.setblocking(True)
+                sock.settimeout(self.reply_timeout)  # bounds sendall on a stuck peer
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                return sock
+            except OSError as exc:
+                sock.close()
+                self._sock = None
+                last = exc
+        raise last or OSError(f"no address for {self.endpoint}")
+
+    def abort_blocking(self) -> None:
+        sock = self._sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close_transport(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            if self._fd >= 0:
+                self.loop.remove_reader(self._fd)
+            self._fd = -1
+            try:
+                sock.close()
+            except OSError:
+                pass
+        self._reader.clear()
+
+    def on_link_down(self) -> None:
+        self._cancel_reply_timer()
+        self._current = None
+        self._logging_in = False
+        if self._watch_timer is not None:
+            self._watch_timer.cancel()
+            self._watch_timer = None
+        self._watch_request = None
+
+    def on_established(self) -> None:
+        if self._watch is not None:
+            self._watch_poll(self._watch_id)
+        elif any(topic.startswith("channel/") for topic in self.cache.snapshot()):
+            self._refresh()  # cached channels are stale after a reconnect: refresh them once
+
+    def _refresh(self) -> None:
+        frame = codec.encode_request(codec.ChannelInfoRequest(codec.ALL_CHANNELS, 1,
+                                                              self.aux_options))
+
+        def finish(message: codec.ChannelInfoFeedback) -> None:
+            self.store_statuses(message.statuses)
+
+        self.start_now(Pending("refresh after reconnect",
+                                      _Call(frame, codec.CHANNEL_INFO_FEEDBACK, finish)))
+
+    def take_unsent(self) -> List[Pending]:
+        # Requests queued behind the one on the wire were never sent: the base keeps them for
+        # the next link instead of failing them as "lost".
+        unsent = [p for p in self._queue if not p.done()]
+        self._queue.clear()
+        return unsent
+
+    # ------------------------------------------------------------------ requests
+    def start_request(self, request: Pending) -> None:
+        self._queue.append(request)
+        if self._current is None:
+            self._send_next()
+
+    def _send_next(self) -> None:
+        while self._queue and self._current is None and self._sock is not None:
+            request = self._queue.popleft()
+            if request.done():
+                continue
+            call: _Call = request.payload
+            self._current = request
+            self.wire.sent(call.frame)
+            try:
+                self._sock.sendall(call.frame)
+            except OSError as exc:
+                self.link_failed(exc)
+                return
+            self._arm_reply_timer(request.description)
+            request.add_done_callback(self._done_elsewhere)
+
+    def _done_elsewhere(self, request: Pending) -> None:
+        # Any thread: a caller that gave up (or close()) completed the request early. The
+        # normal completion happens on the I/O thread itself and needs no check.
+        if not self.loop.in_loop_thread():
+            self.call_soon_threadsafe(self._check_abandoned, request)
+
+    def _check_abandoned(self, request: Pending) -> None:
+        if request is self._current and self.state is ConnectionState.CONNECTED:
+            self.link_failed(DeviceTimeoutError(
+                f"{request.description!r} was abandoned before its feedback arrived; "
+                "reconnecting so that feedbacks stay in step", device=self.family,
+                endpoint=self.endpoint))
+
+    def _arm_reply_timer(self, what: str, seconds: Optional[float] = None) -> None:
+        self._cancel_reply_timer()
+        wait = self.reply_timeout if seconds is None else seconds
+        self._reply_timer = self.loop.call_later(wait, self._reply_timed_out, what, wait)
+
+    def _cancel_reply_timer(self) -> None:
+        if self._reply_timer is not None:
+            self._reply_timer.cancel()
+            self._reply_timer = None
+
+    def _reply_timed_out(self, what: str, seconds: float) -> None:
+        self._reply_timer = None
+        self.link_failed(DeviceTimeoutError(
+            f"no feedback to {what!r} within {seconds:g} s", device=self.family,
+            endpoint=self.endpoint))
+
+    # ------------------------------------------------------------------ receiving
+    def _on_readable(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        try:
+            data = sock.recv(1 << 20)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.link_failed(exc)
+            return
+        if not data:
+            self.link_failed(ConnectionResetError("the cycler closed the connection"))
+            return
+        try:
+            frames = self._reader.feed(data)
+        except ProtocolError as exc:
+            self.wire.received(data[:64])
+            self._protocol_failure(exc)
+            return
+        for frame in frames:
+            self.wire.received(frame)
+            try:
+                message = codec.decode_feedback(frame)
+            except ProtocolError as exc:
+                self._protocol_failure(exc)
+                return
+            self._handle(message)
+            if self._sock is None:
+                return
+
+    def _protocol_failure(self, exc: ProtocolError) -> None:
+        exc.device, exc.endpoint = self.family, self.endpoint
+        exc.frames = self.wire.recent()
+        log.warning("%s: undecodable feedback, reconnecting: %s", self.endpoint, exc)
+        current, self._current = self._current, None
+        if current is not None:
+            current.fail(exc)
+        self.link_failed(exc)
+
+    def _handle(self, message: Any) -> None:
+        if self._logging_in:
+            self._cancel_reply_timer()
+            if not isinstance(message, codec.LoginFeedback):
+                self._protocol_failure(ProtocolError(
+                    f"expected the login feedback, got {type(message).__name__}"))
+                return
+            info = message.info
+            if not info.result.ok:
+                self.link_failed(AuthenticationError(
+                    f"the cycler refused the CTI log-in: {info.result.text} "
+                    f"(result {int(info.result)})", device=self.family, endpoint=self.endpoint))
+                return
+            self._logging_in = False
+            self.cache.set(CYCLER_TOPIC, info)
+            self.established()
+            return
+        current = self._current
+        if current is None:
+            log.warning("%s: unsolicited %s ignored", self.endpoint, type(message).__name__)
+            return
+        call: _Call = current.payload
+        if message.command != call.expect:
+            self._protocol_failure(ProtocolError(
+                f"expected {codec.COMMAND_NAMES.get(call.expect, hex(call.expect))}, got "
+                f"{codec.COMMAND_NAMES.get(message.command, hex(message.command))}"))
+            return
+        self._cancel_reply_timer()
+        self._current = None
+        try:
+            value = call.finish(message)
+        except PyBurnerKitError as exc:
+            current.fail(exc)
+        else:
+            current.resolve(value)
+        self._send_next()
+
+    # ------------------------------------------------------------------ cache
+    def store_statuses(self, statuses: Sequence[ChannelStatus]) -> None:
+        """Cache fresh statuses and publish the events (I/O thread)."""
+        if not statuses:
+            return
+        changes = []
+        for status in statuses:
+            old = self.cache.value(channel_topic(status.channel))
+            if old is None or old.state != status.state:
+                changes.append(ChannelStateChanged(status.channel,
+                                                   None if old is None else old.state,
+                                                   status.state, status))
+        self.cache.update((channel_topic(s.channel), s) for s in statuses)
+        self.dispatcher.publish(StatusSnapshot(tuple(statuses)))
+        for event in changes:
+            self.dispatcher.publish(event)
+
+    # ------------------------------------------------------------------ watch
+    def set_watch(self, spec: Optional[Tuple[float, Optional[Tuple[int, ...]], int, int]]) -> None:
+        """Start, replace (``spec``) or stop (None) the periodic poll (I/O thread)."""
+        self._watch = spec
+        self._watch_id += 1
+        if self._watch_timer is not None:
+            self._watch_timer.cancel()
+            self._watch_timer = None
+        if spec is not None and self._watch_request is None:
+            self._watch_poll(self._watch_id)
+        # else: the poll in flight schedules the next one with the new spec when it completes
+
+    def _watch_poll(self, watch_id: int) -> None:
+        self._watch_timer = None
+        spec = self._watch
+        if spec is None or watch_id != self._watch_id or self._watch_request is not None or \
+                self.state is not ConnectionState.CONNECTED:
+            return
+        interval, channels, selection, aux = spec
+        started = time.monotonic()
+        frame = codec.encode_request(codec.ChannelInfoRequest(codec.ALL_CHANNELS, selection, aux))
+
+        def finish(message: codec.ChannelInfoFeedback) -> Tuple[ChannelStatus, ...]:
+            chosen = message.statuses
+            if channels is not None:
+                chosen = tuple(s for s in chosen if s.channel in channels)
+            self.store_statuses(chosen)
+            return chosen
+
+        request = Pending("watch poll", _Call(frame, codec.CHANNEL_INFO_FEEDBACK, finish))
+        self._watch_request = request
+        request.add_done_callback(
+            lambda p: self.call_soon_threadsafe(self._watch_done, started, p))
+        self.start_now(request)
+
+
+    def _watch_done(self, started: float, request: Pending) -> None:
+        if request is not self._watch_request:
+            return  # a poll from before a reconnect: the new link runs its own
+        self._watch_request = None
+        if request.error is not None:
+            log.debug("%s: watch poll failed: %s", self.endpoint, request.error)
+        spec = self._watch
+        if spec is None or self.state is not ConnectionState.CONNECTED:
+            return
+        delay = max(0.0, spec[0] - (time.monotonic() - started))
+        self._watch_timer = self.loop.call_later(delay, self._watch_poll, self._watch_id)
+
+
+class Watch:
+    """A running ``watch()``: ``cancel()`` it (or leave its ``with`` block) to stop polling."""
+
+    def __init__(self, client: "CyclerClient") -> None:
+        self._client = client
+        self.active = True
+
+    def cancel(self) -> None:
+        if self.active:
+            self.active = False
+            self._client._cancel_watch(self)
+
+    def __enter__(self) -> "Watch":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.cancel()
+
+
+class CyclerClient(BaseClient):
+    """A CTI connection to one Arbin cycler (MITS Pro / MITS 10, or :class:`ArbinSim`).
+
+    :param host: the PC running MITS Pro Console with CTI enabled.
+    :param port: the CTI port (9031).
+    :param username: / :param password: a MITS user with CTI permission; default from
+        ``ARBIN_CTI_USERNAME`` / ``ARBIN_CTI_PASSWORD`` in ``env_file`` or the environment.
+    :param env_file: a ``.env`` file to read the credentials from (needs python-dotenv).
+    :param aux: ask for aux readings (temperature, aux voltage, ...) with every status.
+    :param reply_timeout: seconds the session waits for a feedback before it reconnects
+        (default: 10 s as Arbin advises, or ``timeout`` + 1 s when that is longer).
+    :param timeout: per-call default (10 s, Arbin's advice); ``connect_timeout`` 30 s.
+
+    Channels are 1-based and checked against the cycler's channel count before anything is
+    sent. Every method is thread-safe; callbacks run on ``pyburnerkit-arbin-<host:port>-events``.
+    """
+
+    family = "arbin"
+    default_timeout = 10.0
+    default_connect_timeout = 30.0
+
+    def __init__(self, host: str, port: int = DEFAULT_PORT, *, username: Optional[str] = None,
+                 password: Optional[str] = None, env_file: Optional[str] = None,
+                 aux: bool = True, reply_timeout: Optional[float] = None,
+                 **options: Any) -> None:
+        if not isinstance(host, str) or not host:
+            raise ConfigurationError(f"host must be a host name or address, got {host!r}")
+        self.host = host
+        self.port = check_range("port", port, 1, 65535, integer=True)
+        self._credentials = resolve_credentials(username, password, env_file)
+        self.aux_options = int(AuxOption.AUX) if aux else 0
+        self._watch_handle: Optional[Watch] = None
+        super().__init__(f"{host}:{self.port}", **options)
+        if reply_timeout is None:
+            # Longer than a call's own timeout, so that a caller with the default timeout gets
+            # DeviceTimeoutError (then the session resynchronises), not a dropped link.
+            reply_timeout = max(10.0, (self.timeout or 0.0) + 1.0)
+        if isinstance(reply_timeout, bool) or not isinstance(reply_timeout, (int, float)) or \
+                reply_timeout <= 0:
+            raise ConfigurationError(f"reply_timeout must be a positive number of seconds, "
+                                     f"got {reply_timeout!r}")
+        self.reply_timeout = float(reply_timeout)
+
+    def _make_session(self, **common: Any) -> Session:
+        return ArbinSession(host=self.host, port=self.port, credentials=self._credentials,
+                            reply_timeout=self.reply_timeout, call_timeout=self.timeout,
+                            aux_options=self.aux_options,
+                            **common)
+
+    def _redact_frame(self, frame: Any) -> Any:
+        return codec.redact(frame)
+
+    # ------------------------------------------------------------------ cached state
+    @property
+    def info(self) -> Optional[CyclerInfo]:
+        """The login feedback of the current (or last) link; never blocks."""
+        return self._cache.value(CYCLER_TOPIC)
+
+    @property
+    def channel_count(self) -> int:
+        """Number of IV channels the cycler reported at log-in (0 before connecting)."""
+        info = self.info
+        return 0 if info is None else info.num_channels
+
+    def cached_status(self, channel: int) -> Optional[ChannelStatus]:
+        """The latest status of ``channel`` seen by any read or watch; never blocks."""
+        return self._cache.value(channel_topic(channel))
+
+    @property
+    def statuses(self) -> Dict[int, ChannelStatus]:
+        """Every cached channel status by channel number; never blocks."""
+        out = {}
+        for topic, snap in self._cache.snapshot().items():
+            if topic.startswith("channel/"):
+                out[int(topic[8:])] = snap.value
+        return dict(sorted(out.items()))
+
+    def is_stale(self, channel: Optional[int] = None) -> bool:
+        """True when the channel's cached status (or, without one, anything) is not live."""
+        return self._cache.is_stale(None if channel is None else channel_topic(channel))
+
+    # ------------------------------------------------------------------ helpers
+    def _check_channel(self, channel: Any, name: str = "channel") -> int:
+        count = self.channel_count
+        if count:
+            return check_range(name, channel, 1, count, integer=True)
+        return check_range(name, channel, 1, codec.MAX_CHANNELS, integer=True)
+
+    def _request(self, description: str, message: Any, finish: Callable[[Any], Any],
+                 timeout: TimeoutArg, *, is_write: bool = False) -> Any:
+        frame = codec.encode_request(message)  # bad input fails here, before any I/O
+        expect = codec.FEEDBACK_OF[message.command]
+        return self._call(Pending(description, _Call(frame, expect, finish), is_write=is_write),
+                          timeout)
+
+    def _session_store(self, statuses: Sequence[ChannelStatus]) -> None:
+        session = self._session
+        if isinstance(session, ArbinSession):
+            session.store_statuses(statuses)
+
+    # ------------------------------------------------------------------ reads
+    def read_status(self, channel: int, timeout: TimeoutArg = DEFAULT) -> ChannelStatus:
+        """The status of one channel (1-based), in one request.
+
+        A cycler that answers with every channel (MITS 10) is handled: the record is picked
+        by its channel field.
+        """
+        channel = self._check_channel(channel)
+
+        def finish(message: codec.ChannelInfoFeedback) -> ChannelStatus:
+            status = message.find(channel)
+            if status is None:
+                raise DeviceError(f"the cycler returned no record for channel {channel} "
+                                  f"({len(message.statuses)} records)", device=self.family,
+                                  endpoint=self.endpoint)
+            self._session_store([status])
+            return status
+
+        return self._request(f"status of channel {channel}",
+                             codec.ChannelInfoRequest(channel - 1, InfoSelection.ALL,
+                                                      self.aux_options), finish, timeout)
+
+    def read_all_statuses(self, selection: InfoSelection = InfoSelection.ALL,
+                          timeout: TimeoutArg = DEFAULT) -> List[ChannelStatus]:
+        """Every channel (or only running / unsafe ones) in one all-channel request."""
+        selection = InfoSelection(selection)
+
+        def finish(message: codec.ChannelInfoFeedback) -> List[ChannelStatus]:
+            self._session_store(message.statuses)
+            return list(message.statuses)
+
+        return self._request("status of all channels",
+                             codec.ChannelInfoRequest(codec.ALL_CHANNELS, int(selection),
+                                                      self.aux_options), finish, timeout)
+
+    def read_statuses(self, channels: Iterable[int],
+                      timeout: TimeoutArg = DEFAULT) -> List[ChannelStatus]:
+        """The status of several channels, in the order given, with one all-channel request."""
+        wanted = [self._check_channel(c) for c in channels]
+        if not wanted:
+            raise ConfigurationError("read_statuses needs at least one channel")
+        by_channel = {s.channel: s for s in self.read_all_statuses(timeout=timeout)}
+        missing = [c for c in wanted if c not in by_channel]
+        if missing:
+            raise DeviceError(f"the cycler returned no record for channels {missing}",
+                              device=self.family, endpoint=self.endpoint)
+        return [by_channel[c] for c in wanted]
+
+    def read_serial(self, timeout: TimeoutArg = DEFAULT) -> int:
+        """The cycler's serial number (get-serial command)."""
+        def finish(message: codec.SerialFeedback) -> int:
+            self._raise_for(message.result, "get serial", None)
+            return message.serial
+
+        return self._request("get serial", codec.GetSerialRequest(), finish, timeout)
+
+    def watch(self, interval_s: float = 1.0, channels: Optional[Iterable[int]] = None, *,
+              selection: InfoSelection = InfoSelection.ALL) -> Watch:
+        """Poll every channel (one all-channel request) each ``interval_s`` seconds.
+
+        Each answer updates the cache (``cached_status``) and is delivered as a
+        :class:`StatusSnapshot` event (plus :class:`ChannelStateChanged` for state changes).
+        Only one watch runs per client; a new call replaces it. Polling survives reconnects.
+        """
+        interval = check_range("interval_s", interval_s, 0.01, 86400.0, "s")
+        chosen = None if channels is None else tuple(self._check_channel(c) for c in channels)
+        self._require_session()
+        handle = Watch(self)
+        with self._lock:
+            previous, self._watch_handle = self._watch_handle, handle
+        if previous is not None:
+            previous.active = False
+        self._set_watch((float(interval), chosen, int(InfoSelection(selection)),
+                         self.aux_options))
+        return handle
+
+    def _cancel_watch(self, handle: Watch) -> None:
+        with self._lock:
+            if self._watch_handle is not handle:
+                return  # already replaced by a newer watch()
+            self._watch_handle = None
+        self._set_watch(None)
+
+    def _set_watch(self, spec: Any) -> None:
+        session = self._session
+        if isinstance(session, ArbinSession):
+            session.call_soon_threadsafe(session.set_watch, spec)
+
+    def _raise_for(self, result: Any, what: str, channel: Optional[int]) -> None:
+        if int(result) == 0:
+            return
+        where = f" on channel {channel}" if channel is not None else ""
+        raise DeviceError(f"{what}{where} refused: {result.text} (code 0x{int(result):02X})",
+                          code=int(result), detail=result.text, device=self.family,
+                          endpoint=self.endpoint)
+
+
+class ChannelClient(CyclerClient):
+    """Control of one channel (1-based ``channel``), plus everything :class:`CyclerClient` reads.
+
+    :param allow_writes: needed for every command that drives current through a cell (assign,
+        start, resume, continue, jump, meta variables). ``stop`` is always allowed: it makes
+        the equipment safe.
+    :param test_name: / :param schedule: defaults for :meth:`start` / :meth:`assign_schedule`.
+    """
+
+    def __init__(self, host: str, port: int = DEFAULT_PORT, *, channel: int,
+                 allow_writes: bool = False, test_name: Optional[str] = None,
+                 schedule: Optional[str] = None, **options: Any) -> None:
+        self.channel = check_range("channel", channel, 1, codec.MAX_CHANNELS, integer=True)
+        self.allow_writes = bool(allow_writes)
+        self.test_name = test_name
+        self.schedule = schedule
+        super().__init__(host, port, **options)
+
+    def _guard_write(self, what: str) -> None:
+        if not self.allow_writes:
+            raise WriteNotAllowedError(
+                f"{what} drives the cycler's channels; open the client with allow_writes=True "
+                "to allow it", device=self.family, endpoint=self.endpoint)
+        info = self.info
+        if info is not None and not info.allow_control:
+            raise UnsupportedFeatureError(
+                f"{what}: the cycler does not allow this CTI user to control channels "
+                "(allow_control=0 in the login feedback)", device=self.family,
+                endpoint=self.endpoint)
+
+    def _command(self, what: str, message: Any, channel: Optional[int],
+                 timeout: TimeoutArg) -> None:
+        def finish(feedback: codec.CommandFeedback) -> None:
+            where = channel
+            if where is None and 0 <= feedback.channel_index < codec.MAX_CHANNELS:
+                where = feedback.channel_index + 1  # the channel the cycler complains about
+            self._dispatcher.publish(CommandAcknowledged(what, where, feedback.result))
+            self._raise_for(feedback.result, what, where)
+
+        self._request(what if channel is None else f"{what} (channel {channel})", message,
+                      finish, timeout, is_write=True)
+
+    def read_status(self, channel: Optional[int] = None,  # type: ignore[override]
+                    timeout: TimeoutArg = DEFAULT) -> ChannelStatus:
+        """The status of this client's channel (or of ``channel``)."""
+        return super().read_status(self.channel if channel is None else channel, timeout)
+
+    def assign_schedule(self, schedule: Optional[str] = None, *, test_capacity_ah: float = 0.0,
+                        barcode: str = "", mv_initial: Optional[Sequence[float]] = None,
+                        all_channels: bool = False, timeout: TimeoutArg = DEFAULT) -> None:
+        """Assign a schedule file (e.g. ``"Rest+207855.sdx"``) to the channel (or all)."""
+        self._guard_write("assign schedule")
+        schedule = self.schedule if schedule is None else schedule
+        if not schedule:
+            raise ConfigurationError("assign_schedule needs a schedule name (schedule=)")
+        channel = self._check_channel(self.channel)
+        values = tuple(mv_initial) if mv_initial is not None else (0.0,) * 16
+        self._command("assign schedule", codec.AssignScheduleRequest(
+            channel - 1, schedule, test_capacity_ah, barcode, values, all_channels),
+            None if all_channels else channel, timeout)
+
+    def start(self, test_name: Optional[str] = None, *, channels: Optional[Iterable[int]] = None,
+              timeout: TimeoutArg = DEFAULT) -> None:
+        """Start the assigned schedule as ``test_name`` on this channel, or on ``channels``
+        (several in one request)."""
+        self._guard_write("start")
+        test_name = self.test_name if test_name is None else test_name
+        if not test_name:
+            raise ConfigurationError("start needs a test name (test_name=)")
+        chosen = [self.channel] if channels is None else list(channels)
+        chosen = [self._check_channel(c) for c in chosen]
+        if not chosen:
+            raise ConfigurationError("start needs at least one channel")
+        self._command("start", codec.StartRequest(test_name, tuple(c - 1 for c in chosen)),
+                      chosen[0] if len(chosen) == 1 else None, timeout)
+
+    def stop(self, *, all_channels: bool = False, timeout: TimeoutArg = DEFAULT) -> None:
+        """Stop the test on this channel (or on every channel)."""
+        channel = self._check_channel(self.channel)
+        self._command("stop", codec.StopRequest(channel - 1, all_channels),
+                      None if all_channels else channel, timeout)
+
+    def resume(self, *, all_channels: bool = False, timeout: TimeoutArg = DEFAULT) -> None:
+        """Resume a stopped test on this channel (or on every channel)."""
+        self._guard_write("resume")
+        channel = self._check_channel(self.channel)
+        self._command("resume", codec.ResumeRequest(channel - 1, all_channels),
+                      None if all_channels else channel, timeout)
+
+    def continue_test(self, *, channels: Optional[Iterable[int]] = None,
+                      timeout: TimeoutArg = DEFAULT) -> None:
+        """Continue a paused test on this channel (or on ``channels``)."""
+        self._guard_write("continue")
+        chosen = [self._check_channel(c) for c in
+                  ([self.channel] if channels is None else list(channels))]
+        if not chosen:
+            raise ConfigurationError("continue needs at least one channel")
+        self._command("continue", codec.ContinueRequest(tuple(c - 1 for c in chosen)),
+                      chosen[0] if len(chosen) == 1 else None, timeout)
+
+    def jump_to_step(self, step: int, timeout: TimeoutArg = DEFAULT) -> None:
+        """Jump the running test to ``step`` (1-based, as the step text shows it)."""
+        self._guard_write("jump to step")
+        step = check_range("step", step, 1, 0x7FFFFFFF, integer=True)
+        channel = self._check_channel(self.channel)
+        self._command("jump to step", codec.JumpRequest(channel - 1, step - 1), channel, timeout)
+
+    def set_meta_variable(self, mv: int, value: float, timeout: TimeoutArg = DEFAULT) -> None:
+        """Set user meta variable MV_UD``mv`` (1..16) of the running test to ``value``."""
+        self._guard_write("set meta variable")
+        mv = check_range("meta variable number", mv, 1, 16, integer=True)
+        channel = self._check_channel(self.channel)
+        self._command(f"set MV_UD{mv}", codec.SetMVRequest(channel - 1, MV_META_CODES[mv],
+                                                           value), channel, timeout)
+
+    def set_meta_variables(self, values: Mapping[Any, float],
+                           timeout: TimeoutArg = DEFAULT) -> None:
+        """Set several meta variables in one request (at most 160, at least 200 ms apart).
+
+        Keys are ``mv`` numbers (1..16) for this channel, or ``(channel, mv)`` pairs.
+        """
+        self._guard_write("set meta variables")
+        entries = []
+        for key, value in values.items():
+            channel, mv = (key if isinstance(key, tuple) else (self.channel, key))
+            channel = self._check_channel(channel)
+            mv = check_range("meta variable number", mv, 1, 16, integer=True)
+            entries.append(codec.MVUpdate(channel - 1, MV_META_CODES[mv], value))
+        self._command("set meta variables", codec.UpdateMVAdvancedRequest(tuple(entries)),
+                      None, timeout)

@@ -1,0 +1,590 @@
+"""A simulated Arbin cycler: a CTI server with N channels, a cell model and fault injection.
+
+It reads requests with the same codec the client uses (request framing: length = total - 12)
+and answers with real MITS Pro framing (length = total). Per channel it keeps a small state
+machine::
+
+    IDLE --assign--> IDLE (schedule assigned) --start--> REST/CHARGE/DISCHARGE ...
+        ... --last step of last cycle--> FINISHED
+        ... --stop--> IDLE (resumable)  --resume--> running again
+        PAUSE --continue--> running;  UNSAFE / ERROR only through fault injection
+
+The cell model is lazy: a channel's readings advance to "now" whenever a request arrives, so
+an idle simulator costs nothing, and a test may pass a ``clock`` it advances itself.
+``time_scale`` multiplies simulated time (60 = one simulated minute per real second).
+
+Quirks kept from the real device (see ``specs/arbin.md``): stop on a channel that is not
+running succeeds; meta variables only apply while the channel runs (0x12 otherwise); the
+start feedback echoes the channel; aux readings are sent only when the request asks for them;
+``mits10=True`` answers a one-channel info request with every channel.
+
+Choices where the spec is silent (documented in ``docs/arbin.rst``): a request before a
+successful log-in drops the connection; an undecodable request drops the connection; a start
+naming several channels is all-or-nothing and its feedback names the first failing channel.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional, Tuple
+
+from ..errors import ConfigurationError, ProtocolError
+from .._core.simserver import SimConnection, SimServer
+from . import codec
+from .models import (AssignResult, AuxOption, AuxReading, ChannelState, ChannelStatus,
+                     ContinueResult, CtiVersion, CyclerInfo, InfoSelection, LoginResult,
+                     META_CODE_TO_MV, SetMVResult, StartResult, StopResult)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 9031
+MAX_SIM_CHANNELS = 512
+DEFAULT_USERNAME = "admin"
+DEFAULT_PASSWORD = "000000"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One schedule step. ``kind``: rest, charge, discharge or mv_charge (current = MV_UD1)."""
+
+    name: str
+    kind: str
+    current_a: float = 0.0
+    duration_s: float = 60.0
+    voltage_limit_v: Optional[float] = None
+
+    @property
+    def label(self) -> str:
+        return {"rest": "Rest", "charge": "Charge", "discharge": "Discharge",
+                "mv_charge": "Charge"}[self.kind]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    steps: Tuple[Step, ...]
+    cycles: int = 1
+
+
+def default_schedules() -> Dict[str, Schedule]:
+    """The schedule files the simulated cycler knows."""
+    items = [
+        Schedule("Rest+207855.sdx", (Step("Step_A", "rest", duration_s=3600.0),)),
+        Schedule("CC_Cycle.sdx", (
+            Step("Step_A", "rest", duration_s=60.0),
+            Step("Step_B", "charge", 1.0, 7200.0, 4.1),
+            Step("Step_C", "rest", duration_s=60.0),
+            Step("Step_D", "discharge", -1.0, 7200.0, 3.2)), cycles=2),
+        Schedule("MV_Charge.sdx", (Step("Step_A", "mv_charge", duration_s=3600.0, 
+                                        voltage_limit_v=4.2),)),
+    ]
+    return {s.name: s for s in items}
+
+
+_STATE_OF_KIND = {"rest": ChannelState.REST, "charge": ChannelState.CHARGE,
+                  "discharge": ChannelState.DISCHARGE, "mv_charge": ChannelState.CHARGE}
+
+
+class SimChannel:
+    """One channel's device-side state (sim thread only)."""
+
+    capacity_ah = 2.0
+    resistance_ohm = 0.05
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.state = ChannelState.IDLE
+        self.schedule: Optional[Schedule] = None
+        self.test_name = ""
+        self.barcode = ""
+        self.test_capacity_ah = 0.0
+        self.exit_condition = "N/A"
+        self.soc = 0.5
+        self.current_a = 0.0
+        self.voltage_v = self.ocv()
+        self.dvdt = 0.0
+        self.temperature_c = 25.0
+        self.test_time_s = 0.0
+        self.step_time_s = 0.0
+        self.step_index = 0
+        self.cycle = 1
+        self.charge_ah = 0.0
+        self.discharge_ah = 0.0
+        self.charge_wh = 0.0
+        self.discharge_wh = 0.0
+        self.mv: Dict[int, float] = {}
+        self.resumable = False
+        self.comm_failure = False
+        self.running = False
+
+    # -- cell model ---------------------------------------------------------------------
+    def ocv(self) -> float:
+        return 3.0 + 1.2 * min(1.0, max(0.0, self.soc))
+
+    def step(self) -> Optional[Step]:
+        if self.schedule is None or not self.running:
+            return None
+        return self.schedule.steps[self.step_index]
+
+    def step_current(self, step: Step) -> float:
+        if step.kind == "mv_charge":
+            return float(self.mv.get(52, 0.0))
+        return step.current_a
+
+    def advance(self, dt: float) -> None:
+        """Integrate the cell over ``dt`` simulated seconds."""
+        guard = 0
+        while dt > 1e-9 and self.running and guard < 10000:
+            guard += 1
+            step = self.step()
+            assert step is not None
+            left = step.duration_s - self.step_time_s
+            sub = min(dt, max(left, 0.0), max(1.0, dt / 200.0))
+            current = self.step_current(step)
+            self.current_a = current
+            self.soc = min(1.0, max(0.0, self.soc + current * sub / 3600.0 / self.capacity_ah))
+            before = self.voltage_v
+            self.voltage_v = self.ocv() + current * self.resistance_ohm
+            self.dvdt = (self.voltage_v - before) / sub if sub > 0 else 0.0
+            ah = abs(current) * sub / 3600.0
+            if current > 0:
+                self.charge_ah += ah
+                self.charge_wh += ah * self.voltage_v
+            elif current < 0:
+                self.discharge_ah += ah
+                self.discharge_wh += ah * self.voltage_v
+            self.temperature_c = 25.0 + current * current * self.resistance_ohm
+            self.step_time_s += sub
+            self.test_time_s += sub
+            dt -= sub
+            limit = step.voltage_limit_v
+            if self.step_time_s >= step.duration_s - 1e-9:
+                self._next_step(f"Step_Time>={step.duration_s:g}")
+            elif limit is not None and current > 0 and self.voltage_v >= limit:
+                self._next_step(f"PV_CHAN_Voltage>={limit:g}")
+            elif limit is not None and current < 0 and self.voltage_v <= limit:
+                self._next_step(f"PV_CHAN_Voltage<={limit:g}")
+        if not self.running:
+            self.current_a = 0.0
+            self.voltage_v = self.ocv()
+
+    def _next_step(self, why: str) -> None:
+        assert self.schedule is not None
+        self.exit_condition = why
+        self.step_time_s = 0.0
+        self.step_index += 1
+        if self.step_index >= len(self.schedule.steps):
+            self.step_index = 0
+            self.cycle += 1
+            if self.cycle > self.schedule.cycles:
+                self.finish(ChannelState.FINISHED)
+                return
+        self.state = _STATE_OF_KIND[self.schedule.steps[self.step_index].kind]
+
+    def finish(self, state: ChannelState, *, resumable: bool = False) -> None:
+        self.running = False
+        self.resumable = resumable
+        self.state = state
+        self.current_a = 0.0
+        self.voltage_v = self.ocv()
+
+    def begin(self, test_name: str) -> None:
+        assert self.schedule is not None
+        self.test_name = test_name
+        self.test_time_s = self.step_time_s = 0.0
+        self.step_index = 0
+        self.cycle = 1
+        self.charge_ah = self.discharge_ah = self.charge_wh = self.discharge_wh = 0.0
+        self.exit_condition = "N/A"
+        self.running = True
+        self.resumable = False
+        self.state = _STATE_OF_KIND[self.schedule.steps[0].kind]
+
+    def step_text(self) -> str:
+        if self.schedule is None or (not self.running and self.test_time_s == 0.0):
+            return ""
+        step = self.schedule.steps[self.step_index]
+        return f"[{self.cycle}] {self.step_index + 1}: {step.name}, {step.label}"
+
+    def status(self, *, with_aux: bool) -> ChannelStatus:
+        aux: Dict[str, Tuple[AuxReading, ...]] = {}
+        if with_aux:
+            aux = {"voltage": (AuxReading(self.voltage_v, self.dvdt),),
+                   "temperature": (AuxReading(self.temperature_c, 0.0),)}
+        return ChannelStatus(
+            channel=self.index + 1, state=self.state, comm_failure=self.comm_failure,
+            schedule=self.schedule.name if self.schedule else "", test_name=self.test_name,
+            exit_condition=self.exit_condition, step_and_cycle=self.step_text(),
+            barcode=self.barcode, master_channel=self.index + 1, test_time_s=self.test_time_s,
+            step_time_s=self.step_time_s, voltage_v=self.voltage_v, current_a=self.current_a,
+            power_w=self.voltage_v * self.current_a, charge_capacity_ah=self.charge_ah,
+            discharge_capacity_ah=self.discharge_ah, charge_energy_wh=self.charge_wh,
+            discharge_energy_wh=self.discharge_wh,
+            internal_resistance_ohm=self.resistance_ohm if self.running else 0.0,
+            dvdt_v_per_s=self.dvdt, aux=aux)
+
+
+class _ConnState:
+    def __init__(self) -> None:
+        self.reader = codec.FrameReader(feedback=False)
+        self.logged_in = False
+
+
+class ArbinSim(SimServer):
+    """A CTI server standing for an Arbin cycler (MITS Pro 8 framing).
+
+    :param channels: number of IV channels, 1..512.
+    :param username: / :param password: the one CTI account it accepts.
+    :param time_scale: simulated seconds per real second.
+    :param mits10: answer one-channel info requests with every channel (issue #24).
+    :param allow_control: the ``allow_control`` flag of the login feedback.
+    """
+
+    name = "arbin"
+
+    def __init__(self, channels: int = 16, *, username: str = DEFAULT_USERNAME,
+                 password: str = DEFAULT_PASSWORD, time_scale: float = 1.0,
+                 mits10: bool = False, allow_control: bool = True, serial_number: str = "207855",
+                 schedules: Optional[Dict[str, Schedule]] = None, seed: Optional[int] = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if isinstance(channels, bool) or not isinstance(channels, int) or \
+                not 1 <= channels <= MAX_SIM_CHANNELS:
+            raise ConfigurationError(
+                f"channels={channels!r} is out of range: the limit is 1..{MAX_SIM_CHANNELS}")
+        if not time_scale > 0:
+            raise ConfigurationError(f"time_scale must be > 0, got {time_scale!r}")
+        super().__init__(seed=seed, clock=clock)
+        self.channels = [SimChannel(i) for i in range(channels)]
+        self._username = username
+        self._password = password
+        self.time_scale = float(time_scale)
+        self.mits10 = mits10
+        self.allow_control = allow_control
+        self.serial_number = serial_number
+        self.schedules = dict(schedules) if schedules is not None else default_schedules()
+        self._t0 = clock()
+        self._sim_now = 0.0
+        self._silent = False
+        self._fail_next: Dict[int, int] = {}
+        self._drop_next: Dict[int, bool] = {}
+        self._last_mv_batch: Optional[float] = None
+        self.logins = 0
+        self.login_failures = 0
+
+    def __repr__(self) -> str:
+        return f"<ArbinSim {self.host}:{self.port} channels={len(self.channels)}>"
+
+    # ------------------------------------------------------------------ fault injection
+    def silence(self, on: bool = True) -> None:
+        """Stop answering (requests are still read and recorded) or answer again."""
+        self._silent = bool(on)
+
+    def fail_next(self, command: int, result: int) -> None:
+        """Answer the next request with ``command`` (a codec constant) with ``result``,
+        without applying it."""
+        self.run_sync(lambda: self._fail_next.__setitem__(command, int(result)))
+
+    def drop_on_next(self, command: int, *, apply: bool = True) -> None:
+        """Reset every connection when the next ``command`` request arrives, without replying;
+        with ``apply`` the cycler carries the command out first (the reply is what is lost)."""
+        self.run_sync(lambda: self._drop_next.__setitem__(command, bool(apply)))
+
+    def set_state(self, channel: int, state: ChannelState) -> None:
+        """Force a channel (1-based) into ``state`` (e.g. UNSAFE, ERROR, PAUSE)."""
+        def change() -> None:
+            ch = self._channel(channel)
+            self._advance()
+            if state is ChannelState.PAUSE:
+                ch.state = state
+                ch.running = False
+                ch.current_a = 0.0
+            elif state.is_running:
+                raise ConfigurationError("use start to run a channel")
+            else:
+                ch.finish(state, resumable=ch.running or ch.resumable)
+        self.run_sync(change)
+
+    def set_comm_failure(self, channel: int, failed: bool = True) -> None:
+        self.run_sync(lambda: setattr(self._channel(channel), "comm_failure", bool(failed)))
+
+    def preset(self, channel: int, *, schedule: str, test_name: str = "preset") -> None:
+        """Assign ``schedule`` and start a test on ``channel`` (1-based), bypassing CTI."""
+        def go() -> None:
+            self._advance()
+            ch = self._channel(channel)
+            ch.schedule = self.schedules[schedule]
+            ch.begin(test_name)
+        self.run_sync(go)
+
+    def channel_status(self, channel: int) -> ChannelStatus:
+        """What the cycler would report for ``channel`` (1-based) now."""
+        def read() -> ChannelStatus:
+            self._advance()
+            return self._channel(channel).status(with_aux=True)
+        return self.run_sync(read)
+
+    def meta_variables(self, channel: int) -> Dict[int, float]:
+        """The MV_UD values (by 1..16) the channel holds."""
+        return self.run_sync(lambda: {META_CODE_TO_MV[k]: v for k, v in
+                                      self._channel(channel).mv.items()})
+
+    def count(self, request_type: type) -> int:
+        """How many requests of this codec message type arrived."""
+        return self.run_sync(lambda: sum(isinstance(r, request_type) for r in self.received))
+
+    def _channel(self, channel: int) -> SimChannel:
+        if not 1 <= channel <= len(self.channels):
+            raise ConfigurationError(f"channel {channel} is out of range 1..{len(self.channels)}")
+        return self.channels[channel - 1]
+
+    # ------------------------------------------------------------------ clock
+    def _advance(self) -> None:
+        now = (self.clock() - self._t0) * self.time_scale
+        dt = now - self._sim_now
+        if dt <= 0:
+            return
+        self._sim_now = now
+        for ch in self.channels:
+            if ch.running:
+                ch.advance(dt)
+
+    # ------------------------------------------------------------------ protocol
+    def on_connect(self, conn: SimConnection) -> None:
+        conn.state = _ConnState()
+
+    def on_data(self, conn: SimConnection, data: bytes) -> None:
+        state: _ConnState = conn.state
+        try:
+            frames = state.reader.feed(data)
+            for frame in frames:
+                if conn.closed:
+                    return
+                self._handle(conn, codec.decode_request(frame))
+        except ProtocolError as exc:
+            log.warning("%s: undecodable request from %s, dropping it: %s",
+                        self.name, conn.peer, exc)
+            conn.close()
+
+    def _handle(self, conn: SimConnection, request: Any) -> None:
+        self.received.append(request)
+        state: _ConnState = conn.state
+        if isinstance(request, codec.LoginRequest):
+            reply = self._login(state, request)
+        elif not state.logged_in:
+            log.warning("%s: %s before log-in from %s; dropping the connection", self.name,
+                        type(request).__name__, conn.peer)
+            conn.close()
+            return
+        else:
+            if request.command in self._drop_next:
+                apply = self._drop_next.pop(request.command)
+                if apply:
+                    self._answer(request)
+                for c in list(self.connections):
+                    c.close(reset=True)
+                return
+            if request.command in self._fail_next:
+                code = self._fail_next.pop(request.command)
+                channel = getattr(request, "channel_index", None)
+                if channel is None:
+                    channel = (getattr(request, "channel_indexes", None) or (-1,))[0]
+                reply = codec.encode_feedback(codec.command_feedback(request.command, channel,
+                                                                     code))
+            else:
+                reply = self._answer(request)
+        if reply is not None and not self._silent:
+            conn.send(reply)
+
+    def _login(self, state: _ConnState, request: codec.LoginRequest) -> bytes:
+        ok = request.username == self._username and request.password == self._password
+        if ok:
+            result = LoginResult.ALREADY_LOGGED_IN if state.logged_in else LoginResult.SUCCESS
+            state.logged_in = True
+            self.logins += 1
+        else:
+            result = LoginResult.FAILED
+            self.login_failures += 1
+        info = CyclerInfo(result=result, ip_address=self.host if self.host.count(".") == 3
+                          else "127.0.0.1", serial_number=self.serial_number,
+                          note=f"pyburnerkit simulated cycler, {len(self.channels)} channels",
+                          nickname="pyburnerkit-sim", version=CtiVersion.PRO8,
+                          allow_control=self.allow_control, num_channels=len(self.channels))
+        return codec.encode_feedback(codec.LoginFeedback(info))
+
+    def _answer(self, request: Any) -> Optional[bytes]:
+        self._advance()
+        handler = getattr(self, "_on_" + type(request).__name__, None)
+        if handler is None:
+            log.warning("%s: no handler for %s; no reply", self.name, type(request).__name__)
+            return None
+        reply = handler(request)
+        return codec.encode_feedback(reply)
+
+    def _feedback(self, request: Any, channel: int, result: int) -> codec.CommandFeedback:
+        return codec.command_feedback(request.command, channel, result)
+
+    def _valid(self, index: int) -> bool:
+        return 0 <= index < len(self.channels)
+
+    # -- handlers (sim thread) ------------------------------------------------------------
+    def _on_ChannelInfoRequest(self, req: codec.ChannelInfoRequest) -> Any:
+        with_aux = bool(req.aux_options & AuxOption.AUX)
+        if req.channel_index == codec.ALL_CHANNELS or (self.mits10 and
+                                                       self._valid(req.channel_index)):
+            chosen = self.channels
+            if req.channel_index == codec.ALL_CHANNELS:
+                if req.selection == InfoSelection.RUNNING:
+                    chosen = [c for c in chosen if c.running]
+                elif req.selection == InfoSelection.UNSAFE:
+                    chosen = [c for c in chosen if c.state is ChannelState.UNSAFE]
+        elif self._valid(req.channel_index):
+            chosen = [self.channels[req.channel_index]]
+        else:
+            chosen = []
+        return codec.ChannelInfoFeedback(tuple(c.status(with_aux=with_aux) for c in chosen))
+
+    def _on_AssignScheduleRequest(self, req: codec.AssignScheduleRequest) -> Any:
+        targets = self.channels if req.assign_all else (
+            [self.channels[req.channel_index]] if self._valid(req.channel_index) else [])
+        if not targets:
+            return self._feedback(req, req.channel_index, AssignResult.CHANNEL_DOES_NOT_EXIST)
+        if not req.schedule:
+            return self._feedback(req, req.channel_index, AssignResult.SCHEDULE_NAME_EMPTY)
+        schedule = self.schedules.get(req.schedule)
+        if schedule is None:
+            return self._feedback(req, req.channel_index, AssignResult.SCHEDULE_NOT_FOUND)
+        for ch in targets:
+            if ch.running:
+                return self._feedback(req, ch.index, AssignResult.CHANNEL_RUNNING)
+        for ch in targets:
+            ch.schedule = schedule
+            ch.barcode = req.barcode
+            ch.test_capacity_ah = req.test_capacity_ah
+            ch.resumable = False  # MV initial values only apply on MITS 7 (SPEC11): ignored
+        return self._feedback(req, req.channel_index, AssignResult.SUCCESS)
+
+    def _on_StartRequest(self, req: codec.StartRequest) -> Any:
+        if not req.test_name:
+            return self._feedback(req, req.channel_indexes[0], StartResult.TEST_NAME_PROBLEM)
+        for index in req.channel_indexes:
+            if not self._valid(index):
+                return self._feedback(req, index, StartResult.INVALID_CHANNEL)
+            ch = self.channels[index]
+            if ch.running or ch.state in (ChannelState.UNSAFE, ChannelState.PAUSE):
+                return self._feedback(req, index, StartResult.CHANNEL_RUNNING_OR_UNSAFE)
+            if ch.state is ChannelState.SUSPENDED:
+                return self._feedback(req, index, StartResult.CHANNEL_SUSPENDED)
+            if ch.schedule is None:
+                return self._feedback(req, index, StartResult.NO_SCHEDULE_ASSIGNED)
+        for index in req.channel_indexes:
+            self.channels[index].begin(req.test_name)
+        return self._feedback(req, req.channel_indexes[0], StartResult.SUCCESS)
+
+    def _on_StopRequest(self, req: codec.StopRequest) -> Any:
+        if req.all_channels:
+            targets = self.channels
+        elif self._valid(req.channel_index):
+            targets = [self.channels[req.channel_index]]
+        else:
+            return self._feedback(req, req.channel_index, StopResult.CHANNEL_DOES_NOT_EXIST)
+        for ch in targets:
+            if ch.running or ch.state is ChannelState.PAUSE:
+                ch.exit_condition = "Stopped by CTI"
+                ch.finish(ChannelState.IDLE, resumable=True)
+        return self._feedback(req, req.channel_index, StopResult.SUCCESS)
+
+    def _on_ResumeRequest(self, req: codec.ResumeRequest) -> Any:
+        if req.all_channels:
+            targets = [c for c in self.channels if c.resumable]
+        elif self._valid(req.channel_index):
+            targets = [self.channels[req.channel_index]]
+        else:
+            return self._feedback(req, req.channel_index, StartResult.INVALID_CHANNEL)
+        for ch in targets:
+            if ch.running or ch.state is ChannelState.UNSAFE:
+                return self._feedback(req, ch.index, StartResult.CHANNEL_RUNNING_OR_UNSAFE)
+            if ch.schedule is None:
+                return self._feedback(req, ch.index, StartResult.NO_SCHEDULE_ASSIGNED)
+            if not ch.resumable:
+                return self._feedback(req, ch.index, StartResult.TEST_NAME_PROBLEM)
+        for ch in targets:
+            self._rerun(ch)
+        return self._feedback(req, req.channel_index, StartResult.SUCCESS)
+
+    @staticmethod
+    def _rerun(ch: SimChannel) -> None:
+        assert ch.schedule is not None
+        ch.running = True
+        ch.resumable = False
+        ch.exit_condition = "N/A"
+        ch.state = _STATE_OF_KIND[ch.schedule.steps[ch.step_index].kind]
+
+    def _on_ContinueRequest(self, req: codec.ContinueRequest) -> Any:
+        for index in req.channel_indexes:
+            if not self._valid(index):
+                return self._feedback(req, index, ContinueResult.INVALID_CHANNEL)
+            ch = self.channels[index]
+            if ch.running:
+                return self._feedback(req, index, ContinueResult.CHANNEL_RUNNING)
+            if ch.state is ChannelState.UNSAFE:
+                return self._feedback(req, index, ContinueResult.UNSAFE)
+            if ch.state is not ChannelState.PAUSE or ch.schedule is None:
+                return self._feedback(req, index, ContinueResult.NOT_IN_NORMAL_PAUSE)
+        for index in req.channel_indexes:
+            self._rerun(self.channels[index])
+        return self._feedback(req, req.channel_indexes[0], ContinueResult.SUCCESS)
+
+    def _on_JumpRequest(self, req: codec.JumpRequest) -> Any:
+        if not self._valid(req.channel_index):
+            return self._feedback(req, req.channel_index, StartResult.INVALID_CHANNEL)
+        ch = self.channels[req.channel_index]
+        if ch.schedule is None:
+            return self._feedback(req, req.channel_index, StartResult.NO_SCHEDULE_ASSIGNED)
+        if not ch.running:
+            return self._feedback(req, req.channel_index, StartResult.INVALID_GO_STEP)
+        if req.step_index >= len(ch.schedule.steps):
+            ch.exit_condition = "Jump beyond the last step"
+            ch.finish(ChannelState.FINISHED)
+        else:
+            ch.step_index = req.step_index
+            ch.step_time_s = 0.0
+            ch.exit_condition = "Go to step"
+            ch.state = _STATE_OF_KIND[ch.schedule.steps[req.step_index].kind]
+        return self._feedback(req, req.channel_index, StartResult.SUCCESS)
+
+    def _mv_check(self, index: int, code: int) -> int:
+        if not self._valid(index):
+            return SetMVResult.FAILED
+        if code not in META_CODE_TO_MV:
+            return SetMVResult.META_CODE_DOES_NOT_EXIST
+        if not self.channels[index].running:
+            return SetMVResult.CHANNEL_NOT_RUNNING
+        return SetMVResult.SUCCESS
+
+    def _on_SetMVRequest(self, req: codec.SetMVRequest) -> Any:
+        if req.mv_type != codec.MV_TYPE_IV or req.value_type != codec.MV_VALUE_FLOAT:
+            return self._feedback(req, req.channel_index, SetMVResult.FAILED)
+        result = self._mv_check(req.channel_index, req.meta_code)
+        if result == SetMVResult.SUCCESS:
+            self.channels[req.channel_index].mv[req.meta_code] = float(req.value)
+        return self._feedback(req, req.channel_index, result)
+
+    def _on_UpdateMVAdvancedRequest(self, req: codec.UpdateMVAdvancedRequest) -> Any:
+        first = req.entries[0].channel_index if req.entries else -1
+        now = self.clock()
+        if self._last_mv_batch is not None and now - self._last_mv_batch < 0.2:
+            return self._feedback(req, first, SetMVResult.UPDATE_TOO_FREQUENT)
+        for e in req.entries:
+            result = self._mv_check(e.channel_index, e.meta_code)
+            if result != SetMVResult.SUCCESS:
+                return self._feedback(req, e.channel_index, result)
+        self._last_mv_batch = now
+        for e in req.entries:
+            self.channels[e.channel_index].mv[e.meta_code] = float(e.value)
+        return self._feedback(req, first, SetMVResult.SUCCESS)
+
+    def _on_GetSerialRequest(self, req: codec.GetSerialRequest) -> Any:
+        digits = "".join(ch for ch in self.serial_number if ch.isdigit()) or "0"
+        return codec.SerialFeedback(int(digits) & 0xFFFFFFFF)

@@ -1,0 +1,98 @@
+"""The pycti-compatible interfaces, used the way pycti's README uses them."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from pyburnerkit.arbin import codec
+from pyburnerkit.arbin.compat import (ChannelInterface, CyclerInterface, login_dict,
+                                      status_dict)
+from pyburnerkit.errors import ConfigurationError
+
+from .conftest import SECRET, USER
+
+CAPTURES = Path("/work/shared/data/arbin/captures")
+
+
+@pytest.fixture
+def creds(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # pycti reads <cwd>/.env by default; here it has none
+    monkeypatch.setenv("ARBIN_CTI_USERNAME", USER)
+    monkeypatch.setenv("ARBIN_CTI_PASSWORD", SECRET)
+
+
+def test_status_dict_has_pyctis_keys_and_values() -> None:
+    expected = json.loads((CAPTURES / "server_channel_info_msg.json").read_text())
+    raw = (CAPTURES / "server_channel_info_msg.bin").read_bytes()
+    (status,) = codec.decode_feedback(raw).statuses
+    assert status_dict(status) == expected
+
+
+def test_login_dict_has_pyctis_keys() -> None:
+    expected = json.loads((CAPTURES / "server_login_msg.json").read_text())
+    info = codec.decode_feedback((CAPTURES / "server_login_msg.bin").read_bytes()).info
+    got = login_dict(info)
+    assert set(got) == set(expected)
+    # pycti decodes the 4 IP bytes as text; we give dotted text. Everything else is equal.
+    assert {k: v for k, v in got.items() if k != "ip_address"} == \
+        {k: v for k, v in expected.items() if k != "ip_address"}
+
+
+def test_readme_cycler_interface(sim, creds) -> None:
+    config = {"ip_address": "127.0.0.1", "port": sim.port, "timeout_s": 3,
+              "msg_buffer_size": 4096}
+    cycler_interface = CyclerInterface(config)
+    try:
+        assert cycler_interface.get_num_channels() == 16
+        assert cycler_interface.get_login_feedback()["result"] == "success"
+        channel_status = cycler_interface.read_channel_status(channel=2)
+        assert channel_status["channel"] == 1 and channel_status["status"] == "Idle"
+        assert channel_status["aux_voltage"] == [] and "voltage_v" in channel_status
+        assert cycler_interface.read_channel_status(channel=0) == {}  # never "all channels"
+        assert cycler_interface.read_channel_status(channel=17) == {}
+    finally:
+        cycler_interface.close()
+
+
+def test_readme_channel_interface(sim, creds, caplog) -> None:
+    config = {"channel": 2, "test_name": "fake_test_name", "schedule_name": "Rest+207855.sdx",
+              "ip_address": "127.0.0.1", "port": sim.port, "timeout_s": 3,
+              "msg_buffer_size": 4096}
+    with ChannelInterface(config) as channel_interface:
+        assert channel_interface.read_channel_status()["status"] == "Idle"
+        assert channel_interface.start_test() is True
+        assert channel_interface.read_channel_status()["testname"] == "fake_test_name"
+        assert channel_interface.set_meta_variable(mv_num=1, mv_value=4.20) is True
+        assert sim.meta_variables(2) == {1: pytest.approx(4.2)}
+        assert channel_interface.stop_test() is True
+        caplog.set_level(logging.WARNING)
+        assert channel_interface.set_meta_variable(mv_num=1, mv_value=1.0) is False
+        assert "channel is not running" in caplog.text  # the reason is logged, not lost
+        with pytest.raises(ConfigurationError):
+            channel_interface.set_meta_variable(mv_num=17, mv_value=1.0)
+
+
+def test_missing_schedule_or_test_name_returns_false(sim, creds) -> None:
+    config = {"channel": 1, "ip_address": "127.0.0.1", "port": sim.port}
+    with ChannelInterface(config) as channel_interface:
+        assert channel_interface.assign_schedule() is False
+        assert channel_interface.start_test() is False
+
+
+def test_env_path_file_overrides_environment(sim, creds, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("ARBIN_CTI_PASSWORD", "stale-password")
+    env = tmp_path / "cti.env"
+    env.write_text(f"ARBIN_CTI_USERNAME={USER}\nARBIN_CTI_PASSWORD={SECRET}\n")
+    with CyclerInterface({"ip_address": "127.0.0.1", "port": sim.port}, env_path=str(env)) as c:
+        assert c.get_num_channels() == 16
+
+
+def test_bad_config_is_a_configuration_error(creds) -> None:
+    with pytest.raises(ConfigurationError, match="ip_address"):
+        CyclerInterface({"port": 9031})
+    with pytest.raises(ConfigurationError, match="channel"):
+        ChannelInterface({"ip_address": "127.0.0.1", "port": 9031, "channel": 0})

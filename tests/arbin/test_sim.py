@@ -1,0 +1,171 @@
+"""The simulated cycler's state machine and quirks, driven over real TCP with a raw CTI socket."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from pyburnerkit.arbin import codec
+from pyburnerkit.arbin.models import (AssignResult, ChannelState, ContinueResult, LoginResult,
+                                      SetMVResult, StartResult, StopResult)
+from pyburnerkit.arbin.sim import ArbinSim
+from pyburnerkit.errors import ConfigurationError
+
+from .conftest import SECRET, USER, RawCti
+
+
+def info(cti: RawCti, index: int, aux: int = 0):
+    return cti.ask(codec.ChannelInfoRequest(index, 1, aux))
+
+
+def test_login_checks_credentials(sim: ArbinSim) -> None:
+    with RawCti(sim.port, login=False) as cti:
+        assert cti.ask(codec.LoginRequest(USER, "wrong")).info.result is LoginResult.FAILED
+        ok = cti.ask(codec.LoginRequest(USER, SECRET)).info
+        assert ok.result is LoginResult.SUCCESS and ok.num_channels == 16
+        assert cti.ask(codec.LoginRequest(USER, SECRET)).info.result is \
+            LoginResult.ALREADY_LOGGED_IN
+
+
+def test_commands_before_login_drop_the_connection(sim: ArbinSim) -> None:
+    with RawCti(sim.port, login=False) as cti:
+        with pytest.raises((ConnectionResetError, ConnectionError)):
+            info(cti, 0)
+
+
+def test_full_test_lifecycle_with_the_cell_model(sim: ArbinSim, clock) -> None:
+    with RawCti(sim.port) as cti:
+        assert info(cti, 2).statuses[0].state is ChannelState.IDLE
+        fb = cti.ask(codec.StartRequest("t", (2,)))
+        assert fb.result is StartResult.NO_SCHEDULE_ASSIGNED
+        fb = cti.ask(codec.AssignScheduleRequest(2, "Missing.sdx"))
+        assert fb.result is AssignResult.SCHEDULE_NOT_FOUND
+        assert cti.ask(codec.AssignScheduleRequest(2, "CC_Cycle.sdx")).ok
+        fb = cti.ask(codec.StartRequest("t", (2,)))
+        assert fb.ok and fb.channel_index == 2  # the feedback echoes the channel
+        rest = info(cti, 2).statuses[0]
+        assert rest.state is ChannelState.REST and rest.step_and_cycle == "[1] 1: Step_A, Rest"
+        assert cti.ask(codec.AssignScheduleRequest(2, "CC_Cycle.sdx")).result is \
+            AssignResult.CHANNEL_RUNNING
+        clock.advance(61)
+        charge = info(cti, 2).statuses[0]
+        assert charge.state is ChannelState.CHARGE and (charge.cycle, charge.step) == (1, 2)
+        assert charge.current_a == pytest.approx(1.0) and charge.voltage_v > rest.voltage_v
+        assert charge.charge_capacity_ah > 0 and charge.exit_condition == "Step_Time>=60"
+        assert charge.test_time_s == pytest.approx(61, abs=1e-3)
+        clock.advance(6 * 3600)  # both cycles run to their voltage limits (~4.8 h)
+        done = info(cti, 2).statuses[0]
+        assert done.state is ChannelState.FINISHED and done.current_a == 0
+        assert done.discharge_capacity_ah > 0.5 and done.charge_energy_wh > 0
+
+
+def test_stop_resume_continue_and_jump(sim: ArbinSim, clock) -> None:
+    with RawCti(sim.port) as cti:
+        assert cti.ask(codec.StopRequest(4)).ok  # stopping an idle channel succeeds (quirk)
+        assert cti.ask(codec.ResumeRequest(4)).result is StartResult.NO_SCHEDULE_ASSIGNED
+        cti.ask(codec.AssignScheduleRequest(4, "CC_Cycle.sdx"))
+        assert cti.ask(codec.ResumeRequest(4)).result is StartResult.TEST_NAME_PROBLEM
+        assert cti.ask(codec.JumpRequest(4, 1)).result is StartResult.INVALID_GO_STEP
+        cti.ask(codec.StartRequest("t", (4,)))
+        assert cti.ask(codec.JumpRequest(4, 3)).ok
+        assert info(cti, 4).statuses[0].state is ChannelState.DISCHARGE
+        assert cti.ask(codec.StopRequest(4)).ok
+        stopped = info(cti, 4).statuses[0]
+        assert stopped.state is ChannelState.IDLE and stopped.exit_condition == "Stopped by CTI"
+        assert cti.ask(codec.ResumeRequest(4)).ok
+        assert info(cti, 4).statuses[0].step == 4
+        assert cti.ask(codec.ContinueRequest((4,))).result is ContinueResult.CHANNEL_RUNNING
+        sim.set_state(5, ChannelState.PAUSE)
+        assert info(cti, 4).statuses[0].state is ChannelState.PAUSE
+        assert cti.ask(codec.ContinueRequest((4,))).ok
+        assert cti.ask(codec.JumpRequest(4, 99)).ok  # beyond the last step ends the test
+        assert info(cti, 4).statuses[0].state is ChannelState.FINISHED
+        assert cti.ask(codec.StopRequest(99)).result is StopResult.CHANNEL_DOES_NOT_EXIST
+
+
+def test_start_several_channels_is_all_or_nothing(sim: ArbinSim) -> None:
+    with RawCti(sim.port) as cti:
+        cti.ask(codec.AssignScheduleRequest(0, "Rest+207855.sdx", assign_all=True))
+        sim.set_state(3, ChannelState.UNSAFE)
+        fb = cti.ask(codec.StartRequest("t", (0, 1, 2)))
+        assert fb.result is StartResult.CHANNEL_RUNNING_OR_UNSAFE and fb.channel_index == 2
+        assert all(s.state in (ChannelState.IDLE, ChannelState.UNSAFE)
+                   for s in info(cti, -1).statuses)
+        assert cti.ask(codec.StartRequest("t", (0, 1))).ok
+        running = cti.ask(codec.ChannelInfoRequest(-1, 2, 0)).statuses
+        assert [s.channel for s in running] == [1, 2]
+        unsafe = cti.ask(codec.ChannelInfoRequest(-1, 3, 0)).statuses
+        assert [s.channel for s in unsafe] == [3]
+
+
+def test_meta_variables_only_apply_while_running(sim: ArbinSim, clock) -> None:
+    with RawCti(sim.port) as cti:
+        assert cti.ask(codec.SetMVRequest(6, 52, 1.5)).result is SetMVResult.CHANNEL_NOT_RUNNING
+        cti.ask(codec.AssignScheduleRequest(6, "MV_Charge.sdx"))
+        cti.ask(codec.StartRequest("mv", (6,)))
+        assert cti.ask(codec.SetMVRequest(6, 77, 1.5)).result is \
+            SetMVResult.META_CODE_DOES_NOT_EXIST
+        assert cti.ask(codec.SetMVRequest(6, 52, 1.5, mv_type=2)).result is SetMVResult.FAILED
+        assert cti.ask(codec.SetMVRequest(6, 52, 1.5)).ok
+        clock.advance(10)
+        assert info(cti, 6).statuses[0].current_a == pytest.approx(1.5)  # closed-loop current
+        batch = codec.UpdateMVAdvancedRequest((codec.MVUpdate(6, 52, 0.5),
+                                               codec.MVUpdate(6, 116, 9.0)))
+        assert cti.ask(batch).ok
+        assert cti.ask(batch).result is SetMVResult.UPDATE_TOO_FREQUENT  # < 200 ms apart
+        clock.advance(0.3)
+        assert cti.ask(batch).ok
+        assert sim.meta_variables(7) == {1: 0.5, 16: 9.0}
+
+
+def test_aux_readings_only_when_asked(sim: ArbinSim) -> None:
+    with RawCti(sim.port) as cti:
+        assert info(cti, 0).statuses[0].aux == {}
+        aux = info(cti, 0, aux=0x400).statuses[0].aux
+        assert set(aux) == {"voltage", "temperature"}
+        assert aux["temperature"][0].value == pytest.approx(25.0)
+
+
+def test_all_channel_reply_and_mits10_mode(clock) -> None:
+    with ArbinSim(512, mits10=True, clock=clock).start() as big:
+        with RawCti(big.port, "admin", "000000") as cti:
+            all_ = info(cti, -1).statuses
+            assert len(all_) == 512 and [s.channel for s in all_] == list(range(1, 513))
+            single = info(cti, 5).statuses  # MITS 10 answers with every channel
+            assert len(single) == 512
+            assert cti.ask(codec.GetSerialRequest()).serial == 207855
+
+
+def test_fault_injection(sim: ArbinSim) -> None:
+    with RawCti(sim.port) as cti:
+        sim.fail_next(codec.STOP_SCHEDULE, 0x11)
+        assert cti.ask(codec.StopRequest(0)).result is StopResult.MONITOR_WINDOW_IN_USE
+        assert cti.ask(codec.StopRequest(0)).ok
+        sim.drop_on_next(codec.STOP_SCHEDULE)
+        with pytest.raises((ConnectionError, OSError)):
+            cti.ask(codec.StopRequest(0))
+    assert sim.count(codec.StopRequest) == 3
+    sim.refuse_connections(1)
+    with pytest.raises(OSError):
+        with RawCti(sim.port) as cti:
+            pass
+    with RawCti(sim.port) as cti:
+        cti.sock.settimeout(0.3)
+        sim.silence(True)
+        with pytest.raises(socket.timeout):
+            info(cti, 0)
+        sim.silence(False)
+
+
+def test_several_clients_share_the_cycler(sim: ArbinSim) -> None:
+    with RawCti(sim.port) as a, RawCti(sim.port) as b:
+        a.ask(codec.AssignScheduleRequest(9, "Rest+207855.sdx"))
+        a.ask(codec.StartRequest("shared", (9,)))
+        assert info(b, 9).statuses[0].test_name == "shared"
+        assert sim.client_count == 2
+
+
+def test_simulator_arguments_are_checked() -> None:
+    with pytest.raises(ConfigurationError, match="1..512"):
+        ArbinSim(513)
