@@ -51,10 +51,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     except UsageError as exc:
         print(f"pyburnerkit: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    handler = None
     if args.verbose:
         from .. import log_to_stderr
-        log_to_stderr(logging.INFO if args.verbose == 1 else logging.DEBUG,
-                      wire=args.verbose >= 3)
+        handler = log_to_stderr(logging.INFO if args.verbose == 1 else logging.DEBUG,
+                                wire=args.verbose >= 3)
+    try:
+        return _dispatch(args)
+    finally:
+        if handler is not None:  # main() may run in process (tests, notebooks): undo it
+            root = logging.getLogger("pyburnerkit")
+            root.removeHandler(handler)
+            root.setLevel(logging.NOTSET)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         return int(args.handler(args) or 0)
     except UsageError as exc:

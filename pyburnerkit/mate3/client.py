@@ -1,0 +1,817 @@
+"""The blocking Mate3 client and the session that polls the Mate3s over Modbus TCP (pymodbus).
+
+The Mate3s answers; it never pushes. So the session is request/response only: every user call
+becomes one *operation* (a full read, a targeted read, a write), run on the I/O thread as a
+short series of Modbus requests. Operations start at least ``min_poll_interval`` seconds apart
+(the Mate3s' Modbus interface is known to hang when polled hard), over one TCP connection
+(the Mate3s serves one Modbus client at a time), optionally closed while idle.
+
+Requests never cross the end of the map and never ask for more than ``max_registers``
+registers; a full read coalesces the whole map across block boundaries (13 requests for the
+chinezbrun system), and every full read re-checks the block headers it covers, re-walking the
+chain when the devices changed.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import socket
+import time
+from collections import deque
+from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from .._core.client import BaseClient
+from .._core.extras import require
+from .._core.loop import TimerHandle
+from .._core.pending import Pending
+from .._core.session import Session
+from .._core.timeouts import DEFAULT, Deadline, TimeoutArg
+from ..errors import (ConfigurationError, ConnectionLostError, DeviceConnectionError,
+                      DeviceError, DeviceTimeoutError, ProtocolError, PyBurnerKitError,
+                      WriteNotAllowedError, check_range)
+from ..types import ConnectionState
+from . import codec
+from .models import (Device, DeviceMovedError, FieldDef, FieldValue, Layout, Mate3System,
+                     Mode, SystemUpdated)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 502
+EXCEPTION_NAMES = {1: "illegal function", 2: "illegal data address", 3: "illegal data value",
+                   4: "server device failure", 5: "acknowledge", 6: "server device busy",
+                   10: "gateway path unavailable", 11: "gateway target failed to respond"}
+
+
+def parse_endpoint(endpoint: str, port: Optional[int] = None) -> Tuple[str, str, int]:
+    """``host``, ``host:port``, ``modbus://host[:port]``, ``sim://mate3`` or ``replay:FILE``.
+
+    :returns: (kind, host or file, port) with kind ``tcp``, ``sim`` or ``replay``.
+    :raises ConfigurationError: anything else.
+    """
+    if not isinstance(endpoint, str) or not endpoint.strip():
+        raise ConfigurationError(f"expected a Mate3 host, host:port, sim://mate3 or "
+                                 f"replay:FILE, got {endpoint!r}")
+    text = endpoint.strip()
+    if text.startswith("replay:"):
+        return "replay", text[len("replay:"):], 0
+    if text.startswith("sim://"):
+        return "sim", text[len("sim://"):] or "mate3", 0
+    if text.startswith("modbus://"):
+        text = text[len("modbus://"):].rstrip("/")
+    host, sep, port_text = text.rpartition(":")
+    if sep and host and "]" not in port_text:
+        try:
+            number = int(port_text)
+        except ValueError:
+            raise ConfigurationError(f"bad port in {endpoint!r}") from None
+        host = host.strip("[]")
+    else:
+        host, number = text.strip("[]"), DEFAULT_PORT if port is None else port
+    check_range("port", number, 1, 65535, integer=True)
+    return "tcp", host, int(number)
+
+
+class _LinkDown(Exception):
+    """Inside the session: fail the operation with ``error`` and then drop the link."""
+
+    def __init__(self, error: PyBurnerKitError, cause: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.cause = cause
+
+
+# ------------------------------------------------------------------------------ links
+class _ModbusLink:
+    """Modbus TCP through pymodbus' synchronous client, on the session thread only."""
+
+    def __init__(self, host: str, port: int, unit_id: int, wire: Any, family: str,
+                 endpoint: str) -> None:
+        self.host, self.port, self.unit_id = host, port, unit_id
+        self.family, self.endpoint = family, endpoint
+        self.wire = wire
+        self.client: Any = None
+        self.secret = False  # hide the bytes of a password write from the wire log
+        self._pymodbus: Any = None
+        self._unit_kw = "device_id"
+
+    def _make(self) -> Any:
+        pm_client = require("pymodbus.client", "mate3")
+        self._pymodbus = require("pymodbus", "mate3")
+        params = inspect.signature(pm_client.ModbusTcpClient.read_holding_registers).parameters
+        self._unit_kw = "device_id" if "device_id" in params else "slave"
+        return pm_client.ModbusTcpClient(self.host, port=self.port, timeout=3.0, retries=0,
+                                         trace_packet=self._trace)
+
+    def _trace(self, sending: bool, data: bytes) -> bytes:
+        shown: Any = b"<a password write, not logged>" if self.secret and sending else data
+        (self.wire.sent if sending else self.wire.received)(shown)
+        return data
+
+    @property
+    def sock(self) -> Optional[socket.socket]:
+        return None if self.client is None else self.client.socket
+
+    def open(self, timeout: float) -> None:
+        if self.client is None:
+            self.client = self._make()
+        if self.client.socket is not None:
+            return
+        self.client.comm_params.timeout_connect = max(0.05, timeout)
+        if not self.client.connect():
+            raise DeviceConnectionError(
+                f"cannot connect to the Mate3 at {self.host}:{self.port} (is Modbus/SunSpec "
+                f"enabled on the Mate, and no other Modbus client connected?)",
+                device=self.family, endpoint=self.endpoint)
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+
+    def abort(self) -> None:
+        """From another thread: wake a blocked request (its recv sees EOF)."""
+        sock = self.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _execute(self, what: str, call: Callable[[], Any], timeout: float) -> Any:
+        try:
+            self.open(timeout)  # reopens lazily after an idle close
+        except DeviceConnectionError as exc:
+            raise _LinkDown(exc, exc) from exc
+        self.client.comm_params.timeout_connect = max(0.05, timeout)
+        exceptions = self._pymodbus.exceptions
+        try:
+            response = call()
+        except exceptions.ConnectionException as exc:
+            err = ConnectionLostError(f"{what}: the connection dropped ({exc})",
+                                      device=self.family, endpoint=self.endpoint)
+            raise _LinkDown(err, exc) from exc
+        except exceptions.ModbusIOException as exc:
+            err = DeviceTimeoutError(f"{what}: no answer within {timeout:.3g} s",
+                                     device=self.family, endpoint=self.endpoint)
+            raise _LinkDown(err, exc) from exc
+        except exceptions.ModbusException as exc:
+            err = ProtocolError(f"{what}: {exc}", frames=self.wire.recent(),
+                                device=self.family, endpoint=self.endpoint)
+            raise _LinkDown(err, exc) from exc
+        except OSError as exc:
+            err = ConnectionLostError(f"{what}: {exc}", device=self.family,
+                                      endpoint=self.endpoint)
+            raise _LinkDown(err, exc) from exc
+        if response is None:
+            err = DeviceTimeoutError(f"{what}: no answer", device=self.family,
+                                     endpoint=self.endpoint)
+            raise _LinkDown(err, TimeoutError(what))
+        if response.isError():
+            code = getattr(response, "exception_code", None)
+            name = EXCEPTION_NAMES.get(code, "exception")
+            raise DeviceError(f"{what}: the Mate3 answered Modbus exception {code} ({name})",
+                              code=code, detail=name, device=self.family,
+                              endpoint=self.endpoint)
+        return response
+
+    def read(self, address: int, count: int, timeout: float) -> List[int]:
+        kw = {"count": count, self._unit_kw: self.unit_id}
+        what = f"read {count} registers at {address}"
+        response = self._execute(
+            what, lambda: self.client.read_holding_registers(address, **kw), timeout)
+        values = list(response.registers)
+        if len(values) != count:
+            err = ProtocolError(f"{what}: got {len(values)} registers", frames=self.wire.recent(),
+                                device=self.family, endpoint=self.endpoint)
+            raise _LinkDown(err, err)
+        return values
+
+    def write(self, address: int, values: Sequence[int], timeout: float) -> None:
+        kw = {self._unit_kw: self.unit_id}
+        what = f"write {len(values)} registers at {address}"
+        self._execute(what, lambda: self.client.write_registers(address, list(values), **kw),
+                      timeout)
+
+
+class _ReplayLink:
+    """Serves reads (and writes, in memory) from a register image instead of a device."""
+
+    sock = None
+
+    def __init__(self, registers: Mapping[int, int], max_registers: int, family: str,
+                 endpoint: str) -> None:
+        from .sim import RegisterSpace  # pure: no pymodbus needed
+        self.space = RegisterSpace(registers, max_registers)
+        self.family, self.endpoint = family, endpoint
+        self.secret = False
+
+    def open(self, timeout: float) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    def _error(self, what: str, code: int) -> DeviceError:
+        name = EXCEPTION_NAMES[code]
+        return DeviceError(f"{what}: the register dump answers Modbus exception {code} ({name})",
+                           code=code, detail=name, device=self.family, endpoint=self.endpoint)
+
+    def read(self, address: int, count: int, timeout: float) -> List[int]:
+        result = self.space.read(address, count)
+        if isinstance(result, int):
+            raise self._error(f"read {count} registers at {address}", result)
+        return result
+
+    def write(self, address: int, values: Sequence[int], timeout: float) -> None:
+        code = self.space.write(address, list(values))
+        if code is not None:
+            raise self._error(f"write {len(values)} registers at {address}", code)
+
+
+# ------------------------------------------------------------------------------ session
+class Mate3Session(Session):
+    """The I/O thread of one :class:`Mate3Client`: operations, pacing, discovery, cache."""
+
+    family = "mate3"
+
+    def __init__(self, *, link: Any, min_poll_interval: float, request_timeout: float,
+                 idle_close: Optional[float], poll_interval: Optional[float],
+                 max_registers: int, base: int, **common: Any) -> None:
+        super().__init__(**common)
+        self.link = link
+        self.min_poll_interval = min_poll_interval
+        self.request_timeout = request_timeout
+        self.idle_close = idle_close
+        self.poll_interval = poll_interval
+        self.max_registers = max_registers
+        self.base = base
+        self.layout: Optional[Layout] = None
+        self.requests_sent = 0
+        self.registers_read = 0
+        self.warnings: List[str] = []
+        self._queue: Deque[Pending] = deque()
+        self._next_start = 0.0
+        self._pace_timer: Optional[TimerHandle] = None
+        self._idle_timer: Optional[TimerHandle] = None
+        self._poll_timer: Optional[TimerHandle] = None
+        self._watched: Any = None
+
+    # ------------------------------------------------------------------ link hooks
+    def open_transport(self, deadline: Deadline) -> None:
+        left = deadline.remaining()
+        self.link.open(min(self.request_timeout, left if left is not None else 1e9))
+        # The device has answered only once the SunSpec walk has read its whole map; that
+        # also primes the cache (and re-checks the devices after every reconnect).
+        try:
+            self._discover_and_publish(deadline)
+        except _LinkDown as down:
+            raise down.error from down.cause
+        self._next_start = time.monotonic() + self.min_poll_interval
+        self.established()
+
+    def close_transport(self) -> None:
+        self._unwatch()
+        self.link.close()
+
+    def abort_blocking(self) -> None:
+        self.link.abort()
+
+    def on_established(self) -> None:
+        self._arm_idle()
+        self._schedule_poll()
+
+    def take_unsent(self) -> List[Pending]:
+        # Operations still waiting for their turn (pacing) never reached the wire: they wait
+        # for the next link instead of failing. Background polls are simply re-armed.
+        return [p for p in self._queue if not p.payload.get("poll")]
+
+    def on_link_down(self) -> None:
+        for timer in (self._pace_timer, self._idle_timer, self._poll_timer):
+            if timer is not None:
+                timer.cancel()
+        self._pace_timer = self._idle_timer = self._poll_timer = None
+        self._queue.clear()
+        self._unwatch()
+
+    # ------------------------------------------------------------------ idle link watch
+    def _watch(self) -> None:
+        sock = self.link.sock
+        if sock is None or self._watched is not None:
+            return
+        self.loop.add_reader(sock, self._idle_readable)
+        self._watched = sock
+
+    def _unwatch(self) -> None:
+        if self._watched is not None:
+            self.loop.remove_reader(self._watched)
+            self._watched = None
+
+    def _idle_readable(self) -> None:
+        # The Mate3s never speaks unasked: readable while idle means EOF, a reset or garbage.
+        sock = self._watched
+        self._unwatch()
+        try:
+            data = sock.recv(4096) if sock is not None else b""
+        except (BlockingIOError, InterruptedError):
+            self._watch()
+            return
+        except OSError as exc:
+            data, error = b"", exc
+        else:
+            error = None
+        if data:
+            self.wire.received(data)
+            cause: BaseException = ProtocolError(f"{len(data)} unsolicited bytes from the Mate3")
+        else:
+            cause = error or ConnectionResetError("the Mate3 closed the connection")
+        if self.idle_close is not None and not data:
+            self.link.close()  # we would have closed it soon anyway; reopen on demand
+            return
+        self.link_failed(cause)
+
+    def _arm_idle(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        if self.idle_close is not None:
+            self._idle_timer = self.loop.call_later(self.idle_close, self._close_idle)
+        self._watch()
+
+    def _close_idle(self) -> None:
+        self._idle_timer = None
+        if not self._queue:
+            self._unwatch()
+            self.link.close()
+
+    # ------------------------------------------------------------------ operations
+    def start_request(self, request: Pending) -> None:
+        self._queue.append(request)
+        self._pump()
+
+    def _schedule_poll(self) -> None:
+        if self.poll_interval is None or self._poll_timer is not None:
+            return
+        self._poll_timer = self.loop.call_later(self.poll_interval, self._poll_due)
+
+    def _poll_due(self) -> None:
+        self._poll_timer = None
+        poll = Pending("background poll", {"op": "read_all", "poll": True, "deadline": Deadline(
+            max(self.request_timeout * 20, self.poll_interval or 0))})
+        poll.add_done_callback(self._poll_done)
+        self._queue.append(poll)
+        self._pump()
+
+    def _poll_done(self, poll: Pending) -> None:
+        if poll.error is not None and not isinstance(poll.error, ConnectionLostError):
+            log.warning("mate3 %s: background poll failed: %s", self.endpoint, poll.error)
+
+    def _pump(self) -> None:
+        if self._pace_timer is not None:
+            return
+        while self._queue:
+            wait = self._next_start - time.monotonic()
+            if wait > 0:
+                self._pace_timer = self.loop.call_later(wait, self._paced)
+                return
+            request = self._queue.popleft()
+            if request.done():
+                continue  # the caller gave up before its turn
+            self._next_start = time.monotonic() + self.min_poll_interval
+            self._run_op(request)
+            if self.state is not ConnectionState.CONNECTED:
+                return
+        if self.state is ConnectionState.CONNECTED:
+            self._arm_idle()
+            self._schedule_poll()
+
+    def _paced(self) -> None:
+        self._pace_timer = None
+        self._pump()
+
+    def _run_op(self, request: Pending) -> None:
+        self._unwatch()
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        payload = request.payload
+        deadline: Deadline = payload["deadline"]
+        try:
+            op = payload["op"]
+            if op == "read_all":
+                result: Any = self._op_read_all(deadline)
+            elif op == "read":
+                result = self._op_read_fields(payload["paths"], deadline, payload["verify"])
+            elif op == "write":
+                result = self._op_write(payload["path"], payload["value"], deadline)
+            elif op == "dump":
+                result = self._op_dump(deadline)
+            else:
+                raise AssertionError(op)
+        except _LinkDown as down:
+            request.fail(down.error)
+            self.link_failed(down.cause)
+        except PyBurnerKitError as exc:
+            request.fail(exc)
+        else:
+            request.resolve(result)
+
+    # ------------------------------------------------------------------ register access
+    def _timeout(self, deadline: Deadline) -> float:
+        left = deadline.remaining()
+        if left is not None and left <= 0:
+            raise DeviceTimeoutError("the call's timeout ran out before the next request",
+                                     device=self.family, endpoint=self.endpoint)
+        return self.request_timeout if left is None else min(self.request_timeout, left)
+
+    def _read(self, address: int, count: int, deadline: Deadline) -> List[int]:
+        self.requests_sent += 1
+        self.registers_read += count
+        return self.link.read(address, count, self._timeout(deadline))
+
+    def _read_plan(self, plan: Iterable[Tuple[int, int]], deadline: Deadline) -> Dict[int, int]:
+        regs: Dict[int, int] = {}
+        for address, count in plan:
+            for offset, value in enumerate(self._read(address, count, deadline)):
+                regs[address + offset] = value
+        return regs
+
+    def _walk(self, deadline: Deadline) -> Tuple[Layout, Dict[int, int]]:
+        walker = codec.Walker(self.base, self.max_registers)
+        while not walker.done:
+            step = walker.next_read()
+            assert step is not None
+            address, count = step
+            try:
+                values = self._read(address, count, deadline)
+            except DeviceError as exc:
+                if address == self.base:
+                    raise DeviceError(
+                        f"no SunSpec map at {self.base} ({exc}); is SunSpec/Modbus enabled "
+                        f"on the Mate?", code=exc.code, detail=exc.detail, device=self.family,
+                        endpoint=self.endpoint) from exc
+                raise
+            walker.feed(address, values)
+        return walker.layout(), walker.registers
+
+    def _publish(self, system: Mate3System, paths: Tuple[str, ...] = ()) -> None:
+        self.cache.update([("system", system), ("layout", system.layout)], at=system.read_at)
+        self.dispatcher.publish(SystemUpdated(system, paths))
+
+    def _discover_and_publish(self, deadline: Deadline) -> Mate3System:
+        layout, regs = self._walk(deadline)
+        return self._decode_and_publish(layout, regs)
+
+    def _decode_and_publish(self, layout: Layout, regs: Mapping[int, int]) -> Mate3System:
+        notes: List[str] = []
+        system = codec.build_system(layout, regs, time.time(), notes)
+        for note in notes:
+            if note not in self.warnings:
+                log.warning("mate3 %s: %s", self.endpoint, note)
+        self.warnings = notes
+        if self.layout is not None and self.layout.signature() != layout.signature():
+            log.info("mate3 %s: the block layout changed; devices re-discovered", self.endpoint)
+        self.layout = layout
+        self._publish(system)
+        return system
+
+    def _op_read_all(self, deadline: Deadline) -> Mate3System:
+        if self.layout is None:
+            return self._discover_and_publish(deadline)
+        regs = self._read_plan(codec.full_read_plan(self.layout, self.max_registers), deadline)
+        layout = self.layout
+        if not codec.check_layout(layout, regs):
+            # The devices changed. The registers just read usually hold the whole new chain;
+            # walk them, and walk the device only when the chain now runs past them.
+            try:
+                layout = codec.layout_from_registers(regs, self.base)
+            except ProtocolError:
+                return self._discover_and_publish(deadline)
+        return self._decode_and_publish(layout, regs)
+
+    def _op_dump(self, deadline: Deadline) -> Dict[int, int]:
+        self._op_read_all(deadline)
+        assert self.layout is not None
+        return self._read_plan(codec.full_read_plan(self.layout, self.max_registers), deadline)
+
+    def _resolve(self, system: Mate3System, path: str) -> Tuple[Device, FieldDef]:
+        owner, name = codec.split_path(path)
+        try:
+            dev = system.device(owner)
+        except KeyError:
+            raise ConfigurationError(f"no device {owner!r} in this system; devices: "
+                                     f"{', '.join(p for p, _ in system.blocks())}") from None
+        bdef = codec.block_defs().get(dev.did)
+        fdef = bdef.fields.get(name) if bdef else None
+        if fdef is None or fdef.end > dev.length + 2:
+            raise ConfigurationError(f"{owner} ({dev.name}) has no field {name!r}")
+        return dev, fdef
+
+    def _header_addresses(self, dev: Device) -> List[int]:
+        return [dev.address, dev.address + 1] + ([dev.address + 2] if dev.port is not None
+                                                  else [])
+
+    def _same_block(self, dev: Device, regs: Mapping[int, int]) -> bool:
+        return (regs.get(dev.address) == dev.did and regs.get(dev.address + 1) == dev.length
+                and (dev.port is None or regs.get(dev.address + 2) == dev.port))
+
+    def _op_read_fields(self, paths: Sequence[str], deadline: Deadline,
+                        verify: bool = True) -> Dict[str, FieldValue]:
+        system = self.cache.value("system")
+        if system is None:
+            system = self._op_read_all(deadline)
+        targets = [(path,) + self._resolve(system, path) for path in paths]
+        addresses: List[int] = []
+        for path, dev, fdef in targets:
+            if not fdef.mode.readable:
+                raise ConfigurationError(f"{path} is write-only: the Mate3 cannot read it back")
+            if verify:
+                addresses += self._header_addresses(dev)
+            addresses += codec.field_addresses(dev.did, dev.address, fdef)
+        regs = self._read_plan(codec.coalesce(addresses, self.max_registers, max_gap=0),
+                               deadline)
+        if verify and not all(self._same_block(dev, regs) for _, dev, _ in targets):
+            # Devices moved between HUB ports: walk again, then answer by path.
+            system = self._discover_and_publish(deadline)
+            return {path: system.get(path) for path in paths}
+        fresh = codec.update_values(system, regs, paths, time.time())
+        self._publish(fresh, tuple(paths))
+        return {path: fresh.get(path) for path in paths}
+
+    def _op_write(self, path: str, value: Any, deadline: Deadline) -> Optional[FieldValue]:
+        system = self.cache.value("system")
+        dev, fdef = self._resolve(system, path)
+        sf_addr: List[int] = []
+        if fdef.scale_factor_field:
+            sf_def = codec.block_defs()[dev.did].fields[fdef.scale_factor_field]
+            sf_addr = [dev.address + sf_def.start - 1]
+        regs = self._read_plan(
+            codec.coalesce(self._header_addresses(dev) + sf_addr, self.max_registers,
+                           max_gap=0),
+            deadline)
+        if not self._same_block(dev, regs):
+            found_port = regs.get(dev.address + 2) if dev.port is not None else None
+            raise DeviceMovedError(
+                f"refusing to write {path}: the block at {dev.address} is now DID "
+                f"{regs.get(dev.address)} (length {regs.get(dev.address + 1)}"
+                + (f", HUB port {found_port}" if dev.port is not None else "")
+                + f"), not DID {dev.did} (length {dev.length}"
+                + (f", HUB port {dev.port}" if dev.port is not None else "")
+                + "); nothing was written. Read the system again and retry.",
+                device=self.family, endpoint=self.endpoint)
+        sf = codec.scale_factor_of(dev.did, dev.address, fdef, regs) if sf_addr else None
+        encoded = codec.encode_field(fdef, value, sf)
+        address = dev.address + fdef.start - 1
+        self.requests_sent += 1
+        secret = fdef.mode is Mode.W and fdef.type.value == "string"
+        self.link.secret = secret
+        try:
+            self.link.write(address, encoded, self._timeout(deadline))
+        finally:
+            self.link.secret = False
+        if fdef.mode is Mode.W:
+            return None  # a command or password: the Mate3 cannot show it back
+        back = self._read(address, fdef.size, deadline)
+        if back != encoded:
+            raise DeviceError(
+                f"wrote {path}={value!r} (registers {encoded}) but the Mate3 shows {back}; "
+                f"it did not take the value", code=None, detail="read-back mismatch",
+                device=self.family, endpoint=self.endpoint)
+        regs.update({address + i: v for i, v in enumerate(back)})
+        fresh = codec.update_values(system, regs, [path], time.time())
+        self._publish(fresh, (path,))
+        return fresh.get(path)
+
+
+# ------------------------------------------------------------------------------ facade
+class Mate3Client(BaseClient):
+    """A connection to one OutBack Mate3/Mate3s (or its simulator, or a register dump).
+
+    :param endpoint: ``"192.168.0.150"``, ``"host:502"``, ``"modbus://host:port"``,
+        ``"sim://mate3"`` (a simulator on 127.0.0.1 owned by this client) or
+        ``"replay:FILE.json"`` (reads served from a register dump; no network).
+    :param allow_writes: allow :meth:`write` at all (set points and commands can damage
+        equipment); without it every write raises :class:`WriteNotAllowedError`.
+    :param min_poll_interval: seconds between the starts of two operations (default 1 s, to
+        protect the Mate3s' Modbus interface; 0 for dumps and simulators).
+    :param request_timeout: seconds to wait for each Modbus reply (capped by the call's
+        timeout); silence past it is :class:`DeviceTimeoutError` and the link is re-opened.
+    :param idle_close: close the TCP connection after this many idle seconds and reopen it on
+        the next call (the Mate3s serves one Modbus client at a time); None keeps it open.
+    :param poll_interval: also read the whole system in the background every so many seconds
+        (delivered as :class:`SystemUpdated` events); None (default) reads only when asked.
+    :param unit_id: the Modbus unit id (the Mate3s answers 0, what mate3 always sent).
+    :param max_registers: the most registers per request (at most 100).
+
+    Every method is thread-safe; operations are serialised on the I/O thread
+    ``pyburnerkit-mate3-<endpoint>-io``; callbacks run on ``...-events``. :meth:`connect`
+    walks the SunSpec block chain and reads the whole system once.
+    """
+
+    family = "mate3"
+    default_timeout = 15.0
+
+    def __init__(self, endpoint: str, port: Optional[int] = None, *,
+                 allow_writes: bool = False, min_poll_interval: Optional[float] = None,
+                 request_timeout: float = 3.0, idle_close: Optional[float] = None,
+                 poll_interval: Optional[float] = None, unit_id: int = 0,
+                 max_registers: int = codec.MAX_REGISTERS, base: int = codec.SUNSPEC_BASE,
+                 sim_options: Optional[Mapping[str, Any]] = None, **options: Any) -> None:
+        kind, host, number = parse_endpoint(endpoint, port)
+        self.kind = kind
+        self.host, self.port = host, number
+        self.allow_writes = bool(allow_writes)
+        if min_poll_interval is None:
+            min_poll_interval = 1.0 if kind == "tcp" else 0.0
+        self.min_poll_interval = float(check_range("min_poll_interval", min_poll_interval,
+                                                   0, 3600, "s"))
+        self.request_timeout = float(check_range("request_timeout", request_timeout, 0.01,
+                                                 600, "s"))
+        self.idle_close = None if idle_close is None else float(
+            check_range("idle_close", idle_close, 0.01, 86400, "s"))
+        self.poll_interval = None if poll_interval is None else float(
+            check_range("poll_interval", poll_interval, 0.01, 86400, "s"))
+        self.unit_id = check_range("unit_id", unit_id, 0, 255, integer=True)
+        self.max_registers = check_range("max_registers", max_registers, 1,
+                                         codec.MAX_REGISTERS, integer=True)
+        self.base = check_range("base", base, 0, 0xFFFF, integer=True)
+        self._sim: Any = None
+        self._sim_options = dict(sim_options or {})
+        self._replay: Optional[Dict[int, int]] = None
+        if kind == "replay":
+            self._replay = codec.load_dump(host)
+            name = f"replay-{host.rsplit('/', 1)[-1]}"
+        elif kind == "sim":
+            name = "sim"
+        else:
+            require("pymodbus", "mate3")
+            name = f"{host}:{number}"
+        super().__init__(name, **options)
+
+    @classmethod
+    def from_dump(cls, path: str, **options: Any) -> "Mate3Client":
+        """A client that serves reads (and in-memory writes) from a register dump file."""
+        return cls(f"replay:{path}", **options)
+
+    def _make_session(self, **common: Any) -> Session:
+        if self.kind == "replay":
+            assert self._replay is not None
+            link: Any = _ReplayLink(self._replay, self.max_registers, self.family,
+                                    self.endpoint)
+        else:
+            host, port = self.host, self.port
+            if self.kind == "sim":
+                from .sim import Mate3Sim
+                self._sim = Mate3Sim(**self._sim_options).start()
+                host, port = self._sim.host, self._sim.port
+            link = _ModbusLink(host, port, self.unit_id, common["wire"], self.family,
+                               self.endpoint)
+        return Mate3Session(link=link, min_poll_interval=self.min_poll_interval,
+                            request_timeout=self.request_timeout, idle_close=self.idle_close,
+                            poll_interval=self.poll_interval, max_registers=self.max_registers,
+                            base=self.base, **common)
+
+    def close(self, timeout: Optional[float] = 5.0) -> bool:
+        ok = super().close(timeout)
+        if self._sim is not None:
+            self._sim.close(timeout or 0)
+        return ok
+
+    @property
+    def simulator(self) -> Any:
+        """The simulator behind a ``sim://mate3`` client (None otherwise)."""
+        return self._sim
+
+    # ------------------------------------------------------------------ cached state
+    @property
+    def system(self) -> Optional[Mate3System]:
+        """The latest reading of the whole system (never blocks; None before connect)."""
+        return self._cache.value("system")
+
+    @property
+    def layout(self) -> Optional[Layout]:
+        return self._cache.value("layout")
+
+    @property
+    def stale(self) -> bool:
+        return self._cache.is_stale("system")
+
+    @property
+    def stats(self) -> Dict[str, int]:
+        """Modbus requests sent and registers read since the client was made."""
+        session = self._session
+        if not isinstance(session, Mate3Session):
+            return {"requests": 0, "registers": 0}
+        return {"requests": session.requests_sent, "registers": session.registers_read}
+
+    @property
+    def warnings(self) -> List[str]:
+        """What the last discovery found odd (unknown blocks, devices without config...)."""
+        session = self._session
+        return list(session.warnings) if isinstance(session, Mate3Session) else []
+
+    # ------------------------------------------------------------------ operations
+    def _op(self, description: str, payload: Dict[str, Any], timeout: TimeoutArg,
+            is_write: bool = False) -> Any:
+        seconds = self.timeout if timeout is DEFAULT else timeout
+        payload["deadline"] = Deadline(seconds)  # type: ignore[arg-type]
+        return self._call(Pending(description, payload, is_write=is_write), timeout)
+
+    def read_all(self, timeout: TimeoutArg = DEFAULT) -> Mate3System:
+        """Read the whole system (every block, coalesced into requests of at most 100
+        registers) and block until done; devices are re-discovered if they changed.
+
+        :raises DeviceError: the Mate3 answered a Modbus exception.
+        :raises DeviceTimeoutError: no answer in time.
+        """
+        return self._op("read all", {"op": "read_all"}, timeout)
+
+    def read(self, *paths: str, verify: bool = True,
+             timeout: TimeoutArg = DEFAULT) -> Dict[str, FieldValue]:
+        """Read only the named fields: their registers and scale factors, plus (with
+        ``verify``) their blocks' headers, so that a device that moved to another HUB port is
+        noticed (the system is then re-discovered and the paths answered from it).
+
+        :param paths: e.g. ``"charge_controllers[3].battery_voltage"``, ``"mate3.system_name"``.
+        :param verify: also read each block's DID, length and HUB port (3 registers, usually
+            in the same request as the scale factors).
+        :returns: path -> :class:`FieldValue`.
+        :raises ConfigurationError: an unknown path or a write-only field.
+        """
+        if not paths:
+            raise ConfigurationError("name at least one field path to read")
+        for path in paths:
+            codec.split_path(path)
+        return self._op(f"read {', '.join(paths)}",
+                        {"op": "read", "paths": list(paths), "verify": bool(verify)}, timeout)
+
+    def read_value(self, path: str, timeout: TimeoutArg = DEFAULT) -> Any:
+        """The scaled value of one field, read from the device now."""
+        return self.read(path, timeout=timeout)[path].value
+
+    def write(self, path: str, value: Any, timeout: TimeoutArg = DEFAULT) -> Optional[FieldValue]:
+        """Write one field and, for read-write fields, read it back.
+
+        The value is checked (type, enum, range) before anything is sent, scaled with a
+        scale factor read just before the write, and refused with :class:`DeviceMovedError`
+        if the block at the cached address no longer has the same DID and HUB port. Never
+        retried automatically.
+
+        :returns: the read-back :class:`FieldValue`, or None for write-only command fields.
+        :raises WriteNotAllowedError: the client was not opened with ``allow_writes=True``.
+        :raises ConfigurationError: a bad path, a read-only field or a bad value.
+        :raises DeviceError: the Mate3 refused the write or shows another value afterwards.
+        """
+        if not self.allow_writes:
+            raise WriteNotAllowedError(
+                f"refusing to write {path}={value!r}: the client was not opened with "
+                f"allow_writes=True (set points and commands can damage equipment)",
+                device=self.family, endpoint=self.endpoint)
+        self.validate_write(path, value)
+        return self._op(f"write {path}", {"op": "write", "path": path, "value": value},
+                        timeout, is_write=True)
+
+    def validate_write(self, path: str, value: Any) -> None:
+        """Check a write without sending anything: the path, the field's mode, the value's
+        type, enum option and range (scaled with the cached scale factor). Never blocks.
+
+        :raises ConfigurationError: naming the value, the limit and the unit.
+        """
+        owner, name = codec.split_path(path)
+        system = self.system
+        if system is None:
+            return  # not connected yet: the session checks again
+        try:
+            dev = system.device(owner)
+        except KeyError:
+            raise ConfigurationError(f"no device {owner!r} in this system") from None
+        bdef = codec.block_defs().get(dev.did)
+        fdef = bdef.fields.get(name) if bdef else None
+        if fdef is None or fdef.end > dev.length + 2:
+            raise ConfigurationError(f"{owner} ({dev.name}) has no field {name!r}")
+        if not fdef.mode.writable:
+            raise ConfigurationError(f"{path} is read-only")
+        sf = None
+        if fdef.scale_factor_field:
+            sf_value = dev.values.get(fdef.scale_factor_field)
+            if sf_value is not None and sf_value.implemented:
+                sf = codec.to_int16(int(sf_value.raw) & 0xFFFF)  # SFs are signed
+        codec.encode_field(fdef, value, sf)
+
+    def field_def(self, path: str) -> FieldDef:
+        """The definition of the field at ``path`` in the current system."""
+        owner, name = codec.split_path(path)
+        system = self.system
+        if system is None:
+            raise ConfigurationError("not connected: no system to resolve the path in")
+        try:
+            return codec.block_defs()[system.device(owner).did].fields[name]
+        except KeyError:
+            raise ConfigurationError(f"no field {path!r} in this system") from None
+
+    def dump(self, timeout: TimeoutArg = DEFAULT) -> Dict[int, int]:
+        """Every register of the map, marker to end marker (for a dump file or a bug report;
+        it may include passwords as the device shows them)."""
+        return self._op("dump", {"op": "dump"}, timeout)
