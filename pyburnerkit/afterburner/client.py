@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .._core.client import BaseClient
 from .._core.extras import require
+from .._core.net import connect_tcp
 from .._core.pending import Pending
 from .._core.session import Session
 from .._core.timeouts import DEFAULT, Deadline, TimeoutArg
@@ -123,7 +124,7 @@ class AfterburnerSession(Session):
             sock = self.sim_factory().attach()
             ws_url = "ws://afterburner.sim/"
         else:
-            sock = self._tcp_connect(host, port, deadline)
+            sock = connect_tcp(self.loop, host, port, deadline, on_socket=self._remember)
             ws_url = f"ws://{host}:{port}{path}"
         self._sock = sock
         ws = self._websocket.WebSocket(enable_multithread=False, skip_utf8_validation=True)
@@ -151,30 +152,8 @@ class AfterburnerSession(Session):
         grace = 0.0 if self._ever_connected else self.refresh_grace
         self._refresh_timer = self.loop.call_later(grace, self._request_refresh)
 
-    def _tcp_connect(self, host: str, port: int, deadline: Deadline) -> socket.socket:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        last: Optional[BaseException] = None
-        for family, kind, proto, _, address in infos:
-            sock = socket.socket(family, kind, proto)
-            sock.setblocking(False)
-            try:
-                err = sock.connect_ex(address)
-                if err not in (0, 115, 36, 10035):  # EINPROGRESS / EWOULDBLOCK variants
-                    raise OSError(err, f"connect to {host}:{port} failed: {socket.errno.errorcode.get(err, err)}")  # type: ignore[attr-defined]
-                if err:
-                    if not self.loop.wait_io(sock, write=True, timeout=deadline.remaining()):
-                        raise socket.timeout(f"TCP connect to {host}:{port} timed out")
-                    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                    if err:
-                        raise OSError(err, f"connect to {host}:{port} failed: "
-                                           f"{socket.errno.errorcode.get(err, err)}")  # type: ignore[attr-defined]
-                sock.setblocking(True)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                return sock
-            except OSError as exc:
-                sock.close()
-                last = exc
-        raise last or OSError(f"no address for {host}:{port}")
+    def _remember(self, sock: Optional[socket.socket]) -> None:
+        self._sock = sock
 
     def abort_blocking(self) -> None:
         sock = self._sock

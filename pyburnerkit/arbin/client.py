@@ -26,6 +26,7 @@ from collections import deque
 from .._core.client import BaseClient
 from .._core.extras import require
 from .._core.loop import TimerHandle
+from .._core.net import connect_tcp
 from .._core.pending import Pending
 from .._core.session import Session
 from .._core.timeouts import DEFAULT, Deadline, TimeoutArg
@@ -118,8 +119,10 @@ class ArbinSession(Session):
 
     def __init__(self, *, host: str, port: int, credentials: Credentials,
                  reply_timeout: float, call_timeout: Optional[float] = None,
-                 aux_options: int = 0, **common: Any) -> None:
+                 aux_options: int = 0, sim_factory: Optional[Callable[[], Any]] = None,
+                 **common: Any) -> None:
         super().__init__(**common)
+        self.sim_factory = sim_factory
         self.call_timeout = call_timeout
         self.aux_options = aux_options
         self.host = host
@@ -143,7 +146,12 @@ class ArbinSession(Session):
 
     # ------------------------------------------------------------------ transport
     def open_transport(self, deadline: Deadline) -> None:
-        sock = self._tcp_connect(deadline)
+        if self.sim_factory is not None:
+            sock = self.sim_factory().attach()
+            sock.settimeout(self.reply_timeout)
+        else:
+            sock = connect_tcp(self.loop, self.host, self.port, deadline,
+                               on_socket=self._remember, io_timeout=self.reply_timeout)
         self._sock = sock
         self._fd = sock.fileno()
         self._reader.clear()
@@ -161,31 +169,8 @@ class ArbinSession(Session):
             wait = min(wait, self.call_timeout)
         self._arm_reply_timer("login", wait)
 
-    def _tcp_connect(self, deadline: Deadline) -> socket.socket:
-        infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
-        last: Optional[BaseException] = None
-        for family, kind, proto, _, address in infos:
-            sock = socket.socket(family, kind, proto)
-            self._sock = sock  # so that abort_blocking can interrupt the connect
-            try:
-                sock.setblocking(False)
-                err = sock.connect_ex(address)
-                if err:
-                    if not self.loop.wait_io(sock, write=True, timeout=deadline.remaining()):
-                        raise socket.timeout(f"TCP connect to {self.endpoint} timed out")
-                    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                    if err:
-                        raise OSError(err, f"connect to {self.endpoint} failed: "
-                                           f"{os.strerror(err)}")
-                sock.setblocking(True)
-                sock.settimeout(self.reply_timeout)  # bounds sendall on a stuck peer
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                return sock
-            except OSError as exc:
-                sock.close()
-                self._sock = None
-                last = exc
-        raise last or OSError(f"no address for {self.endpoint}")
+    def _remember(self, sock: Optional[socket.socket]) -> None:
+        self._sock = sock
 
     def abort_blocking(self) -> None:
         sock = self._sock
@@ -480,6 +465,15 @@ class CyclerClient(BaseClient):
                  **options: Any) -> None:
         if not isinstance(host, str) or not host:
             raise ConfigurationError(f"host must be a host name or address, got {host!r}")
+        self._sim: Any = None
+        self._sim_options: Optional[Dict[str, Any]] = None
+        if host.startswith("sim://"):
+            from .sim import ArbinSim, DEFAULT_PASSWORD, DEFAULT_USERNAME
+            self._sim_options = ArbinSim.parse_options(host)
+            username = username if username is not None else DEFAULT_USERNAME
+            password = password if password is not None else DEFAULT_PASSWORD
+            self._sim_options.update(username=username, password=password)
+            host = "sim"
         self.host = host
         self.port = check_range("port", port, 1, 65535, integer=True)
         self._credentials = resolve_credentials(username, password, env_file)
@@ -500,7 +494,25 @@ class CyclerClient(BaseClient):
         return ArbinSession(host=self.host, port=self.port, credentials=self._credentials,
                             reply_timeout=self.reply_timeout, call_timeout=self.timeout,
                             aux_options=self.aux_options,
+                            sim_factory=None if self._sim_options is None else self._in_process_sim,
                             **common)
+
+    def _in_process_sim(self) -> Any:
+        if self._sim is None:
+            from .sim import ArbinSim
+            self._sim = ArbinSim(**self._sim_options).start(listen=False)  # type: ignore[arg-type]
+        return self._sim
+
+    @property
+    def simulator(self) -> Any:
+        """The in-process simulator behind a ``sim://`` client (None otherwise)."""
+        return self._sim
+
+    def close(self, timeout: Optional[float] = 5.0) -> bool:
+        ok = super().close(timeout)
+        if self._sim is not None:
+            self._sim.close(timeout or 0)
+        return ok
 
     def _redact_frame(self, frame: Any) -> Any:
         return codec.redact(frame)

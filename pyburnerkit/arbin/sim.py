@@ -244,6 +244,28 @@ class ArbinSim(SimServer):
 
     name = "arbin"
 
+    @staticmethod
+    def parse_options(url: str) -> Dict[str, Any]:
+        """``sim://?channels=8&time_scale=60&mits10=1&seed=3`` to constructor arguments.
+
+        :raises ConfigurationError: an unknown option or a value of the wrong kind.
+        """
+        from urllib.parse import parse_qs, urlsplit
+        kinds: Dict[str, Callable[[str], Any]] = {
+            "channels": int, "time_scale": float, "seed": int,
+            "mits10": lambda v: v.lower() in ("1", "true", "yes")}
+        options: Dict[str, Any] = {}
+        for key, values in parse_qs(urlsplit(url).query).items():
+            if key not in kinds:
+                raise ConfigurationError(
+                    f"unknown sim:// option {key!r}; known: {', '.join(sorted(kinds))}")
+            try:
+                options[key] = kinds[key](values[-1])
+            except ValueError:
+                raise ConfigurationError(
+                    f"sim:// option {key}={values[-1]!r} is not valid") from None
+        return options
+
     def __init__(self, channels: int = 16, *, username: str = DEFAULT_USERNAME,
                  password: str = DEFAULT_PASSWORD, time_scale: float = 1.0,
                  mits10: bool = False, allow_control: bool = True, serial_number: str = "207855",

@@ -328,3 +328,12 @@ def test_silent_cycler_at_connect_is_a_connect_timeout(sim, clients) -> None:
     with pytest.raises(ConnectTimeoutError) as info:
         client.connect()
     assert SECRET not in str(info.value) and client.closed
+
+
+def test_in_process_simulator_url() -> None:
+    with CyclerClient("sim://?channels=8&time_scale=60&seed=2") as cycler:
+        assert cycler.info.num_channels == 8
+        assert cycler.read_status(8).channel == 8
+        assert cycler.simulator is not None and cycler.simulator.logins == 1
+    with pytest.raises(ConfigurationError, match="unknown sim:// option"):
+        CyclerClient("sim://?warp=1")
