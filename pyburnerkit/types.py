@@ -5,12 +5,35 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from ._core.backoff import Reconnect
 from ._core.timeouts import DEFAULT
 
-__all__ = ["ConnectionState", "Event", "ConnectionStateChanged", "Reconnect", "DEFAULT"]
+__all__ = ["CodeEnum", "ConnectionState", "Event", "ConnectionStateChanged", "Reconnect",
+           "DEFAULT"]
+
+
+class CodeEnum(enum.IntEnum):
+    """A device code table that keeps codes it does not know.
+
+    ``CodeEnum(99)`` on a table without 99 gives a member named ``UNKNOWN_99`` (equal to 99)
+    instead of raising, so newer firmware never crashes a decoder and the number is kept.
+    """
+
+    @classmethod
+    def _missing_(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            member = int.__new__(cls, value)
+            member._name_ = f"UNKNOWN_{value}"
+            member._value_ = value
+            return member
+        return None
+
+    @property
+    def known(self) -> bool:
+        """False for a code the table does not list."""
+        return not self._name_.startswith("UNKNOWN_")
 
 
 class ConnectionState(enum.Enum):

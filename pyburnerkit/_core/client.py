@@ -99,6 +99,7 @@ class BaseClient:
         if on_event is not None:
             self._dispatcher.subscribe(on_event)
         self._session: Optional[Session] = None
+        self._sim: Any = None
         self._outstanding: "weakref.WeakSet[Pending]" = weakref.WeakSet()
         self._lock = threading.Lock()
         self._closing = False
@@ -110,6 +111,18 @@ class BaseClient:
     def _make_session(self, **common: Any) -> Session:
         """Build the family's session; ``common`` holds the shared constructor arguments."""
         raise NotImplementedError
+
+    def _own_simulator(self, make: Callable[[], Any]) -> Any:
+        """The in-process simulator behind a ``sim://`` client, made on first use (I/O
+        thread) and closed with the client."""
+        if self._sim is None:
+            self._sim = make()
+        return self._sim
+
+    @property
+    def simulator(self) -> Any:
+        """The in-process simulator of a ``sim://`` client (None otherwise)."""
+        return self._sim
 
     def _build_session(self, **common: Any) -> Session:
         try:
@@ -194,6 +207,8 @@ class BaseClient:
         if self._dispatcher.thread is None:
             self._dispatcher.close_streams()
         self._cache.notify()
+        if self._sim is not None:
+            self._sim.close(deadline.remaining() or 0.0)
         return ok
 
     @property

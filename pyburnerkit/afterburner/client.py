@@ -420,7 +420,6 @@ class AfterburnerClient(BaseClient):
         require("websocket", "afterburner")  # fail here, not on the first connect
         scheme, host, port, path, sim_options = parse_endpoint(url)
         endpoint = "sim" if scheme == "sim" else f"{host}:{port}"
-        self._sim: Any = None
         self._sim_options: Dict[str, Any] = {}
         if scheme == "sim":
             from .sim import AfterburnerSim
@@ -447,21 +446,9 @@ class AfterburnerClient(BaseClient):
                                   refresh_grace=self.refresh_grace, **common)
 
     def _in_process_sim(self) -> Any:
-        if self._sim is None:
-            from .sim import AfterburnerSim
-            self._sim = AfterburnerSim(**self._sim_options).start(listen=False)
-        return self._sim
-
-    @property
-    def simulator(self) -> Any:
-        """The in-process simulator behind a ``sim://`` client (None otherwise)."""
-        return self._sim
-
-    def close(self, timeout: Optional[float] = 5.0) -> bool:
-        ok = super().close(timeout)
-        if self._sim is not None:
-            self._sim.close(timeout or 0)
-        return ok
+        from .sim import AfterburnerSim
+        return self._own_simulator(
+            lambda: AfterburnerSim(**self._sim_options).start(listen=False))
 
     def _redact_frame(self, frame: Any) -> Any:
         return codec.redact(frame)

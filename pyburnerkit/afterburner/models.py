@@ -7,24 +7,14 @@ Field names carry their unit.
 from __future__ import annotations
 
 import datetime as _dt
-import enum
 from dataclasses import dataclass, field
 from typing import Any, FrozenSet, Mapping, Optional
 
-from ..types import Event
+from ..types import CodeEnum, Event
 
 
-class _CodeEnum(enum.IntEnum):
-    """An IntEnum that keeps codes the table does not know as ``UNKNOWN_<n>`` members."""
-
-    @classmethod
-    def _missing_(cls, value: Any) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool):
-            member = int.__new__(cls, value)
-            member._name_ = f"UNKNOWN_{value}"
-            member._value_ = value
-            return member
-        return None
+class _CodeEnum(CodeEnum):
+    """A code table with the firmware's texts."""
 
     @property
     def text(self) -> str:

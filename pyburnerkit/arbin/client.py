@@ -465,7 +465,6 @@ class CyclerClient(BaseClient):
                  **options: Any) -> None:
         if not isinstance(host, str) or not host:
             raise ConfigurationError(f"host must be a host name or address, got {host!r}")
-        self._sim: Any = None
         self._sim_options: Optional[Dict[str, Any]] = None
         if host.startswith("sim://"):
             from .sim import ArbinSim, DEFAULT_PASSWORD, DEFAULT_USERNAME
@@ -498,21 +497,9 @@ class CyclerClient(BaseClient):
                             **common)
 
     def _in_process_sim(self) -> Any:
-        if self._sim is None:
-            from .sim import ArbinSim
-            self._sim = ArbinSim(**self._sim_options).start(listen=False)  # type: ignore[arg-type]
-        return self._sim
-
-    @property
-    def simulator(self) -> Any:
-        """The in-process simulator behind a ``sim://`` client (None otherwise)."""
-        return self._sim
-
-    def close(self, timeout: Optional[float] = 5.0) -> bool:
-        ok = super().close(timeout)
-        if self._sim is not None:
-            self._sim.close(timeout or 0)
-        return ok
+        from .sim import ArbinSim
+        return self._own_simulator(
+            lambda: ArbinSim(**self._sim_options).start(listen=False))  # type: ignore[arg-type]
 
     def _redact_frame(self, frame: Any) -> Any:
         return codec.redact(frame)

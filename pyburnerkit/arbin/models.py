@@ -12,20 +12,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Tuple
 
-from ..types import Event
+from ..types import CodeEnum, Event
 
 
-class _CodeEnum(enum.IntEnum):
-    """An IntEnum that keeps unknown codes as ``UNKNOWN_<n>`` members with text "unknown (n)"."""
-
-    @classmethod
-    def _missing_(cls, value: Any) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool):
-            member = int.__new__(cls, value)
-            member._name_ = f"UNKNOWN_{value}"
-            member._value_ = value
-            return member
-        return None
+class _CodeEnum(CodeEnum):
+    """A code table with Arbin's meanings; unknown codes read "unknown (n)"."""
 
     @property
     def text(self) -> str:

@@ -637,7 +637,6 @@ class Mate3Client(BaseClient):
         self.max_registers = check_range("max_registers", max_registers, 1,
                                          codec.MAX_REGISTERS, integer=True)
         self.base = check_range("base", base, 0, 0xFFFF, integer=True)
-        self._sim: Any = None
         self._sim_options = dict(sim_options or {})
         self._replay: Optional[Dict[int, int]] = None
         if kind == "replay":
@@ -664,25 +663,14 @@ class Mate3Client(BaseClient):
             host, port = self.host, self.port
             if self.kind == "sim":
                 from .sim import Mate3Sim
-                self._sim = Mate3Sim(**self._sim_options).start()
-                host, port = self._sim.host, self._sim.port
+                sim = self._own_simulator(lambda: Mate3Sim(**self._sim_options).start())
+                host, port = sim.host, sim.port
             link = _ModbusLink(host, port, self.unit_id, common["wire"], self.family,
                                self.endpoint)
         return Mate3Session(link=link, min_poll_interval=self.min_poll_interval,
                             request_timeout=self.request_timeout, idle_close=self.idle_close,
                             poll_interval=self.poll_interval, max_registers=self.max_registers,
                             base=self.base, **common)
-
-    def close(self, timeout: Optional[float] = 5.0) -> bool:
-        ok = super().close(timeout)
-        if self._sim is not None:
-            self._sim.close(timeout or 0)
-        return ok
-
-    @property
-    def simulator(self) -> Any:
-        """The simulator behind a ``sim://mate3`` client (None otherwise)."""
-        return self._sim
 
     # ------------------------------------------------------------------ cached state
     @property
