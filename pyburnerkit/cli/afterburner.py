@@ -9,10 +9,9 @@ import threading
 import time
 from typing import Any, Callable, Dict, List
 
-from ..errors import ConfigurationError
 from .common import add_format_option, add_option_everywhere, emit, parse_assignment, \
     parse_number, to_plain, UsageError
-from .foreground import run_until_interrupted
+from .foreground import serve_in_foreground
 
 DEFAULT_HOST = "192.168.4.1"
 
@@ -137,13 +136,7 @@ def _save(args: argparse.Namespace) -> int:
 def _sim(args: argparse.Namespace) -> int:
     from ..afterburner.sim import AfterburnerSim
     sim = AfterburnerSim(tick=args.tick, speed=args.speed, seed=args.seed)
-    try:
-        sim.start(args.host, args.port)
-    except OSError as exc:
-        raise ConfigurationError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
-    host = f"[{sim.host}]" if ":" in sim.host else sim.host
-    print(f"ws://{host}:{sim.port}/", flush=True)
-    run_until_interrupted(sim.close)
+    serve_in_foreground(sim, args.host, args.port, lambda where: f"ws://{where}/")
     return 0
 
 

@@ -29,3 +29,20 @@ def run_until_interrupted(cleanup: Callable[[], Any]) -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         cleanup()
+
+
+def serve_in_foreground(sim: Any, host: str, port: int, address: Callable[[str], str]) -> None:
+    """Start ``sim`` listening on ``host:port``, print ``address(host_text)`` (the line tools
+    wait for) and run until interrupted.
+
+    :raises ConfigurationError: the address cannot be listened on.
+    """
+    from ..errors import ConfigurationError
+    try:
+        sim.start(host, port)
+    except OSError as exc:
+        sim.close()
+        raise ConfigurationError(f"cannot listen on {host}:{port}: {exc}") from exc
+    shown = f"[{sim.host}]" if ":" in sim.host else sim.host
+    print(address(f"{shown}:{sim.port}"), flush=True)
+    run_until_interrupted(sim.close)

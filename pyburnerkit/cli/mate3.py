@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, List
 
 from ..errors import ConfigurationError, WriteNotAllowedError
 from .common import UsageError, add_option_everywhere, emit, parse_assignment
-from .foreground import run_until_interrupted
+from .foreground import serve_in_foreground
 
 FORMATS = ("text", "json", "jsonl", "csv")
 HOST_ENV = "PYBURNERKIT_MATE3_HOST"
@@ -267,13 +267,7 @@ def _sim(args: argparse.Namespace) -> int:
     from ..mate3.sim import Mate3Sim
     sim = Mate3Sim(dump=args.dump, description=args.system, live=args.live, speed=args.speed,
                    single_client=args.single_client, seed=args.seed)
-    try:
-        sim.start(args.host, args.port)
-    except OSError as exc:
-        raise ConfigurationError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
-    host = f"[{sim.host}]" if ":" in sim.host else sim.host
-    print(f"modbus://{host}:{sim.port}", flush=True)
-    run_until_interrupted(sim.close)
+    serve_in_foreground(sim, args.host, args.port, lambda where: f"modbus://{where}")
     return 0
 
 

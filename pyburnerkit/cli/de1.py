@@ -1,0 +1,360 @@
+"""``pyburnerkit de1 ...`` and ``pyburnerkit sim de1`` (a simulated DE1 and Skale II)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from typing import Any, Callable, Dict, Optional
+
+from ..errors import ConfigurationError, DeviceConnectionError
+from .common import UsageError, add_format_option, add_option_everywhere, emit, to_plain
+from .foreground import run_until_interrupted
+
+
+def add_ble_options(parsers: list, env_name: str, what: str) -> None:
+    add_option_everywhere(parsers, "--address", default=os.environ.get(env_name),
+                          help=f"the {what}'s Bluetooth address (default: ${env_name}, else "
+                               f"scan by name)")
+    add_option_everywhere(parsers, "--backend", choices=["gatttool", "bgapi"],
+                          default="gatttool", help="pygatt backend (default gatttool)")
+    add_option_everywhere(parsers, "--hci", default="hci0", help="adapter for gatttool")
+    add_option_everywhere(parsers, "--serial-port", default=None,
+                          help="BLED112 serial port (bgapi backend)")
+    add_option_everywhere(parsers, "--send-delay", type=float, default=None,
+                          help="gatttool backend: pause before each command in seconds "
+                               "(pygatt's default is 0.05)")
+    add_option_everywhere(parsers, "--timeout", type=float, default=10.0,
+                          help="seconds to wait for the device (default 10)")
+    add_option_everywhere(parsers, "--time-scale", type=float, default=1.0,
+                          help="simulated seconds per real second (only against a sped-up "
+                               "simulator)")
+    add_format_option(parsers)
+
+
+def register(subparsers: Any) -> None:
+    group = subparsers.add_parser(
+        "de1", help="Decent DE1 espresso machine (BLE via pygatt)",
+        description="Read, control and program a Decent DE1 over BLE.")
+    sub = group.add_subparsers(dest="command", metavar="SUBCOMMAND")
+    sub.required = True
+    scan = sub.add_parser("scan", help="list DE1 machines in range")
+    scan.add_argument("--seconds", type=float, default=3.0, help="scan time (default 3)")
+    status = sub.add_parser("status", help="state, info, settings and water level once")
+    watch = sub.add_parser("watch", help="print state changes and shot samples")
+    watch.add_argument("--duration", type=float, default=None,
+                       help="stop after this many seconds (default: until Ctrl-C)")
+    mode = sub.add_parser("mode", help="request a mode (sleep, wake, stop, espresso, steam, "
+                                       "hotwater, flush, clean, descale, transport, skip)")
+    mode.add_argument("mode")
+    profile = sub.add_parser("profile", help="profile commands")
+    psub = profile.add_subparsers(dest="action", metavar="ACTION")
+    psub.required = True
+    pupload = psub.add_parser("upload", help="validate and upload a JSON v2 profile")
+    pupload.add_argument("file")
+    firmware = sub.add_parser("firmware", help="firmware commands")
+    fsub = firmware.add_subparsers(dest="action", metavar="ACTION")
+    fsub.required = True
+    fupload = fsub.add_parser("upload", help="upload a firmware file (bootfwupdate.dat)")
+    fupload.add_argument("file")
+    shot = sub.add_parser("shot", help="pull a shot and stop it at a weight, volume or time")
+    shot.add_argument("--stop-at-weight", type=float, default=None, metavar="G")
+    shot.add_argument("--stop-at-volume", type=float, default=None, metavar="ML")
+    shot.add_argument("--stop-at-time", type=float, default=None, metavar="S")
+    shot.add_argument("--scale", default=os.environ.get("PYBURNERKIT_SCALE_ADDRESS"),
+                      help="Skale address for stop-at-weight (default: "
+                           "$PYBURNERKIT_SCALE_ADDRESS, else scan)")
+    shot.add_argument("--visualizer", default=None, metavar="FILE",
+                      help="write the shot as Visualizer JSON to FILE")
+    parsers = [group, scan, status, watch, mode, profile, pupload, firmware, fupload, shot]
+    add_ble_options(parsers, "PYBURNERKIT_DE1_ADDRESS", "DE1")
+    for parser, handler in ((scan, _scan), (status, _status), (watch, _watch), (mode, _mode),
+                            (pupload, _profile_upload), (fupload, _firmware_upload),
+                            (shot, _shot)):
+        parser.set_defaults(handler=handler)
+
+
+def register_sim(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "de1", help="simulated DE1 + Skale II behind a fake gatttool/hcitool",
+        description="Runs a simulated DE1 and Skale II and writes fake gatttool and hcitool "
+                    "programs into a directory. Put it first on PATH and any pygatt program "
+                    "reaches the simulated devices. Prints PATH=, DE1= and SKALE= first.")
+    parser.add_argument("--dir", default=None, help="where to write the fake tools "
+                                                    "(default: a new temp directory)")
+    parser.add_argument("--port", type=int, default=0, help="simulator port (0 = free)")
+    parser.add_argument("--speed", type=float, default=1.0,
+                        help="simulated seconds per real second")
+    parser.add_argument("--firmware-build", type=int, default=1333)
+    parser.add_argument("--ghc-active", action="store_true",
+                        help="simulate an active group head controller")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.set_defaults(handler=_sim)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def until(events: Any, duration: Optional[float]) -> Any:
+    """Yield from an ``events()`` iterator until ``duration`` seconds have passed."""
+    end = None if duration is None else time.monotonic() + duration
+    for event in events:
+        if end is not None and time.monotonic() >= end:
+            return
+        yield event
+
+
+def find_address(args: argparse.Namespace, name: str, address: Optional[str]) -> str:
+    if address:
+        return address
+    from ..ble import scan
+    found = scan(min(args.timeout, 3.0), name=name, backend=args.backend, hci_device=args.hci,
+                 serial_port=args.serial_port)
+    if not found:
+        raise DeviceConnectionError(f"no device named {name}* found by scanning; give --address")
+    return str(found[0]["address"])
+
+
+def de1_client(args: argparse.Namespace, **kw: Any) -> Any:
+    from ..de1.client import DE1Client
+    address = find_address(args, "DE1", args.address)
+    return DE1Client(address, backend=args.backend, hci_device=args.hci,
+                     serial_port=args.serial_port, send_delay=args.send_delay,
+                     timeout=args.timeout,
+                     connect_timeout=max(args.timeout, 5.0), **kw)
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr (only when it is a terminal, or when forced)."""
+
+    def __init__(self, label: str, stream: Any = None, force: bool = False) -> None:
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.enabled = force or getattr(self.stream, "isatty", lambda: False)()
+        self.last = ""
+
+    def __call__(self, event: Any) -> None:
+        total = max(1, event.total)
+        frac = min(1.0, event.done / total)
+        bar = "#" * int(frac * 30)
+        line = f"\r{self.label} [{bar:<30}] {frac * 100:5.1f}% {event.phase}"
+        if line != self.last and self.enabled:
+            self.stream.write(line)
+            self.stream.flush()
+            self.last = line
+
+    def finish(self) -> None:
+        if self.enabled and self.last:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def status_record(client: Any) -> Dict[str, Any]:
+    info = client.info
+    return {"address": client.address, "state": client.state, "substate": client.substate,
+            "substate_text": client.substate.text if client.substate is not None else None,
+            "firmware_build": info.firmware_build if info else None,
+            "model": info.machine_model if info else None,
+            "ghc_active": info.ghc_active if info else None,
+            "water_level_mm": client.water_levels.level_mm if client.water_levels else None,
+            "refill_level_mm": (client.water_levels.start_fill_level_mm
+                                if client.water_levels else None),
+            "shot_settings": client.shot_settings,
+            "settings": {k: v for k, v in client.registers.items()
+                         if k in ("fan_threshold", "tank_temperature", "steam_flow",
+                                  "flush_flow", "flush_temperature", "flush_timeout",
+                                  "usb_outlet", "user_present")}}
+
+
+# ---------------------------------------------------------------------------- handlers
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from ..ble import scan
+    if not args.seconds > 0:
+        raise UsageError("--seconds must be > 0")
+    found = scan(args.seconds, name="DE1", backend=args.backend, hci_device=args.hci,
+                 serial_port=args.serial_port)
+    emit(found, args.format)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    with de1_client(args).connect() as client:
+        emit(status_record(client), args.format)
+    return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from ..de1.models import ShotSampleEvent, StateChanged, WaterLevelsChanged
+    with de1_client(args).connect() as client:
+        emit(status_record(client), args.format)
+        for event in until(client.events(args.duration, StateChanged, ShotSampleEvent,
+                                         WaterLevelsChanged), args.duration):
+            if isinstance(event, StateChanged):
+                record: Dict[str, Any] = {"event": "state", "state": event.state,
+                                          "substate": event.substate}
+            elif isinstance(event, ShotSampleEvent):
+                s = event.sample
+                record = {"event": "sample", "pressure_bar": round(s.group_pressure_bar, 2),
+                          "flow_ml_s": round(s.group_flow_ml_s, 2),
+                          "head_temp_c": round(s.head_temp_c, 1), "frame": s.frame_number,
+                          "volume_ml": round(event.volume_total_ml, 1)}
+            else:
+                record = {"event": "water", "level_mm": round(event.levels.level_mm, 1)}
+            if args.format == "text":
+                text = " ".join(f"{k}={to_plain(v)}" for k, v in record.items())
+                sys.stdout.write(f"{time.strftime('%H:%M:%S')} {text}\n")
+                sys.stdout.flush()
+            else:
+                emit(record, args.format)
+    return 0
+
+
+def _mode(args: argparse.Namespace) -> int:
+    from ..de1.models import Mode
+    aliases = {"hotwater": "HotWater", "hot_water": "HotWater", "flush": "HotWaterRinse",
+               "skip": "SkipToNext", "skiptonext": "SkipToNext"}
+    name = aliases.get(args.mode.lower(), args.mode)
+    try:
+        mode = Mode.parse(name)
+    except ValueError:
+        raise UsageError(f"unknown mode {args.mode!r}; known: "
+                         f"{', '.join(m.value for m in Mode)}") from None
+    # asking for a mode on the command line is the explicit opt-in for a remote start
+    with de1_client(args, allow_remote_start=True).connect() as client:
+        info = client.request_mode(mode)
+        emit({"state": info.state, "substate": info.substate}, args.format)
+    return 0
+
+
+def _profile_upload(args: argparse.Namespace) -> int:
+    from ..de1.models import UploadProgress
+    from ..de1.profile import load
+    program = load(args.file)  # validate before connecting
+    bar = ProgressBar("profile")
+    with de1_client(args, allow_writes=True).connect() as client:
+        with client.subscribe(bar, UploadProgress):
+            client.upload_profile(program)
+        bar.finish()
+        emit({"title": program.title, "frames": len(program.frames),
+              "fingerprint": program.fingerprint, "profile_id": program.profile_id},
+             args.format)
+    return 0
+
+
+def _firmware_upload(args: argparse.Namespace) -> int:
+    from ..de1.firmware import load_firmware
+    from ..de1.models import UploadProgress
+    image = load_firmware(args.file)
+    bar = ProgressBar("firmware")
+    with de1_client(args, allow_writes=True).connect() as client:
+        with client.subscribe(bar, UploadProgress):
+            version = client.upload_firmware(image.data, timeout=max(args.timeout, 3600.0))
+        bar.finish()
+        emit({"uploaded_bytes": len(image.data), "version": version,
+              "note": "active after the DE1 restarts"}, args.format)
+    return 0
+
+
+def _shot(args: argparse.Namespace) -> int:
+    from ..de1.sequencer import ShotSequencer
+    if args.stop_at_weight is None and args.stop_at_volume is None and \
+            args.stop_at_time is None:
+        raise UsageError("give at least one of --stop-at-weight, --stop-at-volume, "
+                         "--stop-at-time")
+    scale = None
+    client = de1_client(args, allow_remote_start=True)
+    try:
+        client.connect()
+        if args.stop_at_weight is not None:
+            from ..scale.client import SkaleClient
+            address = find_address(args, "Skale", args.scale)
+            scale = SkaleClient(address, backend=args.backend, hci_device=args.hci,
+                                serial_port=args.serial_port, send_delay=args.send_delay,
+                                timeout=args.timeout,
+                                connect_timeout=max(args.timeout, 5.0),
+                                time_scale=args.time_scale).connect()
+        client.wake()
+        with ShotSequencer(client, scale, stop_at_weight=args.stop_at_weight,
+                           stop_at_volume=args.stop_at_volume, stop_at_time=args.stop_at_time,
+                           time_scale=args.time_scale) as seq:
+            client.start_espresso()
+            record = seq.wait_complete(timeout=300.0 / args.time_scale + 30)
+        out = {"stop_reason": record.stop_reason, "final_weight_g": record.final_weight_g,
+               "duration_s": round(record.elapsed_s[-1], 2) if record.elapsed_s else 0.0,
+               "volume_ml": round(sum(client.volume), 1),
+               "peak_pressure_bar": round(max(record.pressure_bar or (0.0,)), 2)}
+        if args.visualizer:
+            import json
+            from ..de1.profile import visualizer_json
+            with open(args.visualizer, "w", encoding="utf-8") as fh:
+                json.dump(visualizer_json(record), fh)
+            out["visualizer_file"] = args.visualizer
+        emit(out, args.format)
+    finally:
+        client.close()
+        if scale is not None:
+            scale.close()
+    return 0
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from ..de1.sim import DE1Rig
+    if not args.speed > 0:
+        raise ConfigurationError(f"--speed {args.speed} must be > 0")
+    rig = DE1Rig(speed=args.speed, firmware_build=args.firmware_build,
+                 ghc_active=args.ghc_active, seed=args.seed)
+    try:
+        rig.start("127.0.0.1", args.port)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot listen on 127.0.0.1:{args.port}: {exc}") from exc
+    directory = args.dir or tempfile.mkdtemp(prefix="pyburnerkit-ble-")
+    rig.tool_dir(directory)
+    print(f"PATH={directory}", flush=True)
+    print(f"DE1={rig.de1.address}", flush=True)
+    print(f"SKALE={rig.skale.address}", flush=True)
+    run_until_interrupted(rig.close)
+    return 0
+
+
+def demo(write: Callable[[str], None], *, duration: float = 6.0) -> None:
+    """A live session: a simulated DE1 + Skale behind the fake gatttool, driven by pygatt."""
+    from ..de1.client import DE1Client
+    from ..de1.sequencer import ShotSequencer
+    from ..de1.sim import DE1Rig
+    from ..scale.client import SkaleClient
+
+    speed = 6.0
+    rig = DE1Rig(speed=speed, seed=3).start("127.0.0.1", 0)
+    directory = tempfile.mkdtemp(prefix="pyburnerkit-demo-")
+    old_path = os.environ.get("PATH", "")
+    os.environ["PATH"] = directory + os.pathsep + old_path
+    rig.tool_dir(directory)
+    de1 = scale = None
+    try:
+        started = time.monotonic()
+        de1 = DE1Client(rig.de1.address, allow_remote_start=True, send_delay=0.002).connect()
+        write(f"de1: connected through pygatt + fake gatttool in "
+              f"{time.monotonic() - started:.2f} s; {de1.state.name}, firmware build "
+              f"{de1.info.firmware_build}, water {de1.water_levels.level_mm:.1f} mm")
+        scale = SkaleClient(rig.skale.address, send_delay=0.002, time_scale=speed).connect()
+        write(f"de1: Skale connected ({scale.info.model}, battery {scale.info.battery})")
+        de1.wake()
+        with ShotSequencer(de1, scale, stop_at_weight=30.0, time_scale=speed) as seq:
+            de1.start_espresso()
+            write("de1: espresso started, stop at 30.0 g")
+            record = seq.wait_complete(timeout=max(duration, 1.0) * 10)
+        write(f"de1: shot stopped by {record.stop_reason}; final weight "
+              f"{record.final_weight_g:.1f} g after {record.elapsed_s[-1]:.1f} s (simulated), "
+              f"peak {max(record.pressure_bar):.1f} bar")
+    finally:
+        for client in (de1, scale):
+            if client is not None:
+                client.close()
+        rig.close()
+        os.environ["PATH"] = old_path
+        import shutil
+        shutil.rmtree(directory, ignore_errors=True)

@@ -1,0 +1,192 @@
+"""``pyburnerkit record CONFIG | --demo`` and ``pyburnerkit export DB``."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import signal
+import sys
+import threading
+from typing import Any, Callable, List, TextIO
+
+from ..errors import ConfigurationError
+from .common import UsageError
+
+
+def register(subparsers: Any) -> None:
+    rec = subparsers.add_parser(
+        "record", help="record devices to SQLite/PostgreSQL/MQTT (config file or --demo)",
+        description="Record every configured device into the configured sinks until Ctrl-C "
+                    "(or --duration), printing live progress on stderr. Ctrl-C stops cleanly: "
+                    "everything received is written, or kept in the spool for the next run.")
+    rec.add_argument("config", nargs="?", metavar="CONFIG", help="TOML config file")
+    rec.add_argument("--demo", action="store_true",
+                     help="record every built-in simulator into ./pyburnerkit.db (or --db)")
+    rec.add_argument("--db", default="pyburnerkit.db",
+                     help="SQLite file for --demo (default: ./pyburnerkit.db)")
+    rec.add_argument("--duration", type=float, default=None, metavar="SECONDS",
+                     help="stop after this many seconds (default: until interrupted)")
+    rec.add_argument("--progress", type=float, default=None, metavar="SECONDS",
+                     help="seconds between progress lines (default 5, or the config's)")
+    rec.add_argument("--quiet", action="store_true", help="no progress lines")
+    rec.set_defaults(handler=run_record)
+
+    exp = subparsers.add_parser(
+        "export", help="export a SQLite recording as CSV or JSON lines",
+        description="Write the samples of a recording (safe while it is being recorded).")
+    exp.add_argument("db", metavar="DB", help="the SQLite recording (e.g. pyburnerkit.db)")
+    exp.add_argument("--format", choices=["csv", "jsonl"], default="csv",
+                     help="output format (default csv)")
+    exp.add_argument("--output", "-o", default="-", help="output file (default: stdout)")
+    exp.add_argument("--family", default=None, help="only this family")
+    exp.add_argument("--device", default=None, help="only this device id")
+    exp.add_argument("--field", default=None, help="only this field")
+    exp.add_argument("--since", type=float, default=None, metavar="EPOCH",
+                     help="only samples at or after this UTC epoch time (seconds)")
+    exp.add_argument("--until", type=float, default=None, metavar="EPOCH",
+                     help="only samples before this UTC epoch time (seconds)")
+    exp.set_defaults(handler=run_export)
+
+
+# ------------------------------------------------------------------------------- record
+def run_record(args: argparse.Namespace) -> int:
+    from ..recorder import Recorder, RecorderProgress, SinkHealthChanged, SQLiteSink
+    from ..recorder.alerts import AlertChanged
+    from ..recorder.recorder import DeviceStateChanged
+
+    if args.duration is not None and not args.duration > 0:
+        raise UsageError(f"--duration must be a positive number of seconds, got {args.duration}")
+    if args.progress is not None and not args.progress > 0:
+        raise UsageError(f"--progress must be a positive number of seconds, got {args.progress}")
+    if args.demo and args.config:
+        raise UsageError("give either CONFIG or --demo, not both")
+    if not args.demo and not args.config:
+        raise UsageError("give a CONFIG file (TOML) or --demo")
+
+    err = sys.stderr
+
+    def say(line: str) -> None:
+        err.write(line + "\n")
+        err.flush()
+
+    cleanups: List[Callable[[], None]] = []
+    overrides: dict = {}
+    if args.progress is not None:
+        overrides["progress_interval"] = args.progress
+    if args.demo:
+        from ..recorder.sources import demo_sources
+        sources, cleanups, notes = demo_sources()
+        for note in notes:
+            say(f"record: {note}")
+        if not sources:
+            raise ConfigurationError("no simulator could be started for --demo")
+        overrides.setdefault("progress_interval", 5.0)
+        try:
+            recorder = Recorder(sources, [SQLiteSink(args.db)], **overrides)
+        except BaseException:
+            for s in sources:
+                s.close_client(2.0)
+            _run_all(cleanups)
+            raise
+        target = os.path.abspath(args.db)
+    else:
+        from ..recorder.config import load_config
+        config = load_config(args.config)
+        recorder = config.build(**overrides)
+        target = ", ".join(s.name for s in recorder.sinks)
+
+    if not args.quiet:
+        def on_event(event: Any) -> None:
+            if isinstance(event, RecorderProgress):
+                say(event.format())
+            elif isinstance(event, SinkHealthChanged):
+                say(f"sink {event.sink}: {'up' if event.healthy else f'DOWN ({event.error})'}")
+            elif isinstance(event, DeviceStateChanged):
+                say(f"device {event.family}/{event.device}: {event.state}")
+            elif isinstance(event, AlertChanged):
+                say(f"ALERT {event.message}")
+        recorder.subscribe(on_event, RecorderProgress, SinkHealthChanged, DeviceStateChanged,
+                           AlertChanged)
+
+    stop = threading.Event()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        def on_term(signum: int, frame: Any) -> None:
+            stop.set()
+        previous = signal.signal(signal.SIGTERM, on_term)
+    interrupted = False
+    try:
+        recorder.start()
+        say(f"recording {len(recorder.sources)} device(s) into {target}; "
+            f"{'Ctrl-C to stop' if args.duration is None else f'for {args.duration:g} s'}")
+        try:
+            stop.wait(args.duration)
+        except KeyboardInterrupt:
+            interrupted = True
+    finally:
+        say("record: stopping, flushing sinks...")
+        try:
+            ok = recorder.close(timeout=30.0)
+        except KeyboardInterrupt:  # a second Ctrl-C: finish the bounded close anyway
+            ok = recorder.close(timeout=5.0)
+        _run_all(cleanups)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    stats = recorder.sink_stats()
+    summary = ", ".join(f"{s.name} {s.written} written"
+                        f"{f', {s.spooled} spooled for next run' if s.spooled else ''}"
+                        for s in stats)
+    say(f"record: {recorder.received} samples received; {summary}"
+        f"{'' if ok else ' (some threads did not stop in time)'}")
+    return 130 if interrupted and not ok else 0
+
+
+def _run_all(cleanups: List[Callable[[], None]]) -> None:
+    for cleanup in cleanups:
+        try:
+            cleanup()
+        except Exception:
+            pass
+
+
+# ------------------------------------------------------------------------------- export
+def run_export(args: argparse.Namespace) -> int:
+    from ..recorder.sinks.sqlite import COLUMNS, read_samples
+
+    rows = read_samples(args.db, family=args.family, device=args.device, field=args.field,
+                        since=args.since, until=args.until)
+    out: TextIO
+    close = False
+    if args.output == "-":
+        out = sys.stdout
+    else:
+        out = open(args.output, "w", newline="", encoding="utf-8")
+        close = True
+    count = 0
+    try:
+        if args.format == "csv":
+            writer = csv.writer(out)
+            writer.writerow(("time_utc",) + COLUMNS)
+            for row in rows:
+                writer.writerow([_iso(row["ts"])] + [row[c] for c in COLUMNS])
+                count += 1
+        else:
+            for row in rows:
+                record = {"time_utc": _iso(row["ts"])}
+                record.update(row)
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                count += 1
+        out.flush()
+    finally:
+        if close:
+            out.close()
+    if args.output != "-":
+        sys.stderr.write(f"export: {count} samples written to {args.output}\n")
+    return 0
+
+
+def _iso(ts: float) -> str:
+    import datetime as _dt
+    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,197 @@
+"""``pyburnerkit victron list|get|set|watch`` and ``pyburnerkit sim victron``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any, Callable
+
+from . import common
+from .common import UsageError
+
+
+def register(subparsers: Any) -> None:
+    group = subparsers.add_parser("victron", help="Victron Venus OS services on D-Bus")
+    sub = group.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    p_list = sub.add_parser("list", help="list com.victronenergy services and device instances")
+    p_list.add_argument("service_class", nargs="?", default=None,
+                        help="only this class, e.g. com.victronenergy.battery")
+    p_get = sub.add_parser("get", help="read one path (GetValue and GetText on the bus)")
+    p_get.add_argument("service")
+    p_get.add_argument("path")
+    p_set = sub.add_parser("set", help="SetValue one path (the command is your consent)")
+    p_set.add_argument("service")
+    p_set.add_argument("path")
+    p_set.add_argument("value", help="a number, a string, or JSON (e.g. '\"text\"', '[1,2]', "
+                                     "'null' for invalid)")
+    p_watch = sub.add_parser("watch", help="live view of changes (like dbus-spy); Ctrl-C ends")
+    p_watch.add_argument("service", nargs="?", default=None, help="only this service")
+    p_watch.add_argument("--duration", type=float, default=None,
+                         help="stop after this many seconds")
+    parsers = [group, p_list, p_get, p_set, p_watch]
+    common.add_option_everywhere(parsers, "--bus-address", default=None,
+                                 help="D-Bus address (default: $DBUS_SESSION_BUS_ADDRESS, "
+                                      "else the system bus)")
+    common.add_option_everywhere(parsers, "--timeout", type=float, default=5.0,
+                                 help="seconds per call (default 5)")
+    common.add_format_option(parsers)
+    p_list.set_defaults(handler=_list)
+    p_get.set_defaults(handler=_get)
+    p_set.set_defaults(handler=_set)
+    p_watch.set_defaults(handler=_watch)
+
+
+def _monitor(args: argparse.Namespace, **kw: Any) -> Any:
+    from ..victron import VictronMonitor
+    return VictronMonitor(bus_address=args.bus_address, timeout=args.timeout,
+                          reconnect=None, **kw)
+
+
+def _list(args: argparse.Namespace) -> int:
+    with _monitor(args) as mon:
+        rows = [{"service": name, "device_instance": inst,
+                 "product": mon.get_value(name, "/ProductName")}
+                for name, inst in sorted(mon.services(args.service_class).items())]
+    if args.format == "text":
+        for row in rows:
+            inst = "-" if row["device_instance"] is None else row["device_instance"]
+            print(f"{row['service']:<45} {inst!s:>5}  {row['product'] or ''}")
+        sys.stdout.flush()
+    else:
+        common.emit(rows, args.format)
+    return 0
+
+
+def _get(args: argparse.Namespace) -> int:
+    with _monitor(args, service_types={_class(args.service): []}) as mon:
+        value = mon.fetch_value(args.service, args.path)
+        text = mon.fetch_text(args.service, args.path)
+    common.emit({"service": args.service, "path": args.path, "value": value, "text": text},
+                args.format)
+    return 0
+
+
+def _class(name: str) -> str:
+    from ..victron import codec
+    codec.check_service_name(name)
+    return codec.service_class(name)
+
+
+def parse_value(text: str) -> Any:
+    """CLI text to a value: JSON when it parses (numbers, null, lists, quoted strings),
+    otherwise the text itself as a string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _set(args: argparse.Namespace) -> int:
+    value = parse_value(args.value)
+    with _monitor(args, service_types={_class(args.service): []}, allow_writes=True) as mon:
+        mon.set_value(args.service, args.path, value)
+        after = mon.fetch_value(args.service, args.path)
+    common.emit({"service": args.service, "path": args.path, "value": after}, args.format)
+    return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from ..victron import ServiceAdded, ServiceRemoved, ValuesChanged
+    types = None if args.service is None else {_class(args.service): None}
+    with _monitor(args, service_types=types) as mon:
+        for name, info in sorted((n, mon.service(n)) for n in mon.services()):
+            if args.service is not None and name != args.service:
+                continue
+            for path, item in sorted(info.values.items()):
+                _show(args, name, path, item.value, item.text)
+        end = None if args.duration is None else time.monotonic() + args.duration
+        try:
+            while True:
+                left = None if end is None else max(0.0, end - time.monotonic())
+                if left == 0.0:
+                    break
+                for event in mon.events(left):
+                    if isinstance(event, ValuesChanged) and (args.service in (None, event.service)):
+                        for path, item in sorted(event.values.items()):
+                            _show(args, event.service, path, item.value, item.text)
+                    elif isinstance(event, ServiceAdded):
+                        _note(args, "added", event.service.name)
+                    elif isinstance(event, ServiceRemoved):
+                        _note(args, "removed", event.name)
+                    if end is not None and time.monotonic() >= end:
+                        break
+                else:
+                    break
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def _show(args: argparse.Namespace, service: str, path: str, value: Any, text: str) -> None:
+    if args.format == "text":
+        print(f"{service:<40} {path:<32} {text}", flush=True)
+    else:
+        common.emit({"service": service, "path": path, "value": value, "text": text},
+                    "jsonl" if args.format == "json" else args.format)
+
+
+def _note(args: argparse.Namespace, what: str, name: str) -> None:
+    if args.format == "text":
+        print(f"# {what} {name}", flush=True)
+    else:
+        common.emit({"event": what, "service": name},
+                    "jsonl" if args.format == "json" else args.format)
+
+
+# ---------------------------------------------------------------------- sim and demo
+def register_sim(sim_subparsers: Any) -> None:
+    p = sim_subparsers.add_parser("victron", help="a private dbus-daemon with localsettings "
+                                                  "and demo Venus services")
+    p.add_argument("--interval", type=float, default=1.0,
+                   help="seconds between demo value updates (default 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=_run_sim)
+
+
+def _run_sim(args: argparse.Namespace) -> int:
+    from ..victron.sim import VictronSim
+    from .foreground import run_until_interrupted
+    if args.interval < 0:
+        raise UsageError(f"--interval must be >= 0 s, got {args.interval}")
+    sim = VictronSim(interval=args.interval, seed=args.seed)
+    sim.start()
+    print(f"DBUS_SESSION_BUS_ADDRESS={sim.address}", flush=True)
+    print(f"services: {', '.join(['com.victronenergy.settings'] + list(sim.services))}",
+          flush=True)
+    run_until_interrupted(sim.close)
+    return 0
+
+
+def demo(write: Callable[[str], None], *, duration: float) -> None:
+    """A short live session: a simulated bus, our own grid meter, a monitor watching."""
+    from ..victron import ValuesChanged, VictronMonitor, VictronService
+    from ..victron.sim import VictronSim
+    with VictronSim(interval=0.2) as sim:
+        write(f"victron: private bus at {sim.address}")
+        with VictronMonitor(bus_address=sim.address) as mon, \
+                VictronService("com.victronenergy.grid.demo", bus_address=sim.address) as svc:
+            svc.add_mandatory_paths(product_name="pyburnerkit demo meter", device_instance=0)
+            svc.add_item("/Ac/Power", 0.0, unit="W")
+            svc.connect()
+            instance = svc.allocate_device_instance("pyburnerkit_demo", "grid", 40)
+            svc.register()
+            write(f"victron: published com.victronenergy.grid.demo as device instance {instance}")
+            mon.wait_for_service("com.victronenergy.grid.demo")
+            end = time.monotonic() + max(0.2, duration)
+            n = 0
+            for event in mon.events(0.5):
+                if isinstance(event, ValuesChanged) and event.service == sim.BATTERY:
+                    n += 1
+                    svc.set("/Ac/Power", float(100 * n))
+                    write(f"victron: battery SoC {mon.get_value(sim.BATTERY, '/Soc')} %, "
+                          f"our meter {mon.get_value('com.victronenergy.grid.demo', '/Ac/Power')}")
+                if time.monotonic() >= end:
+                    break
