@@ -35,6 +35,7 @@ system_packages() {
     command -v dbus-daemon >/dev/null 2>&1 || missing="$missing dbus-daemon"
     command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$missing mosquitto"
     have_initdb || missing="$missing postgresql"
+    command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
     command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
     if command -v pkg-config >/dev/null 2>&1; then
         pkg-config --exists dbus-1 || missing="$missing libdbus-1-dev"

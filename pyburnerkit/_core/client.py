@@ -256,6 +256,10 @@ class BaseClient:
         """True while cached values are not live (never received, or the link is down)."""
         return self._cache.is_stale()
 
+    def is_stale(self, topic: Optional[str] = None) -> bool:
+        """Whether one cached topic (or, with none, any) is missing or not live."""
+        return self._cache.is_stale(topic)
+
     @property
     def last_update(self) -> Optional[float]:
         """UTC epoch seconds of the newest cached value, or None."""

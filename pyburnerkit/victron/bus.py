@@ -22,7 +22,7 @@ import ctypes.util
 import logging
 import os
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Optional
 
 from .._core.extras import require
 from ..errors import BackendUnavailableError, ConfigurationError
@@ -98,6 +98,9 @@ class _GLib:
         lib.g_main_loop_unref.restype = None
         lib.g_main_loop_is_running.argtypes = [ctypes.c_void_p]
         lib.g_main_loop_is_running.restype = ctypes.c_int
+        self.source_func = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
+        lib.g_idle_add.argtypes = [self.source_func, ctypes.c_void_p]
+        lib.g_idle_add.restype = ctypes.c_uint
         self.lib = lib
 
 
@@ -111,6 +114,8 @@ class _Pump:
         self._loop: Optional[int] = None
         self._glib: Optional[_GLib] = None
         self._mainloop: Any = None
+        self._calls: Dict[int, Any] = {}
+        self._call_seq = 0
 
     def mainloop(self) -> Any:
         """dbus-python's ``DBusGMainLoop`` (one per process), created on first use."""
@@ -143,6 +148,7 @@ class _Pump:
             def run() -> None:
                 started.set()
                 lib.g_main_loop_run(loop)
+                lib.g_main_loop_unref(loop)
 
             self._thread = threading.Thread(target=run, name=PUMP_THREAD_NAME, daemon=True)
             self._thread.start()
@@ -167,8 +173,48 @@ class _Pump:
             thread.join(timeout)
             if thread.is_alive():
                 log.warning("%s did not stop within %s s", PUMP_THREAD_NAME, timeout)
-                return
-        lib.g_main_loop_unref(loop)
+
+    def run_in_pump(self, fn: Callable[[], Any], timeout: float = 10.0) -> Any:
+        """Run ``fn()`` on the pump thread, wait for it and return its result (or raise its
+        exception); inline when already on the pump or when no pump runs.
+
+        Connections are created and closed here: dbus-gmain attaching a new connection to the
+        default context while the pump iterates it from another thread aborted the process
+        (seen under load), and closing one while the pump dispatches its messages is a
+        use-after-free in dbus-python.
+
+        :raises TimeoutError: the pump did not run it within ``timeout`` seconds.
+        """
+        with self._lock:
+            running = self._thread is not None and self._glib is not None
+        if not running or self.in_pump():
+            return fn()
+        done = threading.Event()
+        glib = self._glib
+        assert glib is not None
+        box: list = [None, None]
+        with self._lock:
+            self._call_seq += 1
+            key = self._call_seq
+
+        def trampoline(_data: Any) -> int:
+            try:
+                box[0] = fn()
+            except BaseException as exc:
+                box[1] = exc
+            finally:
+                self._calls.pop(key, None)
+                done.set()
+            return 0  # G_SOURCE_REMOVE
+
+        callback = glib.source_func(trampoline)
+        self._calls[key] = callback  # keep it alive until it ran
+        glib.lib.g_idle_add(callback, None)
+        if not done.wait(timeout):
+            raise TimeoutError(f"the D-Bus pump did not answer within {timeout:g} s")
+        if box[1] is not None:
+            raise box[1]
+        return box[0]
 
     def in_pump(self) -> bool:
         return self._thread is not None and self._thread is threading.current_thread()
@@ -177,20 +223,54 @@ class _Pump:
 PUMP = _Pump()
 
 
-def open_connection(address: str) -> Any:
+def open_connection(address: str, setup: Optional[Callable[[Any], Any]] = None) -> Any:
     """A new *private* bus connection attached to the pump (blocking Hello; fast locally).
 
+    Created on the pump thread (see :meth:`_Pump.run_in_pump`), where ``setup(conn)`` also
+    runs (add filters, export objects) before any message of it can be dispatched.
     Never the process-wide ``dbus.SessionBus()``/``SystemBus()`` singletons: closing this one
     affects nobody else. The connection does not exit the process when the bus goes away.
     """
     bindings = require("_dbus_bindings", "victron")
-    conn = bindings.Connection._new_for_bus(address, mainloop=PUMP.mainloop())
-    conn.set_exit_on_disconnect(False)
-    return conn
+    mainloop = PUMP.mainloop()
+
+    def create() -> Any:
+        conn = bindings.Connection._new_for_bus(address, mainloop=mainloop)
+        # Pinned for the life of the process: see _CLOSED below.
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(conn))
+        conn.set_exit_on_disconnect(False)
+        if setup is not None:
+            setup(conn)
+        return conn
+    return PUMP.run_in_pump(create)
 
 
-def message_kind(msg: Any) -> int:
-    return msg.get_type()
+#: Closed connections are kept referenced for the life of the process: dbus-python drops the
+#: link between a libdbus connection and its Python object when the object dies, while the
+#: connection's GLib sources and pending calls may still dispatch one more message, which
+#: then hits an assertion and can crash. A closed connection costs a few hundred bytes.
+_CLOSED: list = []
+
+
+def close_connection(conn: Any, cleanup: Optional[Callable[[], Any]] = None) -> None:
+    """Close a connection on the pump thread (see :meth:`_Pump.run_in_pump`); ``cleanup``
+    runs there first (remove filters and exports so the kept connection holds nothing)."""
+    _CLOSED.append(conn)
+
+    def close() -> None:
+        try:
+            if cleanup is not None:
+                cleanup()
+        except Exception:
+            log.debug("cleaning up a bus connection failed", exc_info=True)
+        try:
+            conn.close()
+        except Exception:
+            log.debug("closing a bus connection failed", exc_info=True)
+    try:
+        PUMP.run_in_pump(close)
+    except TimeoutError:
+        log.warning("the D-Bus pump did not close a connection in time")
 
 
 METHOD_CALL, METHOD_RETURN, ERROR, SIGNAL = 1, 2, 3, 4

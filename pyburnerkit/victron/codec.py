@@ -72,8 +72,10 @@ def _dbus() -> Any:
 
 
 # ------------------------------------------------------------------ names and paths
-def check_path(path: Any) -> str:
+def check_path(path: Any, *, allow_root: bool = False) -> str:
     """An absolute object path as Venus uses them (``/Ac/Power``), else ConfigurationError."""
+    if allow_root and path == "/":
+        return path
     if not isinstance(path, str) or not _PATH_RE.match(path):
         raise ConfigurationError(
             f"path {path!r} is not a D-Bus object path like '/Ac/Power' (a leading '/', "
@@ -309,3 +311,38 @@ def match_rule(**keys: str) -> str:
     for key, value in keys.items():
         parts.append("%s='%s'" % (key, value.replace("'", "'\\''")))
     return ",".join(parts)
+
+
+# ------------------------------------------------------------------ localsettings AddSettings
+def add_settings_request(entries: Iterable[Mapping[str, Any]]) -> Any:
+    """``[{"path", "default", "min"?, "max"?, "silent"?}]`` -> the ``aa{sv}`` argument.
+
+    The D-Bus type of ``default`` sets the setting's type, so it is wrapped explicitly.
+    """
+    dbus = _dbus()
+    out = []
+    for entry in entries:
+        d = {"path": dbus.String(entry["path"], variant_level=1),
+             "default": wrap(entry["default"], 1)}
+        for key in ("min", "max"):
+            if entry.get(key) is not None:
+                d[key] = wrap(entry[key], 1)
+        if entry.get("silent"):
+            d["silent"] = dbus.Boolean(True, variant_level=1)
+        out.append(dbus.Dictionary(d, signature="sv"))
+    return dbus.Array(out, signature="a{sv}")
+
+
+def parse_add_settings_reply(reply: Any) -> List[Tuple[Optional[str], int, Any]]:
+    """The ``aa{sv}`` reply -> ``[(path or None, error code, value or None)]`` in order."""
+    if not isinstance(reply, (list, tuple)):
+        raise ProtocolError(f"AddSettings replied {type(reply).__name__}, expected a list")
+    out = []
+    for entry in reply:
+        if not isinstance(entry, Mapping):
+            raise ProtocolError(f"AddSettings reply entry is not a dict: {entry!r}")
+        path = entry.get("path")
+        code = unwrap(entry.get("error", -1))
+        out.append((None if path is None else str(path), int(code),
+                    unwrap(entry["value"]) if "value" in entry else None))
+    return out

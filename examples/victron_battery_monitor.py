@@ -1,0 +1,52 @@
+"""Print the state of every battery on a Venus OS bus as it changes.
+
+    python examples/victron_battery_monitor.py          # against its own simulated bus
+    python examples/victron_battery_monitor.py --bus-address unix:path=/run/dbus/system_bus_socket
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from pyburnerkit.victron import ServiceAdded, ValuesChanged, VictronMonitor
+from pyburnerkit.victron.sim import VictronSim
+
+PATHS = ["/Soc", "/Dc/0/Voltage", "/Dc/0/Current", "/Dc/0/Power", "/ProductName"]
+
+
+def run(bus_address: str, updates: int, out=print) -> int:
+    """Print battery state until ``updates`` changes were seen; returns how many were."""
+    with VictronMonitor(bus_address=bus_address,
+                        service_types={"com.victronenergy.battery": PATHS}) as mon:
+        for name, instance in mon.services().items():
+            out(f"{name} (instance {instance}): {mon.get_value(name, '/ProductName')}")
+        seen = 0
+        for event in mon.events(timeout=10):
+            if isinstance(event, ServiceAdded):
+                out(f"new battery: {event.service.name}")
+            elif isinstance(event, ValuesChanged):
+                name = event.service
+                out(f"{name}: SoC {mon.get_text(name, '/Soc')} %  "
+                    f"{mon.get_text(name, '/Dc/0/Voltage')} V  "
+                    f"{mon.get_text(name, '/Dc/0/Current')} A  "
+                    f"{mon.get_text(name, '/Dc/0/Power')} W")
+                seen += 1
+                if seen >= updates:
+                    break
+        return seen
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bus-address", default=None)
+    parser.add_argument("--updates", type=int, default=10)
+    args = parser.parse_args()
+    if args.bus_address:
+        run(args.bus_address, args.updates)
+    else:
+        with VictronSim(interval=0.5) as sim:
+            run(sim.address, args.updates)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1262 @@
+"""Blocking Venus OS D-Bus clients: publish a service, watch and control services, settings.
+
+Threads (see ``docs/victron.rst``): each client has its own ``pyburnerkit-victron-<endpoint>-io``
+session thread, which owns the client's protocol state and sends on its private connection,
+and an ``...-events`` thread for callbacks and validators. The process-wide GLib pump
+(:mod:`.bus`) only hands incoming messages to the owning session. Every D-Bus call a client
+makes is asynchronous on its own connection, so a call to an object exported by the same
+process can never deadlock (spec 6.6 #1), and no thread ever blocks on the bus except the
+caller of a public blocking method, which waits on its request with a timeout.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import logging
+import threading
+from types import MappingProxyType
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Set,
+                    Tuple, Union)
+
+from .._core.client import BaseClient
+from .._core.extras import require
+from .._core.pending import Pending
+from .._core.session import Session
+from .._core.timeouts import DEFAULT, Deadline, TimeoutArg, resolve_timeout
+from ..errors import (ConfigurationError, ConnectionLostError, DeviceConnectionError,
+                      DeviceError, DeviceTimeoutError, ProtocolError, PyBurnerKitError,
+                      UnsupportedFeatureError, WriteNotAllowedError)
+from . import codec
+from .bus import (ERROR, METHOD_CALL, PUMP, SIGNAL, bus_label, close_connection, is_disconnect,
+                  open_connection,
+                  resolve_bus_address)
+from .models import (ItemValue, NameTakenError, ServiceAdded, ServiceInfo, ServiceRemoved,
+                     SetValueError, Setting, SettingsError, ValuesChanged, ValueWritten,
+                     WriteRequested)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["VictronService", "VictronMonitor", "VictronSettings", "WriteCompleted"]
+
+_UNKNOWN_METHOD = "org.freedesktop.DBus.Error.UnknownMethod"
+_UNKNOWN_OBJECT = "org.freedesktop.DBus.Error.UnknownObject"
+_NO_REPLY = "org.freedesktop.DBus.Error.NoReply"
+_TIMEOUT_ERRORS = (_NO_REPLY, "org.freedesktop.DBus.Error.Timeout")
+
+
+def _lowlevel() -> Any:
+    return require("dbus.lowlevel", "victron")
+
+
+# ====================================================================== the session
+class _BusSession(Session):
+    """A :class:`Session` whose transport is one private bus connection.
+
+    The GLib pump calls :meth:`_filter` / :meth:`_on_object` for this connection's messages;
+    both only enqueue into this session's loop. Everything else runs on the I/O thread.
+    """
+
+    family = "victron"
+
+    def __init__(self, *, client: "_VictronClient", address: str, export: bool,
+                 **common: Any) -> None:
+        super().__init__(**common)
+        self.client = client
+        self.address = address
+        self.export = export
+        self.conn: Any = None
+        self._pumped = False
+        self._filter_ref: Any = None
+
+    # -- transport ---------------------------------------------------------------------
+    def open_transport(self, deadline: Deadline) -> None:
+        dbus = require("dbus", "victron")
+        PUMP.acquire()
+        self._pumped = True
+        self._filter_ref = self._filter
+
+        def setup(conn: Any) -> None:  # on the pump thread, before any dispatch
+            conn.add_message_filter(self._filter_ref)
+            if self.export:
+                conn._register_object_path("/", self._on_object, None, True)
+        try:
+            conn = open_connection(self.address, setup)
+        except dbus.exceptions.DBusException as exc:
+            raise DeviceConnectionError(
+                f"cannot connect to the bus at {self.address}: {exc.get_dbus_message()}",
+                device=self.family, endpoint=self.endpoint) from exc
+        except TimeoutError as exc:
+            raise DeviceConnectionError(f"cannot connect to the bus at {self.address}: {exc}",
+                                        device=self.family, endpoint=self.endpoint) from exc
+        self.conn = conn
+        self.wire.sent(f"connected to {self.address} as {conn.get_unique_name()}")
+        self.client._io_opened(self)
+
+    def close_transport(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            filt, export = self._filter_ref, self.export
+
+            def cleanup() -> None:
+                conn.remove_message_filter(filt)
+                if export:
+                    conn._unregister_object_path("/")
+            close_connection(conn, cleanup)
+        if self._pumped:
+            self._pumped = False
+            PUMP.release()
+
+    def start_request(self, request: Pending) -> None:
+        if self.conn is None:
+            raise ConnectionLostError("not connected", device=self.family, endpoint=self.endpoint)
+        request.payload(self, request)
+
+    def on_link_down(self) -> None:
+        self.client._io_link_down(self)
+
+    def on_established(self) -> None:
+        self.client._io_established(self)
+
+    # -- pump side (GLib thread: enqueue only) -----------------------------------------
+    def _filter(self, conn: Any, msg: Any) -> Any:
+        kind = msg.get_type()
+        if kind == SIGNAL:
+            if is_disconnect(msg):
+                self.call_soon_threadsafe(self._disconnected, conn)
+            else:
+                self.call_soon_threadsafe(self.client._io_signal, self, conn, msg)
+        return _lowlevel().HANDLER_RESULT_NOT_YET_HANDLED
+
+    def _on_object(self, conn: Any, msg: Any) -> Any:
+        if msg.get_type() != METHOD_CALL:
+            return _lowlevel().HANDLER_RESULT_NOT_YET_HANDLED
+        self.call_soon_threadsafe(self.client._io_method_call, self, conn, msg)
+        return _lowlevel().HANDLER_RESULT_HANDLED
+
+    # -- I/O thread helpers ------------------------------------------------------------
+    def _disconnected(self, conn: Any) -> None:
+        if conn is self.conn:
+            self.link_failed(ConnectionLostError(
+                "the bus connection closed (the dbus-daemon went away?)",
+                device=self.family, endpoint=self.endpoint))
+
+    def send(self, msg: Any) -> None:
+        conn = self.conn
+        if conn is None:
+            return
+        try:
+            conn.send_message(msg)
+        except Exception as exc:
+            self.link_failed(ConnectionLostError(f"sending failed: {exc}", device=self.family,
+                                                 endpoint=self.endpoint))
+
+    def call(self, dest: str, path: str, iface: str, member: str, signature: str,
+             args: Tuple[Any, ...], on_reply: Callable[[Any, Any], Any],
+             timeout: Optional[float]) -> None:
+        """Send a method call; ``on_reply(ok, payload)`` runs on the I/O thread later.
+
+        ``payload`` is the reply's argument list, or ``(error_name, error_text)``.
+        """
+        low = _lowlevel()
+        conn = self.conn
+        if conn is None:
+            on_reply(False, ("org.freedesktop.DBus.Error.Disconnected", "not connected"))
+            return
+        msg = low.MethodCallMessage(dest, path, iface, member)
+        if signature:
+            msg.append(*args, signature=signature)
+        seconds = 25.0 if timeout is None else max(0.001, min(timeout, 2_000_000.0))
+        self.wire.sent((member, dest, path))
+
+        def on_message(reply: Any) -> None:  # GLib thread (or the closing thread)
+            self.call_soon_threadsafe(self._deliver_reply, conn, reply, on_reply)
+
+        try:
+            conn.send_message_with_reply(msg, on_message, seconds, require_main_loop=True)
+        except Exception as exc:
+            on_reply(False, ("org.freedesktop.DBus.Error.Disconnected", str(exc)))
+
+    def _deliver_reply(self, conn: Any, reply: Any, on_reply: Callable[[Any, Any], Any]) -> None:
+        if reply.get_type() == ERROR:
+            args = reply.get_args_list()
+            on_reply(False, (reply.get_error_name(), str(args[0]) if args else ""))
+        else:
+            on_reply(True, reply.get_args_list())
+
+    def reply(self, call: Any, signature: str = "", *args: Any) -> None:
+        if call.get_no_reply():
+            return
+        msg = _lowlevel().MethodReturnMessage(call)
+        if signature:
+            msg.append(*args, signature=signature)
+        self.send(msg)
+
+    def reply_error(self, call: Any, name: str, text: str) -> None:
+        if call.get_no_reply():
+            return
+        self.send(_lowlevel().ErrorMessage(call, name, text))
+
+    def error_for(self, what: str, payload: Tuple[str, str]) -> PyBurnerKitError:
+        name, text = payload
+        if name == _NO_REPLY and "disconnected" in text:
+            # The daemon's answer when the service left the bus while our call was pending.
+            return ConnectionLostError(f"{what}: the service left the bus before replying; "
+                                       f"it was not retried ({text})", device=self.family,
+                                       endpoint=self.endpoint)
+        if name in _TIMEOUT_ERRORS:
+            return DeviceTimeoutError(f"{what}: no reply ({text})", device=self.family,
+                                      endpoint=self.endpoint)
+        if name == "org.freedesktop.DBus.Error.Disconnected":
+            return ConnectionLostError(f"{what}: {text}", device=self.family,
+                                       endpoint=self.endpoint)
+        if name == _UNKNOWN_METHOD:
+            return UnsupportedFeatureError(f"{what}: {name}: {text}", code=name, detail=text,
+                                           device=self.family, endpoint=self.endpoint)
+        return DeviceError(f"{what}: {name}: {text}", code=name, detail=text,
+                           device=self.family, endpoint=self.endpoint)
+
+
+# ====================================================================== shared facade
+class _VictronClient(BaseClient):
+    family = "victron"
+    _export = False
+
+    def __init__(self, endpoint: str, address: str, **kw: Any) -> None:
+        super().__init__(endpoint, **kw)
+        self.bus_address = address
+
+    def _make_session(self, **common: Any) -> Session:
+        return _BusSession(client=self, address=self.bus_address, export=self._export, **common)
+
+    def _guard_blocking(self) -> None:
+        if PUMP.in_pump():
+            raise RuntimeError("a blocking pyburnerkit call was made on the D-Bus pump thread; "
+                               "it would deadlock")
+        super()._guard_blocking()
+
+    # -- I/O thread hooks (overridden) -------------------------------------------------
+    def _io_opened(self, s: _BusSession) -> None:
+        s.established()
+
+    def _io_established(self, s: _BusSession) -> None:
+        pass
+
+    def _io_link_down(self, s: _BusSession) -> None:
+        pass
+
+    def _io_signal(self, s: _BusSession, conn: Any, msg: Any) -> None:
+        pass
+
+    def _io_method_call(self, s: _BusSession, conn: Any, msg: Any) -> None:
+        s.reply_error(msg, _UNKNOWN_OBJECT, "nothing is exported here")
+
+    # -- requests ----------------------------------------------------------------------
+    def _request(self, description: str, dest: str, path: str, iface: str, member: str,
+                 signature: str, args: Tuple[Any, ...], convert: Callable[[Any, List[Any]], Any],
+                 timeout: TimeoutArg = DEFAULT, *, is_write: bool = False,
+                 wait: bool = True) -> Any:
+        """One D-Bus call on the I/O thread; ``convert(session, reply_args)`` gives the result
+        (it may raise a PyBurnerKitError). Blocks unless ``wait`` is False (returns the Pending).
+        """
+        seconds = resolve_timeout(timeout, self.timeout)
+
+        def start(s: _BusSession, request: Pending) -> None:
+            def done(ok: bool, payload: Any) -> None:
+                if request.done():
+                    return
+                if not ok:
+                    request.fail(s.error_for(description, payload))
+                    return
+                try:
+                    request.resolve(convert(s, payload))
+                except PyBurnerKitError as exc:
+                    request.fail(exc)
+                except Exception as exc:  # a malformed reply
+                    request.fail(ProtocolError(f"{description}: unexpected reply {payload!r}: "
+                                               f"{exc}", device=self.family,
+                                               endpoint=self.endpoint))
+            s.call(dest, path, iface, member, signature, args, done,
+                   None if seconds is None else seconds + 0.5)
+
+        request = Pending(description, start, is_write=is_write)
+        if not wait:
+            session = self._require_session()
+            self._outstanding.add(request)
+            session.submit(request)
+            return request
+        return self._call(request, seconds)
+
+    def _on_io(self, fn: Callable[..., Any], *args: Any) -> None:
+        session = self._session
+        if session is not None:
+            session.call_soon_threadsafe(fn, session, *args)
+
+
+# ====================================================================== Service (publish)
+class _Item:
+    __slots__ = ("path", "kind", "writable", "validator", "text", "unit", "description")
+
+    def __init__(self, path: str, kind: Optional[type], writable: bool,
+                 validator: Optional[Callable[[str, Any], Any]],
+                 text: Optional[Union[str, Callable[[Any], str]]], unit: str,
+                 description: str) -> None:
+        self.path = path
+        self.kind = kind
+        self.writable = writable
+        self.validator = validator
+        self.text = text
+        self.unit = unit
+        self.description = description
+
+    def format(self, value: Any) -> str:
+        if value is None:
+            return "---"
+        if callable(self.text):
+            return str(self.text(value))
+        if isinstance(self.text, str):
+            return self.text.format(value)
+        return codec.default_text(self.path, value) + self.unit
+
+
+class VictronService(_VictronClient):
+    """Publish one ``com.victronenergy.*`` service (a driver's side of the bus).
+
+    Build the items, then :meth:`register` (which connects if needed and claims the name only
+    once every path exists)::
+
+        svc = VictronService("com.victronenergy.grid.mymeter")
+        svc.add_mandatory_paths(product_name="My meter", device_instance=30)
+        svc.add_item("/Ac/Power", 0.0, unit="W")
+        svc.register()
+        with svc.batch() as b:             # one ItemsChanged for both
+            b["/Ac/Power"] = 1234.0
+            b["/Ac/L1/Power"] = 1234.0
+        svc.close()
+
+    Remote SetValue replies: 0 accepted (also for an unchanged value), 1 not writable or
+    not coercible to the item's type, 2 refused by the item's validator.
+    """
+
+    _export = True
+
+    def __init__(self, name: str, *, bus_address: Optional[str] = None, **kw: Any) -> None:
+        codec.check_service_name(name)
+        address = resolve_bus_address(bus_address)
+        super().__init__(name, address, **kw)
+        self.name = name
+        self._items: Dict[str, _Item] = {}
+        self._values: Dict[str, Any] = {}
+        self._registered = False
+        self._validations: Dict[int, Tuple[Any, Any, str, Any]] = {}
+        self._token = 0
+        self._dispatcher.subscribe(self._run_validator, (WriteRequested,))
+
+    # -- items -------------------------------------------------------------------------
+    def add_item(self, path: str, value: Any = None, *, writable: bool = False,
+                 kind: Optional[type] = None, unit: str = "",
+                 text: Optional[Union[str, Callable[[Any], str]]] = None,
+                 validator: Optional[Callable[[str, Any], Any]] = None,
+                 description: str = "") -> None:
+        """Add a path. ``kind`` (int, float, str, bool, list) fixes the type (default: the
+        type of ``value``, none for None); ``text`` is a format string (``"{:.0f} W"``) or a
+        callable for GetText; ``unit`` is appended to the default text. ``validator(path,
+        value) -> bool`` decides remote writes on the events thread (writable items only).
+        After :meth:`register` the new path is announced with an ItemsChanged.
+        """
+        codec.check_path(path)
+        if path in self._items:
+            raise ConfigurationError(f"path {path} already exists on {self.name}")
+        if kind is None and value is not None:
+            kind = list if isinstance(value, tuple) else type(value)
+        if kind not in (None, int, float, str, bool, list):
+            raise ConfigurationError(f"kind={kind!r} for {path}: use int, float, str, bool, "
+                                     f"list or None")
+        if validator is not None and not callable(validator):
+            raise ConfigurationError(f"validator for {path} must be callable")
+        if validator is not None and not writable:
+            raise ConfigurationError(f"{path} has a validator but writable=False")
+        value = codec.coerce(value, kind, name=path)
+        codec.wrap(value)  # refuse unsendable values now
+        item = _Item(path, kind, bool(writable), validator, text, unit, description)
+        with self._lock:
+            items = dict(self._items)
+            items[path] = item
+            self._items = items
+            if self._session is None:
+                self._values[path] = value
+                return
+        self._on_io(self._io_apply, {path: value}, True)
+
+    def add_mandatory_paths(self, *, process_name: str = "pyburnerkit",
+                            process_version: str = "", connection: str = "D-Bus",
+                            device_instance: int = 0, product_id: int = 0xFFFF,
+                            product_name: str = "", firmware_version: Any = "",
+                            hardware_version: Any = "", connected: int = 1) -> None:
+        """The nine paths every Venus service publishes (spec 2.2)."""
+        from .. import __version__
+        self.add_item("/Mgmt/ProcessName", process_name)
+        self.add_item("/Mgmt/ProcessVersion", process_version or __version__)
+        self.add_item("/Mgmt/Connection", connection)
+        self.add_item("/DeviceInstance", int(device_instance), kind=int)
+        self.add_item("/ProductId", int(product_id), kind=int)
+        self.add_item("/ProductName", product_name)
+        self.add_item("/FirmwareVersion", firmware_version)
+        self.add_item("/HardwareVersion", hardware_version)
+        self.add_item("/Connected", int(connected), kind=int)
+
+    def paths(self) -> List[str]:
+        return list(self._items)
+
+    def get(self, path: str, default: Any = None) -> Any:
+        """The current local value of ``path`` (None = invalid)."""
+        return self._values.get(path, default)
+
+    def __getitem__(self, path: str) -> Any:
+        if path not in self._items:
+            raise KeyError(path)
+        return self._values.get(path)
+
+    def __setitem__(self, path: str, value: Any) -> None:
+        self.set(path, value)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._items
+
+    def _coerce(self, path: str, value: Any) -> Any:
+        item = self._items.get(path)
+        if item is None:
+            raise ConfigurationError(f"{path} is not a path of {self.name} (add_item first)")
+        value = codec.coerce(value, item.kind, name=path)
+        codec.wrap(value)
+        return value
+
+    def set(self, path: str, value: Any) -> None:
+        """Update one value locally: one ItemsChanged when it changed. Non-blocking; never
+        runs the validator. ``None`` makes the value invalid."""
+        self.update({path: value})
+
+    def update(self, values: Mapping[str, Any]) -> None:
+        """Update several values at once: one ItemsChanged holding the ones that changed."""
+        changes = {path: self._coerce(path, v) for path, v in values.items()}
+        if not changes:
+            return
+        with self._lock:
+            if self._session is None:
+                self._values.update(changes)
+                return
+        self._on_io(self._io_apply, changes, False)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator["_Batch"]:
+        """``with svc.batch() as b: b[path] = v`` sends one ItemsChanged when the block ends
+        (nothing when it raises). Nested batches each flush their own changes."""
+        batch = _Batch(self)
+        yield batch
+        self.update(batch.changes)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def register(self, timeout: TimeoutArg = DEFAULT) -> "VictronService":
+        """Connect if needed, then claim the name (once all paths exist).
+
+        :raises NameTakenError: another connection owns the name.
+        """
+        if self._session is None:
+            self.connect()
+        if "/DeviceInstance" not in self._items and self.name != codec.SETTINGS_SERVICE:
+            log.warning("%s registers without /DeviceInstance: scanners may skip it "
+                        "(use add_mandatory_paths)", self.name)
+
+        def convert(s: _BusSession, args: List[Any]) -> Any:
+            code = int(args[0])
+            if code in (1, 4):  # primary owner / already owner
+                self._registered = True
+                return self
+            raise NameTakenError(f"the name {self.name} is already taken on {s.address} "
+                                 f"(RequestName returned {code}); is another driver running?",
+                                 device=self.family, endpoint=self.endpoint)
+        return self._request(f"RequestName {self.name}", codec.DBUS_NAME, codec.DBUS_PATH,
+                             codec.DBUS_NAME, "RequestName", "su", (self.name, 4), convert,
+                             timeout)
+
+    @property
+    def registered(self) -> bool:
+        return self._registered and self.connected
+
+    def allocate_device_instance(self, unique_id: str, device_class: str, preferred: int,
+                                 timeout: TimeoutArg = DEFAULT) -> int:
+        """Ask localsettings for a VRM device instance (``ClassAndVrmInstance``), publish it
+        as ``/DeviceInstance`` and return it. Call after :meth:`connect`, before register."""
+        if self._session is None:
+            self.connect()
+        instance = _allocate(self, unique_id, device_class, preferred, timeout)
+        if "/DeviceInstance" in self._items:
+            self.set("/DeviceInstance", instance)
+        else:
+            self.add_item("/DeviceInstance", instance, kind=int)
+        return instance
+
+    # -- I/O thread --------------------------------------------------------------------
+    def _io_established(self, s: _BusSession) -> None:
+        if self._registered:  # a reconnect: claim the name again
+            def done(ok: bool, payload: Any) -> None:
+                if not ok or int(payload[0]) not in (1, 4):
+                    s.link_failed(NameTakenError(f"could not re-claim {self.name}",
+                                                 device=self.family, endpoint=self.endpoint))
+            s.call(codec.DBUS_NAME, codec.DBUS_PATH, codec.DBUS_NAME, "RequestName", "su",
+                   (self.name, 4), done, self.timeout)
+
+    def _io_apply(self, s: _BusSession, changes: Mapping[str, Any], force: bool) -> None:
+        changed = []
+        for path, value in changes.items():
+            if not force and path in self._values and _same(self._values[path], value):
+                continue
+            self._values[path] = value
+            changed.append(path)
+        if changed and s.conn is not None:
+            self._emit_items_changed(s, changed)
+
+    def _emit_items_changed(self, s: _BusSession, paths: Iterable[str]) -> None:
+        items = self._items
+        payload = codec.items_dict((p, self._values.get(p), items[p].format(self._values.get(p)))
+                                   for p in paths)
+        msg = _lowlevel().SignalMessage("/", codec.BUSITEM, "ItemsChanged")
+        msg.append(payload, signature="a{sa{sv}}")
+        s.send(msg)
+
+    def _io_method_call(self, s: _BusSession, conn: Any, msg: Any) -> None:
+        if conn is not s.conn:
+            return
+        path, member, iface = msg.get_path(), msg.get_member(), msg.get_interface()
+        self._wire.received((member, path))
+        try:
+            if iface == codec.INTROSPECTABLE or member == "Introspect":
+                s.reply(msg, "s", self._introspect(path))
+                return
+            if iface not in (None, codec.BUSITEM):
+                s.reply_error(msg, _UNKNOWN_METHOD, f"no interface {iface}")
+                return
+            item = self._items.get(path)
+            if member == "GetItems" and path == "/":
+                s.reply(msg, "a{sa{sv}}", codec.items_dict(
+                    (p, self._values.get(p), it.format(self._values.get(p)))
+                    for p, it in self._items.items()))
+            elif member == "GetValue":
+                if item is not None:
+                    s.reply(msg, "v", codec.wrap(self._values.get(path), 1))
+                elif self._is_node(path):
+                    s.reply(msg, "v", codec.wrap(self._tree(path, False), 1))
+                else:
+                    s.reply_error(msg, _UNKNOWN_OBJECT, f"no path {path}")
+            elif member == "GetText":
+                if item is not None:
+                    s.reply(msg, "s", item.format(self._values.get(path)))
+                elif self._is_node(path):
+                    s.reply(msg, "v", codec.wrap(self._tree(path, True), 1))
+                else:
+                    s.reply_error(msg, _UNKNOWN_OBJECT, f"no path {path}")
+            elif member == "SetValue" and item is not None:
+                args = msg.get_args_list()
+                self._io_set_value(s, msg, item, args[0] if args else None)
+            elif member == "GetDescription" and item is not None:
+                s.reply(msg, "s", item.description or "No description given")
+            else:
+                s.reply_error(msg, _UNKNOWN_METHOD, f"{member} is not supported on {path}")
+        except PyBurnerKitError as exc:
+            s.reply_error(msg, "org.freedesktop.DBus.Error.Failed", str(exc))
+
+    def _is_node(self, path: str) -> bool:
+        return any(codec.under(p, path) for p in self._items)
+
+    def _tree(self, base: str, text: bool) -> Dict[str, Any]:
+        out = {}
+        for p, item in self._items.items():
+            if codec.under(p, base):
+                value = self._values.get(p)
+                out[codec.relative(p, base)] = item.format(value) if text else value
+        return out
+
+    def _introspect(self, path: str) -> str:
+        children = set()
+        for p in self._items:
+            if codec.under(p, path):
+                children.add(codec.relative(p, path).split("/")[0])
+        methods = ("<interface name='com.victronenergy.BusItem'>"
+                   "<method name='GetValue'><arg direction='out' type='v'/></method>"
+                   "<method name='GetText'><arg direction='out' type='s'/></method>"
+                   "<method name='SetValue'><arg direction='in' type='v'/>"
+                   "<arg direction='out' type='i'/></method>"
+                   "<method name='GetItems'><arg direction='out' type='a{sa{sv}}'/></method>"
+                   "<signal name='ItemsChanged'><arg type='a{sa{sv}}'/></signal>"
+                   "<signal name='PropertiesChanged'><arg type='a{sv}'/></signal>"
+                   "</interface>")
+        nodes = "".join(f"<node name='{c}'/>" for c in sorted(children))
+        return (f"<node><interface name='{codec.INTROSPECTABLE}'><method name='Introspect'>"
+                f"<arg direction='out' type='s'/></method></interface>{methods}{nodes}</node>")
+
+    def _io_set_value(self, s: _BusSession, msg: Any, item: _Item, raw: Any) -> None:
+        if not item.writable:
+            s.reply(msg, "i", codec.SET_REFUSED)
+            return
+        try:
+            value = codec.coerce(codec.unwrap(raw), item.kind, name=item.path)
+        except PyBurnerKitError:
+            s.reply(msg, "i", codec.SET_REFUSED)
+            return
+        if _same(self._values.get(item.path), value):
+            s.reply(msg, "i", codec.SET_OK)
+            return
+        sender = msg.get_sender() or ""
+        if item.validator is None:
+            self._io_accept(s, msg, item.path, value, sender)
+            return
+        self._token += 1
+        self._validations[self._token] = (s.conn, msg, item.path, value)
+        self._dispatcher.publish(_Validate(self.name, item.path, value, sender, self._token))
+
+    def _io_accept(self, s: _BusSession, msg: Any, path: str, value: Any, sender: str) -> None:
+        self._values[path] = value
+        self._emit_items_changed(s, [path])
+        s.reply(msg, "i", codec.SET_OK)
+        self._dispatcher.publish(ValueWritten(self.name, path, value, sender))
+
+    def _io_validated(self, s: _BusSession, token: int, accepted: bool) -> None:
+        entry = self._validations.pop(token, None)
+        if entry is None:
+            return
+        conn, msg, path, value = entry
+        if conn is not s.conn:
+            return  # the link dropped meanwhile: the caller got an error already
+        if accepted:
+            self._io_accept(s, msg, path, value, msg.get_sender() or "")
+        else:
+            s.reply(msg, "i", codec.SET_VETOED)
+
+    # -- events thread -----------------------------------------------------------------
+    def _run_validator(self, event: WriteRequested) -> None:
+        if not isinstance(event, _Validate):
+            return
+        item = self._items.get(event.path)
+        accepted = False
+        try:
+            accepted = bool(item is not None and item.validator is not None
+                            and item.validator(event.path, event.value))
+        except Exception:
+            log.exception("validator for %s raised: the write is refused", event.path)
+        self._on_io(self._io_validated, event.token, accepted)
+
+
+class _Validate(WriteRequested):
+    token: int
+
+    def __init__(self, service: str, path: str, value: Any, sender: str, token: int) -> None:
+        super().__init__(service, path, value, sender)
+        object.__setattr__(self, "token", token)
+
+
+class _Batch:
+    def __init__(self, service: VictronService) -> None:
+        self._service = service
+        self.changes: Dict[str, Any] = {}
+
+    def __setitem__(self, path: str, value: Any) -> None:
+        self.changes[path] = self._service._coerce(path, value)
+
+    def __getitem__(self, path: str) -> Any:
+        if path in self.changes:
+            return self.changes[path]
+        return self._service[path]
+
+
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b
+
+
+# ====================================================================== Monitor (watch)
+class WriteCompleted(ValueWritten):
+    """A :meth:`VictronMonitor.set_value_nowait` finished (``error`` None means accepted)."""
+
+    error: Optional[BaseException]
+
+    def __init__(self, service: str, path: str, value: Any, sender: str,
+                 error: Optional[BaseException], future: Any) -> None:
+        super().__init__(service, path, value, sender)
+        object.__setattr__(self, "error", error)
+        object.__setattr__(self, "_future", future)
+
+
+class _Svc:
+    __slots__ = ("name", "owner", "values", "added", "scan_id", "signal_paths", "instance")
+
+    def __init__(self, name: str, owner: Optional[str], scan_id: int) -> None:
+        self.name = name
+        self.owner = owner
+        self.values: Dict[str, ItemValue] = {}
+        self.added = False
+        self.scan_id = scan_id
+        self.signal_paths: Set[str] = set()
+        self.instance: Optional[int] = None
+
+
+class VictronMonitor(_VictronClient):
+    """Watch ``com.victronenergy.*`` services and control them (a GUI's or a tool's side).
+
+    ``service_types`` maps a service class (``"com.victronenergy.battery"``) to the paths to
+    track (``None`` means all); by default every service and path is tracked. Reads come from
+    the cache and never block; :meth:`set_value` blocks until the service replied.
+    Writes need ``allow_writes=True`` (they can switch inverters and chargers).
+    """
+
+    def __init__(self, *, bus_address: Optional[str] = None,
+                 service_types: Optional[Mapping[str, Optional[Iterable[str]]]] = None,
+                 allow_writes: bool = False, **kw: Any) -> None:
+        address = resolve_bus_address(bus_address)
+        super().__init__(kw.pop("endpoint", None) or bus_label(address), address, **kw)
+        self.allow_writes = bool(allow_writes)
+        self._types: Optional[Dict[str, Optional[frozenset]]] = None
+        if service_types is not None:
+            self._types = {}
+            for cls, paths in service_types.items():
+                codec.check_service_name(cls)
+                self._types[codec.service_class(cls)] = (
+                    None if paths is None else frozenset(codec.check_path(p) for p in paths))
+        self._settings_paths: Set[str] = set()
+        self._svcs: Dict[str, _Svc] = {}
+        self._owners: Dict[str, Set[str]] = {}
+        self._scan_seq = 0
+        self._initial: Optional[Set[str]] = None
+        self._scanned = threading.Event()
+        self.settings = VictronSettings(self)
+        self._dispatcher.subscribe(self._finish_future, (WriteCompleted,))
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def connect(self, timeout: TimeoutArg = DEFAULT) -> "VictronMonitor":
+        """Connect, discover the services and wait (within the timeout) for their first scan."""
+        seconds = resolve_timeout(timeout, self.connect_timeout)
+        deadline = Deadline(seconds)
+        super().connect(seconds)
+        try:
+            self.wait_for(lambda c: c._scanned.is_set(), deadline.remaining())
+        except DeviceTimeoutError:
+            # The bus answered; a slow service is still being scanned and will be added (with
+            # a ServiceAdded event) when its GetItems answers.
+            log.warning("%s: the first scan of every service did not finish within %s s; "
+                        "connected anyway", self.endpoint, seconds)
+        return self
+
+    # -- cache reads (never block) -----------------------------------------------------
+    def service(self, name: str) -> Optional[ServiceInfo]:
+        """The service's snapshot, or None when it is not on the bus (or not tracked)."""
+        return self._cache.value(name)
+
+    def services(self, service_class: Optional[str] = None) -> Dict[str, Optional[int]]:
+        """``{name: device_instance}`` of the tracked services (of one class if given)."""
+        out = {}
+        for name, snap in self._cache.snapshot().items():
+            info = snap.value
+            if info is None:
+                continue
+            if service_class is None or codec.service_class(name) == service_class:
+                out[name] = info.device_instance
+        return out
+
+    def get_value(self, service: str, path: str, default: Any = None) -> Any:
+        """The cached value; ``default`` for an unknown service or path or an invalid value."""
+        info = self._cache.value(service)
+        return default if info is None else info.get(path, default)
+
+    def get_text(self, service: str, path: str, default: Optional[str] = None) -> Optional[str]:
+        info = self._cache.value(service)
+        item = None if info is None else info.values.get(path)
+        return default if item is None else item.text
+
+    def seen(self, service: str, path: str) -> bool:
+        """True if the path was ever received for the service, valid or not."""
+        info = self._cache.value(service)
+        return info is not None and path in info.values
+
+    def wait_for_service(self, name: str, timeout: TimeoutArg = DEFAULT) -> ServiceInfo:
+        """Block until the service is on the bus and scanned; return its snapshot."""
+        return self.wait_for(lambda c: c._cache.value(name), timeout)
+
+    def wait_for_value(self, service: str, path: str, predicate: Callable[[Any], Any] = None,
+                       timeout: TimeoutArg = DEFAULT) -> Any:
+        """Block until ``predicate(value)`` holds (default: the path is seen); return it."""
+        def check(c: "VictronMonitor") -> Any:
+            info = c._cache.value(service)
+            if info is None or path not in info.values:
+                return None
+            value = info.values[path].value
+            ok = True if predicate is None else predicate(value)
+            return (value,) if ok else None
+        return self.wait_for(check, timeout)[0]
+
+    # -- round trips -------------------------------------------------------------------
+    def fetch_value(self, service: str, path: str, timeout: TimeoutArg = DEFAULT) -> Any:
+        """GetValue on the bus (not the cache); ``/`` gives velib's root dict."""
+        codec.check_path(path, allow_root=True)
+        return self._request(f"GetValue {service}{path}", service, path, codec.BUSITEM,
+                             "GetValue", "", (), lambda s, a: codec.unwrap(a[0]), timeout)
+
+    def fetch_text(self, service: str, path: str, timeout: TimeoutArg = DEFAULT) -> Any:
+        codec.check_path(path, allow_root=True)
+        return self._request(f"GetText {service}{path}", service, path, codec.BUSITEM,
+                             "GetText", "", (), lambda s, a: codec.unwrap(a[0]), timeout)
+
+
+    def fetch_items(self, service: str, timeout: TimeoutArg = DEFAULT) -> Dict[str, ItemValue]:
+        """GetItems on the bus: ``{path: ItemValue}``."""
+        def convert(s: _BusSession, a: List[Any]) -> Dict[str, ItemValue]:
+            return {p: ItemValue(v, t if t is not None else codec.default_text(p, v))
+                    for p, (has, v, t) in codec.parse_items(a[0]).items() if has}
+        return self._request(f"GetItems {service}", service, "/", codec.BUSITEM, "GetItems",
+                             "", (), convert, timeout)
+
+    def set_value(self, service: str, path: str, value: Any,
+                  timeout: TimeoutArg = DEFAULT) -> None:
+        """SetValue, blocking until the service answered.
+
+        :raises WriteNotAllowedError: the monitor was not opened with ``allow_writes=True``.
+        :raises SetValueError: the service returned a non-zero code (``.code``).
+        """
+        return self._set(service, path, value, timeout, True)
+
+    def set_value_nowait(self, service: str, path: str, value: Any,
+                         timeout: TimeoutArg = DEFAULT) -> "concurrent.futures.Future[None]":
+        """Like :meth:`set_value` but returns a Future at once. Its result (or exception) is
+        set on the events thread, so its done-callbacks run there too."""
+        return self._set(service, path, value, timeout, False)
+
+    def _set(self, service: str, path: str, value: Any, timeout: TimeoutArg, wait: bool) -> Any:
+        codec.check_service_name(service, venus=False)
+        codec.check_path(path)
+        if not self.allow_writes:
+            raise WriteNotAllowedError(
+                f"SetValue {service}{path}={value!r} refused: open the monitor with "
+                f"allow_writes=True to change values on the bus", device=self.family,
+                endpoint=self.endpoint)
+        wrapped = codec.wrap(value, 1)
+
+        def convert(s: _BusSession, a: List[Any]) -> None:
+            code = int(a[0])
+            if code != 0:
+                raise SetValueError(f"SetValue {service}{path}={value!r} was refused with "
+                                    f"code {code}", code=code, device=self.family,
+                                    endpoint=self.endpoint)
+        pending = self._request(f"SetValue {service}{path}", service, path, codec.BUSITEM,
+                                "SetValue", "v", (wrapped,), convert, timeout, is_write=True,
+                                wait=wait)
+        if wait:
+            return pending
+        future: "concurrent.futures.Future[None]" = concurrent.futures.Future()
+        future.set_running_or_notify_cancel()
+        seconds = resolve_timeout(timeout, self.timeout)
+
+        def completed(p: Pending) -> None:
+            self._outstanding.discard(p)
+            event = WriteCompleted(service, path, value, "", p.error, future)
+            if self._closing and threading.current_thread() is not self.events_thread:
+                self._finish_future(event)  # the events thread may be gone: never strand it
+            else:
+                self._dispatcher.publish(event)
+        pending.add_done_callback(completed)
+        if seconds is not None:
+            def expire(s: _BusSession) -> None:
+                s.loop.call_later(seconds, lambda: pending.fail(DeviceTimeoutError(
+                    f"SetValue {service}{path}: no answer within {seconds:g} s",
+                    device=self.family, endpoint=self.endpoint)))
+            self._on_io(expire)
+        return future
+
+    def _finish_future(self, event: WriteCompleted) -> None:
+        future = getattr(event, "_future", None)
+        if future is None or future.done():
+            return
+        if event.error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(event.error)
+
+    # -- filters -----------------------------------------------------------------------
+    def _wanted(self, name: str) -> bool:
+        if not name.startswith(codec.NAMESPACE + "."):
+            return False
+        if self._types is None:
+            return True
+        cls = codec.service_class(name)
+        return cls in self._types or (cls == codec.SETTINGS_SERVICE and bool(self._settings_paths))
+
+    def _path_wanted(self, name: str, path: str) -> bool:
+        if self._types is None:
+            return True
+        cls = codec.service_class(name)
+        paths = self._types.get(cls, frozenset())
+        if cls == codec.SETTINGS_SERVICE and path in self._settings_paths:
+            return True
+        return paths is None or path in paths or path == "/DeviceInstance"
+
+    # -- I/O thread: discovery ---------------------------------------------------------
+    def _io_opened(self, s: _BusSession) -> None:
+        def ignore(ok: bool, payload: Any) -> None:
+            if not ok:
+                log.warning("AddMatch failed: %s", payload)
+        s.call(codec.DBUS_NAME, codec.DBUS_PATH, codec.DBUS_NAME, "AddMatch", "s",
+               (codec.match_rule(type="signal", interface=codec.BUSITEM),), ignore, self.timeout)
+        s.call(codec.DBUS_NAME, codec.DBUS_PATH, codec.DBUS_NAME, "AddMatch", "s",
+               (codec.match_rule(type="signal", sender=codec.DBUS_NAME,
+                                 interface=codec.DBUS_NAME, member="NameOwnerChanged",
+                                 arg0namespace=codec.NAMESPACE),), ignore, self.timeout)
+
+        def listed(ok: bool, payload: Any) -> None:
+            if not ok:
+                s.link_failed(s.error_for("ListNames", payload))
+                return
+            names = [str(n) for n in payload[0] if self._wanted(str(n))]
+            for gone in [n for n in self._svcs if n not in names]:
+                self._io_remove(gone)
+            self._initial = set(names)
+            s.established()
+            for name in names:
+                self._io_begin_scan(s, name, None)
+            self._io_check_initial(None)
+        s.call(codec.DBUS_NAME, codec.DBUS_PATH, codec.DBUS_NAME, "ListNames", "", (), listed,
+               self.timeout)
+
+    def _io_link_down(self, s: _BusSession) -> None:
+        self._owners.clear()
+        for svc in self._svcs.values():
+            svc.scan_id = -1  # in-flight scans are void
+            svc.owner = None
+
+    def _io_check_initial(self, done_name: Optional[str]) -> None:
+        if self._initial is None:
+            return
+        if done_name is not None:
+            self._initial.discard(done_name)
+        if not self._initial:
+            self._initial = None
+            self._scanned.set()
+            self._cache.notify()
+
+    def _io_begin_scan(self, s: _BusSession, name: str, owner: Optional[str]) -> None:
+        svc = self._svcs.get(name)
+        if svc is not None and svc.scan_id >= 0 and (owner is None or svc.owner == owner):
+            return  # already scanning or scanned (a NameOwnerChanged during the start-up scan)
+        self._scan_seq += 1
+        scan_id = self._scan_seq
+        new = _Svc(name, owner, scan_id)
+        if svc is not None:
+            new.values = svc.values  # stale values stay readable until the rescan finishes
+            new.added = svc.added
+            new.instance = svc.instance
+        self._svcs[name] = new
+        if owner is not None:
+            self._owners.setdefault(owner, set()).add(name)
+            self._io_get_items(s, new)
+            return
+
+        def got_owner(ok: bool, payload: Any) -> None:
+            cur = self._svcs.get(name)
+            if cur is not new or new.scan_id != scan_id:
+                return
+            if not ok:
+                self._io_scan_failed(name, f"GetNameOwner: {payload}")
+                return
+            new.owner = str(payload[0])
+            self._owners.setdefault(new.owner, set()).add(name)
+            self._io_get_items(s, new)
+        s.call(codec.DBUS_NAME, codec.DBUS_PATH, codec.DBUS_NAME, "GetNameOwner", "s", (name,),
+               got_owner, self.timeout)
+
+    def _io_get_items(self, s: _BusSession, svc: _Svc) -> None:
+        scan_id = svc.scan_id
+
+        def current() -> bool:
+            return self._svcs.get(svc.name) is svc and svc.scan_id == scan_id
+
+        def got_items(ok: bool, payload: Any) -> None:
+            if not current():
+                return
+            if ok:
+                self._io_scanned(svc, codec.parse_items(payload[0]))
+            elif payload[0] in (_UNKNOWN_METHOD, _UNKNOWN_OBJECT):
+                legacy()
+            else:
+                self._io_scan_failed(svc.name, f"GetItems: {payload}")
+
+        def legacy() -> None:
+            got: Dict[str, Any] = {}
+
+            def part(key: str) -> Callable[[bool, Any], None]:
+                def done(ok: bool, payload: Any) -> None:
+                    if not current():
+                        return
+                    got[key] = codec.unwrap(payload[0]) if ok else None
+                    if len(got) == 2:
+                        if isinstance(got["v"], dict):
+                            self._io_scanned(svc, codec.parse_root_dict(got["v"], got["t"]))
+                        else:
+                            self._io_scan_failed(svc.name, "no GetItems and no root dict")
+                return done
+            s.call(svc.owner, "/", codec.BUSITEM, "GetValue", "", (), part("v"), self.timeout)
+            s.call(svc.owner, "/", codec.BUSITEM, "GetText", "", (), part("t"), self.timeout)
+        s.call(svc.owner, "/", codec.BUSITEM, "GetItems", "", (), got_items, self.timeout)
+
+    def _io_scan_failed(self, name: str, why: str) -> None:
+        log.warning("could not scan %s: %s", name, why)
+        svc = self._svcs.get(name)
+        if svc is not None and not svc.added:
+            self._io_forget(name)
+        self._io_check_initial(name)
+
+    def _io_scanned(self, svc: _Svc, items: Mapping[str, Tuple[bool, Any, Optional[str]]]) -> None:
+        values = {}
+        for path, (has, value, text) in items.items():
+            if not has or not self._path_wanted(svc.name, path):
+                continue
+            if path in svc.signal_paths and path in svc.values:
+                values[path] = svc.values[path]  # a signal newer than the scan wins
+                continue
+            values[path] = ItemValue(value, text if text is not None
+                                     else codec.default_text(path, value))
+        for path in svc.signal_paths:
+            if path not in values and path in svc.values:
+                values[path] = svc.values[path]
+        svc.values = values
+        svc.signal_paths = set()
+        inst = values.get("/DeviceInstance")
+        svc.instance = inst.value if inst is not None and isinstance(inst.value, int) else None
+        first = not svc.added
+        svc.added = True
+        info = self._io_publish(svc)
+        if first:
+            self._dispatcher.publish(ServiceAdded(info))
+        self._io_check_initial(svc.name)
+
+    def _io_publish(self, svc: _Svc) -> ServiceInfo:
+        info = ServiceInfo(svc.name, svc.owner or "", svc.instance, MappingProxyType(svc.values))
+        self._cache.set(svc.name, info)
+        return info
+
+    def _io_forget(self, name: str) -> Optional[_Svc]:
+        svc = self._svcs.pop(name, None)
+        if svc is not None and svc.owner is not None:
+            names = self._owners.get(svc.owner)
+            if names is not None:
+                names.discard(name)
+                if not names:
+                    del self._owners[svc.owner]
+        return svc
+
+    def _io_remove(self, name: str) -> None:
+        svc = self._io_forget(name)
+        if svc is not None and svc.added:
+            self._cache.set(name, None)
+            self._dispatcher.publish(ServiceRemoved(name, svc.instance))
+
+    # -- I/O thread: signals -----------------------------------------------------------
+    def _io_signal(self, s: _BusSession, conn: Any, msg: Any) -> None:
+        if conn is not s.conn:
+            return
+        member, iface = msg.get_member(), msg.get_interface()
+        if member == "NameOwnerChanged" and iface == codec.DBUS_NAME:
+            name, old, new = (str(a) for a in msg.get_args_list())
+            if not self._wanted(name):
+                return
+            if old:
+                self._io_remove(name)
+            if new:
+                self._io_begin_scan(s, name, new)
+            return
+        if iface != codec.BUSITEM:
+            return
+        names = self._owners.get(msg.get_sender() or "")
+        if not names:
+            return
+        try:
+            args = msg.get_args_list()
+            if member == "ItemsChanged":
+                changes = codec.parse_items(args[0])
+            elif member == "PropertiesChanged":
+                changes = {msg.get_path(): codec.parse_entry(args[0])}
+            else:
+                return
+        except (ProtocolError, IndexError) as exc:
+            log.warning("ignoring a malformed %s from %s: %s", member, msg.get_sender(), exc)
+            return
+        self._wire.received((member, len(changes)))
+        for name in list(names):
+            svc = self._svcs.get(name)
+            if svc is not None:
+                self._io_apply_changes(svc, changes)
+
+    def _io_apply_changes(self, svc: _Svc,
+                          changes: Mapping[str, Tuple[bool, Any, Optional[str]]]) -> None:
+        updated = {}
+        for path, (has, value, text) in changes.items():
+            if not has or not self._path_wanted(svc.name, path):
+                continue
+            updated[path] = ItemValue(value, text if text is not None
+                                      else codec.default_text(path, value))
+        if not updated:
+            return
+        if not svc.added:
+            svc.signal_paths.update(updated)
+        values = dict(svc.values)
+        values.update(updated)
+        svc.values = values
+        if "/DeviceInstance" in updated and isinstance(updated["/DeviceInstance"].value, int):
+            svc.instance = updated["/DeviceInstance"].value
+        if svc.added:
+            self._io_publish(svc)
+            self._dispatcher.publish(ValuesChanged(svc.name, MappingProxyType(updated)))
+
+    # -- I/O thread: settings helper support -------------------------------------------
+    def _io_settings_seen(self, s: _BusSession, owner: str,
+                          values: Mapping[str, Any]) -> None:
+        name = codec.SETTINGS_SERVICE
+        self._settings_paths.update(values)
+        svc = self._svcs.get(name)
+        if svc is None or svc.owner != owner:
+            self._scan_seq += 1
+            svc = _Svc(name, owner, self._scan_seq)
+            self._svcs[name] = svc
+            self._owners.setdefault(owner, set()).add(name)
+        fresh = {p: (True, v, None) for p, v in values.items()}
+        if not svc.added:
+            svc.added = True
+            self._io_apply_changes(svc, fresh)
+            self._dispatcher.publish(ServiceAdded(self._io_publish(svc)))
+        else:
+            self._io_apply_changes(svc, fresh)
+
+
+# ====================================================================== Settings
+def _allocate(client: _VictronClient, unique_id: str, device_class: str, preferred: int,
+              timeout: TimeoutArg) -> int:
+    if not isinstance(unique_id, str) or not unique_id or "/" in unique_id:
+        raise ConfigurationError(f"unique_id {unique_id!r} must be a non-empty string "
+                                 f"without '/' (e.g. 'mydriver_SN1234')")
+    if not isinstance(device_class, str) or not device_class.isidentifier():
+        raise ConfigurationError(f"device_class {device_class!r} must be a word like 'grid'")
+    preferred = int(codec_check_int("preferred", preferred, 0, 2 ** 31 - 1))
+    path = f"/Settings/Devices/{unique_id}/ClassAndVrmInstance"
+    result = _add_settings(client, [Setting(path, f"{device_class}:{preferred}")], timeout)
+    _cls, instance = codec.parse_class_instance(result[path])
+    return instance
+
+
+def codec_check_int(name: str, value: Any, low: int, high: int) -> int:
+    from ..errors import check_range
+    return check_range(name, value, low, high, integer=True)
+
+
+def _check_setting(entry: Any) -> Setting:
+    if isinstance(entry, (tuple, list)):
+        entry = Setting(*entry)
+    if not isinstance(entry, Setting):
+        raise ConfigurationError(f"expected a Setting(path, default, min, max, silent), "
+                                 f"got {entry!r}")
+    codec.check_path(entry.path)
+    if not entry.path.startswith("/Settings/"):
+        raise ConfigurationError(f"setting path {entry.path} must start with /Settings/")
+    if isinstance(entry.default, bool) or not isinstance(entry.default, (int, float, str)):
+        raise ConfigurationError(f"default of {entry.path} must be an int, float or str (its "
+                                 f"type is the setting's type), got {entry.default!r}")
+    for key in ("min", "max"):
+        limit = getattr(entry, key)
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float))):
+            raise ConfigurationError(f"{key} of {entry.path} must be a number, got {limit!r}")
+    if (isinstance(entry.default, (int, float)) and entry.min is not None
+            and entry.max is not None and not entry.min <= entry.default <= entry.max):
+        raise ConfigurationError(f"default {entry.default!r} of {entry.path} is out of range: "
+                                 f"the limit is {entry.min}..{entry.max}")
+    return entry
+
+
+def _add_settings(client: _VictronClient, settings: Iterable[Any], timeout: TimeoutArg,
+                  monitor: Optional[VictronMonitor] = None) -> Dict[str, Any]:
+    entries = [_check_setting(e) for e in settings]
+    if not entries:
+        return {}
+    payload = codec.add_settings_request(
+        [{"path": e.path, "default": e.default, "min": e.min, "max": e.max,
+          "silent": e.silent} for e in entries])
+    owner_box: List[str] = []
+
+    def convert(s: _BusSession, args: List[Any]) -> Dict[str, Any]:
+        results = codec.parse_add_settings_reply(args[0])
+        out: Dict[str, Any] = {}
+        errors: Dict[str, int] = {}
+        for entry, (path, code, value) in zip(entries, results):
+            if code != 0:
+                errors[entry.path] = code
+            else:
+                out[entry.path] = value
+        if monitor is not None and out and owner_box:
+            monitor._io_settings_seen(s, owner_box[0], out)
+        if errors:
+            lines = "; ".join(f"{p}: {codec.setting_error_text(c)}" for p, c in errors.items())
+            raise SettingsError(f"AddSettings refused {len(errors)} of {len(entries)} "
+                                f"setting(s): {lines}", errors=errors, code=min(errors.values()),
+                                device=client.family, endpoint=client.endpoint)
+        return out
+
+    # The reply's sender (localsettings' unique name) is needed to follow its signals: ask
+    # for it first (one more round trip, only for the monitor's cache).
+    if monitor is not None:
+        try:
+            owner_box.append(client._request(
+                "GetNameOwner settings", codec.DBUS_NAME, codec.DBUS_PATH, codec.DBUS_NAME,
+                "GetNameOwner", "s", (codec.SETTINGS_SERVICE,), lambda s, a: str(a[0]),
+                timeout))
+        except DeviceError as exc:
+            raise DeviceError(f"{codec.SETTINGS_SERVICE} is not on the bus: {exc}",
+                              device=client.family, endpoint=client.endpoint) from exc
+    return client._request("AddSettings", codec.SETTINGS_SERVICE, "/", codec.SETTINGS_IFACE,
+                           "AddSettings", "aa{sv}", (payload,), convert, timeout)
+
+
+class VictronSettings:
+    """localsettings (``com.victronenergy.settings``) through a :class:`VictronMonitor`.
+
+    ``monitor.settings.add([...])`` makes one AddSettings call; the added settings are then
+    tracked in the monitor's cache (``get``) and their changes arrive as ``ValuesChanged``
+    events for ``com.victronenergy.settings``.
+    """
+
+    def __init__(self, monitor: VictronMonitor) -> None:
+        self._monitor = monitor
+
+    def add(self, settings: Iterable[Union[Setting, Tuple[Any, ...]]],
+            timeout: TimeoutArg = DEFAULT) -> Dict[str, Any]:
+        """Create (or find) the settings in one call; returns ``{path: current value}``.
+
+        :raises SettingsError: for refused entries, naming each path and error code.
+        """
+        return _add_settings(self._monitor, settings, timeout, self._monitor)
+
+    def get(self, path: str, default: Any = None) -> Any:
+        return self._monitor.get_value(codec.SETTINGS_SERVICE, path, default)
+
+    def set(self, path: str, value: Any, timeout: TimeoutArg = DEFAULT) -> None:
+        """SetValue on a setting (needs ``allow_writes``); localsettings refuses out-of-range
+        or mistyped values with -1 (:class:`SetValueError`)."""
+        self._monitor.set_value(codec.SETTINGS_SERVICE, path, value, timeout)
+
+    def remove(self, paths: Iterable[str], timeout: TimeoutArg = DEFAULT) -> Dict[str, int]:
+        """RemoveSettings: ``{path: 0 or -1}``."""
+        if not self._monitor.allow_writes:
+            raise WriteNotAllowedError("removing settings needs allow_writes=True",
+                                       device="victron", endpoint=self._monitor.endpoint)
+        plist = [codec.check_path(p) for p in paths]
+        dbus = require("dbus", "victron")
+        return self._monitor._request(
+            "RemoveSettings", codec.SETTINGS_SERVICE, "/", codec.SETTINGS_IFACE,
+            "RemoveSettings", "as", (dbus.Array(plist, signature="s"),),
+            lambda s, a: {p: int(c) for p, c in zip(plist, a[0])}, timeout, is_write=True)
+
+    def allocate_instance(self, unique_id: str, device_class: str, preferred: int,
+                          timeout: TimeoutArg = DEFAULT) -> int:
+        """Allocate a VRM device instance for ``unique_id`` (``ClassAndVrmInstance``)."""
+        return _allocate(self._monitor, unique_id, device_class, preferred, timeout)

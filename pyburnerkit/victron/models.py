@@ -1,0 +1,121 @@
+"""What a Victron D-Bus user sees: item values, service snapshots, settings and events.
+
+Values are always plain Python (``None`` means invalid); no dbus-python type leaks out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping, Optional
+
+from ..errors import DeviceConnectionError, DeviceError
+from ..types import Event
+
+__all__ = ["ItemValue", "ServiceInfo", "Setting", "ServiceAdded", "ServiceRemoved",
+           "ValuesChanged", "WriteRequested", "ValueWritten", "NameTakenError",
+           "SettingsError", "SetValueError"]
+
+_EMPTY: Mapping[str, "ItemValue"] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class ItemValue:
+    """One path's value and display text (Text is for people: never parse it)."""
+
+    value: Any
+    text: str
+
+    @property
+    def valid(self) -> bool:
+        return self.value is not None
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    """A monitored service as last seen: its name, owner and every tracked path."""
+
+    name: str
+    owner: str
+    device_instance: Optional[int]
+    values: Mapping[str, ItemValue] = field(default_factory=lambda: _EMPTY, repr=False)
+
+    @property
+    def service_class(self) -> str:
+        return ".".join(self.name.split(".")[:3])
+
+    def get(self, path: str, default: Any = None) -> Any:
+        item = self.values.get(path)
+        return default if item is None or item.value is None else item.value
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One entry of an AddSettings call. The type of ``default`` (int, float, str) is the
+    setting's type; ``min``/``max`` of None mean no limit; ``silent`` hides changes from logs."""
+
+    path: str
+    default: Any
+    min: Optional[float] = None
+    max: Optional[float] = None
+    silent: bool = False
+
+
+@dataclass(frozen=True)
+class ServiceAdded(Event):
+    """A service appeared on the bus and its first scan finished."""
+
+    service: ServiceInfo
+
+
+@dataclass(frozen=True)
+class ServiceRemoved(Event):
+    """A service left the bus (its name lost its owner)."""
+
+    name: str
+    device_instance: Optional[int]
+
+
+@dataclass(frozen=True)
+class ValuesChanged(Event):
+    """Paths of one service changed (from ItemsChanged or PropertiesChanged)."""
+
+    service: str
+    values: Mapping[str, ItemValue]
+
+
+@dataclass(frozen=True)
+class WriteRequested(Event):
+    """A remote SetValue on a validated item of *our* service; its validator is deciding."""
+
+    service: str
+    path: str
+    value: Any
+    sender: str
+
+
+@dataclass(frozen=True)
+class ValueWritten(Event):
+    """A remote SetValue on our service was accepted and stored."""
+
+    service: str
+    path: str
+    value: Any
+    sender: str
+
+
+class NameTakenError(DeviceConnectionError):
+    """The well-known name is already owned by another connection."""
+
+
+class SetValueError(DeviceError):
+    """A SetValue came back non-zero (``code``), or failed with a D-Bus error (``detail``)."""
+
+
+class SettingsError(DeviceError):
+    """AddSettings refused some entries; ``errors`` maps each path to its code."""
+
+    def __init__(self, message: str, *, errors: Optional[Mapping[str, int]] = None,
+                 **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.errors = dict(errors or {})
