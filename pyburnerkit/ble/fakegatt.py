@@ -32,6 +32,22 @@ def _hexbytes(hexstr: str) -> str:
     return "".join(f"{b:02x} " for b in data)
 
 
+class _DeadSocket:
+    """Stands in for the host link after the simulator went away: requests go nowhere."""
+
+    def fileno(self) -> int:
+        return -1
+
+    def sendall(self, data: bytes) -> None:
+        pass
+
+    def recv(self, n: int) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        pass
+
+
 class _FakeGatttool:
     def __init__(self, addr: Tuple[str, int]) -> None:
         self.sock = _connect_host(addr)
@@ -190,11 +206,19 @@ class _FakeGatttool:
         self.out("\x1b[?2004h" + _EMPTY)
         stdin = 0
         while True:
-            ready, _, _ = select.select([stdin, self.sock], [], [])
+            watch = [stdin] + ([self.sock] if self.sock.fileno() >= 0 else [])
+            ready, _, _ = select.select(watch, [], [])
             if self.sock in ready:
                 data = self.sock.recv(65536)
                 if not data:
-                    return 1  # the simulated radio went away
+                    # the simulated radio went away (a power cycle): the link is lost, the
+                    # program keeps running like gatttool does
+                    if self.connected:
+                        self.reply("X")
+                    self.pending.clear()
+                    self.sock.close()
+                    self.sock = _DeadSocket()
+                    continue
                 self.hostbuf += data
                 while b"\n" in self.hostbuf:
                     raw, self.hostbuf = self.hostbuf.split(b"\n", 1)

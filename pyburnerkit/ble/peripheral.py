@@ -67,6 +67,7 @@ class Peripheral:
         self.advertising = True
         self.connectable = True
         self.writes: List[Tuple[str, bytes]] = []  # (uuid, data) log for assertions
+        self.cccd_log: List[Tuple[str, int]] = []  # (uuid, mode) in the order written
         self._next = 1
 
     # ------------------------------------------------------------------ building
@@ -147,6 +148,7 @@ class Peripheral:
                     self.subscribed[target.value_handle] = mode
                 else:
                     self.subscribed.pop(target.value_handle, None)
+                self.cccd_log.append((target.uuid, mode))
                 self.on_subscribe(target, mode)
                 return
             raise GattError("Characteristic Write Request failed: Invalid handle")

@@ -29,8 +29,7 @@ import logging
 import os
 import stat
 import sys
-import threading
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Optional
 
 from .._core.simserver import SimConnection, SimServer
 from .peripheral import GattError, Link, Peripheral

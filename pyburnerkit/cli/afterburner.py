@@ -90,9 +90,13 @@ def _status(args: argparse.Namespace) -> int:
 
 def _watch(args: argparse.Namespace) -> int:
     from ..afterburner.models import StatusChanged
+    deadline = None if args.duration is None else time.monotonic() + args.duration
     with _client(args) as client:
         emit(status_record(client), args.format)
+        # events(timeout) ends after a quiet spell; the deadline bounds a steady stream too.
         for event in client.events(args.duration, StatusChanged):
+            if deadline is not None and time.monotonic() >= deadline:
+                break
             if args.format == "text":
                 changes = " ".join(f"{k}={v}" for k, v in event.changed.items())
                 sys.stdout.write(f"{time.strftime('%H:%M:%S')} {changes}\n")

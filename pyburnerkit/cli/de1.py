@@ -91,6 +91,9 @@ def register_sim(subparsers: Any) -> None:
     parser.add_argument("--ghc-active", action="store_true",
                         help="simulate an active group head controller")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--bgapi", action="store_true",
+                        help="also emulate a BLED112 dongle on a pseudo-terminal and print "
+                             "BGAPI=<port> after the three lines (for backend='bgapi')")
     parser.set_defaults(handler=_sim)
 
 
@@ -316,7 +319,21 @@ def _sim(args: argparse.Namespace) -> int:
     print(f"PATH={directory}", flush=True)
     print(f"DE1={rig.de1.address}", flush=True)
     print(f"SKALE={rig.skale.address}", flush=True)
-    run_until_interrupted(rig.close)
+    dongle = None
+    if args.bgapi:
+        from ..ble.fakebgapi import FakeBled112
+        dongle = FakeBled112(rig.host).start()
+        print(f"BGAPI={dongle.port}", flush=True)
+
+    def cleanup() -> None:
+        if dongle is not None:
+            dongle.close()
+        rig.close()
+        if args.dir is None:  # we made the directory: remove it with the fake tools
+            import shutil
+            shutil.rmtree(directory, ignore_errors=True)
+
+    run_until_interrupted(cleanup)
     return 0
 
 

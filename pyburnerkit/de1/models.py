@@ -8,23 +8,10 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from ..types import Event
+from ..types import CodeEnum, Event
 
 
-class _CodeEnum(enum.IntEnum):
-    """An IntEnum keeping codes the table does not know as ``UNKNOWN_<n>`` members."""
-
-    @classmethod
-    def _missing_(cls, value: Any) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool):
-            member = int.__new__(cls, value)
-            member._name_ = f"UNKNOWN_{value}"
-            member._value_ = value
-            return member
-        return None
-
-
-class MachineState(_CodeEnum):
+class MachineState(CodeEnum):
     """StateInfo byte 0 / RequestedState value (spec section 2)."""
 
     SLEEP = 0x00
@@ -66,7 +53,7 @@ class FlowPhase(enum.Enum):
     AFTER = "after"
 
 
-class SubState(_CodeEnum):
+class SubState(CodeEnum):
     """StateInfo byte 1 (spec section 2); 200 and above are errors."""
 
     NO_STATE = 0
@@ -159,7 +146,7 @@ class Mode(enum.Enum):
 FLOW_MODES = frozenset({Mode.ESPRESSO, Mode.STEAM, Mode.HOT_WATER, Mode.FLUSH})
 
 
-class MachineModel(_CodeEnum):
+class MachineModel(CodeEnum):
     UNSET = 0
     DE1 = 1
     DE1PLUS = 2
@@ -169,14 +156,14 @@ class MachineModel(_CodeEnum):
     DE1XXL = 6
 
 
-class CalCommand(_CodeEnum):
+class CalCommand(CodeEnum):
     READ = 0
     WRITE = 1
     RESET_TO_FACTORY = 2
     READ_FACTORY = 3
 
 
-class CalTarget(_CodeEnum):
+class CalTarget(CodeEnum):
     FLOW = 0
     PRESSURE = 1
     TEMPERATURE = 2

@@ -114,6 +114,8 @@ def normalise_value(value: Any) -> Optional[Tuple[Union[Number, str], Optional[s
         return str(raw), value.name
     if isinstance(value, bool):
         return int(value), None
+    if type(value).__name__ == "_Labelled":  # a driver's number + label (Mate3 enums, flags)
+        return value.value, value.name
     if isinstance(value, int):
         return value, None
     if isinstance(value, float):
@@ -132,7 +134,8 @@ _SUFFIX_UNITS: List[Tuple[str, str]] = [
     ("_wh", "Wh"), ("_ah", "Ah"), ("_kw", "kW"), ("_w", "W"), ("_va", "VA"), ("_v", "V"),
     ("_ma", "mA"), ("_a", "A"), ("_pct", "%"), ("_percent", "%"), ("_ml", "mL"),
     ("_ml_h", "mL/h"), ("_ml_s", "mL/s"), ("_dbm", "dBm"), ("_ms", "ms"), ("_s", "s"),
-    ("_h", "h"), ("_bar", "bar"), ("_hpa", "hPa"), ("_g", "g"), ("_ohm", "Ω"),
+    ("_h", "h"), ("_bar", "bar"), ("_v_per_s", "V/s"), ("_deg", "°"), ("_g_s", "g/s"),
+    ("_ml_s", "mL/s"), ("_mm", "mm"), ("_hpa", "hPa"), ("_g", "g"), ("_ohm", "Ω"),
     ("_m", "m"), ("_bytes", "B"), ("_vbys", "V/s"), ("_degrees", "°"),
 ]
 

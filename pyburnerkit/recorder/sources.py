@@ -17,8 +17,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
-from typing import (Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple,
-                    Type)
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Type
 
 from ..errors import ConfigurationError
 from .samples import FieldMeta, unit_for_name
@@ -30,7 +29,8 @@ Reading = Tuple[str, str, Any, str]
 Emit = Callable[["Source", List[Reading]], None]
 OnState = Callable[["Source", str, Optional[BaseException]], None]
 
-__all__ = ["Source", "CallableSource", "AfterburnerSource", "adapt", "register_adapter",
+__all__ = ["Source", "CallableSource", "AfterburnerSource", "ArbinSource", "Mate3Source",
+           "VictronSource", "DE1Source", "ScaleSource", "adapt", "register_adapter",
            "open_source", "Reading", "meta_for"]
 
 
@@ -297,6 +297,338 @@ class AfterburnerSource(Source):
         return base
 
 
+def _dataclass_readings(obj: Any, channel: str, skip: Iterable[str] = ()) -> List[Reading]:
+    """Readings from a frozen dataclass whose field names carry their unit (``voltage_v``)."""
+    import dataclasses
+    out: List[Reading] = []
+    skipped = set(skip)
+    for f in dataclasses.fields(obj):
+        if f.name in skipped:
+            continue
+        value = getattr(obj, f.name)
+        if isinstance(value, (int, float, str)) or value is None or hasattr(value, "value"):
+            out.append((channel, f.name, value, unit_for_name(f.name)))
+    return out
+
+
+class _PollSource(Source):
+    """Shared parts of the request/response families (Arbin, Mate3)."""
+
+    kind = "poll"
+    default_interval = 1.0
+
+    def __init__(self, family: str, client: Any, *, device: Optional[str],
+                 interval: Optional[float], owns_client: bool) -> None:
+        super().__init__(family, device or _endpoint_id(client), client=client,
+                         interval=interval if interval is not None else self.default_interval,
+                         owns_client=owns_client)
+
+    def start(self, emit: Emit, on_state: OnState) -> None:
+        super().start(emit, on_state)
+        self._follow_connection()
+        if not self._connect_in_background() and self._ready():
+            self.state("connected")
+
+    def _ready(self) -> bool:
+        """Wait (bounded) for the client's first connection; False if it is not there yet.
+
+        The wait ends at once when the recorder closes the client.
+        """
+        state = getattr(self.client, "connection_state", None)
+        if state is None or state.value == "connected":
+            return True
+        try:
+            self.client.wait_for(lambda c: c.connected, timeout=max(5.0, self.interval or 1.0))
+        except Exception:  # not connected in time, or closed: try again next turn
+            return False
+        return True
+
+
+# --------------------------------------------------------------------------------- arbin
+class ArbinSource(_PollSource):
+    """Polls an Arbin :class:`~pyburnerkit.arbin.CyclerClient` with one all-channel request
+    per interval. Channel = the 1-based channel number; fields are the driver's unit-suffixed
+    names (``voltage_v``, ``charge_capacity_ah``...) plus ``state`` (``UNSAFE``...), the test
+    and schedule names, and ``aux_<type>_<n>`` readings."""
+
+    default_interval = 1.0
+
+    def __init__(self, client: Any, *, device: Optional[str] = None,
+                 interval: Optional[float] = None, owns_client: bool = False) -> None:
+        super().__init__("arbin", client, device=device, interval=interval,
+                         owns_client=owns_client)
+
+    @classmethod
+    def from_config(cls, url: str, device: Optional[str], options: Mapping[str, Any]
+                    ) -> "ArbinSource":
+        from ..arbin import CyclerClient
+        opts = dict(options)
+        opts.setdefault("retry_first", True)
+        if "://" in url:  # sim://... (the driver's in-process simulator)
+            return cls(CyclerClient(url, **opts), device=device, owns_client=True)
+        host, _, port = url.rpartition(":") if url.count(":") == 1 else (url, "", "")
+        try:
+            number = int(port) if port else 9031
+        except ValueError:
+            raise ConfigurationError(f"arbin url must be host or host:port, got {url!r}") from None
+        client = CyclerClient(host or url, number, **opts)
+        return cls(client, device=device, owns_client=True)
+
+    def poll(self) -> List[Reading]:
+        if not self._ready():
+            return []
+        out: List[Reading] = []
+        for status in self.client.read_all_statuses():
+            channel = str(status.channel)
+            out.extend(_dataclass_readings(status, channel, skip=("channel", "aux", "bms",
+                                                                   "smb", "comm_failure")))
+            out.append((channel, "comm_failure", bool(status.comm_failure), ""))
+            for kind, readings in (status.aux or {}).items():
+                unit = {"temperature": "°C", "voltage": "V", "pressure": "Pa",
+                        "current": "A", "ph": "", "flow_rate": ""}.get(str(kind).lower(), "")
+                for i, reading in enumerate(readings, 1):
+                    out.append((channel, f"aux_{kind}_{i}", reading.value, unit))
+        return out
+
+    def meta(self, channel: str, field: str, unit: str, value: Any) -> FieldMeta:
+        base = super().meta(channel, field, unit, value)
+        if field in ("internal_resistance_ohm", "acr_ohm", "aci_ohm", "aci_phase_deg",
+                     "master_channel", "comm_failure", "dvdt_v_per_s"):
+            return FieldMeta(base.unit, base.device_class, base.state_class, True)
+        if unit in ("Wh", "Ah") and ("charge" in field):
+            # capacities and energies restart with every test: total, not total_increasing
+            return FieldMeta(base.unit, base.device_class, "total", base.diagnostic)
+        return base
+
+
+# --------------------------------------------------------------------------------- mate3
+_MATE3_UNITS = {"Volts": "V", "Volts AC": "V", "Volts DC": "V", "Amps": "A", "Watts": "W",
+                "kW": "kW", "kWatts": "kW", "kWh": "kWh", "KWH": "kWh", "AH": "Ah", "Hz": "Hz",
+                "Percent": "%", "Degrees C": "°C", "Seconds": "s", "Minute": "min",
+                "Minutes": "min", "Hour": "h", "Hours": "h", "Days": "d", "Weeks": "wk"}
+_MATE3_SKIP = frozenset({"did", "length", "port_number"})
+
+
+class Mate3Source(_PollSource):
+    """Polls a :class:`~pyburnerkit.mate3.Mate3Client` (``read_all()``) at most once a second
+    (the driver enforces the Mate3s' pace). Channel = the HUB port (``"3"``) or ``"mate3"``;
+    fields are the SunSpec/OutBack field names (``battery_voltage``); configuration blocks and
+    scale-factor registers are left out. mate3_pg definitions match on port + field."""
+
+    default_interval = 5.0
+
+    def __init__(self, client: Any, *, device: Optional[str] = None,
+                 interval: Optional[float] = None, owns_client: bool = False) -> None:
+        super().__init__("mate3", client, device=device, interval=interval,
+                         owns_client=owns_client)
+
+    @classmethod
+    def from_config(cls, url: str, device: Optional[str], options: Mapping[str, Any]
+                    ) -> "Mate3Source":
+        from ..mate3 import Mate3Client
+        opts = dict(options)
+        opts.setdefault("retry_first", True)
+        return cls(Mate3Client(url, **opts), device=device, owns_client=True)
+
+    def poll(self) -> List[Reading]:
+        if not self._ready():
+            return []
+        system = self.client.read_all()
+        out: List[Reading] = []
+        for path, dev in system.devices():
+            channel = str(dev.port) if dev.port is not None else path
+            for name, fv in dev.values.items():
+                if not fv.implemented or name in _MATE3_SKIP or name.endswith("_scale_factor") \
+                        or fv.units in ("Registers", "Port"):
+                    continue
+                value = fv.value
+                if hasattr(value, "label"):      # EnumValue: number + label
+                    value = _Labelled(int(value), value.label)
+                elif hasattr(value, "names"):    # Flags: number + set bit names
+                    value = _Labelled(int(value), ",".join(value.names))
+                out.append((channel, name, value, _MATE3_UNITS.get(fv.units, fv.units)))
+        return out
+
+    def meta(self, channel: str, field: str, unit: str, value: Any) -> FieldMeta:
+        base = super().meta(channel, field, unit, value)
+        if unit in ("kWh", "Wh") and not field.endswith(("_today", "_daily")):
+            return base
+        if unit in ("kWh", "Wh"):  # daily counters reset at midnight
+            return FieldMeta(base.unit, base.device_class, "total_increasing", base.diagnostic)
+        return base
+
+
+class _Labelled:
+    """A number with a label (Mate3 enums and flags); normalised to value + text."""
+
+    def __init__(self, value: int, label: str) -> None:
+        self.value = value
+        self.name = label
+
+
+# --------------------------------------------------------------------------------- victron
+_VICTRON_UNITS = {"Voltage": "V", "V": "V", "Current": "A", "I": "A", "Power": "W",
+                  "Temperature": "°C", "Soc": "%", "ConsumedAmphours": "Ah", "TimeToGo": "s",
+                  "Forward": "kWh", "Reverse": "kWh", "User": "kWh", "System": "kWh",
+                  "Frequency": "Hz", "F": "Hz", "P": "W"}
+_VICTRON_DIAGNOSTIC = ("/Mgmt/", "/ProductId", "/FirmwareVersion", "/HardwareVersion",
+                       "/DeviceInstance", "/ProductName", "/CustomName", "/Connected",
+                       "/Serial", "/Settings/")
+
+
+class VictronSource(Source):
+    """Follows a :class:`~pyburnerkit.victron.VictronMonitor` (push): every ``ValuesChanged``
+    becomes readings with channel = the D-Bus service (``com.victronenergy.battery.ttyO1``)
+    and field = the D-Bus path (``/Dc/0/Voltage``), as venus-grafana and dbus-flashmq name
+    them. Invalid values (empty arrays on the bus) are skipped."""
+
+    kind = "push"
+
+    def __init__(self, client: Any, *, device: Optional[str] = None,
+                 owns_client: bool = False) -> None:
+        super().__init__("victron", device or _endpoint_id(client), client=client,
+                         owns_client=owns_client)
+
+    @classmethod
+    def from_config(cls, url: str, device: Optional[str], options: Mapping[str, Any]
+                    ) -> "VictronSource":
+        from ..victron import VictronMonitor
+        opts = dict(options)
+        opts.setdefault("retry_first", True)
+        if url and url != "default":  # an address, or "system" / "session"
+            opts.setdefault("bus_address", url)
+        return cls(VictronMonitor(**opts), device=device, owns_client=True)
+
+    @staticmethod
+    def unit_for(path: str) -> str:
+        last = path.rstrip("/").rsplit("/", 1)[-1]
+        return _VICTRON_UNITS.get(last, "")
+
+    def _readings(self, service: str, values: Mapping[str, Any]) -> List[Reading]:
+        out: List[Reading] = []
+        for path, item in values.items():
+            value = getattr(item, "value", item)
+            if value is None or isinstance(value, (list, tuple, dict)):
+                continue
+            out.append((service, path, value, self.unit_for(path)))
+        return out
+
+    def start(self, emit: Emit, on_state: OnState) -> None:
+        super().start(emit, on_state)
+        from ..victron import ValuesChanged
+        client = self.client
+
+        def on_values(event: Any) -> None:
+            self.emit(self._readings(event.service, event.values))
+
+        self._subscriptions.append(client.subscribe(on_values, ValuesChanged))
+        self._follow_connection()
+        if not self._connect_in_background():
+            for name in client.services():
+                info = client.service(name)
+                if info is not None:
+                    self.emit(self._readings(name, info.values))
+            self.state("connected")
+
+    def meta(self, channel: str, field: str, unit: str, value: Any) -> FieldMeta:
+        base = super().meta(channel, field, unit, value)
+        diagnostic = field.startswith(_VICTRON_DIAGNOSTIC)
+        state_class = base.state_class
+        if unit == "kWh":
+            state_class = "total_increasing"
+        return FieldMeta(base.unit, base.device_class, state_class, diagnostic)
+
+
+# --------------------------------------------------------------------------------- de1 / scale
+class DE1Source(Source):
+    """Follows a :class:`~pyburnerkit.de1.client.DE1Client` (push): machine state and
+    substate (``state`` / ``substate``, enum names kept), every shot sample (``group_pressure_bar``
+    ...), water level and heater temperatures, under the driver's unit-suffixed names."""
+
+    kind = "push"
+
+    def __init__(self, client: Any, *, device: Optional[str] = None,
+                 owns_client: bool = False) -> None:
+        super().__init__("de1", device or _endpoint_id(client), client=client,
+                         owns_client=owns_client)
+
+    @classmethod
+    def from_config(cls, url: str, device: Optional[str], options: Mapping[str, Any]
+                    ) -> "DE1Source":
+        from ..de1 import DE1Client
+        opts = dict(options)
+        opts.setdefault("retry_first", True)
+        return cls(DE1Client(url, **opts), device=device, owns_client=True)
+
+    def start(self, emit: Emit, on_state: OnState) -> None:
+        super().start(emit, on_state)
+        from ..de1.models import (ShotSampleEvent, StateChanged, TemperaturesChanged,
+                                  WaterLevelsChanged)
+
+        def on_event(event: Any) -> None:
+            if isinstance(event, StateChanged):
+                self.emit([("", "state", event.state, ""), ("", "substate", event.substate, "")])
+            elif isinstance(event, ShotSampleEvent):
+                readings = _dataclass_readings(event.sample, "")
+                readings.append(("", "volume_total_ml", event.volume_total_ml, "mL"))
+                self.emit(readings)
+            elif isinstance(event, WaterLevelsChanged):
+                self.emit(_dataclass_readings(event.levels, ""))
+            elif isinstance(event, TemperaturesChanged):
+                self.emit(_dataclass_readings(event.temperatures, ""))
+
+        self._subscriptions.append(self.client.subscribe(
+            on_event, StateChanged, ShotSampleEvent, WaterLevelsChanged, TemperaturesChanged))
+        self._follow_connection()
+        if not self._connect_in_background():
+            info = self.client.state_info
+            if info is not None:
+                self.emit([("", "state", info.state, ""), ("", "substate", info.substate, "")])
+            self.state("connected")
+
+    def meta(self, channel: str, field: str, unit: str, value: Any) -> FieldMeta:
+        base = super().meta(channel, field, unit, value)
+        if field in ("sample_time", "frame_number") or field.startswith(("set_", "target_")):
+            return FieldMeta(base.unit, base.device_class, base.state_class, True)
+        if field == "volume_total_ml":  # restarts with every shot
+            return FieldMeta(base.unit, base.device_class, "total", base.diagnostic)
+        return base
+
+
+class ScaleSource(Source):
+    """Follows a :class:`~pyburnerkit.scale.client.SkaleClient` (push): every weight report
+    (``weight_g``, ``average_flow_g_s``, ``median_flow_g_s``)."""
+
+    kind = "push"
+
+    def __init__(self, client: Any, *, device: Optional[str] = None,
+                 owns_client: bool = False) -> None:
+        super().__init__("scale", device or _endpoint_id(client), client=client,
+                         owns_client=owns_client)
+
+    @classmethod
+    def from_config(cls, url: str, device: Optional[str], options: Mapping[str, Any]
+                    ) -> "ScaleSource":
+        from ..scale import SkaleClient
+        opts = dict(options)
+        opts.setdefault("retry_first", True)
+        return cls(SkaleClient(url, **opts), device=device, owns_client=True)
+
+    def start(self, emit: Emit, on_state: OnState) -> None:
+        super().start(emit, on_state)
+        from ..scale.models import WeightReading
+
+        def on_weight(event: Any) -> None:
+            self.emit([("", "weight_g", event.weight_g, "g"),
+                       ("", "average_flow_g_s", event.average_flow_g_s, "g/s"),
+                       ("", "median_flow_g_s", event.median_flow_g_s, "g/s")])
+
+        self._subscriptions.append(self.client.subscribe(on_weight, WeightReading))
+        self._follow_connection()
+        if not self._connect_in_background():
+            self.state("connected")
+
+
 def _endpoint_id(client: Any) -> str:
     return str(getattr(client, "endpoint", None) or "device")
 
@@ -305,6 +637,11 @@ def _endpoint_id(client: Any) -> str:
 #: family -> "module:Class" of its adapter; the module is imported only when used.
 _ADAPTERS: Dict[str, str] = {
     "afterburner": "pyburnerkit.recorder.sources:AfterburnerSource",
+    "arbin": "pyburnerkit.recorder.sources:ArbinSource",
+    "mate3": "pyburnerkit.recorder.sources:Mate3Source",
+    "victron": "pyburnerkit.recorder.sources:VictronSource",
+    "de1": "pyburnerkit.recorder.sources:DE1Source",
+    "scale": "pyburnerkit.recorder.sources:ScaleSource",
 }
 
 
@@ -350,3 +687,103 @@ def open_source(family: str, url: str, *, device: Optional[str] = None,
     if interval is not None:
         source.interval = _check_interval(interval)
     return source
+
+
+# --------------------------------------------------------------------------------- demo
+def _afterburner_demo() -> Tuple[Source, Callable[[], None]]:
+    from ..afterburner import AfterburnerClient
+    from ..afterburner.sim import AfterburnerSim
+    sim = AfterburnerSim(tick=0.2, speed=30.0, seed=3).start("127.0.0.1", 0)
+    try:
+        client = AfterburnerClient(f"ws://127.0.0.1:{sim.port}/", retry_first=True)
+    except BaseException:
+        sim.close()
+        raise
+    source = AfterburnerSource(client, device="demo-heater", owns_client=True)
+    return source, lambda: sim.close()
+
+
+def _arbin_demo() -> Tuple[Source, Callable[[], None]]:
+    from ..arbin import ArbinSim, CyclerClient
+    sim = ArbinSim(channels=4, username="demo", password="demo", time_scale=10.0, seed=3)
+    sim.start("127.0.0.1", 0)
+    try:
+        client = CyclerClient("127.0.0.1", sim.port, username="demo", password="demo",
+                              retry_first=True)
+    except BaseException:
+        sim.close()
+        raise
+    return ArbinSource(client, device="demo-cycler", interval=1.0, owns_client=True), sim.close
+
+
+def _mate3_demo() -> Tuple[Source, Callable[[], None]]:
+    from ..mate3 import Mate3Client
+    client = Mate3Client("sim://mate3", retry_first=True)  # a Modbus TCP simulator on loopback
+    return Mate3Source(client, device="demo-mate3", interval=2.0, owns_client=True), \
+        lambda: None
+
+
+def _victron_demo() -> Tuple[Source, Callable[[], None]]:
+    from ..victron import VictronMonitor, VictronSim
+    sim = VictronSim(interval=1.0).start()  # a private dbus-daemon with moving demo services
+    try:
+        monitor = VictronMonitor(bus_address=sim.address, retry_first=True)
+    except BaseException:
+        sim.close()
+        raise
+    return VictronSource(monitor, device="demo-venus", owns_client=True), sim.close
+
+
+#: family -> builder of (source on a loopback simulator, cleanup); used by ``record --demo``.
+DEMO_BUILDERS: Dict[str, Callable[[], Tuple[Source, Callable[[], None]]]] = {
+    "afterburner": _afterburner_demo,
+    "arbin": _arbin_demo,
+    "mate3": _mate3_demo,
+    "victron": _victron_demo,
+}
+
+
+def _de1_and_scale_demo() -> Tuple[List[Source], Callable[[], None]]:
+    """The DE1 and Skale simulators share one simulated radio; no Bluetooth adapter exists
+    in a demo, so the clients use the simulator's in-process GATT link."""
+    from ..ble.transport import SimTransport
+    from ..de1.client import DE1Client
+    from ..de1.sim import DE1Rig
+    from ..scale.client import SkaleClient
+    rig = DE1Rig(speed=1.0).start()
+    try:
+        de1 = DE1Client(rig.de1.address, transport=SimTransport(rig.host), retry_first=True)
+        skale = SkaleClient(rig.skale.address, transport=SimTransport(rig.host),
+                            retry_first=True)
+    except BaseException:
+        rig.close()
+        raise
+    return [DE1Source(de1, device="demo-de1", owns_client=True),
+            ScaleSource(skale, device="demo-skale", owns_client=True)], rig.close
+
+
+def demo_sources() -> Tuple[List[Source], List[Callable[[], None]], List[str]]:
+    """Every family's simulator on 127.0.0.1 with a source following it.
+
+    :returns: (sources, cleanups to run after the sources' clients are closed, notes on the
+        families that could not start).
+    """
+    sources: List[Source] = []
+    cleanups: List[Callable[[], None]] = []
+    notes: List[str] = []
+    for family, build in DEMO_BUILDERS.items():
+        try:
+            source, cleanup = build()
+        except Exception as exc:  # a family that is not installed or cannot start here
+            notes.append(f"{family}: not recorded ({exc})")
+            continue
+        sources.append(source)
+        cleanups.append(cleanup)
+    try:
+        ble_sources, ble_cleanup = _de1_and_scale_demo()
+    except Exception as exc:
+        notes.append(f"de1/scale: not recorded ({exc})")
+    else:
+        sources.extend(ble_sources)
+        cleanups.append(ble_cleanup)
+    return sources, cleanups, notes

@@ -11,11 +11,17 @@ A spool belongs to one thread at a time (its sink's worker); it is not shared.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import sqlite3
-from typing import List, Sequence, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no cross-process spool lock
+    fcntl = None  # type: ignore[assignment]
 
 from ..errors import ConfigurationError
 from .samples import Message, Sample, sample_from_row, sample_to_row
@@ -28,7 +34,8 @@ Item = Union[Sample, Message]
 class Spool:
     """A file-backed FIFO of at most ``max_items`` items (drop-oldest when full)."""
 
-    def __init__(self, path: str, max_items: int = 1_000_000, *, name: str = "") -> None:
+    def __init__(self, path: str, max_items: int = 1_000_000, *, name: str = "",
+                 lock: Any = None) -> None:
         if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:
             raise ConfigurationError(
                 f"spool max_items must be a whole number >= 1 (items), got {max_items!r}")
@@ -36,6 +43,7 @@ class Spool:
         self.name = name or os.path.basename(path)
         self.max_items = max_items
         self.dropped = 0
+        self._lock_file = lock
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -99,3 +107,39 @@ class Spool:
             self._db.close()
         except sqlite3.Error:
             pass
+        lock, self._lock_file = self._lock_file, None
+        if lock is not None:
+            lock.close()  # releases the flock
+
+    @classmethod
+    def for_sink(cls, directory: str, name: str, identity: str,
+                 max_items: int = 1_000_000) -> "Spool":
+        """The spool of the sink ``name`` writing to ``identity`` (a path, a redacted DSN, a
+        broker address), locked against other recorders.
+
+        The file is ``<name>-<hash of identity>.spool``: two recorders writing to different
+        targets never drain into each other's. If another running recorder holds that spool,
+        the next free ``...-<n>.spool`` is used (and drained by whoever opens it later).
+        """
+        from .samples import slug
+        os.makedirs(directory, exist_ok=True)
+        digest = hashlib.sha1(identity.encode("utf-8")).hexdigest()[:10]
+        base = os.path.join(directory, f"{slug(name)}-{digest}")
+        for n in range(0, 1000):
+            path = f"{base}.spool" if n == 0 else f"{base}-{n}.spool"
+            lock = _try_lock(path + ".lock")
+            if lock is not None:
+                return cls(path, max_items, name=name, lock=lock)
+        raise ConfigurationError(f"no free spool file for sink {name!r} in {directory!r}")
+
+
+def _try_lock(path: str) -> Optional[Any]:
+    handle = open(path, "a+")
+    if fcntl is None:  # pragma: no cover
+        return handle
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle

@@ -7,7 +7,7 @@ import logging
 import random
 import threading
 import time
-from typing import Any, Callable, Deque, List, Optional, Sequence, Union
+from typing import Any, Callable, Deque, List, Optional, Sequence, Tuple, Union
 
 from ..._core.backoff import Reconnect
 from ..._core.timeouts import Deadline
@@ -42,6 +42,13 @@ class Sink:
     def close(self) -> None:
         pass
 
+    def identity(self) -> str:
+        """Where this sink writes (no secrets): names its spool file."""
+        return f"{type(self).__name__}:{self.name}"
+
+    def maintain(self) -> None:
+        """Housekeeping on the worker thread after the sink asked for it via ``self.wake()``."""
+
     def describe(self, family: str, device: str, channel: str, field: str,
                  meta: FieldMeta) -> None:
         """A field was seen for the first time (MQTT uses it for discovery). Any thread."""
@@ -60,19 +67,25 @@ class SinkWorker:
     def __init__(self, sink: Sink, spool: Spool, *, batch_size: int = 2000,
                  memory_limit: int = 200_000,
                  reconnect: Reconnect = Reconnect(min_delay=0.2, max_delay=10.0),
-                 on_health: Optional[Callable[[str, bool, Optional[BaseException]], Any]] = None
-                 ) -> None:
+                 on_health: Optional[Callable[[str, bool, Optional[BaseException]], Any]] = None,
+                 on_progress: Optional[Callable[[], Any]] = None) -> None:
         self.sink = sink
         self.spool = spool
         self.batch_size = batch_size
         self.memory_limit = memory_limit
         self.reconnect = reconnect
         self.on_health = on_health
+        self.on_progress = on_progress
         self.healthy = False
         self.last_error: Optional[BaseException] = None
         self.written = 0
         self.failures = 0
         self.dropped = 0
+        #: samples the sink refused as bad data (dropped after repeated failures)
+        self.rejected = 0
+        #: a spool head batch that failed this many times is written item by item
+        self.max_batch_failures = 3
+        self._head_failures = 0
         self._queue: Deque[Item] = collections.deque()
         self._cond = threading.Condition()
         self._stop = False
@@ -80,6 +93,9 @@ class SinkWorker:
         self._attempt = 0
         self._retry_at = 0.0
         self._rng = random.Random()
+        self._nudged = False
+        if hasattr(sink, "wake"):
+            sink.wake = self.nudge  # type: ignore[attr-defined]
         self.thread = threading.Thread(target=self._run, daemon=True,
                                        name=f"pyburnerkit-recorder-sink-{sink.name}")
 
@@ -102,6 +118,12 @@ class SinkWorker:
                     log.warning("sink %s: memory queue overflow, dropping the oldest samples",
                                 self.sink.name)
                 self.dropped += over
+            self._cond.notify()
+
+    def nudge(self) -> None:
+        """Wake the worker to run ``sink.maintain()`` (safe from any thread)."""
+        with self._cond:
+            self._nudged = True
             self._cond.notify()
 
     @property
@@ -134,8 +156,9 @@ class SinkWorker:
             if healthy:
                 log.info("sink %s is up", self.sink.name)
             else:
+                # str(): a log record must not keep the exception (and its frames) alive
                 log.warning("sink %s is down (%s); samples go to the spool", self.sink.name,
-                            error)
+                            str(error))
             if self.on_health is not None:
                 self.on_health(self.sink.name, healthy, error)
 
@@ -168,13 +191,40 @@ class SinkWorker:
         self.written += sum(1 for i in items if isinstance(i, Sample))
         return True
 
-    def _wait_for_work(self) -> List[Item]:
-        """Block until there is something to do; returns items taken from the memory queue."""
+    def _write_one_by_one(self, items: List[Item]) -> bool:
+        """The same batch failed again and again although the sink reopens fine: some item is
+        refused by the sink itself (bad data). Write the items singly; an item that fails twice
+        while the sink reopens fine is dropped and counted in :attr:`rejected`.
+
+        :returns: False when the sink itself went down meanwhile (nothing is dropped then).
+        """
+        for item in items:
+            for attempt in (1, 2):
+                try:
+                    self.sink.write([item])
+                except Exception as exc:
+                    try:  # the failed write may have left the connection unusable
+                        self.sink.close()
+                        self.sink.open()
+                    except Exception as again:  # an outage, not bad data
+                        self._failed(again)
+                        return False
+                    if attempt == 2:
+                        self.rejected += 1
+                        log.error("sink %s refuses a sample; dropped it (%d so far): %r: %s",
+                                  self.sink.name, self.rejected, item, exc)
+                else:
+                    if isinstance(item, Sample):
+                        self.written += 1
+                    break
+        return True
+
+    def _wait_for_work(self) -> Tuple[List[Item], bool]:
+        """Block until there is something to do; returns the items taken from the memory queue
+        and whether the sink asked for maintenance."""
         with self._cond:
             while True:
-                if self._stop:
-                    break
-                if self._queue:
+                if self._stop or self._queue or self._nudged:
                     break
                 if self.healthy:
                     if len(self.spool):
@@ -189,14 +239,23 @@ class SinkWorker:
                 n = min(self.batch_size, len(self._queue))
             else:
                 n = len(self._queue)
-            return [self._queue.popleft() for _ in range(n)]
+            nudged, self._nudged = self._nudged, False
+            return [self._queue.popleft() for _ in range(n)], nudged
 
     def _run(self) -> None:
         try:
             self._try_open()
             while True:
-                batch = self._wait_for_work()
+                if self.on_progress is not None:
+                    self.on_progress()
+                batch, nudged = self._wait_for_work()
                 stopping = self._stop
+                if nudged:
+                    if self.healthy:
+                        try:
+                            self.sink.maintain()
+                        except Exception as exc:
+                            self._failed(exc)
                 if not self.healthy:
                     self.spool.put(batch)
                     if stopping:
@@ -212,8 +271,16 @@ class SinkWorker:
                 if len(self.spool):
                     self.spool.put(batch)
                     last, items = self.spool.peek(self.batch_size)
-                    if self._write(items):
+                    if self._head_failures >= self.max_batch_failures:
+                        # find and drop what the sink refuses, keep the rest
+                        if self._write_one_by_one(items):
+                            self.spool.ack(last)
+                            self._head_failures = 0
+                    elif self._write(items):
                         self.spool.ack(last)
+                        self._head_failures = 0
+                    else:
+                        self._head_failures += 1
                 elif batch:
                     if not self._write(batch):
                         self.spool.put(batch)

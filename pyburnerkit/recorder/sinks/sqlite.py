@@ -80,6 +80,9 @@ class SQLiteSink(Sink):
         self._db: Optional[sqlite3.Connection] = None
         self._views: Set[Tuple[str, str, str]] = set()
 
+    def identity(self) -> str:
+        return f"sqlite:{os.path.abspath(self.path)}"
+
     def open(self) -> None:
         directory = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(directory, exist_ok=True)
@@ -116,8 +119,9 @@ class SQLiteSink(Sink):
                     "VALUES (?, ?, ?, ?, ?)", (family, device, channel, ts, view))
                 db.execute(
                     f'CREATE VIEW IF NOT EXISTS "{view}" AS SELECT '
-                    "strftime('%Y-%m-%d %H:%M:%f', ts, 'unixepoch') AS time_utc, ts, channel, field, value, "
-                    f"unit, text FROM samples WHERE family = {_quote_literal(family)} "
+                    "strftime('%Y-%m-%d %H:%M:%f', ts, 'unixepoch') AS time_utc, ts, channel, "
+                    f"field, value, unit, text FROM samples "
+                    f"WHERE family = {_quote_literal(family)} "
                     f"AND device = {_quote_literal(device)}")
             db.execute("COMMIT")
         except BaseException:

@@ -1,0 +1,137 @@
+"""The BLE session: the one worker thread that owns a transport (and so every pygatt call).
+
+Per link: start the adapter (a fresh gatttool process per attempt, so no state of a dead link
+survives), connect, discover (cached per address), subscribe in the family's order (streams
+last), then the family's initialisation, which calls :meth:`established` once the device has
+answered. Link loss comes from the transport's disconnect callback or from the silence
+watchdog; the base :class:`~pyburnerkit._core.session.Session` then reconnects with backoff and
+this class replays the subscriptions and the initialisation.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Optional, Sequence
+
+from .._core.pending import Pending
+from .._core.session import Session
+from .._core.timeouts import Deadline
+from ..errors import PyBurnerKitError
+from .transport import LinkDown, Transport
+
+log = logging.getLogger(__name__)
+
+#: A request's payload: ``op(session, request)``; it resolves the request itself (now or later).
+Op = Callable[["BleSession", Pending], Any]
+
+
+class BleSession(Session):
+    subscribe_uuids: Sequence[str] = ()
+
+    def __init__(self, *, transport: Transport, address: str, silence_timeout: Optional[float],
+                 op_timeout: float, **common: Any) -> None:
+        super().__init__(**common)
+        self.transport = transport
+        self.address = address
+        self.silence_timeout = silence_timeout
+        self.op_timeout = op_timeout
+        self._generation = 0
+        self._watchdog: Any = None
+        self.handles: dict = {}
+
+    # ------------------------------------------------------------------ Session hooks
+    def open_transport(self, deadline: Deadline) -> None:
+        self._generation += 1
+        gen = self._generation
+        t = self.transport
+        t.on_value = lambda uuid, data: self.loop.call_soon_threadsafe(self._value, gen, uuid,
+                                                                      data)
+        t.on_lost = lambda: self.loop.call_soon_threadsafe(self._lost, gen)
+        left = deadline.remaining() or self.connect_timeout
+        t.open(left)
+        t.connect(self.address, timeout=max(0.5, deadline.remaining() or left))
+        self.handles = t.discover()
+        for uuid in self.subscribe_uuids:
+            if uuid in self.handles:
+                t.subscribe(uuid, timeout=self.op_timeout)
+        self._kick_watchdog()
+        self.begin_init()
+
+    def close_transport(self) -> None:
+        self._generation += 1  # late values from the old link are ignored
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        self.transport.disconnect()
+        self.transport.close()
+
+    def abort_blocking(self) -> None:
+        self.transport.abort()
+
+    def start_request(self, request: Pending) -> None:
+        self.run_op(request.payload, request)
+
+    # ------------------------------------------------------------------ family hooks
+    def begin_init(self) -> None:
+        """Read what the family needs; call :meth:`established` when done (I/O thread)."""
+        self.established()
+
+    def on_value(self, uuid: str, data: bytes) -> None:
+        """A notification (I/O thread)."""
+
+    # ------------------------------------------------------------------ helpers (I/O thread)
+    def run_op(self, op: Op, request: Pending) -> None:
+        """Run ``op``; a lost link triggers a reconnect, other errors fail the request."""
+        try:
+            op(self, request)
+        except LinkDown as exc:
+            request.fail(exc)
+            self.link_failed(exc)
+        except PyBurnerKitError as exc:
+            request.fail(exc)
+
+    def guard(self, fn: Callable[[], Any]) -> bool:
+        """Run a step outside a request (timer, notification); turn a lost link into a retry."""
+        try:
+            fn()
+            return True
+        except LinkDown as exc:
+            self.link_failed(exc)
+        return False
+
+    def _value(self, gen: int, uuid: str, data: bytes) -> None:
+        if gen != self._generation:
+            return
+        self.wire.received((uuid[4:8], data))
+        self._kick_watchdog()
+        self.on_value(uuid, data)
+
+    def _lost(self, gen: int) -> None:
+        if gen != self._generation:
+            return
+        self.link_failed(LinkDown(f"the BLE link to {self.address} was lost",
+                                  device=self.family, endpoint=self.endpoint))
+
+    def _kick_watchdog(self) -> None:
+        if self.silence_timeout is None:
+            return
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        gen = self._generation
+        self._watchdog = self.loop.call_later(self.silence_timeout, self._silent, gen)
+
+    def _silent(self, gen: int) -> None:
+        self._watchdog = None
+        if gen == self._generation:
+            self.link_failed(LinkDown(
+                f"no notification from {self.address} for {self.silence_timeout:g} s",
+                device=self.family, endpoint=self.endpoint))
+
+    def write(self, uuid: str, data: bytes, response: bool = True) -> None:
+        self.wire.sent((uuid[4:8], data))
+        self.transport.write(uuid, data, response, timeout=self.op_timeout)
+
+    def read(self, uuid: str) -> bytes:
+        data = self.transport.read(uuid, timeout=self.op_timeout)
+        self.wire.received((uuid[4:8], data))
+        return data

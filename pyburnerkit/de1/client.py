@@ -1,0 +1,775 @@
+"""The DE1 client: a blocking facade over a BLE session that owns every pygatt call.
+
+>>> from pyburnerkit.de1.client import DE1Client
+>>> with DE1Client("00:A0:50:DE:01:01").connect() as de1:   # doctest: +SKIP
+...     print(de1.state, de1.info.firmware_build)
+
+Connect and initialise as the spec describes (subscriptions, firmware build and feature flags,
+MMR bulk read, state, versions, shot settings, water levels, calibration); live state, shot
+samples (with integrated volumes), water levels and temperatures land in the cache and arrive
+as events. Mode requests check the preconditions of spec section 2 first. Flow starts need
+``allow_remote_start=True``; settings, profile and firmware writes need ``allow_writes=True``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Union
+
+from .._core.client import BaseClient
+from .._core.pending import Pending
+from .._core.timeouts import DEFAULT, TimeoutArg
+from ..ble.session import BleSession
+from ..ble.transport import LinkDown, PygattTransport, Transport
+from ..errors import (ConfigurationError, DeviceError, DeviceTimeoutError,
+                      PyBurnerKitError, ProtocolError, UnsupportedFeatureError,
+                      WriteNotAllowedError)
+from . import codec
+from .firmware import FirmwareImage, load_firmware
+from .models import (FLOW_MODES, CalCommand, CalTarget, Calibration, DE1Info, FeatureFlags,
+                     FirmwareMap, FlowPhase, MachineModel, MachineState as S, Mode,
+                     RegisterChanged, ShotSample, ShotSampleEvent, ShotSettings,
+                     ShotSettingsChanged, StateChanged, StateInfo, SubState as U,
+                     Temperatures, TemperaturesChanged, UploadProgress, Versions, WaterLevels,
+                     WaterLevelsChanged)
+from .profile import Program, load as load_profile
+
+log = logging.getLogger(__name__)
+
+#: Settings backed by MMR registers that ``write_setting`` accepts.
+MMR_SETTINGS = ("fan_threshold", "tank_temperature", "heater_phase1_flow", "heater_phase2_flow",
+                "heater_phase2_timeout", "heater_idle_temperature", "steam_flow",
+                "steam_high_flow_start", "flush_flow", "flush_temperature", "flush_timeout",
+                "hot_water_flow", "usb_outlet", "user_present", "steam_purge_mode",
+                "refill_kit_present", "flow_calibration")
+
+_STOP_REFUSED = frozenset({S.SHORT_CAL, S.SELF_TEST, S.LONG_CAL, S.FATAL_ERROR, S.INIT,
+                           S.NO_REQUEST, S.SKIP_TO_NEXT, S.REFILL, S.IN_BOOT_LOADER})
+_MODE_STATE = {Mode.ESPRESSO: S.ESPRESSO, Mode.STEAM: S.STEAM, Mode.HOT_WATER: S.HOT_WATER,
+               Mode.FLUSH: S.HOT_WATER_RINSE, Mode.CLEAN: S.CLEAN, Mode.DESCALE: S.DESCALE,
+               Mode.TRANSPORT: S.AIR_PURGE}
+
+
+class _MmrRead:
+    def __init__(self, addresses: Sequence[int], done: Callable[[Dict[int, int]], Any]) -> None:
+        self.missing: Set[int] = set(addresses)
+        self.values: Dict[int, int] = {}
+        self.done = done
+
+
+class DE1Session(BleSession):
+    family = "de1"
+    subscribe_uuids = codec.SUBSCRIBE_ORDER
+
+    def __init__(self, *, line_frequency: int, init_timeout: float, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.line_frequency = line_frequency
+        self.init_timeout = init_timeout
+        self.registers: Dict[int, int] = {}
+        self.build = 0
+        self.versions: Optional[Versions] = None
+        self.state_info: Optional[StateInfo] = None
+        self._mmr_reads: List[_MmrRead] = []
+        self._cal_waiter: Optional[Callable[[Calibration], Any]] = None
+        self._fw_waiter: Optional[Callable[[FirmwareMap], Any]] = None
+        self._init_timer: Any = None
+        self.calibration: Dict[str, Calibration] = {}
+        self.last_stop_request = 0.0
+        self.fw_cancel = False
+        self.preinfuse_frames = 1
+        # volume tracking
+        self._prev_sample_time: Optional[int] = None
+        self.tracking = False
+        self.vol_pre = 0.0
+        self.vol_pour = 0.0
+        self.missed_samples = 0
+
+    # ================================================================== init (spec 10)
+    def begin_init(self) -> None:
+        self._mmr_reads = []
+        self._cal_waiter = None
+        self._fw_waiter = None
+        self._set_state_info(codec.decode_state_info(self.read(codec.STATE_INFO)))
+        self.versions = codec.decode_versions(self.read(codec.VERSIONS))
+        settings = codec.decode_shot_settings(self.read(codec.SHOT_SETTINGS))
+        levels = codec.decode_water_levels(self.read(codec.WATER_LEVELS))
+        temps = codec.decode_temperatures(self.read(codec.TEMPERATURES))
+        self.cache.update((("versions", self.versions), ("shot_settings", settings),
+                           ("water_levels", levels), ("temperatures", temps)))
+        self._init_timer = self.loop.call_later(self.init_timeout, self._init_timed_out)
+        self.mmr_read(0x800010, 1, self._init_have_build)
+
+    def _init_timed_out(self) -> None:
+        self._init_timer = None
+        self.link_failed(DeviceTimeoutError(
+            f"the DE1 did not answer the initial reads within {self.init_timeout:g} s",
+            device=self.family, endpoint=self.endpoint))
+
+    def _init_have_build(self, values: Dict[int, int]) -> None:
+        self.build = values[0x800010]
+        reads = codec.init_mmr_reads(self.build)
+        remaining = [len(reads)]
+
+        def one_done(_values: Dict[int, int]) -> None:
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                self._init_flags()
+
+        for address, words in reads:
+            if not self.guard(lambda a=address, w=words: self.mmr_read(a, w, one_done)):
+                return
+
+    def _init_flags(self) -> None:
+        def step() -> None:
+            if self.build >= 1320:
+                self.mmr_write(0x803858, 1)
+                self.registers[0x803858] = 1
+            self._init_calibration(list(self._cal_plan()))
+        self.guard(step)
+
+    @staticmethod
+    def _cal_plan() -> Any:
+        for target in (CalTarget.FLOW, CalTarget.PRESSURE, CalTarget.TEMPERATURE):
+            for command in (CalCommand.READ, CalCommand.READ_FACTORY):
+                yield command, target
+
+    def _init_calibration(self, plan: List[Any]) -> None:
+        if not plan:
+            self._init_done()
+            return
+        command, target = plan.pop(0)
+
+        def got(reply: Calibration) -> None:
+            key = f"{target.name.lower()}{'_factory' if command is CalCommand.READ_FACTORY else ''}"
+            self.calibration[key] = reply
+            self._init_calibration(plan)
+
+        self._cal_waiter = got
+        self.guard(lambda: self.write(codec.CALIBRATION, codec.encode_calibration(
+            Calibration(command, target, 0.0, 0.0, 0))))
+
+    def _init_done(self) -> None:
+        if self._init_timer is not None:
+            self._init_timer.cancel()
+            self._init_timer = None
+        r = self.registers
+        info = DE1Info(versions=self.versions,  # type: ignore[arg-type]
+                       firmware_build=self.build, features=FeatureFlags.from_build(self.build),
+                       hw_config=r.get(0x800000, 0), model=r.get(0x800004, 0),
+                       cpu_board_model=r.get(0x800008, 0) / 1000.0,
+                       machine_model=MachineModel(r.get(0x80000C, 0)),
+                       serial_number=r.get(0x803830, 0), ghc_info=r.get(0x80381C, 0),
+                       heater_voltage=r.get(0x803834, 0))
+        fresh = [("info", info), ("registers", self.register_values()),
+                 ("calibration", dict(self.calibration))]
+        profile = self.cache.value("profile")
+        if profile is not None:  # the DE1 keeps its profile across BLE reconnects
+            fresh.append(("profile", profile))
+        self.cache.update(fresh)
+        self.established()
+
+    # ================================================================== MMR
+    def mmr_read(self, address: int, words: int,
+                 done: Callable[[Dict[int, int]], Any]) -> None:
+        addresses = [address + 4 * i for i in range(words)]
+        self._mmr_reads.append(_MmrRead(addresses, done))
+        self.write(codec.READ_FROM_MMR, codec.encode_mmr_read(address, words))
+
+    def mmr_write(self, address: int, raw: int) -> None:
+        self.write(codec.WRITE_TO_MMR, codec.encode_mmr_register(address, raw))
+
+    def register_values(self) -> Dict[str, float]:
+        return {reg.name: reg.decode(self.registers[reg.address])
+                for reg in codec.REGISTERS if reg.address in self.registers}
+
+    def _mmr_reply(self, data: bytes) -> None:
+        values = codec.decode_mmr_reply(data)
+        self.registers.update(values)
+        changed = []
+        for address, raw in values.items():
+            reg = codec.REGISTER_BY_ADDRESS.get(address)
+            if reg is not None:
+                changed.append(RegisterChanged(reg.name, reg.decode(raw)))
+        if self.state.value == "connected":
+            self.cache.set("registers", self.register_values())
+            for event in changed:
+                self.dispatcher.publish(event)
+        for read in list(self._mmr_reads):
+            hit = read.missing.intersection(values)
+            if hit:
+                read.missing -= hit
+                read.values.update({a: values[a] for a in hit})
+                if not read.missing:
+                    self._mmr_reads.remove(read)
+                    read.done(read.values)
+
+    # ================================================================== notifications
+    def on_value(self, uuid: str, data: bytes) -> None:
+        try:
+            if uuid == codec.SHOT_SAMPLE:
+                self._sample(codec.decode_shot_sample(data))
+            elif uuid == codec.STATE_INFO:
+                self._set_state_info(codec.decode_state_info(data))
+            elif uuid == codec.WATER_LEVELS:
+                levels = codec.decode_water_levels(data)
+                self.cache.set("water_levels", levels)
+                self.dispatcher.publish(WaterLevelsChanged(levels))
+            elif uuid == codec.READ_FROM_MMR:
+                self._mmr_reply(data)
+            elif uuid == codec.TEMPERATURES:
+                temps = codec.decode_temperatures(data)
+                self.cache.set("temperatures", temps)
+                self.dispatcher.publish(TemperaturesChanged(temps))
+            elif uuid == codec.SHOT_SETTINGS:
+                settings = codec.decode_shot_settings(data)
+                self.cache.set("shot_settings", settings)
+                self.dispatcher.publish(ShotSettingsChanged(settings))
+            elif uuid == codec.CALIBRATION:
+                waiter, self._cal_waiter = self._cal_waiter, None
+                if waiter is not None:
+                    waiter(codec.decode_calibration(data))
+            elif uuid == codec.FW_MAP_REQUEST:
+                waiter = self._fw_waiter
+                if waiter is not None:
+                    waiter(codec.decode_fw_map(data))
+        except ProtocolError as exc:
+            log.warning("de1 %s: undecodable notification: %s", self.endpoint, exc)
+
+    def _set_state_info(self, info: StateInfo) -> None:
+        old = self.state_info
+        self.state_info = info
+        self.cache.set("state", info)
+        if old is not None and old == info:
+            return
+        if info.state.is_flow and (old is None or old.state != info.state):
+            self.vol_pre = self.vol_pour = 0.0  # a new sequence
+            self._prev_sample_time = None
+        self.tracking = info.state.is_flow and info.substate.flow_phase is FlowPhase.DURING
+        self.dispatcher.publish(StateChanged(info.state, info.substate,
+                                             old.state if old else None,
+                                             old.substate if old else None))
+
+    def _sample(self, sample: ShotSample) -> None:
+        prev, self._prev_sample_time = self._prev_sample_time, sample.sample_time
+        if prev is not None and self.tracking:
+            delta = (sample.sample_time - prev) % 65536
+            if 20 <= delta <= 30 or 45 <= delta <= 55:
+                if delta > 30:
+                    self.missed_samples += 1
+                vol = sample.group_flow_ml_s * delta / (2.0 * self.line_frequency)
+                if self.state_info is not None and self.state_info.substate is U.PRE_INFUSE:
+                    self.vol_pre += vol
+                else:
+                    self.vol_pour += vol
+        self.cache.update((("shot_sample", sample),
+                           ("volume", (self.vol_pre, self.vol_pour))))
+        self.dispatcher.publish(ShotSampleEvent(sample, self.vol_pre, self.vol_pour))
+
+    # ================================================================== ops (I/O thread)
+    def op_mode(self, mode: Mode, request: Pending) -> None:
+        """Check spec section 2's preconditions against the live state, then write."""
+        info = self.state_info
+        if info is None:
+            raise DeviceError("the DE1 state is not known yet")
+        cur = info.state
+        ghc = bool(self.registers.get(0x80381C, 0) & codec.GHC_ACTIVE)
+        target: Optional[S] = None
+        if mode is Mode.SLEEP:
+            if cur in (S.SLEEP, S.GOING_TO_SLEEP):
+                target = None
+            elif cur in (S.IDLE, S.REFILL):
+                target = S.SLEEP
+            else:
+                raise DeviceError(f"cannot go to sleep from {cur.name}: stop the machine first",
+                                  code=409)
+        elif mode is Mode.WAKE:
+            target = S.IDLE if cur in (S.SLEEP, S.GOING_TO_SLEEP) else None
+        elif mode is Mode.STOP:
+            if cur in _STOP_REFUSED:
+                raise DeviceError(f"stop is refused while the DE1 is in {cur.name}", code=409)
+            target = None if cur in (S.SLEEP, S.GOING_TO_SLEEP, S.SCHED_IDLE, S.IDLE) \
+                else S.IDLE
+            if target is not None:
+                self.last_stop_request = time.monotonic()
+        elif mode is Mode.SKIP_TO_NEXT:
+            if self.build < 1260:
+                raise UnsupportedFeatureError(
+                    f"skip to next needs firmware build 1260 or later (this DE1 has {self.build})",
+                    code=418)
+            if cur is not S.ESPRESSO or info.substate not in (U.PRE_INFUSE, U.POUR):
+                raise DeviceError(f"skip to next only works while pouring espresso, the DE1 is "
+                                  f"in {cur.name}/{info.substate.name}", code=409)
+            target = S.SKIP_TO_NEXT
+        elif mode in _MODE_STATE:
+            if mode in FLOW_MODES and ghc:
+                raise UnsupportedFeatureError(
+                    f"{mode.value} cannot be started over BLE: the group head controller is "
+                    f"active (start it on the machine)", code=418)
+            if cur is not S.IDLE:
+                raise DeviceError(f"{mode.value} can only start from IDLE, the DE1 is in "
+                                  f"{cur.name}", code=409)
+            target = _MODE_STATE[mode]
+        elif mode is Mode.NO_REQUEST:
+            target = S.NO_REQUEST
+        if target is not None:
+            self.write(codec.REQUESTED_STATE, codec.encode_requested_state(target))
+        request.resolve(target)
+
+    def stop_flow(self) -> bool:
+        """pyDE1's stop_flow: request Idle only in a flow state before/during flow, at most
+        every 0.25 s. Returns True when it wrote (I/O thread)."""
+        info = self.state_info
+        if info is None or not info.state.is_flow:
+            return False
+        if info.substate.flow_phase not in (FlowPhase.BEFORE, FlowPhase.DURING):
+            return False
+        now = time.monotonic()
+        if now - self.last_stop_request < 0.25:
+            return False
+        self.last_stop_request = now
+        self.write(codec.REQUESTED_STATE, codec.encode_requested_state(S.IDLE))
+        return True
+
+    def op_mmr_read(self, address: int, words: int, request: Pending) -> None:
+        self.mmr_read(address, words, lambda values: request.resolve(values))
+
+    def op_mmr_write(self, address: int, raw: int, request: Pending) -> None:
+        self.mmr_write(address, raw)
+        # read back: the DE1 may clamp or round (spec 3)
+        self.mmr_read(address, 1, lambda values: request.resolve(values[address]))
+
+    def op_calibration(self, command: CalCommand, target: CalTarget, request: Pending) -> None:
+        def got(reply: Calibration) -> None:
+            if reply.target is CalTarget.ERROR:
+                request.fail(DeviceError(f"the DE1 refused the calibration {command.name} of "
+                                         f"{target.name}", code=255))
+            else:
+                request.resolve(reply)
+        self._cal_waiter = got
+        self.write(codec.CALIBRATION, codec.encode_calibration(
+            Calibration(command, target, 0.0, 0.0, 0)))
+
+    def op_upload_profile(self, program: Program, write_tank: bool, request: Pending) -> None:
+        total = 2 + len(program.frames) + len(program.ext_frames)
+        done = 0
+
+        def progress(phase: str) -> None:
+            self.dispatcher.publish(UploadProgress("profile", phase, done, total))
+
+        progress("starting")
+        self.write(codec.HEADER_WRITE, program.header)
+        done += 1
+        for frame in program.frames + program.ext_frames:
+            self.write(codec.FRAME_WRITE, frame)
+            done += 1
+            progress("uploading")
+        self.write(codec.FRAME_WRITE, program.tail)
+        done += 1
+        back = self.read(codec.HEADER_WRITE)
+        if back != program.header:
+            progress("failed")
+            raise DeviceError(f"profile verification failed: the DE1 holds header "
+                              f"{back.hex()} instead of {program.header.hex()}")
+        self.preinfuse_frames = program.preinfuse_frames
+        if write_tank and program.tank_temperature_c is not None:
+            self.mmr_write(0x80380C, int(round(program.tank_temperature_c)))
+            self.registers[0x80380C] = int(round(program.tank_temperature_c))
+        progress("completed")
+        self.cache.set("profile", program)
+        request.resolve(program.fingerprint)
+
+    def op_upload_firmware(self, image: FirmwareImage, request: Pending) -> None:
+        """Erase, 16-byte chunks, verify (spec 5); chunks are chained through the loop so
+        notifications, cancel and close interleave."""
+        self.fw_cancel = False
+        total = len(image.data)
+        chunks = list(image.chunks())
+
+        def publish(phase: str, done: int) -> None:
+            self.dispatcher.publish(UploadProgress("firmware", phase, done, total))
+
+        def fail(exc: PyBurnerKitError) -> None:
+            self._fw_waiter = None
+            publish("failed", 0)
+            request.fail(exc)
+
+        def erased(reply: FirmwareMap) -> None:
+            if reply.erase:
+                publish("erasing", 0)
+                return
+            self._fw_waiter = None
+            publish("uploading", 0)
+            self.loop.call_soon_threadsafe(next_chunk, 0)
+
+        def next_chunk(i: int) -> None:
+            if request.done():
+                return
+            if self.fw_cancel:
+                publish("canceled", i * 16)
+                request.fail(DeviceError("firmware upload canceled"))
+                return
+            if i >= len(chunks):
+                publish("verifying", total)
+                self.loop.call_later(0.2, verify)
+                return
+            offset, data = chunks[i]
+            try:
+                self.write(codec.WRITE_TO_MMR, codec.encode_mmr_write(offset, data))
+            except LinkDown as exc:
+                request.fail(exc)
+                self.link_failed(exc)
+                return
+            except PyBurnerKitError as exc:
+                fail(exc)
+                return
+            if (i + 1) % 64 == 0:
+                publish("uploading", (i + 1) * 16)
+            self.loop.call_soon_threadsafe(next_chunk, i + 1)
+
+        def verify() -> None:
+            self._fw_waiter = verified
+            if not self.guard(lambda: self.write(codec.FW_MAP_REQUEST, codec.encode_fw_map(
+                    FirmwareMap(0, 0, 1, codec.FW_REPORT_FIRST)))):
+                request.fail(LinkDown("link lost during verification"))
+
+        def verified(reply: FirmwareMap) -> None:
+            if reply.erase:
+                return
+            self._fw_waiter = None
+            if reply.first_error == codec.FW_NO_ERRORS:
+                publish("completed", total)
+                request.resolve(image.version)
+            else:
+                fail(DeviceError(f"firmware verification failed: first bad address "
+                                 f"0x{reply.first_error:06X}", code=reply.first_error))
+
+        self._fw_waiter = erased
+        publish("starting", 0)
+        self.write(codec.FW_MAP_REQUEST, codec.encode_fw_map(FirmwareMap(0, 1, 1, 0)))
+
+
+def _op(fn: Callable[..., Any], *args: Any) -> Callable[[DE1Session, Pending], Any]:
+    return lambda session, request: fn(session, *args, request)
+
+
+class DE1Client(BaseClient):
+    """A Decent DE1 over BLE.
+
+    :param address: the DE1's Bluetooth address (``pyburnerkit de1 scan`` finds it).
+    :param backend: ``"gatttool"`` (default) or ``"bgapi"``; ignored with ``transport=``.
+    :param hci_device: gatttool adapter; ``serial_port``: BLED112 port for BGAPI.
+    :param reset_on_start: reset the adapter first (needs sudo; off by default).
+    :param allow_writes: permit settings, profile and firmware writes.
+    :param allow_remote_start: permit starting flows (espresso, steam, hot water, flush,
+        clean, descale, transport) over BLE.
+    :param line_frequency: mains frequency in Hz (50 or 60) for volume integration.
+    :param transport: a :class:`~pyburnerkit.ble.transport.Transport` (e.g. the in-process
+        simulator link); default: pygatt.
+    :param silence_timeout: seconds without any notification before the link counts as lost
+        (the DE1 streams ShotSamples at least every ~0.75 s); None disables it.
+    """
+
+    family = "de1"
+    default_timeout = 10.0
+    default_connect_timeout = 30.0
+
+    def __init__(self, address: str, *, backend: str = "gatttool", hci_device: str = "hci0",
+                 serial_port: Optional[str] = None, reset_on_start: bool = False,
+                 send_delay: Optional[float] = None, allow_writes: bool = False,
+                 allow_remote_start: bool = False, line_frequency: int = 50,
+                 transport: Optional[Transport] = None,
+                 silence_timeout: Optional[float] = 10.0, init_timeout: float = 8.0,
+                 **options: Any) -> None:
+        if not isinstance(address, str) or len(address.split(":")) != 6:
+            raise ConfigurationError(f"address {address!r} is not a Bluetooth address "
+                                     f"(AA:BB:CC:DD:EE:FF)")
+        if line_frequency not in (50, 60):
+            raise ConfigurationError(f"line_frequency={line_frequency!r} Hz: expected 50 or 60 Hz")
+        if silence_timeout is not None and not silence_timeout > 0:
+            raise ConfigurationError(f"silence_timeout={silence_timeout!r} s must be > 0 s")
+        self._transport = transport or PygattTransport(
+            backend, hci_device=hci_device, serial_port=serial_port,
+            reset_on_start=reset_on_start, send_delay=send_delay)
+        self.address = address.upper()
+        self.allow_writes = bool(allow_writes)
+        self.allow_remote_start = bool(allow_remote_start)
+        self.line_frequency = line_frequency
+        self.silence_timeout = silence_timeout
+        self.init_timeout = init_timeout
+        super().__init__(self.address, **options)
+
+    def _make_session(self, **common: Any) -> DE1Session:
+        return DE1Session(transport=self._transport, address=self.address,
+                          silence_timeout=self.silence_timeout, op_timeout=min(self.timeout, 5.0),
+                          line_frequency=self.line_frequency, init_timeout=self.init_timeout,
+                          **common)
+
+    @property
+    def _de1(self) -> DE1Session:
+        return self._require_session()  # type: ignore[return-value]
+
+    def _run(self, description: str, op: Callable[[DE1Session, Pending], Any],
+             timeout: TimeoutArg = DEFAULT, *, is_write: bool = False) -> Any:
+        return self._call(Pending(description, op, is_write=is_write), timeout)
+
+    def _need_writes(self, what: str) -> None:
+        if not self.allow_writes:
+            raise WriteNotAllowedError(f"{what} changes the machine: open the client with "
+                                       f"allow_writes=True", device=self.family,
+                                       endpoint=self.endpoint)
+
+    # ------------------------------------------------------------------ cached values
+    @property
+    def state_info(self) -> Optional[StateInfo]:
+        return self._cache.value("state")
+
+    @property
+    def state(self) -> Optional[S]:
+        info = self.state_info
+        return None if info is None else info.state
+
+    @property
+    def substate(self) -> Optional[U]:
+        info = self.state_info
+        return None if info is None else info.substate
+
+    @property
+    def shot_sample(self) -> Optional[ShotSample]:
+        return self._cache.value("shot_sample")
+
+    @property
+    def volume(self) -> tuple:
+        """(preinfusion mL, pour mL) of the current or last flow."""
+        return self._cache.value("volume", (0.0, 0.0))
+
+    @property
+    def water_levels(self) -> Optional[WaterLevels]:
+        return self._cache.value("water_levels")
+
+    @property
+    def temperatures(self) -> Optional[Temperatures]:
+        return self._cache.value("temperatures")
+
+    @property
+    def shot_settings(self) -> Optional[ShotSettings]:
+        return self._cache.value("shot_settings")
+
+    @property
+    def info(self) -> Optional[DE1Info]:
+        """Read once at connect: versions, firmware build, feature flags, model, serial..."""
+        return self._cache.value("info")
+
+    @property
+    def registers(self) -> Dict[str, float]:
+        return dict(self._cache.value("registers", {}))
+
+    @property
+    def calibration(self) -> Dict[str, Calibration]:
+        return dict(self._cache.value("calibration", {}))
+
+    @property
+    def profile(self) -> Optional[Program]:
+        return self._cache.value("profile")
+
+    # ------------------------------------------------------------------ reads
+    def read_state(self, timeout: TimeoutArg = DEFAULT) -> StateInfo:
+        def op(session: DE1Session, request: Pending) -> None:
+            info = codec.decode_state_info(session.read(codec.STATE_INFO))
+            session._set_state_info(info)
+            request.resolve(info)
+        return self._run("read state", op, timeout)
+
+    def read_shot_settings(self, timeout: TimeoutArg = DEFAULT) -> ShotSettings:
+        def op(session: DE1Session, request: Pending) -> None:
+            settings = codec.decode_shot_settings(session.read(codec.SHOT_SETTINGS))
+            session.cache.set("shot_settings", settings)
+            request.resolve(settings)
+        return self._run("read shot settings", op, timeout)
+
+    def read_water_levels(self, timeout: TimeoutArg = DEFAULT) -> WaterLevels:
+        def op(session: DE1Session, request: Pending) -> None:
+            request.resolve(codec.decode_water_levels(session.read(codec.WATER_LEVELS)))
+        return self._run("read water levels", op, timeout)
+
+    def read_temperatures(self, timeout: TimeoutArg = DEFAULT) -> Temperatures:
+        def op(session: DE1Session, request: Pending) -> None:
+            temps = codec.decode_temperatures(session.read(codec.TEMPERATURES))
+            session.cache.set("temperatures", temps)
+            request.resolve(temps)
+        return self._run("read temperatures", op, timeout)
+
+    def read_setting(self, name: str, timeout: TimeoutArg = DEFAULT) -> float:
+        """Read one MMR register by name (see ``codec.REGISTERS``), scaled to its unit."""
+        reg = codec.REGISTER_BY_NAME.get(name)
+        if reg is None:
+            raise ConfigurationError(f"unknown DE1 register {name!r}; known: "
+                                     f"{', '.join(r.name for r in codec.REGISTERS)}")
+        values = self._run(f"read {name}", _op(DE1Session.op_mmr_read, reg.address, 1), timeout)
+        return reg.decode(values[reg.address])
+
+    def read_calibration(self, target: Union[CalTarget, str] = CalTarget.FLOW, *,
+                         factory: bool = False, timeout: TimeoutArg = DEFAULT) -> Calibration:
+        tgt = target if isinstance(target, CalTarget) else CalTarget[str(target).upper()]
+        cmd = CalCommand.READ_FACTORY if factory else CalCommand.READ
+        return self._run(f"read calibration {tgt.name}",
+                         _op(DE1Session.op_calibration, cmd, tgt), timeout)
+
+    # ------------------------------------------------------------------ modes (spec 2)
+    def request_mode(self, mode: Union[Mode, str], *, wait: bool = True,
+                     timeout: TimeoutArg = DEFAULT) -> StateInfo:
+        """Request a mode after checking its precondition; with ``wait`` block until the DE1
+        reports the resulting state. Returns the state info at return.
+
+        :raises WriteNotAllowedError: a flow start on a client without ``allow_remote_start``.
+        :raises UnsupportedFeatureError: flow start with the GHC active; skip on old firmware.
+        :raises DeviceError: the machine is in a state that does not accept the request.
+        """
+        if not isinstance(mode, Mode):
+            try:
+                mode = Mode.parse(mode)
+            except ValueError:
+                raise ConfigurationError(f"unknown mode {mode!r}; known: "
+                                         f"{', '.join(m.value for m in Mode)}") from None
+        if mode in _MODE_STATE and not self.allow_remote_start:
+            raise WriteNotAllowedError(f"starting {mode.value} remotely is disabled: open the "
+                                       f"client with allow_remote_start=True",
+                                       device=self.family, endpoint=self.endpoint)
+        started = time.monotonic()
+        target = self._run(f"mode {mode.value}", _op(DE1Session.op_mode, mode), timeout,
+                           is_write=True)
+        if wait and target is not None and target is not S.NO_REQUEST:
+            if target is S.IDLE and mode is Mode.STOP:
+                def want(i: StateInfo) -> bool:
+                    return not i.state.is_flow or i.substate is U.FLUSH
+            elif target is S.SLEEP:
+                def want(i: StateInfo) -> bool:
+                    return i.state in (S.SLEEP, S.GOING_TO_SLEEP)
+            elif target is S.SKIP_TO_NEXT:
+                def want(i: StateInfo) -> bool:
+                    return True
+            else:
+                def want(i: StateInfo) -> bool:
+                    return i.state is target
+            left = None if timeout is None else (self.timeout if timeout is DEFAULT
+                                                 else timeout) - (time.monotonic() - started)
+            self.wait_for(lambda c: c.state_info is not None and want(c.state_info),
+                          timeout=None if left is None else max(0.1, left))
+        return self.state_info  # type: ignore[return-value]
+
+    def sleep(self, **kw: Any) -> StateInfo:
+        return self.request_mode(Mode.SLEEP, **kw)
+
+    def wake(self, **kw: Any) -> StateInfo:
+        return self.request_mode(Mode.WAKE, **kw)
+
+    def stop(self, **kw: Any) -> StateInfo:
+        return self.request_mode(Mode.STOP, **kw)
+
+    def skip_to_next(self, **kw: Any) -> StateInfo:
+        return self.request_mode(Mode.SKIP_TO_NEXT, **kw)
+
+    def start_espresso(self, **kw: Any) -> StateInfo:
+        return self.request_mode(Mode.ESPRESSO, **kw)
+
+    def start_steam(self, **kw: Any) -> StateInfo:
+        return self.request_mode(Mode.STEAM, **kw)
+
+    def start_hot_water(self, **kw: Any) -> StateInfo:
+        return self.request_mode(Mode.HOT_WATER, **kw)
+
+    def start_flush(self, **kw: Any) -> StateInfo:
+        return self.request_mode(Mode.FLUSH, **kw)
+
+    def stop_flow(self, timeout: TimeoutArg = DEFAULT) -> bool:
+        """Stop a running flow (used by the sequencer); False when there was nothing to stop."""
+        def op(session: DE1Session, request: Pending) -> None:
+            request.resolve(session.stop_flow())
+        return self._run("stop flow", op, timeout, is_write=True)
+
+    # ------------------------------------------------------------------ settings
+    def set_shot_settings(self, timeout: TimeoutArg = DEFAULT, **changes: Any) -> ShotSettings:
+        """Change ShotSettings fields (e.g. ``steam_temp_c=150``), write, read back."""
+        self._need_writes("set_shot_settings")
+        current = self.shot_settings or ShotSettings()
+        unknown = set(changes) - set(ShotSettings.__dataclass_fields__)
+        if unknown:
+            raise ConfigurationError(f"unknown shot setting(s): {', '.join(sorted(unknown))}")
+        import dataclasses
+        new = dataclasses.replace(current, **changes)
+        payload = codec.encode_shot_settings(new)  # validates before anything is sent
+
+        def op(session: DE1Session, request: Pending) -> None:
+            session.write(codec.SHOT_SETTINGS, payload)
+            back = codec.decode_shot_settings(session.read(codec.SHOT_SETTINGS))
+            session.cache.set("shot_settings", back)
+            session.dispatcher.publish(ShotSettingsChanged(back))
+            request.resolve(back)
+        return self._run("set shot settings", op, timeout, is_write=True)
+
+    def set_refill_level(self, start_fill_level_mm: float,
+                         timeout: TimeoutArg = DEFAULT) -> WaterLevels:
+        """Set the water refill threshold (mm), then read it back."""
+        self._need_writes("set_refill_level")
+        payload = codec.encode_refill_level(start_fill_level_mm)
+
+        def op(session: DE1Session, request: Pending) -> None:
+            session.write(codec.WATER_LEVELS, payload)
+            back = codec.decode_water_levels(session.read(codec.WATER_LEVELS))
+            session.cache.set("water_levels", back)
+            request.resolve(back)
+        return self._run("set refill level", op, timeout, is_write=True)
+
+    def write_setting(self, name: str, value: float, timeout: TimeoutArg = DEFAULT) -> float:
+        """Write an MMR-backed setting (``MMR_SETTINGS``) and return the value read back."""
+        self._need_writes(f"write_setting({name!r})")
+        if name not in MMR_SETTINGS:
+            raise ConfigurationError(f"{name!r} is not a writable DE1 setting; known: "
+                                     f"{', '.join(MMR_SETTINGS)}")
+        reg = codec.REGISTER_BY_NAME[name]
+        if isinstance(value, bool):
+            value = int(value)
+        raw = reg.encode(value)
+        info = self.info
+        if info is not None and info.firmware_build < reg.min_build:
+            raise UnsupportedFeatureError(
+                f"{name} needs firmware build {reg.min_build} or later (this DE1 has "
+                f"{info.firmware_build})", device=self.family, endpoint=self.endpoint)
+        back = self._run(f"write {name}", _op(DE1Session.op_mmr_write, reg.address, raw),
+                         timeout, is_write=True)
+        return reg.decode(back)
+
+    # ------------------------------------------------------------------ profiles & firmware
+    def upload_profile(self, profile: Any, *, override_tank_temperature: bool = True,
+                       timeout: TimeoutArg = 30.0) -> Program:
+        """Validate a JSON v2 profile, upload header/frames/ext frames/tail, verify.
+
+        :returns: the compiled :class:`~pyburnerkit.de1.profile.Program` (``.fingerprint``).
+        """
+        self._need_writes("upload_profile")
+        program = profile if isinstance(profile, Program) else load_profile(profile)
+        self._run(f"upload profile {program.title!r}",
+                  _op(DE1Session.op_upload_profile, program, override_tank_temperature),
+                  timeout, is_write=True)
+        return program
+
+    def upload_firmware(self, firmware: Union[str, bytes], *,
+                        timeout: TimeoutArg = 3600.0) -> int:
+        """Upload a firmware file: header check, erase, chunks, verify. Progress arrives as
+        :class:`UploadProgress` events; :meth:`cancel_firmware_upload` stops it.
+
+        :returns: the firmware version from the file header (active after the DE1 restarts).
+        """
+        self._need_writes("upload_firmware")
+        image = load_firmware(firmware)
+        state = self.state
+        if state is not None and state not in (S.SLEEP, S.IDLE, S.GOING_TO_SLEEP):
+            raise DeviceError(f"firmware upload needs an idle or sleeping DE1, it is in "
+                              f"{state.name}", device=self.family, endpoint=self.endpoint)
+        return self._run("upload firmware", _op(DE1Session.op_upload_firmware, image), timeout,
+                         is_write=True)
+
+    def cancel_firmware_upload(self) -> None:
+        session = self._session
+        if session is not None:
+            session.fw_cancel = True  # type: ignore[attr-defined]

@@ -1,0 +1,42 @@
+"""Record every device to SQLite (default), PostgreSQL/TimescaleDB and MQTT, losing nothing.
+
+Quick start::
+
+    from pyburnerkit.afterburner import AfterburnerClient
+    from pyburnerkit.recorder import Recorder, SQLiteSink
+
+    with Recorder([AfterburnerClient("sim://")], [SQLiteSink("heater.db")]) as rec:
+        rec.wait_for(lambda r: r.received >= 100, timeout=30)
+
+    from pyburnerkit.recorder import to_dataframe
+    df = to_dataframe("heater.db")          # needs pyburnerkit[pandas]
+
+See ``docs/recorder.rst``.
+"""
+
+from .alerts import AlertChanged, AlertRule
+from .recorder import (DeviceStateChanged, Recorder, RecorderProgress, SamplesReceived,
+                       SinkHealthChanged, SinkStats)
+from .samples import FieldMeta, Message, Sample
+from .sinks import Sink, SQLiteSink
+from .sinks.sqlite import read_samples, to_dataframe
+from .sources import AfterburnerSource, CallableSource, Source, adapt, register_adapter
+
+__all__ = ["Recorder", "Sample", "Message", "FieldMeta", "Sink", "SQLiteSink", "PostgresSink",
+           "MqttSink", "Source", "CallableSource", "AfterburnerSource", "adapt",
+           "register_adapter", "AlertRule", "AlertChanged", "SamplesReceived",
+           "SinkHealthChanged", "DeviceStateChanged", "RecorderProgress", "SinkStats",
+           "read_samples", "to_dataframe", "load_config"]
+
+
+def __getattr__(name: str):  # optional backends import lazily
+    if name == "PostgresSink":
+        from .sinks.postgres import PostgresSink
+        return PostgresSink
+    if name == "MqttSink":
+        from .sinks.mqtt import MqttSink
+        return MqttSink
+    if name == "load_config":
+        from .config import load_config
+        return load_config
+    raise AttributeError(name)

@@ -1,0 +1,299 @@
+"""The recorder's TOML configuration, with environment variables and ``.env`` for secrets.
+
+Example (``pyburnerkit record recorder.toml``)::
+
+    [recorder]
+    progress_interval = 5           # seconds between progress lines/events
+    spool_dir = "/var/lib/pyburnerkit/spool"
+    spool_max = 1000000             # samples per sink spool before the oldest are dropped
+    env_file = ".env"               # default: a .env next to this file, if present
+
+    [[devices]]
+    family = "afterburner"
+    url = "192.168.4.1"
+    id = "cabin-heater"             # stable device id (default: the endpoint)
+    [devices.options]               # keyword arguments of the family's client
+    liveness_interval = 15
+
+    [[sinks]]
+    type = "sqlite"
+    path = "pyburnerkit.db"
+
+    [[sinks]]
+    type = "postgres"
+    dsn = "${PYBURNERKIT_PG_DSN}"   # from the environment or .env
+    hypertable = "auto"
+    definitions = "mate3_pg.yaml"   # optional mate3_pg definitions file
+
+    [[sinks]]
+    type = "mqtt"
+    host = "broker.lan"
+    port = 8883
+    tls = true
+    username = "recorder"
+    password = "${MQTT_PASSWORD}"
+    discovery_prefix = "homeassistant"
+
+    [[alerts]]
+    name = "heater-error"
+    kind = "threshold"
+    field = "ErrorState"
+    above = 1
+    command = ["notify-send", "heater error"]
+
+Any string may use ``${VAR}`` or ``${VAR:-default}``; variables come from the environment,
+then from the ``.env`` file (which never overrides the environment). Relative paths are relative
+to the config file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from ..errors import ConfigurationError
+from .alerts import AlertRule
+
+if sys.version_info >= (3, 11):
+    import tomllib as _toml
+else:  # pragma: no cover - exercised on 3.9/3.10
+    try:
+        import tomli as _toml  # type: ignore[no-redef]
+    except ImportError:  # pragma: no cover
+        _toml = None  # type: ignore[assignment]
+
+__all__ = ["RecorderConfig", "load_config", "parse_config", "read_env_file"]
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+SINK_KEYS = {
+    "sqlite": {"path", "synchronous"},
+    "postgres": {"dsn", "table", "hypertable", "definitions", "connect_timeout"},
+    "mqtt": {"host", "port", "topic_root", "username", "password", "tls", "ca_certs", "certfile",
+             "keyfile", "tls_insecure", "client_id", "keepalive", "qos", "discovery",
+             "discovery_prefix", "connect_timeout", "ack_timeout"},
+}
+PATH_KEYS = {"path", "definitions", "ca_certs", "certfile", "keyfile"}
+RECORDER_KEYS = {"progress_interval", "spool_dir", "spool_max", "env_file", "batch_size"}
+DEVICE_KEYS = {"family", "url", "id", "interval", "options"}
+ALERT_KEYS = {"name", "kind", "field", "above", "below", "hysteresis", "values", "seconds",
+              "device", "family", "command", "message"}
+
+
+def read_env_file(path: str) -> Dict[str, str]:
+    """``KEY=VALUE`` lines of a ``.env`` file (``#`` comments, optional quotes, ``export``)."""
+    try:
+        from dotenv import dotenv_values  # python-dotenv, when installed
+        return {k: v for k, v in dotenv_values(path).items() if v is not None}
+    except ImportError:
+        pass
+    values: Dict[str, str] = {}
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith("export "):
+                line = line[7:].strip()
+            key, sep, value = line.partition("=")
+            if not sep:
+                continue
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                value = value[1:-1]
+            else:
+                value = value.split(" #")[0].strip()
+            values[key.strip()] = value
+    return values
+
+
+def _interpolate(value: Any, env: Mapping[str, str], where: str) -> Any:
+    if isinstance(value, str):
+        def sub(match: "re.Match[str]") -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigurationError(
+                f"{where}: environment variable {name} is not set (set it, or put it in .env)")
+        return _VAR.sub(sub, value)
+    if isinstance(value, list):
+        return [_interpolate(v, env, where) for v in value]
+    if isinstance(value, dict):
+        return {k: _interpolate(v, env, f"{where}.{k}") for k, v in value.items()}
+    return value
+
+
+def _check_keys(section: Mapping[str, Any], allowed: set, where: str) -> None:
+    unknown = sorted(set(section) - allowed)
+    if unknown:
+        raise ConfigurationError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+
+
+@dataclass
+class DeviceSpec:
+    family: str
+    url: str
+    id: Optional[str] = None
+    interval: Optional[float] = None
+    options: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RecorderConfig:
+    devices: List[DeviceSpec] = field(default_factory=list)
+    sinks: List[Tuple[str, Dict[str, Any]]] = field(default_factory=list)
+    alerts: List[AlertRule] = field(default_factory=list)
+    recorder: Dict[str, Any] = field(default_factory=dict)
+    path: Optional[str] = None
+
+    def build_sinks(self) -> List[Any]:
+        out = []
+        names: Dict[str, int] = {}
+        for kind, opts in self.sinks:
+            opts = dict(opts)
+            count = names.get(kind, 0)
+            names[kind] = count + 1
+            opts.setdefault("name", kind if count == 0 else f"{kind}{count + 1}")
+            if kind == "sqlite":
+                from .sinks.sqlite import SQLiteSink
+                out.append(SQLiteSink(**opts))
+            elif kind == "postgres":
+                from .sinks.postgres import PostgresSink
+                out.append(PostgresSink(**opts))
+            elif kind == "mqtt":
+                from .sinks.mqtt import MqttSink
+                out.append(MqttSink(**opts))
+        return out
+
+    def build_sources(self) -> List[Any]:
+        from .sources import open_source
+        sources = []
+        try:
+            for spec in self.devices:
+                sources.append(open_source(spec.family, spec.url, device=spec.id,
+                                           interval=spec.interval, options=spec.options))
+        except BaseException:
+            for s in sources:
+                s.close_client(1.0)
+            raise
+        return sources
+
+    def build(self, **overrides: Any) -> Any:
+        """A ready (not started) :class:`~pyburnerkit.recorder.Recorder`."""
+        from .recorder import Recorder
+        opts = {k: v for k, v in self.recorder.items() if k != "env_file"}
+        opts.update(overrides)
+        sinks = self.build_sinks()
+        sources = self.build_sources()
+        try:
+            return Recorder(sources, sinks or None, alerts=self.alerts, **opts)
+        except BaseException:
+            for s in sources:
+                s.close_client(1.0)
+            raise
+
+
+def load_config(path: str, *, environ: Optional[Mapping[str, str]] = None) -> RecorderConfig:
+    """Read a TOML recorder config (see the module docs).
+
+    :raises ConfigurationError: unreadable TOML, unknown keys, missing variables, bad values.
+    """
+    if _toml is None:  # pragma: no cover
+        raise ConfigurationError('reading TOML on Python < 3.11 needs tomli: pip install tomli')
+    try:
+        with open(path, "rb") as fh:
+            data = _toml.load(fh)
+    except FileNotFoundError:
+        raise ConfigurationError(f"config file {path!r} not found") from None
+    except _toml.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{path}: invalid TOML: {exc}") from None
+    return parse_config(data, base_dir=os.path.dirname(os.path.abspath(path)), path=path,
+                        environ=environ)
+
+
+def _section_list(data: Mapping[str, Any], *names: str) -> List[Dict[str, Any]]:
+    out: List[Dict[str, Any]] = []
+    for name in names:
+        value = data.get(name)
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise ConfigurationError(f"[[{name}]] must be a table or an array of tables")
+        out.extend(value)
+    return out
+
+
+def parse_config(data: Mapping[str, Any], *, base_dir: str = ".", path: Optional[str] = None,
+                 environ: Optional[Mapping[str, str]] = None) -> RecorderConfig:
+    where = path or "config"
+    _check_keys(data, {"recorder", "devices", "device", "sinks", "sink", "alerts", "alert"},
+                where)
+    recorder = dict(data.get("recorder") or {})
+    _check_keys(recorder, RECORDER_KEYS, f"{where} [recorder]")
+    env: Dict[str, str] = {}
+    env_file = recorder.get("env_file")
+    if env_file is None:
+        candidate = os.path.join(base_dir, ".env")
+        env_file = candidate if os.path.exists(candidate) else None
+    elif not os.path.isabs(env_file):
+        env_file = os.path.join(base_dir, env_file)
+    if env_file is not None:
+        if not os.path.exists(env_file):
+            raise ConfigurationError(f"{where}: env_file {env_file!r} not found")
+        env.update(read_env_file(env_file))
+    env.update(os.environ if environ is None else environ)  # the environment wins over .env
+
+    data = _interpolate(dict(data), env, where)
+    recorder = dict(data.get("recorder") or {})
+    if "spool_dir" in recorder and not os.path.isabs(recorder["spool_dir"]):
+        recorder["spool_dir"] = os.path.join(base_dir, recorder["spool_dir"])
+    cfg = RecorderConfig(recorder=recorder, path=path)
+
+    for i, dev in enumerate(_section_list(data, "devices", "device")):
+        loc = f"{where} devices[{i}]"
+        _check_keys(dev, DEVICE_KEYS, loc)
+        if "family" not in dev or "url" not in dev:
+            raise ConfigurationError(f"{loc}: needs family and url")
+        options = dev.get("options") or {}
+        if not isinstance(options, dict):
+            raise ConfigurationError(f"{loc}: options must be a table")
+        cfg.devices.append(DeviceSpec(str(dev["family"]), str(dev["url"]), dev.get("id"),
+                                      dev.get("interval"), dict(options)))
+
+    for i, sink in enumerate(_section_list(data, "sinks", "sink")):
+        loc = f"{where} sinks[{i}]"
+        kind = sink.get("type")
+        if kind not in SINK_KEYS:
+            raise ConfigurationError(
+                f"{loc}: type={kind!r} must be one of {', '.join(sorted(SINK_KEYS))}")
+        opts = {k: v for k, v in sink.items() if k != "type"}
+        _check_keys(opts, SINK_KEYS[kind] | {"name"}, loc)
+        for key in PATH_KEYS & set(opts):
+            if isinstance(opts[key], str) and not os.path.isabs(opts[key]):
+                opts[key] = os.path.join(base_dir, opts[key])
+        cfg.sinks.append((kind, opts))
+
+    for i, rule in enumerate(_section_list(data, "alerts", "alert")):
+        loc = f"{where} alerts[{i}]"
+        _check_keys(rule, ALERT_KEYS, loc)
+        rule = dict(rule)
+        if "values" in rule:
+            rule["values"] = tuple(rule["values"])
+        if "command" in rule:
+            cmd = rule["command"]
+            rule["command"] = (tuple(shlex.split(cmd)) if isinstance(cmd, str)
+                               else tuple(str(c) for c in cmd))
+        try:
+            cfg.alerts.append(AlertRule(**rule))
+        except TypeError as exc:
+            raise ConfigurationError(f"{loc}: {exc}") from None
+    return cfg

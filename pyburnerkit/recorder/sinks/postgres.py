@@ -1,0 +1,312 @@
+"""PostgreSQL / TimescaleDB sink (psycopg 3; ``pip install "pyburnerkit[postgres]"``).
+
+Created on first use::
+
+    pyburnerkit_samples(uid text, ts timestamptz, family text, device text, channel text,
+                        field text, value double precision, text text, unit text,
+                        PRIMARY KEY (uid, ts))
+
+``value`` holds numbers; ``text`` holds text values and the names of enumerated values.
+Batches go in with ``COPY`` into a temporary table and one ``INSERT ... ON CONFLICT DO
+NOTHING``: a batch re-sent after a lost acknowledgement is stored once.
+
+TimescaleDB: ``hypertable="auto"`` (default) turns the table into a hypertable on ``ts`` when the
+``timescaledb`` extension is available in the database, ``True`` requires it, ``False`` never.
+
+mate3_pg users: ``definitions="config.yaml"`` (its ``tables: {name: [{port, device, field,
+db_column}]}`` file) also writes those wide tables, one row per poll (``timestamp`` column plus
+the listed columns), so existing dashboards keep working.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import re
+from collections import OrderedDict
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+from ..._core.extras import require
+from ...errors import ConfigurationError
+from ..samples import Sample
+from .base import Item, Sink
+
+log = logging.getLogger(__name__)
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+COLUMNS = ("uid", "ts", "family", "device", "channel", "field", "value", "text", "unit")
+
+
+def _ident(name: str, what: str) -> str:
+    if not isinstance(name, str) or not _IDENT.match(name):
+        raise ConfigurationError(
+            f"{what} {name!r} must be a plain SQL identifier (letters, digits, _; max 63)")
+    return name
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN with any password replaced by ``***`` (for logs and reprs)."""
+    text = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", dsn)
+    return re.sub(r"(password\s*=\s*)(\S+)", r"\1***", text, flags=re.I)
+
+
+class Mate3Definitions:
+    """mate3_pg's YAML definitions: table -> [(port, device, field, db_column)]."""
+
+    def __init__(self, tables: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
+        self.tables: Dict[str, List[Tuple[str, str, str, str]]] = {}
+        for table, entries in tables.items():
+            _ident(str(table), "definitions table")
+            seen = set()
+            rows = []
+            for entry in entries or ():
+                try:
+                    port, device = str(entry["port"]), str(entry.get("device", ""))
+                    field, column = str(entry["field"]), str(entry["db_column"])
+                except (KeyError, TypeError) as exc:
+                    raise ConfigurationError(
+                        f"definitions table {table!r}: each entry needs port, field and "
+                        f"db_column, got {entry!r}") from exc
+                _ident(column, f"definitions {table}.db_column")
+                if column == "timestamp" or column in seen:
+                    raise ConfigurationError(
+                        f"definitions table {table!r}: db_column {column!r} is used twice "
+                        f"(or is the reserved 'timestamp')")
+                seen.add(column)
+                rows.append((port, device, field, column))
+            self.tables[str(table)] = rows
+
+    @classmethod
+    def load(cls, path: str) -> "Mate3Definitions":
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+        try:
+            import yaml  # type: ignore[import-not-found]
+            data = yaml.safe_load(text)
+        except ImportError:
+            data = parse_simple_yaml(text)
+        if not isinstance(data, dict) or not isinstance(data.get("tables"), dict):
+            raise ConfigurationError(f"{path}: expected a 'tables:' mapping (mate3_pg format)")
+        return cls(data["tables"])
+
+    def columns_for(self, sample: Sample) -> List[Tuple[str, str]]:
+        """(table, column) pairs this sample fills."""
+        out = []
+        channel = sample.channel
+        for table, rows in self.tables.items():
+            for port, device, field, column in rows:
+                if field != sample.field:
+                    continue
+                if channel in (port, f"{port}/{device}", f"{device}/{port}",
+                               f"{port}:{device}"):
+                    out.append((table, column))
+        return out
+
+
+def parse_simple_yaml(text: str) -> Dict[str, Any]:
+    """The small YAML subset of mate3_pg definition files (used when PyYAML is absent):
+    nested mappings, lists of flat mappings, scalars, ``#`` comments."""
+    root: Dict[str, Any] = {}
+    # stack of (indent, container)
+    stack: List[Tuple[int, Any]] = [(-1, root)]
+    pending_key: Optional[Tuple[int, Dict[str, Any], str]] = None
+    current_item: Optional[Tuple[int, Dict[str, Any]]] = None
+
+    def scalar(raw: str) -> Any:
+        raw = raw.strip()
+        if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'":
+            return raw[1:-1]
+        for conv in (int, float):
+            try:
+                return conv(raw)
+            except ValueError:
+                pass
+        return {"true": True, "false": False, "null": None, "~": None}.get(raw.lower(), raw)
+
+    for lineno, line in enumerate(text.splitlines(), 1):
+        stripped = line.split(" #")[0].rstrip() if not line.lstrip().startswith("#") else ""
+        if not stripped.strip():
+            continue
+        indent = len(stripped) - len(stripped.lstrip())
+        body = stripped.strip()
+        if body.startswith("- "):
+            if pending_key is not None:
+                _, parent, key = pending_key
+                parent[key] = []
+                stack.append((pending_key[0], parent[key]))
+                pending_key = None
+            while stack and not isinstance(stack[-1][1], list):
+                stack.pop()
+            if not stack:
+                raise ConfigurationError(f"definitions line {lineno}: unexpected list item")
+            item: Dict[str, Any] = {}
+            stack[-1][1].append(item)
+            current_item = (indent + 2, item)
+            body = body[2:].strip()
+            if body:
+                key, sep, value = body.partition(":")
+                if not sep:
+                    raise ConfigurationError(f"definitions line {lineno}: expected key: value")
+                item[key.strip()] = scalar(value)
+            continue
+        key, sep, value = body.partition(":")
+        if not sep:
+            raise ConfigurationError(f"definitions line {lineno}: expected key: value")
+        key = key.strip().strip("\"'")
+        if current_item is not None and indent >= current_item[0]:
+            current_item[1][key] = scalar(value)
+            continue
+        current_item = None
+        while len(stack) > 1 and (stack[-1][0] >= indent or isinstance(stack[-1][1], list)):
+            stack.pop()
+        parent = stack[-1][1]
+        if value.strip():
+            parent[key] = scalar(value)
+            pending_key = None
+        else:
+            parent[key] = {}
+            pending_key = (indent, parent, key)
+            stack.append((indent, parent[key]))
+    return root
+
+
+class PostgresSink(Sink):
+    """Record into PostgreSQL (optionally a TimescaleDB hypertable).
+
+    :param dsn: a libpq connection string or URL (``postgresql://user:pass@host:5432/db``);
+        the password never appears in logs or reprs.
+    :param table: the long-format table (created if missing).
+    :param hypertable: ``"auto"``, True or False (see the module docs).
+    :param definitions: a mate3_pg YAML definitions file (or a parsed dict of its ``tables``).
+    :param connect_timeout: seconds for each connection attempt.
+    """
+
+    def __init__(self, dsn: str, *, name: str = "postgres", table: str = "pyburnerkit_samples",
+                 hypertable: Union[str, bool] = "auto",
+                 definitions: Union[str, Mapping[str, Any], None] = None,
+                 connect_timeout: float = 5.0) -> None:
+        require("psycopg", "postgres")
+        if not isinstance(dsn, str) or not dsn.strip():
+            raise ConfigurationError("PostgreSQL dsn must be a connection string or URL")
+        if hypertable not in ("auto", True, False):
+            raise ConfigurationError(
+                f"hypertable={hypertable!r} must be 'auto', true or false")
+        self.dsn = dsn
+        self.name = name
+        self.table = _ident(table, "table")
+        self.hypertable = hypertable
+        self.connect_timeout = connect_timeout
+        if isinstance(definitions, str):
+            self.definitions: Optional[Mate3Definitions] = Mate3Definitions.load(definitions)
+        elif definitions is not None:
+            self.definitions = Mate3Definitions(definitions)
+        else:
+            self.definitions = None
+        self.is_hypertable = False
+        self._conn: Any = None
+
+    def __repr__(self) -> str:
+        return f"<PostgresSink {self.name} {redact_dsn(self.dsn)} table={self.table}>"
+
+    def identity(self) -> str:
+        return f"postgres:{redact_dsn(self.dsn)}/{self.table}"
+
+    def open(self) -> None:
+        psycopg = require("psycopg", "postgres")
+        try:
+            conn = psycopg.connect(self.dsn, connect_timeout=max(1, int(self.connect_timeout)),
+                                   autocommit=False)
+        except psycopg.Error as exc:  # never show the DSN: it may hold the password
+            raise ConnectionError(f"PostgreSQL connection failed: "
+                                  f"{redact_dsn(str(exc))}") from None
+        try:
+            self._create_schema(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def _create_schema(self, conn: Any) -> None:
+        t = self.table
+        with conn.transaction():
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {t} (uid text NOT NULL, ts timestamptz NOT NULL, "
+                "family text NOT NULL, device text NOT NULL, channel text NOT NULL DEFAULT '', "
+                "field text NOT NULL, value double precision, text text, "
+                "unit text NOT NULL DEFAULT '', PRIMARY KEY (uid, ts))")
+            conn.execute(f"CREATE INDEX IF NOT EXISTS {t}_device_ts_idx "
+                         f"ON {t} (family, device, channel, ts)")
+        available = conn.execute(
+            "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
+        conn.commit()
+        if self.hypertable is True and not available:
+            raise ConfigurationError(
+                "hypertable=true but the timescaledb extension is not available in this "
+                "PostgreSQL server (install TimescaleDB, or use hypertable='auto')")
+        if self.hypertable in ("auto", True) and available:
+            with conn.transaction():
+                conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+                conn.execute("SELECT create_hypertable(%s, 'ts', if_not_exists => TRUE, "
+                             "migrate_data => TRUE)", (t,))
+            self.is_hypertable = True
+        if self.definitions is not None:
+            with conn.transaction():
+                for table, rows in self.definitions.tables.items():
+                    conn.execute(f"CREATE TABLE IF NOT EXISTS {table} "
+                                 "(timestamp timestamptz NOT NULL)")
+                    for _, _, _, column in rows:
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} "
+                                     "double precision")
+                    conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {table}_timestamp_key "
+                                 f"ON {table} (timestamp)")
+        conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS _pbk_incoming "
+                     f"(LIKE {t} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+        conn.commit()
+
+    def write(self, items: Sequence[Item]) -> None:
+        conn = self._conn
+        if conn is None:
+            raise ConnectionError("the PostgreSQL sink is not open")
+        samples = [s for s in items if isinstance(s, Sample)]
+        if not samples:
+            return
+        utc = _dt.timezone.utc
+        fromts = _dt.datetime.fromtimestamp
+        with conn.transaction():
+            with conn.cursor() as cur:
+                with cur.copy(f"COPY _pbk_incoming ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+                    for s in samples:
+                        number = s.number
+                        text = s.text if s.text is not None else (
+                            s.value if isinstance(s.value, str) else None)
+                        if text is not None and "\x00" in text:  # PostgreSQL text has no NUL
+                            text = text.replace("\x00", "")
+                        copy.write_row((s.uid, fromts(s.timestamp, utc), s.family, s.device,
+                                        s.channel, s.field, number, text, s.unit))
+                cur.execute(f"INSERT INTO {self.table} SELECT {', '.join(COLUMNS)} "
+                            "FROM _pbk_incoming ON CONFLICT DO NOTHING")
+                if self.definitions is not None:
+                    self._write_wide(cur, samples)
+
+    def _write_wide(self, cur: Any, samples: Sequence[Sample]) -> None:
+        rows: "OrderedDict[Tuple[str, float], Dict[str, Any]]" = OrderedDict()
+        assert self.definitions is not None
+        for s in samples:
+            for table, column in self.definitions.columns_for(s):
+                rows.setdefault((table, s.timestamp), {})[column] = s.number
+        for (table, ts), values in rows.items():
+            cols = list(values)
+            updates = ", ".join(f"{c} = COALESCE(EXCLUDED.{c}, {table}.{c})" for c in cols)
+            cur.execute(
+                f"INSERT INTO {table} (timestamp, {', '.join(cols)}) VALUES "
+                f"(%s, {', '.join(['%s'] * len(cols))}) ON CONFLICT (timestamp) DO UPDATE "
+                f"SET {updates}",
+                [_dt.datetime.fromtimestamp(ts, _dt.timezone.utc)] + [values[c] for c in cols])
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                pass

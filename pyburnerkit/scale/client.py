@@ -1,0 +1,230 @@
+"""The Skale II client: tare, display, units, a weight stream with flow and period estimation,
+reconnect. Same threading model as every client: one I/O thread owns the pygatt adapter.
+
+Timing model (spec 7.1): a weight is true ``sensor_lag_s`` before it arrives; the period
+estimator is an exponential moving average of inter-arrival times (k = 1e-4, gaps of 0.5 s or
+more ignored); the history resets on a tare seen and on a gap over 0.8 s; average flow =
+(w[-1] - w[-11]) / (10 x period) timed at the mean of the 11 sample times; median weight over
+11; median flow from the medians of the last 5 and of the 5 ending 10 samples earlier.
+``time_scale`` (simulated seconds per real second) lets a sped-up simulator keep the model.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import statistics
+import time
+from typing import Any, Deque, Optional, Tuple
+
+from .._core.client import BaseClient
+from .._core.pending import Pending
+from .._core.timeouts import DEFAULT, TimeoutArg
+from ..ble.session import BleSession
+from ..ble.transport import PygattTransport, Transport
+from ..errors import ConfigurationError, ProtocolError
+from . import codec
+from .models import ButtonPressed, ScaleInfo, TareSeen, WeightReading
+
+log = logging.getLogger(__name__)
+
+
+class WeightProcessor:
+    """Period estimation and flow from raw weight arrivals (pure; unit-testable)."""
+
+    def __init__(self, *, sensor_lag_s: float = 0.38, nominal_period_s: float = 0.1,
+                 k: float = 1e-4, time_scale: float = 1.0) -> None:
+        self.scale = time_scale
+        self.sensor_lag_s = sensor_lag_s / time_scale
+        self.period_s = nominal_period_s / time_scale
+        self.k = k
+        self.history: Deque[Tuple[float, float]] = collections.deque(maxlen=16)
+        self._last_arrival: Optional[float] = None
+        self.tare_pending_until: Optional[float] = None
+        self.tares_seen = 0
+
+    def reset(self) -> None:
+        self.history.clear()
+
+    def add(self, weight: float, arrival: float) -> Tuple[WeightReading, bool]:
+        """Returns the reading and whether a requested tare has now been seen."""
+        last, self._last_arrival = self._last_arrival, arrival
+        if last is not None:
+            gap = arrival - last
+            if gap < 0.5 / self.scale:
+                self.period_s += self.k * (gap - self.period_s)
+            if gap > 0.8 / self.scale:
+                self.history.clear()
+        tare_seen = False
+        if self.tare_pending_until is not None:
+            if abs(weight) < 0.05:
+                tare_seen = True
+                self.tare_pending_until = None
+                self.history.clear()
+            elif arrival > self.tare_pending_until:
+                self.tare_pending_until = None
+        t_w = arrival - self.sensor_lag_s
+        self.history.append((t_w, weight))
+        avg_flow = med_w = med_flow = None
+        h = list(self.history)
+        flow_time = t_w
+        if len(h) >= 11:
+            last11 = h[-11:]
+            avg_flow = (last11[-1][1] - last11[0][1]) / (10 * self.period_s) / self.scale
+            flow_time = sum(t for t, _ in last11) / 11
+            med_w = statistics.median(w for _, w in last11)
+            med_flow = (statistics.median(w for _, w in h[-5:])
+                        - statistics.median(w for _, w in h[-15:-10])) / (10 * self.period_s) \
+                / self.scale if len(h) >= 15 else None
+        return WeightReading(weight, arrival, t_w, avg_flow, med_w, med_flow,
+                             self.period_s), tare_seen
+
+
+class SkaleSession(BleSession):
+    family = "scale"
+    subscribe_uuids = (codec.BUTTON, codec.WEIGHT)  # the weight stream last
+
+    def __init__(self, *, processor: WeightProcessor, button_tares: bool, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.processor = processor
+        self.button_tares = button_tares
+
+    def begin_init(self) -> None:
+        # pyDE1's connect sequence: grams, display on (0xED then 0xEC)
+        for cmd in (codec.CMD_GRAMS, codec.CMD_DISPLAY_ON, codec.CMD_SHOW_WEIGHT):
+            self.write(codec.COMMAND, codec.encode_command(cmd))
+        info = ScaleInfo(*(self._text(u) for u in (codec.MODEL, codec.MANUFACTURER,
+                                                   codec.FIRMWARE_REV, codec.HARDWARE_REV,
+                                                   codec.SOFTWARE_REV)),
+                         battery=codec.decode_battery(self.read(codec.BATTERY))
+                         if codec.BATTERY in self.handles else -1)
+        self.cache.update((("info", info), ("display_on", True), ("grams", True)))
+        self.processor.reset()
+        self.established()
+
+    def _text(self, uuid: str) -> str:
+        if uuid not in self.handles:
+            return ""
+        return self.read(uuid).decode("utf-8", "replace").strip("\x00")
+
+    def on_value(self, uuid: str, data: bytes) -> None:
+        try:
+            if uuid == codec.WEIGHT:
+                reading, tare_seen = self.processor.add(codec.decode_weight(data),
+                                                        time.monotonic())
+                if tare_seen:
+                    self.processor.tares_seen += 1
+                    self.dispatcher.publish(TareSeen())
+                self.cache.set("weight", reading)
+                self.dispatcher.publish(reading)
+            elif uuid == codec.BUTTON:
+                button = codec.decode_button(data)
+                self.dispatcher.publish(ButtonPressed(button))
+                if button == 1 and self.button_tares:  # what both apps do with button 1
+                    self.guard(lambda: self.write(codec.COMMAND,
+                                                  codec.encode_command(codec.CMD_TARE)))
+                    self.processor.tare_pending_until = \
+                        time.monotonic() + 1.0 / self.processor.scale
+        except ProtocolError as exc:
+            log.warning("scale %s: undecodable notification: %s", self.endpoint, exc)
+
+    def op_command(self, cmd: int, request: Pending) -> None:
+        self.write(codec.COMMAND, codec.encode_command(cmd))
+        if cmd == codec.CMD_TARE:
+            self.processor.tare_pending_until = time.monotonic() + 1.0 / self.processor.scale
+        elif cmd in (codec.CMD_DISPLAY_ON, codec.CMD_DISPLAY_OFF):
+            self.cache.set("display_on", cmd == codec.CMD_DISPLAY_ON)
+        elif cmd in (codec.CMD_GRAMS, codec.CMD_OUNCES):
+            self.cache.set("grams", cmd == codec.CMD_GRAMS)
+        request.resolve(None)
+
+
+class SkaleClient(BaseClient):
+    """An Atomax Skale II.
+
+    :param address: the scale's Bluetooth address. Other options as for
+        :class:`~pyburnerkit.de1.client.DE1Client` (``backend``, ``hci_device``,
+        ``serial_port``, ``reset_on_start``, ``send_delay``, ``transport``).
+    :param sensor_lag_s: the load cell's delay (Skale: 0.38 s).
+    :param time_scale: simulated seconds per real second (a sped-up simulator); 1 for hardware.
+    :param button_tares: tare when button 1 is pressed, as de1app and pyDE1 do.
+    """
+
+    family = "scale"
+    default_timeout = 5.0
+    default_connect_timeout = 20.0
+
+    def __init__(self, address: str, *, backend: str = "gatttool", hci_device: str = "hci0",
+                 serial_port: Optional[str] = None, reset_on_start: bool = False,
+                 send_delay: Optional[float] = None, transport: Optional[Transport] = None,
+                 sensor_lag_s: float = 0.38, time_scale: float = 1.0,
+                 silence_timeout: Optional[float] = 5.0, button_tares: bool = True,
+                 **options: Any) -> None:
+        if not isinstance(address, str) or len(address.split(":")) != 6:
+            raise ConfigurationError(f"address {address!r} is not a Bluetooth address")
+        if not 0 <= sensor_lag_s <= 5:
+            raise ConfigurationError(f"sensor_lag_s={sensor_lag_s!r} s is out of range 0..5 s")
+        if not time_scale > 0:
+            raise ConfigurationError(f"time_scale={time_scale!r} must be > 0")
+        self._transport = transport or PygattTransport(
+            backend, hci_device=hci_device, serial_port=serial_port,
+            reset_on_start=reset_on_start, send_delay=send_delay)
+        self.address = address.upper()
+        self.time_scale = time_scale
+        self._processor = WeightProcessor(sensor_lag_s=sensor_lag_s, time_scale=time_scale)
+        self.silence_timeout = silence_timeout
+        self.button_tares = bool(button_tares)
+        super().__init__(self.address, **options)
+
+    def _make_session(self, **common: Any) -> SkaleSession:
+        return SkaleSession(transport=self._transport, address=self.address,
+                            silence_timeout=self.silence_timeout,
+                            op_timeout=min(self.timeout, 5.0), processor=self._processor,
+                            button_tares=self.button_tares, **common)
+
+    # ------------------------------------------------------------------ cache
+    @property
+    def reading(self) -> Optional[WeightReading]:
+        return self._cache.value("weight")
+
+    @property
+    def weight(self) -> Optional[float]:
+        r = self.reading
+        return None if r is None else r.weight_g
+
+    @property
+    def info(self) -> Optional[ScaleInfo]:
+        return self._cache.value("info")
+
+    @property
+    def display_on(self) -> Optional[bool]:
+        return self._cache.value("display_on")
+
+    @property
+    def period_s(self) -> float:
+        return self._processor.period_s * self.time_scale
+
+    # ------------------------------------------------------------------ commands
+    def _command(self, cmd: int, what: str, timeout: TimeoutArg) -> None:
+        self._call(Pending(what, lambda s, r: s.op_command(cmd, r), is_write=True), timeout)
+
+    def tare(self, *, wait: bool = True, timeout: TimeoutArg = DEFAULT) -> None:
+        """Tare; with ``wait`` block until the scale reports (near) zero."""
+        before = self._processor.tares_seen
+        self._command(codec.CMD_TARE, "tare", timeout)
+        if wait:  # re-checked on every weight reading
+            self.wait_for(lambda c: c._processor.tares_seen != before, timeout=timeout)
+
+    def display(self, on: bool = True, timeout: TimeoutArg = DEFAULT) -> None:
+        self._command(codec.CMD_DISPLAY_ON if on else codec.CMD_DISPLAY_OFF, "display", timeout)
+        if on:
+            self._command(codec.CMD_SHOW_WEIGHT, "show weight", timeout)
+
+    def units(self, unit: str = "g", timeout: TimeoutArg = DEFAULT) -> None:
+        if unit not in ("g", "oz"):
+            raise ConfigurationError(f"unit {unit!r}: expected 'g' or 'oz'")
+        self._command(codec.CMD_GRAMS if unit == "g" else codec.CMD_OUNCES, "units", timeout)
+
+    def read_battery(self, timeout: TimeoutArg = DEFAULT) -> int:
+        return self._call(Pending("battery", lambda s, r: r.resolve(
+            codec.decode_battery(s.read(codec.BATTERY)))), timeout)

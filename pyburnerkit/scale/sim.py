@@ -1,0 +1,100 @@
+"""A simulated Skale II: weight following the cup on a :class:`~pyburnerkit.de1.sim.Bench`
+(so it follows the simulated DE1's flow), reported with the sensor lag, tare, display, units
+and buttons."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Optional
+
+from ..ble.peripheral import (PROP_NOTIFY, PROP_READ, PROP_WRITE, GattCharacteristic,
+                              Peripheral)
+from ..de1.sim import Bench
+from . import codec
+
+DEFAULT_SKALE_ADDRESS = "CF:75:75:5E:A1:E5"
+
+
+class SkalePeripheral(Peripheral):
+    def __init__(self, address: str = DEFAULT_SKALE_ADDRESS, *, bench: Optional[Bench] = None,
+                 sensor_lag_s: float = 0.38, period_s: float = 0.1, noise_g: float = 0.0,
+                 seed: Optional[int] = None) -> None:
+        super().__init__(address, "Skale")
+        self.bench = bench or Bench()
+        self.sensor_lag_s = sensor_lag_s
+        self.period_s = period_s
+        self.noise_g = noise_g
+        self.rng = random.Random(seed)
+        self.add_service(codec.SERVICE, [
+            GattCharacteristic(codec.COMMAND, PROP_WRITE, b"\x00"),
+            GattCharacteristic(codec.WEIGHT, PROP_NOTIFY, codec.encode_weight(0.0)),
+            GattCharacteristic(codec.BUTTON, PROP_NOTIFY, b"\x00"),
+            GattCharacteristic(codec.UNKNOWN_EF83, PROP_READ, b"\x00")])
+        self.add_service(codec.BATTERY_SERVICE, [GattCharacteristic(codec.BATTERY, PROP_READ,
+                                                                    bytes((57,)))])
+        self.add_service(codec.INFO_SERVICE, [
+            GattCharacteristic(codec.MODEL, PROP_READ, b"SkaleII"),
+            GattCharacteristic(codec.FIRMWARE_REV, PROP_READ, b"1.0.2"),
+            GattCharacteristic(codec.HARDWARE_REV, PROP_READ, b"2.0"),
+            GattCharacteristic(codec.SOFTWARE_REV, PROP_READ, b"1.0.2"),
+            GattCharacteristic(codec.MANUFACTURER, PROP_READ, b"ATOMAX INC.")])
+        self.tare_offset = 0.0
+        self.display_on = False
+        self.grams = True
+        self.commands: list = []
+        self._timer: Any = None
+        self._stopped = False
+        self._next_at = 0.0
+
+    def start(self) -> None:
+        self._next_at = self.bench.now()
+        self._schedule()
+
+    def stop(self) -> None:
+        self._stopped = True
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _schedule(self) -> None:
+        if self._stopped:
+            return
+        self._next_at += self.period_s
+        delay = self.bench.real_delay(self._next_at - self.bench.now())
+        if delay < -1.0:
+            self._next_at = self.bench.now()
+            delay = 0.0
+        self._timer = self.call_later(max(0.0, delay), self._tick)
+
+    def gross_g(self) -> float:
+        """What the load cell measured ``sensor_lag_s`` ago."""
+        return self.bench.mass_at(self.bench.now() - self.sensor_lag_s)
+
+    def reading(self) -> float:
+        noise = self.rng.gauss(0.0, self.noise_g) if self.noise_g else 0.0
+        return round(self.gross_g() - self.tare_offset + noise, 1)
+
+    def _tick(self) -> None:
+        if self.link is not None:
+            w = self.reading()
+            self.notify(codec.WEIGHT, codec.encode_weight(w, w))
+        self._schedule()
+
+    def press(self, button: int) -> None:
+        """A finger on a button (host thread; use host.call_soon from others)."""
+        self.notify(codec.BUTTON, bytes((button,)))
+
+    def on_write(self, ch: GattCharacteristic, data: bytes, with_response: bool) -> None:
+        if ch.uuid != codec.COMMAND or not data:
+            return
+        cmd = data[0]
+        self.commands.append(cmd)
+        if cmd == codec.CMD_TARE:
+            self.tare_offset = self.gross_g()
+        elif cmd in (codec.CMD_DISPLAY_ON, codec.CMD_SHOW_WEIGHT):
+            self.display_on = True
+        elif cmd == codec.CMD_DISPLAY_OFF:
+            self.display_on = False
+        elif cmd == codec.CMD_GRAMS:
+            self.grams = True
+        elif cmd == codec.CMD_OUNCES:
+            self.grams = False

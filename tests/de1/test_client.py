@@ -1,0 +1,201 @@
+"""The DE1 client against the simulator through the in-process transport (fast): init,
+modes with their preconditions, settings read back, calibration, profile and firmware upload,
+write permissions. The same client over pygatt and the fake gatttool is in test_e2e_pygatt.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import pytest
+
+from pyburnerkit.errors import (ConfigurationError, DeviceError, UnsupportedFeatureError,
+                                WriteNotAllowedError)
+from pyburnerkit.de1.client import DE1Client
+from pyburnerkit.de1.firmware import make_test_image
+from pyburnerkit.de1.models import (CalTarget, MachineState as S, Mode, StateChanged,
+                                    SubState as U, UploadProgress, ShotSampleEvent)
+from pyburnerkit.de1.sim import DE1Rig
+
+from ..ble.simrig import SPEED, sim_transport
+from ..helpers import Recorder
+from .test_profile_firmware import PROFILE
+
+
+def make(rig: DE1Rig, **kw: Any) -> DE1Client:
+    kw.setdefault("timeout", 5.0)
+    return DE1Client(rig.de1.address, transport=sim_transport(rig), **kw)
+
+
+@pytest.fixture
+def de1(rig: DE1Rig) -> Iterator[DE1Client]:
+    client = make(rig, allow_writes=True, allow_remote_start=True)
+    client.connect()
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def test_connect_initialises_everything(rig: DE1Rig, de1: DE1Client) -> None:
+    info = de1.info
+    assert info is not None and info.firmware_build == 1333
+    assert info.features.user_present and info.features.skip_to_next
+    assert info.machine_model.name == "DE1PLUS" and info.cpu_board_model == 1.3
+    assert not info.ghc_active
+    assert de1.state is S.SLEEP and de1.substate is U.NO_STATE
+    assert de1.shot_settings is not None and de1.shot_settings.steam_temp_c == 160
+    assert de1.water_levels is not None and de1.water_levels.start_fill_level_mm == 5.0
+    assert de1.registers["fan_threshold"] == 50 and de1.registers["flush_temperature"] == 85.0
+    assert set(de1.calibration) == {"flow", "flow_factory", "pressure", "pressure_factory",
+                                    "temperature", "temperature_factory"}
+    # FW >= 1320: the client told the DE1 it understands UserNotPresent
+    assert rig.run(lambda: rig.de1.registers[0x803858]) == 1
+    assert not de1.stale
+
+
+def test_live_samples_and_events(de1: DE1Client) -> None:
+    seen = Recorder()
+    de1.subscribe(seen, ShotSampleEvent)
+    first = seen.wait_for(lambda e: True)
+    later = seen.wait_for(lambda e: e.sample.sample_time != first.sample.sample_time)
+    assert later.sample.sample_time != first.sample.sample_time
+    assert de1.shot_sample is not None
+
+
+def test_mode_preconditions(rig: DE1Rig, de1: DE1Client) -> None:
+    with pytest.raises(DeviceError, match="can only start from IDLE, the DE1 is in SLEEP"):
+        de1.start_espresso()
+    with pytest.raises(DeviceError, match="skip to next only works while pouring"):
+        de1.skip_to_next()
+    assert de1.stop().state is S.SLEEP  # no-op while asleep
+    assert de1.wake().state is S.IDLE
+    assert de1.start_espresso().state is S.ESPRESSO
+    with pytest.raises(DeviceError, match="cannot go to sleep from ESPRESSO"):
+        de1.sleep()
+    de1.wait_for(lambda c: c.substate in (U.PRE_INFUSE, U.POUR), timeout=20)
+    de1.skip_to_next()
+    de1.wait_for(lambda c: c.shot_sample.frame_number == 1, timeout=10)
+    de1.stop()
+    de1.wait_for(lambda c: c.state is S.IDLE, timeout=10)
+    assert de1.sleep().state in (S.GOING_TO_SLEEP, S.SLEEP)
+    requests = rig.run(lambda: list(rig.de1.state_requests))
+    assert requests == [S.IDLE, S.ESPRESSO, S.SKIP_TO_NEXT, S.IDLE, S.SLEEP]
+
+
+def test_every_flow_and_maintenance_mode(rig: DE1Rig, de1: DE1Client) -> None:
+    events = Recorder()
+    de1.subscribe(events, StateChanged)
+    de1.wake()
+    for mode, state in ((Mode.STEAM, S.STEAM), (Mode.HOT_WATER, S.HOT_WATER),
+                        (Mode.FLUSH, S.HOT_WATER_RINSE), (Mode.CLEAN, S.CLEAN),
+                        (Mode.DESCALE, S.DESCALE)):
+        assert de1.request_mode(mode).state is state
+        de1.stop()
+        de1.wait_for(lambda c: c.state is S.IDLE, timeout=10)
+    assert de1.request_mode("transport").state is S.AIR_PURGE
+    de1.wait_for(lambda c: c.state is S.SLEEP, timeout=10)  # air purge ends asleep
+    assert de1.request_mode(Mode.NO_REQUEST).state is S.SLEEP
+    assert any(e.state is S.CLEAN for e in events.events)
+
+
+def test_remote_start_must_be_enabled(rig: DE1Rig) -> None:
+    with make(rig) as client:
+        client.wake()
+        with pytest.raises(WriteNotAllowedError, match="allow_remote_start=True"):
+            client.start_espresso()
+        with pytest.raises(WriteNotAllowedError, match="allow_writes=True"):
+            client.write_setting("fan_threshold", 40)
+        with pytest.raises(WriteNotAllowedError):
+            client.upload_profile(PROFILE)
+    assert rig.run(lambda: S.ESPRESSO not in rig.de1.state_requests)
+
+
+def test_ghc_active_refuses_flow_starts() -> None:
+    with DE1Rig(speed=SPEED, ghc_active=True, with_scale=False) as rig:
+        with make(rig, allow_remote_start=True) as client:
+            assert client.info.ghc_active
+            client.wake()
+            with pytest.raises(UnsupportedFeatureError, match="group head controller"):
+                client.start_espresso()
+            with pytest.raises(UnsupportedFeatureError):
+                client.start_steam()
+            assert client.request_mode(Mode.CLEAN).state is S.CLEAN  # not a flow start
+
+
+def test_old_firmware_features_and_frozen_registers_skipped() -> None:
+    with DE1Rig(speed=SPEED, firmware_build=1250, with_scale=False) as rig:
+        with make(rig, allow_writes=True) as client:
+            assert not client.info.features.skip_to_next
+            assert "flush_flow" not in client.registers  # beyond the last readable MMR
+            with pytest.raises(UnsupportedFeatureError, match="firmware build 1283"):
+                client.write_setting("flush_flow", 5.0)
+            # the init never touched 0x803820/0x803824, so the MMR path still answers
+            assert client.read_setting("fan_threshold") == 50
+            assert not rig.run(lambda: rig.de1.mmr_frozen)
+
+
+def test_settings_written_and_read_back(rig: DE1Rig, de1: DE1Client) -> None:
+    s = de1.set_shot_settings(steam_temp_c=150, hot_water_volume_ml=90, group_temp_c=93.5)
+    assert (s.steam_temp_c, s.hot_water_volume_ml, s.group_temp_c) == (150, 90, 93.5)
+    assert rig.run(lambda: rig.de1.settings.group_temp_c) == 93.5
+    assert de1.set_refill_level(8.0).start_fill_level_mm == 8.0
+    for name, value in (("fan_threshold", 45), ("tank_temperature", 20),
+                        ("heater_phase1_flow", 2.5), ("heater_phase2_flow", 4.0),
+                        ("heater_phase2_timeout", 12.0), ("heater_idle_temperature", 98.0),
+                        ("steam_flow", 0.8), ("flush_flow", 6.5), ("flush_temperature", 88.0),
+                        ("flush_timeout", 12.5), ("hot_water_flow", 7.0), ("usb_outlet", False),
+                        ("user_present", True)):
+        assert de1.write_setting(name, value) == value, name
+        assert de1.read_setting(name) == value
+    assert rig.run(lambda: rig.de1.registers[0x803854]) == 0
+    with pytest.raises(ConfigurationError, match=r"fan_threshold=90 °C is out of range"):
+        de1.write_setting("fan_threshold", 90)
+    with pytest.raises(ConfigurationError, match="steam_temp_c=100"):
+        de1.set_shot_settings(steam_temp_c=100)
+    with pytest.raises(ConfigurationError, match="not a writable DE1 setting"):
+        de1.write_setting("serial_number", 3)
+
+
+def test_calibration_reads(de1: DE1Client) -> None:
+    cal = de1.read_calibration(CalTarget.PRESSURE)
+    assert cal.target is CalTarget.PRESSURE and cal.reported == 1.0
+    assert de1.read_calibration("temperature", factory=True).measured == 0.0
+
+
+def test_profile_upload_is_accepted_and_runs(rig: DE1Rig, de1: DE1Client) -> None:
+    progress = Recorder()
+    de1.subscribe(progress, UploadProgress)
+    program = de1.upload_profile(PROFILE)
+    assert rig.run(lambda: rig.de1.profiles_accepted) == 1
+    frames = rig.run(lambda: list(rig.de1.frames))
+    assert len(frames) == 2 and frames[1].set_value == 9.0 and frames[1].flags == 0x70
+    assert rig.run(lambda: rig.de1.ext) == {1: (3.5, 0.625)}
+    assert de1.profile.fingerprint == program.fingerprint
+    progress.wait_for(lambda e: e.phase == "completed")
+
+
+def test_firmware_upload_verifies_and_reports_progress(rig: DE1Rig, de1: DE1Client) -> None:
+    image = make_test_image(version=1400, body_bytes=1024)
+    progress = Recorder()
+    de1.subscribe(progress, UploadProgress)
+    assert de1.upload_firmware(image, timeout=60) == 1400
+    assert rig.run(lambda: bytes(rig.de1.fw_image)) == image
+    assert rig.run(lambda: rig.de1.fw_installed) == 1400
+    phases = [e.phase for e in progress.events]
+    assert phases[0] == "starting" and "uploading" in phases and phases[-1] == "completed"
+
+
+def test_firmware_upload_cancel(rig: DE1Rig, de1: DE1Client) -> None:
+    progress = Recorder()
+
+    def cancel_early(event: Any) -> None:
+        if event.phase == "uploading" and event.done >= 1024:
+            de1.cancel_firmware_upload()
+
+    de1.subscribe(progress, UploadProgress)
+    de1.subscribe(cancel_early, UploadProgress)
+    with pytest.raises(DeviceError, match="canceled"):
+        de1.upload_firmware(make_test_image(body_bytes=16384), timeout=60)
+    progress.wait_for(lambda e: e.phase == "canceled")
+    assert rig.run(lambda: rig.de1.fw_installed) is None

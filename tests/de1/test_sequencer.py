@@ -1,0 +1,105 @@
+"""The shot sequencer with a simulated DE1 and Skale II (in-process transport): gates, stop at
+weight / volume / time, move-on-by-weight, auto-tare, shot record."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Tuple
+
+import pytest
+
+from pyburnerkit.errors import ConfigurationError
+from pyburnerkit.de1.client import DE1Client
+from pyburnerkit.de1.models import GateChanged, MachineState as S, StopAtTriggered
+from pyburnerkit.de1.profile import visualizer_json
+from pyburnerkit.de1.sequencer import GATES, ShotSequencer
+from pyburnerkit.de1.sim import DE1Rig
+from pyburnerkit.scale.client import SkaleClient
+
+from ..ble.simrig import SPEED, sim_transport
+from ..helpers import Recorder
+from .test_profile_firmware import PROFILE
+
+
+@pytest.fixture
+def pair(rig: DE1Rig) -> Iterator[Tuple[DE1Client, SkaleClient]]:
+    de1 = DE1Client(rig.de1.address, transport=sim_transport(rig), allow_remote_start=True,
+                    allow_writes=True)
+    scale = SkaleClient(rig.skale.address, transport=sim_transport(rig), time_scale=SPEED)
+    try:
+        de1.connect()
+        scale.connect()
+        de1.wake()
+        yield de1, scale
+    finally:
+        de1.close()
+        scale.close()
+
+
+def shot(de1: DE1Client, seq: ShotSequencer) -> Any:
+    de1.start_espresso()
+    return seq.wait_complete(timeout=60)
+
+
+def test_stop_at_weight_with_gates_in_order(rig: DE1Rig, pair: Any) -> None:
+    de1, scale = pair
+    events = Recorder()
+    with ShotSequencer(de1, scale, stop_at_weight=30, time_scale=SPEED,
+                       on_event=events) as seq:
+        record = shot(de1, seq)
+    gates = [e.gate for e in events.events if isinstance(e, GateChanged)]
+    assert gates == list(GATES)
+    stop = [e for e in events.events if isinstance(e, StopAtTriggered)]
+    assert [e.stop_at for e in stop] == ["weight"] and stop[0].current < 30
+    assert record.stop_reason == "weight"
+    assert abs(record.final_weight_g - 30) < 1.5, record.final_weight_g
+    assert abs(rig.run(lambda: rig.skale.reading()) - record.final_weight_g) < 0.3
+    assert len(record.elapsed_s) > 10 and max(record.pressure_bar) > 5
+    assert visualizer_json(record)["meta"]["out"] == f"{record.final_weight_g:.1f}"
+
+
+def test_auto_tare_zeroes_the_scale_at_the_start(rig: DE1Rig, pair: Any) -> None:
+    de1, scale = pair
+    rig.run(lambda: setattr(rig.bench, "extra_g", 250.0))  # a cup on the scale
+    scale.wait_for(lambda c: c.weight is not None and c.weight > 200, timeout=10)
+    with ShotSequencer(de1, scale, stop_at_weight=20, time_scale=SPEED) as seq:
+        record = shot(de1, seq)
+    assert 0x10 in rig.run(lambda: list(rig.skale.commands))
+    assert abs(record.final_weight_g - 20) < 1.5, record.final_weight_g
+
+
+def test_stop_at_volume(pair: Any) -> None:
+    de1, scale = pair
+    with ShotSequencer(de1, None, stop_at_volume=15, time_scale=SPEED) as seq:
+        record = shot(de1, seq)
+    assert record.stop_reason == "volume"
+    assert seq.triggered[0].current >= 15 and de1.volume[1] < 25
+
+
+def test_stop_at_time_uses_the_de1_clock(pair: Any) -> None:
+    de1, scale = pair
+    with ShotSequencer(de1, None, stop_at_time=8.0, time_scale=SPEED) as seq:
+        record = shot(de1, seq)
+    assert record.stop_reason == "time"
+    assert 8.0 <= seq.triggered[0].current < 9.0
+    assert 8.0 <= record.elapsed_s[-1] < 10.0
+
+
+def test_profile_targets_and_move_on_by_weight(rig: DE1Rig, pair: Any) -> None:
+    de1, scale = pair
+    profile = dict(PROFILE, target_weight=25)
+    profile["steps"] = [dict(PROFILE["steps"][0], weight=3, seconds=60, exit=None),
+                        dict(PROFILE["steps"][1], limiter=None, weight=0)]
+    de1.upload_profile(profile)
+    with ShotSequencer(de1, scale, time_scale=SPEED) as seq:
+        record = shot(de1, seq)
+    kinds = [e.stop_at for e in seq.triggered]
+    assert kinds == ["move on by weight", "weight"], kinds
+    assert S.SKIP_TO_NEXT in rig.run(lambda: list(rig.de1.state_requests))
+    assert seq.triggered[0].frame == 0 and 1 in record.frame
+    assert abs(record.final_weight_g - 25) < 1.5
+
+
+def test_sequencer_validates_targets(pair: Any) -> None:
+    de1, scale = pair
+    with pytest.raises(ConfigurationError, match="stop_at_weight=-3 g is out of range"):
+        ShotSequencer(de1, scale, stop_at_weight=-3)
