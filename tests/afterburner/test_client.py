@@ -10,6 +10,7 @@ from typing import Any, List
 import pytest
 
 from pyburnerkit import (ClientClosedError, ConfigurationError, ConnectionState,
+                         ConnectTimeoutError,
                          ConnectionStateChanged, DeviceError, DeviceTimeoutError, Reconnect,
                          UnsupportedFeatureError, WriteNotAllowedError)
 from pyburnerkit.afterburner import (AfterburnerClient, AfterburnerSim, DemandMode, RunState,
@@ -200,8 +201,18 @@ def test_restart_reconnects_and_rerequests_the_full_state(sim: AfterburnerSim) -
         heater.wait_for(lambda c: c.stale, timeout=10)
         with AfterburnerSim(tick=0).start(port=port) as again:
             heater.wait_for(lambda c: c.connected and not c.stale, timeout=10)
-            assert {"Refresh": 1} in again.received  # asked for the dump itself
+            # It asked for the dump itself (the new controller may also push one unasked).
+            wait_until(lambda: {"Refresh": 1} in list(again.received), message="a Refresh")
             assert heater.set_desired_temperature(19).desired_temperature == 19
+
+
+def test_connect_times_out_when_the_full_state_never_comes(sim: AfterburnerSim) -> None:
+    sim.silence(True)
+    heater = AfterburnerClient(f"127.0.0.1:{sim.port}", connect_timeout=0.5, refresh_grace=0.1)
+    with pytest.raises(ConnectTimeoutError):
+        heater.connect()
+    assert heater.closed
+    wait_until(lambda: {"Refresh": 1} in list(sim.received), message="a Refresh before giving up")
 
 
 def test_calls_while_reconnecting_time_out_chained_to_the_link_error(sim: AfterburnerSim) -> None:
