@@ -63,19 +63,25 @@ class StateCache:
     def wait_for(self, predicate: Callable[["StateCache"], T], timeout: Optional[float]) -> T:
         """Block until ``predicate(cache)`` is truthy and return its value.
 
+        The predicate runs on the calling thread with no lock held (it may call anything,
+        even a blocking client method), once at the start and again after every write.
+
         :param timeout: seconds, or None to wait forever.
         :returns: the truthy predicate value, or the last falsy one when the timeout passed.
         """
         deadline = Deadline(timeout)
-        with self._cond:
-            while True:
-                result = predicate(self)
-                if result:
-                    return result
-                left = deadline.remaining()
-                if left is not None and left <= 0:
-                    return result
-                self._cond.wait(left)
+        while True:
+            with self._cond:
+                seen = self.generation
+            result = predicate(self)
+            if result:
+                return result
+            with self._cond:
+                while self.generation == seen:
+                    left = deadline.remaining()
+                    if left is not None and left <= 0:
+                        return result
+                    self._cond.wait(left)
 
     # -- writers (session thread) -----------------------------------------------------------
     def update(self, items: Iterable[Tuple[str, Any]], *, at: Optional[float] = None) -> None:
@@ -95,8 +101,9 @@ class StateCache:
         self._publish(new)
 
     def notify(self) -> None:
-        """Wake waiters without a change (used when the session closes)."""
+        """Wake waiters without a change (used when the client closes)."""
         with self._cond:
+            self.generation += 1
             self._cond.notify_all()
 
     def _publish(self, new: Dict[str, Snapshot]) -> None:

@@ -188,3 +188,18 @@ def test_close_is_bounded_when_a_callback_hangs(caplog: Any) -> None:
         release.set()
         client.events_thread.join(5)
     assert not client.events_thread.is_alive() and not client.io_thread.is_alive()
+
+
+def test_wait_for_predicate_may_call_blocking_methods() -> None:
+    # The predicate runs with no lock held: a blocking call inside it must not deadlock
+    # against the I/O thread writing the cache.
+    from pyburnerkit.afterburner import AfterburnerClient
+    with AfterburnerClient("sim://?tick=0") as heater:
+        calls: List[int] = []
+
+        def predicate(client: Any) -> bool:
+            calls.append(client.read_system_info(timeout=5).uptime_s)
+            return len(calls) >= 3
+
+        assert heater.wait_for(predicate, timeout=10) is True
+        assert len(calls) == 3
