@@ -338,6 +338,16 @@ class ArbinSession(Session):
             log.warning("%s: unsolicited %s ignored", self.endpoint, type(message).__name__)
             return
         call: _Call = current.payload
+        if isinstance(message, codec.UnknownCommandFeedback):
+            # A proper answer (the link stays in step): this cycler lacks the command.
+            self._cancel_reply_timer()
+            self._current = None
+            current.fail(UnsupportedFeatureError(
+                f"{current.description!r}: the cycler does not know this CTI command "
+                "(unknown-command feedback 0xBB111111)", device=self.family,
+                endpoint=self.endpoint))
+            self._send_next()
+            return
         if message.command != call.expect:
             self._protocol_failure(ProtocolError(
                 f"expected {codec.COMMAND_NAMES.get(call.expect, hex(call.expect))}, got "
@@ -772,7 +782,13 @@ class ChannelClient(CyclerClient):
         """
         self._guard_write("set meta variables")
         entries = []
+        if not isinstance(values, Mapping):
+            raise ConfigurationError("set_meta_variables needs a mapping of mv (or "
+                                     f"(channel, mv)) to value, got {type(values).__name__}")
         for key, value in values.items():
+            if isinstance(key, tuple) and len(key) != 2:
+                raise ConfigurationError(f"meta variable key {key!r} must be an mv number "
+                                         "1..16 or a (channel, mv) pair")
             channel, mv = (key if isinstance(key, tuple) else (self.channel, key))
             channel = self._check_channel(channel)
             mv = check_range("meta variable number", mv, 1, 16, integer=True)

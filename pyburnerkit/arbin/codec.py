@@ -58,6 +58,9 @@ UPDATE_MV_ADVANCED = 0xBB150002
 UPDATE_MV_ADVANCED_FEEDBACK = 0xBB510002
 GET_SERIAL = 0xBB340001
 GET_SERIAL_FEEDBACK = 0xBB430001
+#: What a cycler answers to a command it does not know (code from Arbin's DLL; the argument
+#: layout is undocumented, so the arguments are kept as raw bytes).
+UNKNOWN_COMMAND_FEEDBACK = 0xBB111111
 
 FEEDBACK_OF = {
     LOGIN: LOGIN_FEEDBACK, CHANNEL_INFO: CHANNEL_INFO_FEEDBACK,
@@ -80,6 +83,7 @@ COMMAND_NAMES = {
     SET_MV_FEEDBACK: "set meta variable feedback", UPDATE_MV_ADVANCED: "update meta variables",
     UPDATE_MV_ADVANCED_FEEDBACK: "update meta variables feedback", GET_SERIAL: "get serial",
     GET_SERIAL_FEEDBACK: "get serial feedback",
+    UNKNOWN_COMMAND_FEEDBACK: "unknown-command feedback",
 }
 
 #: Result enum of each 128-byte command feedback.
@@ -597,6 +601,27 @@ class SerialFeedback:
 
 
 @dataclass(frozen=True)
+class UnknownCommandFeedback:
+    """The cycler did not know the request's command (0xBB111111; arguments undocumented).
+
+    The simulator sends the unknown command code as a u32 (its own choice); a real cycler's
+    arguments are kept in ``raw``.
+    """
+
+    raw: bytes = b""
+
+    command = UNKNOWN_COMMAND_FEEDBACK
+
+    def encode_args(self) -> bytes:
+        return bytes(self.raw)
+
+    @property
+    def request_command(self) -> Optional[int]:
+        """The command the cycler did not know, when the arguments carry it (simulator)."""
+        return struct.unpack_from("<I", self.raw)[0] if len(self.raw) == 4 else None
+
+
+@dataclass(frozen=True)
 class LoginFeedback:
     info: CyclerInfo
 
@@ -778,6 +803,8 @@ def decode_feedback(frame: bytes) -> Any:
         return _decode_login(args)
     if command == CHANNEL_INFO_FEEDBACK:
         return _decode_channel_info(args)
+    if command == UNKNOWN_COMMAND_FEEDBACK:
+        return UnknownCommandFeedback(bytes(args))
     if command == GET_SERIAL_FEEDBACK:
         _need(args, 106, "get serial feedback")
         serial, result = struct.unpack_from("<IB", args)

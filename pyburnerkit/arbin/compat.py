@@ -156,8 +156,11 @@ class CyclerInterface:
 
     def __del__(self) -> None:
         client = getattr(self, "_client", None)
-        if client is not None and not client.closed:
-            client.close(timeout=0)
+        try:
+            if client is not None and not client.closed:
+                client.close(timeout=0)
+        except Exception:  # garbage collection may run on any thread, even at shutdown
+            pass
 
 
 class ChannelInterface(CyclerInterface):

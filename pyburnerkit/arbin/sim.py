@@ -20,15 +20,19 @@ start feedback echoes the channel; aux readings are sent only when the request a
 
 Choices where the spec is silent (documented in ``docs/arbin.rst``): a request before a
 successful log-in drops the connection; an undecodable request drops the connection; a start
-naming several channels is all-or-nothing and its feedback names the first failing channel.
+naming several channels is all-or-nothing and its feedback names the first failing channel; a
+start naming no channel gets 0x1F (no selected channels), a continue naming none 0x10, an empty
+meta-variable batch 0x10; a request the handlers cannot serve drops that connection only (the
+simulated cycler keeps running for every other client).
 """
 
 from __future__ import annotations
 
 import logging
+import struct
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 from ..errors import ConfigurationError, ProtocolError
 from .._core.simserver import SimConnection, SimServer
@@ -43,6 +47,13 @@ DEFAULT_PORT = 9031
 MAX_SIM_CHANNELS = 512
 DEFAULT_USERNAME = "admin"
 DEFAULT_PASSWORD = "000000"
+
+
+@dataclass(frozen=True)
+class UnknownRequest:
+    """A well-framed request whose command this cycler does not know (kept in ``received``)."""
+
+    command: int
 
 
 @dataclass(frozen=True)
@@ -240,6 +251,9 @@ class ArbinSim(SimServer):
     :param time_scale: simulated seconds per real second.
     :param mits10: answer one-channel info requests with every channel (issue #24).
     :param allow_control: the ``allow_control`` flag of the login feedback.
+    :param unsupported: request codes to answer with the unknown-command feedback (0xBB111111),
+        like firmware without get-serial or the batched meta-variable update. Commands the
+        simulator does not know at all get the same answer (its arguments: the u32 code).
     """
 
     name = "arbin"
@@ -270,13 +284,17 @@ class ArbinSim(SimServer):
                  password: str = DEFAULT_PASSWORD, time_scale: float = 1.0,
                  mits10: bool = False, allow_control: bool = True, serial_number: str = "207855",
                  schedules: Optional[Dict[str, Schedule]] = None, seed: Optional[int] = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 unsupported: Iterable[int] = ()) -> None:
         if isinstance(channels, bool) or not isinstance(channels, int) or \
                 not 1 <= channels <= MAX_SIM_CHANNELS:
             raise ConfigurationError(
                 f"channels={channels!r} is out of range: the limit is 1..{MAX_SIM_CHANNELS}")
         if not time_scale > 0:
             raise ConfigurationError(f"time_scale must be > 0, got {time_scale!r}")
+        missing = frozenset(int(c) for c in unsupported)
+        if codec.LOGIN in missing:
+            raise ConfigurationError("unsupported: every CTI server knows the login command")
         super().__init__(seed=seed, clock=clock)
         self.channels = [SimChannel(i) for i in range(channels)]
         self._username = username
@@ -294,6 +312,8 @@ class ArbinSim(SimServer):
         self._last_mv_batch: Optional[float] = None
         self.logins = 0
         self.login_failures = 0
+        #: request codes answered with the unknown-command feedback, as older firmware does
+        self.unsupported = missing
 
     def __repr__(self) -> str:
         return f"<ArbinSim {self.host}:{self.port} channels={len(self.channels)}>"
@@ -305,7 +325,21 @@ class ArbinSim(SimServer):
 
     def fail_next(self, command: int, result: int) -> None:
         """Answer the next request with ``command`` (a codec constant) with ``result``,
-        without applying it."""
+        without applying it.
+
+        :raises ConfigurationError: ``command`` has no result-code feedback (login, channel
+            info and get serial answer with data, not a result code), or ``result`` is not
+            a byte.
+        """
+        feedback = codec.FEEDBACK_OF.get(command)
+        if feedback not in codec.RESULT_TYPES:
+            raise ConfigurationError(
+                f"fail_next: command 0x{command:08X} has no result-code feedback; use one of "
+                + ", ".join(f"0x{c:08X}" for c, f in codec.FEEDBACK_OF.items()
+                            if f in codec.RESULT_TYPES))
+        if isinstance(result, bool) or not isinstance(result, int) or not 0 <= result <= 255:
+            raise ConfigurationError(f"fail_next: result={result!r} is out of range: the "
+                                     "limit is 0..255")
         self.run_sync(lambda: self._fail_next.__setitem__(command, int(result)))
 
     def drop_on_next(self, command: int, *, apply: bool = True) -> None:
@@ -383,10 +417,18 @@ class ArbinSim(SimServer):
             for frame in frames:
                 if conn.closed:
                     return
+                command, _ = codec.split_frame(frame, feedback=False)
+                if command not in codec.REQUEST_TYPES or command in self.unsupported:
+                    self._unknown_command(conn, command)
+                    continue
                 self._handle(conn, codec.decode_request(frame))
         except ProtocolError as exc:
             log.warning("%s: undecodable request from %s, dropping it: %s",
                         self.name, conn.peer, exc)
+            conn.close()
+        except Exception:  # a request the handlers did not foresee must not kill the cycler
+            log.exception("%s: request from %s could not be handled; dropping the connection",
+                          self.name, conn.peer)
             conn.close()
 
     def _handle(self, conn: SimConnection, request: Any) -> None:
@@ -412,12 +454,25 @@ class ArbinSim(SimServer):
                 channel = getattr(request, "channel_index", None)
                 if channel is None:
                     channel = (getattr(request, "channel_indexes", None) or (-1,))[0]
+                if isinstance(request, codec.UpdateMVAdvancedRequest) and request.entries:
+                    channel = request.entries[0].channel_index
                 reply = codec.encode_feedback(codec.command_feedback(request.command, channel,
                                                                      code))
             else:
                 reply = self._answer(request)
         if reply is not None and not self._silent:
             conn.send(reply)
+
+    def _unknown_command(self, conn: SimConnection, command: int) -> None:
+        self.received.append(UnknownRequest(command))
+        if not conn.state.logged_in:
+            log.warning("%s: command 0x%08X before log-in from %s; dropping the connection",
+                        self.name, command, conn.peer)
+            conn.close()
+            return
+        if not self._silent:
+            conn.send(codec.encode_feedback(codec.UnknownCommandFeedback(
+                struct.pack("<I", command))))
 
     def _login(self, state: _ConnState, request: codec.LoginRequest) -> bytes:
         ok = request.username == self._username and request.password == self._password
@@ -488,6 +543,8 @@ class ArbinSim(SimServer):
         return self._feedback(req, req.channel_index, AssignResult.SUCCESS)
 
     def _on_StartRequest(self, req: codec.StartRequest) -> Any:
+        if not req.channel_indexes:
+            return self._feedback(req, codec.ALL_CHANNELS, StartResult.NO_SELECTED_CHANNELS)
         if not req.test_name:
             return self._feedback(req, req.channel_indexes[0], StartResult.TEST_NAME_PROBLEM)
         for index in req.channel_indexes:
@@ -544,6 +601,8 @@ class ArbinSim(SimServer):
         ch.state = _STATE_OF_KIND[ch.schedule.steps[ch.step_index].kind]
 
     def _on_ContinueRequest(self, req: codec.ContinueRequest) -> Any:
+        if not req.channel_indexes:
+            return self._feedback(req, codec.ALL_CHANNELS, ContinueResult.INVALID_CHANNEL)
         for index in req.channel_indexes:
             if not self._valid(index):
                 return self._feedback(req, index, ContinueResult.INVALID_CHANNEL)
@@ -594,7 +653,9 @@ class ArbinSim(SimServer):
         return self._feedback(req, req.channel_index, result)
 
     def _on_UpdateMVAdvancedRequest(self, req: codec.UpdateMVAdvancedRequest) -> Any:
-        first = req.entries[0].channel_index if req.entries else -1
+        if not req.entries:
+            return self._feedback(req, codec.ALL_CHANNELS, SetMVResult.FAILED)
+        first = req.entries[0].channel_index
         now = self.clock()
         if self._last_mv_batch is not None and now - self._last_mv_batch < 0.2:
             return self._feedback(req, first, SetMVResult.UPDATE_TOO_FREQUENT)

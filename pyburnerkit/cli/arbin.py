@@ -7,6 +7,7 @@ Credentials come from ``--username`` / the environment (``ARBIN_CTI_USERNAME``,
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 import threading
 import time
@@ -141,11 +142,24 @@ def _watch(args: argparse.Namespace) -> int:
         events = cycler.events(max(5.0, args.interval * 5 + args.timeout), StatusSnapshot)
         with cycler.watch(args.interval, args.channels):
             polls = 0
+            csv_writer: Optional[csv.DictWriter] = None
             for event in events:
                 rows = [status_row(s) for s in event.statuses]
                 if args.format == "text":
                     sys.stdout.write(time.strftime("%H:%M:%S") + "\n")
-                _emit_rows(rows, args.format)
+                if args.format == "csv":
+                    # One table for the whole watch: the header once, then rows per poll.
+                    if csv_writer is None:
+                        columns: List[str] = []
+                        for row in rows:
+                            columns += [k for k in row if k not in columns]
+                        csv_writer = csv.DictWriter(sys.stdout, fieldnames=columns,
+                                                    extrasaction="ignore")
+                        csv_writer.writeheader()
+                    csv_writer.writerows(rows)
+                    sys.stdout.flush()
+                else:
+                    _emit_rows(rows, args.format)
                 polls += 1
                 if args.count and polls >= args.count:
                     break

@@ -140,3 +140,22 @@ def test_cli_and_simulator_as_real_subprocesses() -> None:
 def test_pyburnerkit_demo_runs_the_arbin_part(capsys) -> None:
     code, out, _ = run(capsys, "demo", "--only", "arbin", "--duration", "0.5")
     assert code == 0 and "== arbin ==" in out and "arbin: stopped" in out
+
+
+def test_watch_csv_is_one_table_and_env_file_gives_credentials(sim, capsys, monkeypatch,
+                                                               tmp_path) -> None:
+    monkeypatch.delenv("ARBIN_CTI_USERNAME", raising=False)
+    monkeypatch.setenv("ARBIN_CTI_PASSWORD", "stale-environment-value")
+    env_file = tmp_path / "cti.env"
+    env_file.write_text(f"ARBIN_CTI_USERNAME={USER}\nARBIN_CTI_PASSWORD={SECRET}\n")
+    code, out, err = run(capsys, "arbin", "--env-file", str(env_file), "watch", "--port",
+                         str(sim.port), "--channel", "1", "--channel", "2", "--interval",
+                         "0.02", "--count", "3", "--format", "csv")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert sum(line.startswith("channel,") for line in lines) == 1  # one header, not one a poll
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["channel"] for r in rows] == ["1", "2"] * 3
+    code, _, err = run(capsys, "arbin", "status", "--port", str(sim.port), "--env-file",
+                       str(tmp_path / "missing.env"))
+    assert code == 2 and "does not exist" in err

@@ -151,6 +151,12 @@ def test_writes_need_allow_writes_and_bad_values_never_reach_the_cycler(sim, cli
         writer.set_meta_variable(1, float("inf"))
     with pytest.raises(ConfigurationError, match="step"):
         writer.jump_to_step(0)
+    with pytest.raises(ConfigurationError, match=r"\(channel, mv\) pair"):
+        writer.set_meta_variables({(1, 2, 3): 1.0})
+    with pytest.raises(ConfigurationError, match=r"channel=17 .* 1\.\.16"):
+        writer.set_meta_variables({(17, 1): 1.0})
+    with pytest.raises(ConfigurationError, match="1..160 entries"):
+        writer.set_meta_variables({})
     assert commands() == before + 1  # only the stop reached the cycler
 
 
@@ -227,12 +233,12 @@ def test_drop_during_a_start_fails_it_and_never_resends(sim, channel: ChannelCli
 
 
 def test_queued_requests_survive_a_drop_and_go_out_after_login(sim, channel) -> None:
-    sim.delay_responses(0.3)
+    sim.silence(True)  # the first request stays on the wire (robust under CPU load)
     first = CallInThread(lambda: channel.read_status(1))
     wait_until(lambda: sim.count(codec.ChannelInfoRequest) >= 1)
     second = CallInThread(lambda: channel.read_status(2))
     wait_until(lambda: channel._session._queue, message="the second request queued")
-    sim.delay_responses(0)
+    sim.silence(False)
     sim.disconnect()
     first.join(10)
     second.join(10)
@@ -241,7 +247,7 @@ def test_queued_requests_survive_a_drop_and_go_out_after_login(sim, channel) -> 
 
 
 def test_garbage_is_a_protocol_error_then_the_link_recovers(sim, channel) -> None:
-    sim.delay_responses(0.5)
+    sim.silence(True)  # the real answer never comes; only the garbage does
     call = CallInThread(lambda: channel.read_status(1))
     wait_until(lambda: sim.count(codec.ChannelInfoRequest) >= 1)
     bad = bytearray(codec.encode_feedback(codec.command_feedback(codec.STOP_SCHEDULE, 0, 0)))
@@ -250,8 +256,9 @@ def test_garbage_is_a_protocol_error_then_the_link_recovers(sim, channel) -> Non
     call.join(10)
     assert isinstance(call.error, ProtocolError) and "checksum" in str(call.error)
     assert call.error.frames, "the recent frames travel with the error"
-    sim.delay_responses(0)
-    channel.wait_for(lambda c: c.connected, timeout=10)
+    sim.silence(False)
+    # A re-login sent while the cycler was still silent is retried after the call timeout.
+    channel.wait_for(lambda c: c.connected, timeout=20)
     assert channel.read_status(1).channel == 1
 
 
@@ -337,3 +344,17 @@ def test_in_process_simulator_url() -> None:
         assert cycler.simulator is not None and cycler.simulator.logins == 1
     with pytest.raises(ConfigurationError, match="unknown sim:// option"):
         CyclerClient("sim://?warp=1")
+
+
+def test_command_the_cycler_lacks_is_unsupported_and_the_link_stays(clients) -> None:
+    from pyburnerkit.arbin.sim import UnknownRequest
+    with ArbinSim(4, username=USER, password=SECRET,
+                  unsupported={codec.GET_SERIAL, codec.UPDATE_MV_ADVANCED}).start() as sim:
+        client = make(sim, clients, ChannelClient, channel=1, allow_writes=True).connect()
+        with pytest.raises(UnsupportedFeatureError, match="0xBB111111"):
+            client.read_serial()
+        with pytest.raises(UnsupportedFeatureError):
+            client.set_meta_variables({1: 1.0})
+        assert client.read_status().channel == 1
+        assert sim.logins == 1 and sim.count(UnknownRequest) == 2  # no reconnect needed
+        client.close()

@@ -295,11 +295,19 @@ def _only_protocol_errors(decode, data: bytes) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=2000))
-def test_random_bytes_only_raise_protocol_error(data: bytes) -> None:
-    _only_protocol_errors(codec.decode_feedback, data)
-    _only_protocol_errors(codec.decode_request, data)
-    _only_protocol_errors(codec.decode_feedback, codec.TOKEN_BYTES + data)
-    _only_protocol_errors(codec.FrameReader(feedback=True).feed, data)
+def test_random_bytes_are_protocol_errors(data: bytes) -> None:
+    # Random bytes never form a frame (token, length and checksum would all have to match).
+    for decode, raw in ((codec.decode_feedback, data), (codec.decode_request, data),
+                        (codec.decode_feedback, codec.TOKEN_BYTES + data),
+                        (codec.decode_request, codec.TOKEN_BYTES + data)):
+        with pytest.raises(ProtocolError):
+            decode(raw)
+    # A stream reader may wait for more bytes, but never returns a frame or raises otherwise.
+    try:
+        assert codec.FrameReader(feedback=True).feed(data) == [] or data[:8] == \
+            codec.TOKEN_BYTES
+    except ProtocolError:
+        pass
 
 
 @settings(max_examples=200, deadline=None)
@@ -353,3 +361,14 @@ def test_start_round_trips(name: str, channels) -> None:
     except ConfigurationError:
         return  # characters outside the BMP take two UTF-16 units and may not fit
     assert codec.decode_request(frame) == message
+
+
+def test_unknown_command_feedback_decodes_with_raw_arguments() -> None:
+    frame = codec.build_frame(codec.UNKNOWN_COMMAND_FEEDBACK, b"\x01\x00\x34\xbb",
+                              feedback=True)
+    fb = codec.decode_feedback(frame)
+    assert isinstance(fb, codec.UnknownCommandFeedback)
+    assert fb.request_command == codec.GET_SERIAL and codec.encode_feedback(fb) == frame
+    odd = codec.decode_feedback(codec.build_frame(codec.UNKNOWN_COMMAND_FEEDBACK, bytes(7),
+                                                  feedback=True))
+    assert odd.raw == bytes(7) and odd.request_command is None

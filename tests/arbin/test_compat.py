@@ -96,3 +96,24 @@ def test_bad_config_is_a_configuration_error(creds) -> None:
         CyclerInterface({"port": 9031})
     with pytest.raises(ConfigurationError, match="channel"):
         ChannelInterface({"ip_address": "127.0.0.1", "port": 9031, "channel": 0})
+
+
+def test_refused_login_is_a_clear_authentication_error(sim, creds, monkeypatch) -> None:
+    from pyburnerkit.errors import AuthenticationError
+    monkeypatch.setenv("ARBIN_CTI_PASSWORD", "definitely-wrong")
+    with pytest.raises(AuthenticationError, match="refused the CTI log-in") as info:
+        CyclerInterface({"ip_address": "127.0.0.1", "port": sim.port, "timeout_s": 3})
+    assert "definitely-wrong" not in str(info.value) and USER not in str(info.value)
+    assert sim.login_failures == 1
+
+
+def test_mits10_all_channel_answer_gives_the_asked_channel(creds) -> None:
+    # pycti issue #24: MITS 10 answers a one-channel request with every channel and pycti
+    # returned channel 1's record for channel 6.
+    from pyburnerkit.arbin.sim import ArbinSim
+    with ArbinSim(16, username=USER, password=SECRET, mits10=True).start() as sim:
+        sim.preset(6, schedule="Rest+207855.sdx", test_name="six")
+        with CyclerInterface({"ip_address": "127.0.0.1", "port": sim.port}) as cycler:
+            status = cycler.read_channel_status(channel=6)
+            assert status["channel"] == 5 and status["testname"] == "six"
+            assert status["status"] == "Rest"

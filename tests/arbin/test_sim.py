@@ -169,3 +169,87 @@ def test_several_clients_share_the_cycler(sim: ArbinSim) -> None:
 def test_simulator_arguments_are_checked() -> None:
     with pytest.raises(ConfigurationError, match="1..512"):
         ArbinSim(513)
+
+
+def test_requests_naming_no_channel_get_result_codes_and_never_kill_the_cycler(sim) -> None:
+    # A start / continue frame with a channel count of 0 decodes fine but names no channel;
+    # such a request once crashed the simulator thread for every client.
+    start = codec.build_frame(codec.START_SCHEDULE,
+                              codec.encode_wide("t", 72, "test name") + bytes(4),
+                              feedback=False)
+    cont = codec.build_frame(codec.CONTINUE_CHANNEL, bytes(4), feedback=False)
+    batch = codec.build_frame(codec.UPDATE_MV_ADVANCED, bytes(20), feedback=False)
+    with RawCti(sim.port) as cti, RawCti(sim.port) as other:
+        for frame, expected in ((start, StartResult.NO_SELECTED_CHANNELS),
+                                (cont, ContinueResult.INVALID_CHANNEL),
+                                (batch, SetMVResult.FAILED)):
+            cti.sock.sendall(frame)
+            fb = _read_one(cti)
+            assert fb.result is expected and fb.channel_index == -1
+        assert info(other, 0).statuses[0].channel == 1
+
+
+def _read_one(cti: RawCti):
+    while True:
+        data = cti.sock.recv(1 << 20)
+        if not data:
+            raise ConnectionResetError("closed")
+        frames = cti.reader.feed(data)
+        if frames:
+            return codec.decode_feedback(frames[0])
+
+
+def test_unhandled_request_drops_only_that_connection(sim, monkeypatch) -> None:
+    def broken(req):
+        raise RuntimeError("handler bug")
+
+    monkeypatch.setattr(sim, "_on_GetSerialRequest", broken)
+    with RawCti(sim.port) as victim, RawCti(sim.port) as bystander:
+        with pytest.raises((ConnectionError, OSError)):
+            victim.ask(codec.GetSerialRequest())
+        assert info(bystander, 1).statuses[0].channel == 2  # the cycler still serves others
+    with RawCti(sim.port) as late:
+        assert info(late, 2).statuses[0].channel == 3
+
+
+def test_fail_next_only_for_result_code_commands(sim) -> None:
+    for command in (codec.CHANNEL_INFO, codec.LOGIN, codec.GET_SERIAL, 0x12345678):
+        with pytest.raises(ConfigurationError, match="no result-code feedback"):
+            sim.fail_next(command, 0x10)
+    with pytest.raises(ConfigurationError, match="0..255"):
+        sim.fail_next(codec.STOP_SCHEDULE, 256)
+    sim.fail_next(codec.UPDATE_MV_ADVANCED, 0x14)
+    with RawCti(sim.port) as cti:
+        fb = cti.ask(codec.UpdateMVAdvancedRequest((codec.MVUpdate(5, 52, 1.0),)))
+        assert fb.result is SetMVResult.UPDATE_TOO_FREQUENT and fb.channel_index == 5
+
+
+def test_error_and_comm_failure_injection(sim: ArbinSim) -> None:
+    with RawCti(sim.port) as cti:
+        cti.ask(codec.AssignScheduleRequest(1, "Rest+207855.sdx"))
+        cti.ask(codec.StartRequest("err", (1,)))
+        sim.set_state(2, ChannelState.ERROR)
+        sim.set_comm_failure(3)
+        err, comm = info(cti, 1).statuses[0], info(cti, 2).statuses[0]
+        assert err.state is ChannelState.ERROR and not err.is_running and err.current_a == 0
+        assert comm.comm_failure and not info(cti, 0).statuses[0].comm_failure
+        assert cti.ask(codec.SetMVRequest(1, 52, 1.0)).result is SetMVResult.CHANNEL_NOT_RUNNING
+    with pytest.raises(ConfigurationError, match="use start"):
+        sim.set_state(1, ChannelState.CHARGE)
+
+
+def test_unknown_commands_get_the_unknown_command_feedback(sim: ArbinSim) -> None:
+    from pyburnerkit.arbin.sim import UnknownRequest
+    check_file = codec.build_frame(0xBB350003, bytes(8), feedback=False)  # a DLL-only command
+    with RawCti(sim.port) as cti:
+        cti.sock.sendall(check_file)
+        fb = _read_one(cti)
+        assert isinstance(fb, codec.UnknownCommandFeedback) and fb.request_command == 0xBB350003
+        assert info(cti, 0).statuses[0].channel == 1  # the link stays in step
+    assert sim.count(UnknownRequest) == 1
+    with RawCti(sim.port, login=False) as cti:  # still: nothing before the log-in
+        cti.sock.sendall(check_file)
+        with pytest.raises((ConnectionError, OSError)):
+            _read_one(cti)
+    with pytest.raises(ConfigurationError, match="login"):
+        ArbinSim(unsupported={codec.LOGIN})
