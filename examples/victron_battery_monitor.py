@@ -18,12 +18,16 @@ def run(bus_address: str, updates: int, out=print) -> int:
     """Print battery state until ``updates`` changes were seen; returns how many were."""
     with VictronMonitor(bus_address=bus_address,
                         service_types={"com.victronenergy.battery": PATHS}) as mon:
+        known = set()
         for name, instance in mon.services().items():
+            known.add(name)
             out(f"{name} (instance {instance}): {mon.get_value(name, '/ProductName')}")
         seen = 0
         for event in mon.events(timeout=10):
             if isinstance(event, ServiceAdded):
-                out(f"new battery: {event.service.name}")
+                if event.service.name not in known:   # not one listed above
+                    known.add(event.service.name)
+                    out(f"new battery: {event.service.name}")
             elif isinstance(event, ValuesChanged):
                 name = event.service
                 out(f"{name}: SoC {mon.get_text(name, '/Soc')} %  "

@@ -5,7 +5,8 @@ Run against the simulated bus (no GX needed)::
     python examples/victron_grid_meter.py              # starts its own simulated bus
     python examples/victron_grid_meter.py --bus-address unix:path=/run/dbus/system_bus_socket
 
-On a GX device, run it without --bus-address and without --simulate (the system bus is used).
+On a GX device pass ``--bus-address system`` (or ``session``, which picks the bus the way Venus
+programs do); without --bus-address it always starts its own simulated bus.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def run(bus_address: str, seconds: float, out=print) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bus-address", default=None,
-                        help="publish on this bus instead of a private simulated one")
+                        help="publish on this bus ('system', 'session' or a D-Bus address) "
+                             "instead of a private simulated one")
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
     if args.bus_address:

@@ -99,34 +99,51 @@ def _set(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
+    """Each service's values when its first scan arrives, then every change.
+
+    The subscription is in place before the monitor connects, so the snapshot (carried by
+    the ServiceAdded events) and the changes come through one queue: nothing is shown twice
+    and nothing between the scan and the first change is lost.
+    """
+    import queue
+
     from ..victron import ServiceAdded, ServiceRemoved, ValuesChanged
     types = None if args.service is None else {_class(args.service): None}
-    with _monitor(args, service_types=types) as mon:
-        for name, info in sorted((n, mon.service(n)) for n in mon.services()):
-            if args.service is not None and name != args.service:
-                continue
-            for path, item in sorted(info.values.items()):
-                _show(args, name, path, item.value, item.text)
+    inbox: "queue.Queue[Any]" = queue.Queue()
+    mon = _monitor(args, service_types=types)
+    try:
+        mon.subscribe(inbox.put, ServiceAdded, ServiceRemoved, ValuesChanged)
+        mon.connect()
+        initial = set(mon.services())
         end = None if args.duration is None else time.monotonic() + args.duration
-        try:
-            while True:
-                left = None if end is None else max(0.0, end - time.monotonic())
-                if left == 0.0:
+        while True:
+            left = None if end is None else end - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            try:
+                event = inbox.get(timeout=left if left is not None else 1.0)
+            except queue.Empty:
+                if mon.closed:
                     break
-                for event in mon.events(left):
-                    if isinstance(event, ValuesChanged) and (args.service in (None, event.service)):
-                        for path, item in sorted(event.values.items()):
-                            _show(args, event.service, path, item.value, item.text)
-                    elif isinstance(event, ServiceAdded):
-                        _note(args, "added", event.service.name)
-                    elif isinstance(event, ServiceRemoved):
-                        _note(args, "removed", event.name)
-                    if end is not None and time.monotonic() >= end:
-                        break
-                else:
-                    break
-        except KeyboardInterrupt:
-            pass
+                continue
+            if isinstance(event, ServiceAdded):
+                info = event.service
+                if args.service not in (None, info.name):
+                    continue
+                if info.name not in initial:
+                    _note(args, "added", info.name)
+                for path, item in sorted(info.values.items()):
+                    _show(args, info.name, path, item.value, item.text)
+            elif isinstance(event, ServiceRemoved):
+                if args.service in (None, event.name):
+                    _note(args, "removed", event.name)
+            elif isinstance(event, ValuesChanged) and args.service in (None, event.service):
+                for path, item in sorted(event.values.items()):
+                    _show(args, event.service, path, item.value, item.text)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        mon.close()
     return 0
 
 

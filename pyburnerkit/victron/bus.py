@@ -7,9 +7,10 @@ context. One thread per process can iterate that context, so this module keeps e
 pump thread, ``pyburnerkit-victron-glib``, started when the first link opens and stopped when
 the last one closes (reference counted: no thread outlives the last client).
 
-The pump never runs user code and never takes a pyburnerkit lock: the handlers it calls only
-hand each message to the owning session's I/O thread (``call_soon_threadsafe``). Sending is
-done from the session threads directly (libdbus is initialised for threads).
+The pump never runs user code and takes no lock anyone holds for long (only its own queue
+lock, around a deque operation): the handlers it calls only hand each message to the owning
+session's I/O thread (``call_soon_threadsafe``). Sending is done on the pump too: sessions :meth:`_Pump.post` their messages, so one thread owns every
+connection (created, used and closed there).
 
 GLib is driven through ``ctypes`` (``libglib-2.0.so.0``): four functions, no PyGObject. The
 reasons are in ``docs/victron.rst``.
@@ -17,6 +18,7 @@ reasons are in ``docs/victron.rst``.
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import ctypes.util
 import logging
@@ -116,6 +118,11 @@ class _Pump:
         self._mainloop: Any = None
         self._calls: Dict[int, Any] = {}
         self._call_seq = 0
+        # post(): work queued for the pump, drained by one persistent idle callback.
+        self._posted: "collections.deque[Callable[[], Any]]" = collections.deque()
+        self._post_lock = threading.Lock()
+        self._post_scheduled = False
+        self._post_cb: Any = None
 
     def mainloop(self) -> Any:
         """dbus-python's ``DBusGMainLoop`` (one per process), created on first use."""
@@ -173,6 +180,12 @@ class _Pump:
             thread.join(timeout)
             if thread.is_alive():
                 log.warning("%s did not stop within %s s", PUMP_THREAD_NAME, timeout)
+                return
+            with self._post_lock:
+                # Left over: sends for connections that are all closed now. A still pending
+                # idle source finds the queue empty when a later pump runs it.
+                self._posted.clear()
+                self._post_scheduled = False
 
     def run_in_pump(self, fn: Callable[[], Any], timeout: float = 10.0) -> Any:
         """Run ``fn()`` on the pump thread, wait for it and return its result (or raise its
@@ -197,11 +210,21 @@ class _Pump:
             self._call_seq += 1
             key = self._call_seq
 
+        # pending -> running, or pending -> cancelled (the caller gave up): a late run of a
+        # cancelled call does nothing, so a connection is never opened for nobody.
+        state = ["pending"]
+        state_lock = threading.Lock()
+
         def trampoline(_data: Any) -> int:
             try:
-                box[0] = fn()
-            except BaseException as exc:
-                box[1] = exc
+                with state_lock:
+                    if state[0] == "cancelled":
+                        return 0
+                    state[0] = "running"
+                try:
+                    box[0] = fn()
+                except BaseException as exc:
+                    box[1] = exc
             finally:
                 self._calls.pop(key, None)
                 done.set()
@@ -211,10 +234,57 @@ class _Pump:
         self._calls[key] = callback  # keep it alive until it ran
         glib.lib.g_idle_add(callback, None)
         if not done.wait(timeout):
-            raise TimeoutError(f"the D-Bus pump did not answer within {timeout:g} s")
+            with state_lock:
+                cancelled = state[0] == "pending"
+                if cancelled:
+                    state[0] = "cancelled"
+            # Already running: it is local work (at most a blocking Hello), let it finish.
+            if cancelled or not done.wait(30.0):
+                raise TimeoutError(f"the D-Bus pump did not answer within {timeout:g} s")
         if box[1] is not None:
             raise box[1]
         return box[0]
+
+    def post(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn()`` on the pump thread soon, in posting order, without waiting for it
+        (inline when already on the pump or when no pump runs). ``fn`` must not raise: an
+        exception is logged and dropped.
+
+        This is how sessions send: every message goes out from the pump thread, the one
+        thread that owns the connections (spec 6.6 #4).
+        """
+        with self._lock:
+            running = self._thread is not None and self._glib is not None
+            glib = self._glib
+        if not running or self.in_pump():
+            self._run_posted(fn)
+            return
+        assert glib is not None
+        with self._post_lock:
+            self._posted.append(fn)
+            if self._post_scheduled:
+                return
+            self._post_scheduled = True
+            if self._post_cb is None:
+                self._post_cb = glib.source_func(self._drain_posted)
+            callback = self._post_cb
+        glib.lib.g_idle_add(callback, None)
+
+    def _drain_posted(self, _data: Any) -> int:
+        while True:
+            with self._post_lock:
+                if not self._posted:
+                    self._post_scheduled = False
+                    return 0  # G_SOURCE_REMOVE; the next post adds it again
+                fn = self._posted.popleft()
+            self._run_posted(fn)
+
+    @staticmethod
+    def _run_posted(fn: Callable[[], Any]) -> None:
+        try:
+            fn()
+        except Exception:
+            log.exception("work posted to the D-Bus pump failed")
 
     def in_pump(self) -> bool:
         return self._thread is not None and self._thread is threading.current_thread()

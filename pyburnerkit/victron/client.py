@@ -1,12 +1,13 @@
 """Blocking Venus OS D-Bus clients: publish a service, watch and control services, settings.
 
 Threads (see ``docs/victron.rst``): each client has its own ``pyburnerkit-victron-<endpoint>-io``
-session thread, which owns the client's protocol state and sends on its private connection,
-and an ``...-events`` thread for callbacks and validators. The process-wide GLib pump
-(:mod:`.bus`) only hands incoming messages to the owning session. Every D-Bus call a client
-makes is asynchronous on its own connection, so a call to an object exported by the same
-process can never deadlock (spec 6.6 #1), and no thread ever blocks on the bus except the
-caller of a public blocking method, which waits on its request with a timeout.
+session thread, which owns the client's protocol state, and an ``...-events`` thread for
+callbacks and validators. The process-wide GLib pump (:mod:`.bus`) owns the connections: it
+sends what the sessions post to it and hands incoming messages to the owning session. Every
+D-Bus call a client makes is asynchronous on its own connection, so a call to an object
+exported by the same process can never deadlock (spec 6.6 #1), and no thread ever blocks on
+the bus except the caller of a public blocking method, which waits on its request with a
+timeout.
 """
 
 from __future__ import annotations
@@ -142,12 +143,20 @@ class _BusSession(Session):
                 device=self.family, endpoint=self.endpoint))
 
     def send(self, msg: Any) -> None:
+        """Queue ``msg``; the pump thread, which owns the connection, sends it."""
         conn = self.conn
         if conn is None:
             return
-        try:
-            conn.send_message(msg)
-        except Exception as exc:
+
+        def go() -> None:  # pump thread
+            try:
+                conn.send_message(msg)
+            except Exception as exc:
+                self.call_soon_threadsafe(self._send_failed, conn, exc)
+        PUMP.post(go)
+
+    def _send_failed(self, conn: Any, exc: Exception) -> None:
+        if conn is self.conn:
             self.link_failed(ConnectionLostError(f"sending failed: {exc}", device=self.family,
                                                  endpoint=self.endpoint))
 
@@ -163,19 +172,26 @@ class _BusSession(Session):
         if conn is None:
             on_reply(False, ("org.freedesktop.DBus.Error.Disconnected", "not connected"))
             return
-        msg = low.MethodCallMessage(dest, path, iface, member)
-        if signature:
-            msg.append(*args, signature=signature)
+        try:
+            msg = low.MethodCallMessage(dest, path, iface, member)
+            if signature:
+                msg.append(*args, signature=signature)
+        except (TypeError, ValueError) as exc:  # bad input must never take the link down
+            on_reply(False, ("org.freedesktop.DBus.Error.InvalidArgs", str(exc)))
+            return
         seconds = 25.0 if timeout is None else max(0.001, min(timeout, 2_000_000.0))
         self.wire.sent((member, dest, path))
 
         def on_message(reply: Any) -> None:  # GLib thread (or the closing thread)
             self.call_soon_threadsafe(self._deliver_reply, conn, reply, on_reply)
 
-        try:
-            conn.send_message_with_reply(msg, on_message, seconds, require_main_loop=True)
-        except Exception as exc:
-            on_reply(False, ("org.freedesktop.DBus.Error.Disconnected", str(exc)))
+        def go() -> None:  # pump thread, which owns the connection
+            try:
+                conn.send_message_with_reply(msg, on_message, seconds, require_main_loop=True)
+            except Exception as exc:
+                self.call_soon_threadsafe(
+                    on_reply, False, ("org.freedesktop.DBus.Error.Disconnected", str(exc)))
+        PUMP.post(go)
 
     def _deliver_reply(self, conn: Any, reply: Any, on_reply: Callable[[Any, Any], Any]) -> None:
         if reply.get_type() == ERROR:
@@ -295,7 +311,8 @@ class _VictronClient(BaseClient):
 
 # ====================================================================== Service (publish)
 class _Item:
-    __slots__ = ("path", "kind", "writable", "validator", "text", "unit", "description")
+    __slots__ = ("path", "kind", "writable", "validator", "text", "unit", "description",
+                 "text_failed")
 
     def __init__(self, path: str, kind: Optional[type], writable: bool,
                  validator: Optional[Callable[[str, Any], Any]],
@@ -308,14 +325,23 @@ class _Item:
         self.text = text
         self.unit = unit
         self.description = description
+        self.text_failed = False
 
     def format(self, value: Any) -> str:
+        """GetText for ``value``; never raises (a failing ``text`` falls back to the default
+        text, logged once), because it runs on the I/O thread for every reply and signal."""
         if value is None:
             return "---"
-        if callable(self.text):
-            return str(self.text(value))
-        if isinstance(self.text, str):
-            return self.text.format(value)
+        try:
+            if callable(self.text):
+                return str(self.text(value))
+            if isinstance(self.text, str):
+                return self.text.format(value)
+        except Exception:
+            if not self.text_failed:
+                self.text_failed = True
+                log.warning("text for %s failed on %r; using the default text", self.path,
+                            value, exc_info=True)
         return codec.default_text(self.path, value) + self.unit
 
 
@@ -365,6 +391,8 @@ class VictronService(_VictronClient):
         After :meth:`register` the new path is announced with an ItemsChanged.
         """
         codec.check_path(path)
+        if self._closing:
+            raise self._closed_error()
         if path in self._items:
             raise ConfigurationError(f"path {path} already exists on {self.name}")
         if kind is None and value is not None:
@@ -376,8 +404,17 @@ class VictronService(_VictronClient):
             raise ConfigurationError(f"validator for {path} must be callable")
         if validator is not None and not writable:
             raise ConfigurationError(f"{path} has a validator but writable=False")
+        if text is not None and not (callable(text) or isinstance(text, str)):
+            raise ConfigurationError(f"text for {path} must be a format string like "
+                                     f"'{{:.1f}} W' or a callable, got {text!r}")
         value = codec.coerce(value, kind, name=path)
         codec.wrap(value)  # refuse unsendable values now
+        if isinstance(text, str) and value is not None:
+            try:
+                text.format(value)
+            except Exception as exc:
+                raise ConfigurationError(f"text {text!r} for {path} cannot format its value "
+                                         f"{value!r}: {exc}") from None
         item = _Item(path, kind, bool(writable), validator, text, unit, description)
         with self._lock:
             items = dict(self._items)
@@ -439,6 +476,8 @@ class VictronService(_VictronClient):
     def update(self, values: Mapping[str, Any]) -> None:
         """Update several values at once: one ItemsChanged holding the ones that changed."""
         changes = {path: self._coerce(path, v) for path, v in values.items()}
+        if self._closing:
+            raise self._closed_error()
         if not changes:
             return
         with self._lock:
@@ -564,6 +603,10 @@ class VictronService(_VictronClient):
                 s.reply_error(msg, _UNKNOWN_METHOD, f"{member} is not supported on {path}")
         except PyBurnerKitError as exc:
             s.reply_error(msg, "org.freedesktop.DBus.Error.Failed", str(exc))
+        except Exception as exc:  # never leave a caller without a reply
+            log.exception("%s: answering %s on %s failed", self.name, member, path)
+            s.reply_error(msg, "org.freedesktop.DBus.Error.Failed", f"{type(exc).__name__}: "
+                                                                    f"{exc}")
 
     def _is_node(self, path: str) -> bool:
         return any(codec.under(p, path) for p in self._items)
@@ -581,9 +624,10 @@ class VictronService(_VictronClient):
         for p in self._items:
             if codec.under(p, path):
                 children.add(codec.relative(p, path).split("/")[0])
+        text_type = "s" if path in self._items else "v"   # root and nodes: velib's dict
         methods = ("<interface name='com.victronenergy.BusItem'>"
                    "<method name='GetValue'><arg direction='out' type='v'/></method>"
-                   "<method name='GetText'><arg direction='out' type='s'/></method>"
+                   f"<method name='GetText'><arg direction='out' type='{text_type}'/></method>"
                    "<method name='SetValue'><arg direction='in' type='v'/>"
                    "<arg direction='out' type='i'/></method>"
                    "<method name='GetItems'><arg direction='out' type='a{sa{sv}}'/></method>"
@@ -776,7 +820,17 @@ class VictronMonitor(_VictronClient):
         return info is not None and path in info.values
 
     def wait_for_service(self, name: str, timeout: TimeoutArg = DEFAULT) -> ServiceInfo:
-        """Block until the service is on the bus and scanned; return its snapshot."""
+        """Block until the service is on the bus and scanned; return its snapshot.
+
+        :raises ConfigurationError: ``service_types`` leaves the service out (it would never
+            be tracked, so waiting could only time out).
+        """
+        codec.check_service_name(name)
+        if not self._wanted(name):
+            raise ConfigurationError(
+                f"{name} is not tracked by this monitor: add its class "
+                f"'{codec.service_class(name)}' to service_types (now "
+                f"{sorted(self._types or ())})")
         return self.wait_for(lambda c: c._cache.value(name), timeout)
 
     def wait_for_value(self, service: str, path: str, predicate: Callable[[Any], Any] = None,
@@ -794,11 +848,13 @@ class VictronMonitor(_VictronClient):
     # -- round trips -------------------------------------------------------------------
     def fetch_value(self, service: str, path: str, timeout: TimeoutArg = DEFAULT) -> Any:
         """GetValue on the bus (not the cache); ``/`` gives velib's root dict."""
+        codec.check_destination(service)
         codec.check_path(path, allow_root=True)
         return self._request(f"GetValue {service}{path}", service, path, codec.BUSITEM,
                              "GetValue", "", (), lambda s, a: codec.unwrap(a[0]), timeout)
 
     def fetch_text(self, service: str, path: str, timeout: TimeoutArg = DEFAULT) -> Any:
+        codec.check_destination(service)
         codec.check_path(path, allow_root=True)
         return self._request(f"GetText {service}{path}", service, path, codec.BUSITEM,
                              "GetText", "", (), lambda s, a: codec.unwrap(a[0]), timeout)
@@ -806,6 +862,7 @@ class VictronMonitor(_VictronClient):
 
     def fetch_items(self, service: str, timeout: TimeoutArg = DEFAULT) -> Dict[str, ItemValue]:
         """GetItems on the bus: ``{path: ItemValue}``."""
+        codec.check_destination(service)
         def convert(s: _BusSession, a: List[Any]) -> Dict[str, ItemValue]:
             return {p: ItemValue(v, t if t is not None else codec.default_text(p, v))
                     for p, (has, v, t) in codec.parse_items(a[0]).items() if has}
@@ -828,7 +885,7 @@ class VictronMonitor(_VictronClient):
         return self._set(service, path, value, timeout, False)
 
     def _set(self, service: str, path: str, value: Any, timeout: TimeoutArg, wait: bool) -> Any:
-        codec.check_service_name(service, venus=False)
+        codec.check_destination(service)
         codec.check_path(path)
         if not self.allow_writes:
             raise WriteNotAllowedError(
@@ -978,7 +1035,12 @@ class VictronMonitor(_VictronClient):
             if not current():
                 return
             if ok:
-                self._io_scanned(svc, codec.parse_items(payload[0]))
+                try:  # a peer's malformed reply must never take the monitor down
+                    items = codec.parse_items(payload[0] if payload else None)
+                except ProtocolError as exc:
+                    self._io_scan_failed(svc.name, f"GetItems: {exc}")
+                    return
+                self._io_scanned(svc, items)
             elif payload[0] in (_UNKNOWN_METHOD, _UNKNOWN_OBJECT):
                 legacy()
             else:
@@ -991,10 +1053,18 @@ class VictronMonitor(_VictronClient):
                 def done(ok: bool, payload: Any) -> None:
                     if not current():
                         return
-                    got[key] = codec.unwrap(payload[0]) if ok else None
+                    try:
+                        got[key] = codec.unwrap(payload[0]) if ok and payload else None
+                    except ProtocolError:
+                        got[key] = None
                     if len(got) == 2:
                         if isinstance(got["v"], dict):
-                            self._io_scanned(svc, codec.parse_root_dict(got["v"], got["t"]))
+                            try:
+                                items = codec.parse_root_dict(got["v"], got["t"])
+                            except ProtocolError as exc:
+                                self._io_scan_failed(svc.name, f"root GetValue: {exc}")
+                                return
+                            self._io_scanned(svc, items)
                         else:
                             self._io_scan_failed(svc.name, "no GetItems and no root dict")
                 return done
@@ -1060,6 +1130,8 @@ class VictronMonitor(_VictronClient):
             return
         member, iface = msg.get_member(), msg.get_interface()
         if member == "NameOwnerChanged" and iface == codec.DBUS_NAME:
+            if msg.get_sender() != codec.DBUS_NAME:
+                return  # only the bus itself may say who owns a name
             name, old, new = (str(a) for a in msg.get_args_list())
             if not self._wanted(name):
                 return
@@ -1076,12 +1148,14 @@ class VictronMonitor(_VictronClient):
         try:
             args = msg.get_args_list()
             if member == "ItemsChanged":
+                if msg.get_path() != "/":
+                    return  # only the root sends it
                 changes = codec.parse_items(args[0])
             elif member == "PropertiesChanged":
                 changes = {msg.get_path(): codec.parse_entry(args[0])}
             else:
                 return
-        except (ProtocolError, IndexError) as exc:
+        except (ProtocolError, IndexError, TypeError, ValueError) as exc:
             log.warning("ignoring a malformed %s from %s: %s", member, msg.get_sender(), exc)
             return
         self._wire.received((member, len(changes)))
@@ -1235,6 +1309,11 @@ class VictronSettings:
         :raises SettingsError: for refused entries, naming each path and error code.
         """
         return _add_settings(self._monitor, settings, timeout, self._monitor)
+
+    def add_settings(self, settings: Iterable[Union[Setting, Tuple[Any, ...]]],
+                     timeout: TimeoutArg = DEFAULT) -> Dict[str, Any]:
+        """The same as :meth:`add` (aiovelib's name)."""
+        return self.add(settings, timeout)
 
     def get(self, path: str, default: Any = None) -> Any:
         return self._monitor.get_value(codec.SETTINGS_SERVICE, path, default)

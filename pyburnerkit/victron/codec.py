@@ -94,6 +94,16 @@ def check_service_name(name: Any, *, venus: bool = True) -> str:
     return name
 
 
+_UNIQUE_RE = re.compile(r"^:[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$")
+
+
+def check_destination(name: Any) -> str:
+    """A name a call can go to: a well-known name (any namespace) or a unique ``:1.42``."""
+    if isinstance(name, str) and len(name) <= 255 and _UNIQUE_RE.match(name):
+        return name
+    return check_service_name(name, venus=False)
+
+
 def service_class(name: str) -> str:
     """The first three dot-separated parts: ``com.victronenergy.grid.x`` -> ``...grid``."""
     return ".".join(name.split(".")[:3])
@@ -227,6 +237,8 @@ def parse_items(payload: Any) -> Dict[str, Tuple[bool, Any, Optional[str]]]:
 
 def parse_entry(entry: Mapping[str, Any]) -> Tuple[bool, Any, Optional[str]]:
     """One ``{"Value", "Text", ...}`` dict -> ``(has_value, value, text or None)``."""
+    if not isinstance(entry, Mapping):
+        raise ProtocolError(f"expected a dict with Value and Text, got {entry!r}")
     has_value = "Value" in entry
     value = unwrap(entry["Value"]) if has_value else None
     text = entry.get("Text")

@@ -13,8 +13,8 @@ exports on it, each on its own connection:
   ``com.victronenergy.grid.sim``; they behave like velib services (GetItems, root dicts,
   SetValue codes 0/1, ItemsChanged).
 
-Everything the simulated services do runs on one thread, ``pyburnerkit-sim-victron``; the
-shared GLib pump only hands messages to it. Fault injection: :meth:`hold_replies`,
+Everything the simulated services decide runs on one thread, ``pyburnerkit-sim-victron``; the
+shared GLib pump hands messages to it and sends its replies and signals. Fault injection: :meth:`hold_replies`,
 :meth:`silence`, :meth:`drop` (the daemon dies and comes back: every connection drops).
 """
 
@@ -24,11 +24,13 @@ import logging
 import math
 import os
 import random
+import select
 import shutil
 import signal
 import subprocess
 import tempfile
 import threading
+import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .._core.extras import require
@@ -89,12 +91,33 @@ class DbusDaemon:
              "--print-address=1"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL)
         assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().decode().strip()  # printed once it listens
+        line = self._read_address(self.proc.stdout, timeout)  # printed once it listens
         self.proc.stdout.close()
         if not line:
-            code = self.proc.wait(timeout)
+            try:
+                code = self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.stop()
+                raise DeviceConnectionError(
+                    f"dbus-daemon did not print its address within {timeout:g} s") from None
             raise DeviceConnectionError(f"dbus-daemon exited with {code} before listening")
         return self.address
+
+    @staticmethod
+    def _read_address(stream: Any, timeout: float) -> str:
+        """The first line the daemon prints, or '' at EOF or after ``timeout`` seconds."""
+        fd = stream.fileno()
+        data = b""
+        end = time.monotonic() + timeout
+        while b"\n" not in data:
+            left = end - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return ""
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            data += chunk
+        return data.decode(errors="replace").strip()
 
     def stop(self, timeout: float = 5.0) -> None:
         proc, self.proc = self.proc, None
@@ -142,7 +165,10 @@ class _Exported:
             c.add_message_filter(on_filter)
             c._register_object_path("/", on_object, None, True)
         conn = open_connection(self.sim.address, setup)
-        reply = conn.send_message_with_reply_and_block(self._request_name(low), 5.0)
+        # RequestName's answer comes from the daemon: a blocking call on the pump (which
+        # owns the connection) cannot deadlock.
+        reply = PUMP.run_in_pump(
+            lambda: conn.send_message_with_reply_and_block(self._request_name(low), 5.0))
         code = int(reply.get_args_list()[0])
         if code not in (1, 4):
             close_connection(conn)
@@ -165,26 +191,38 @@ class _Exported:
         if conn is not None:
             close_connection(conn)
 
-    # -- sending (sim thread) ----------------------------------------------------------
+    # -- sending (built on the sim thread, sent by the pump, which owns the connection) --
+    def _send(self, msg: Any) -> None:
+        conn = self.conn
+        if conn is None:
+            return
+
+        def go() -> None:
+            try:
+                conn.send_message(msg)
+            except Exception:
+                log.debug("simulator: sending on a closed connection", exc_info=True)
+        PUMP.post(go)
+
     def reply(self, call: Any, signature: str = "", *args: Any) -> None:
         if self.conn is None or call.get_no_reply():
             return
         msg = require("dbus.lowlevel", "victron").MethodReturnMessage(call)
         if signature:
             msg.append(*args, signature=signature)
-        self.conn.send_message(msg)
+        self._send(msg)
 
     def error(self, call: Any, name: str, text: str) -> None:
         if self.conn is None or call.get_no_reply():
             return
-        self.conn.send_message(require("dbus.lowlevel", "victron").ErrorMessage(call, name, text))
+        self._send(require("dbus.lowlevel", "victron").ErrorMessage(call, name, text))
 
     def signal(self, path: str, member: str, signature: str, payload: Any) -> None:
         if self.conn is None:
             return
         msg = require("dbus.lowlevel", "victron").SignalMessage(path, codec.BUSITEM, member)
         msg.append(payload, signature=signature)
-        self.conn.send_message(msg)
+        self._send(msg)
 
     def handle(self, msg: Any) -> None:
         raise NotImplementedError
@@ -264,6 +302,7 @@ class SimSettings(_Exported):
     """The fake localsettings (spec section 3)."""
 
     GROUPS = ("/Settings", "/Settings/Devices")
+    SECURITY_PROFILE = "/Settings/System/SecurityProfile"
 
     def __init__(self, sim: "VictronSim") -> None:
         super().__init__(sim, codec.SETTINGS_SERVICE)
@@ -339,12 +378,21 @@ class SimSettings(_Exported):
                        codec.wrap(st.max or 0, 1), int(bool(st.silent)))
         elif member == "SetDefault":
             if path.endswith("/ClassAndVrmInstance"):
-                self.reply(msg, "i", -1)
+                # localsettings' override means to return -1 but does not accept the sender
+                # keyword dbus-python passes, so the caller gets this error reply (spec 2.4).
+                self.error(msg, "org.freedesktop.DBus.Python.TypeError",
+                           "TypeError: SetDefault() got an unexpected keyword argument "
+                           "'sender'")
                 return
             code = self.set_value(path, st, st.default)
             self.reply(msg, "i", code)
         elif member == "SetValue":
             self.sim.settings_writes += 1
+            if path == self.SECURITY_PROFILE:
+                # Only the venus-platform process may change it (localsettings checks the
+                # caller's pid); no caller here is that process.
+                self.reply(msg, "i", -1)
+                return
             self.reply(msg, "i", self.set_value(path, st, codec.unwrap(args[0])))
         else:
             self.error(msg, _UNKNOWN_METHOD, f"{member} is not supported on {path}")

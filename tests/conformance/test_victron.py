@@ -6,6 +6,9 @@ A drop or restart is the dbus-daemon dying and coming back on the same socket pa
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from typing import Any, Optional
 
 from pyburnerkit.victron import VictronMonitor
@@ -23,25 +26,30 @@ class VictronHarness(Harness):
         self.directory: Optional[str] = None
         self._mode = 1
         self._writes_before = 0
+        self.address = ""
 
     def start(self) -> None:
-        import tempfile
         if self.directory is None:
             self.directory = tempfile.mkdtemp(prefix="pbk-victron-contract-")
+        os.makedirs(self.directory, mode=0o700, exist_ok=True)   # again after a stop: same address
         self.sim = VictronSim(interval=0, directory=self.directory).start()
+        self.address = self.sim.address
 
     def stop(self) -> None:
         if self.sim is not None:
             self._writes_before += self.sim.set_calls(VictronSim.SOLAR, "/Mode")
             self.sim.close()
             self.sim = None
+        if self.directory is not None:
+            # The socket goes with it: a client made now finds no bus at the old address.
+            shutil.rmtree(self.directory, ignore_errors=True)
 
     def restart(self) -> None:
         assert self.sim is not None
         self.sim.restart()
 
     def make_client(self, **options: Any) -> VictronMonitor:
-        address = f"unix:path={self.directory}/bus"
+        address = self.address
         return VictronMonitor(bus_address=address, allow_writes=True,
                               service_types={"com.victronenergy.solarcharger": None},
                               **options)

@@ -49,8 +49,9 @@ def test_watch_shows_the_snapshot_then_live_changes(capsys) -> None:
                      "--duration", "1.0", "--format", "jsonl"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert all(line["service"] == sim.GRID for line in lines)
+    paths = sorted(sim.services[sim.GRID].values)
+    assert [line["path"] for line in lines[:len(paths)]] == paths   # the whole snapshot first
     powers = [line["value"] for line in lines if line.get("path") == "/Ac/Power"]
-    assert powers[0] == 1500.0              # the snapshot comes first
     assert len(set(powers)) >= 3            # then the simulated meter's changes
 
 
@@ -84,3 +85,17 @@ def test_demo_runs_and_cleans_up() -> None:
     demo(lines.append, duration=0.5)
     assert any("published com.victronenergy.grid.demo" in l for l in lines)
     assert any("battery SoC" in l for l in lines)
+
+
+def test_watch_everything_and_list_as_text(sim: VictronSim, capsys) -> None:
+    assert main(["victron", "watch", "--bus-address", sim.address, "--duration", "0.2",
+                 "--format", "jsonl"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {sim.BATTERY, sim.SOLAR, sim.GRID} <= {r["service"] for r in rows}
+    names = [r for r in rows if r.get("path") == "/ProductName"]
+    assert sorted(r["service"] for r in names) == sorted([sim.BATTERY, sim.SOLAR, sim.GRID])
+    assert not [r for r in rows if "event" in r]     # nothing "added" twice, no duplicates
+    assert main(["victron", "list", "com.victronenergy.battery", "--bus-address",
+                 sim.address]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].split()[:2] == [sim.BATTERY, "512"]
