@@ -50,3 +50,16 @@ def connect_tcp(loop: EventLoop, host: str, port: int, deadline: Deadline, *,
                 on_socket(None)
             last = exc
     raise last or OSError(f"no address for {host}:{port}")
+
+
+def shutdown_socket(sock: Optional[socket.socket]) -> None:
+    """Wake every thread blocked on ``sock`` (its reads see end-of-file); never raises.
+
+    Used by ``abort_blocking``: closing the socket from another thread would not wake a
+    blocked ``recv`` on Linux, a shutdown does.
+    """
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .._core.client import BaseClient
 from .._core.extras import require
-from .._core.net import connect_tcp
+from .._core.net import connect_tcp, shutdown_socket
 from .._core.pending import Pending
 from .._core.session import Session
 from .._core.timeouts import DEFAULT, Deadline, TimeoutArg
@@ -156,12 +156,7 @@ class AfterburnerSession(Session):
         self._sock = sock
 
     def abort_blocking(self) -> None:
-        sock = self._sock
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        shutdown_socket(self._sock)
 
     def close_transport(self) -> None:
         for attr in ("_liveness_timer", "_probe_timer", "_refresh_timer"):

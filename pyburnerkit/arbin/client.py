@@ -26,7 +26,7 @@ from collections import deque
 from .._core.client import BaseClient
 from .._core.extras import require
 from .._core.loop import TimerHandle
-from .._core.net import connect_tcp
+from .._core.net import connect_tcp, shutdown_socket
 from .._core.pending import Pending
 from .._core.session import Session
 from .._core.timeouts import DEFAULT, Deadline, TimeoutArg
@@ -173,12 +173,7 @@ class ArbinSession(Session):
         self._sock = sock
 
     def abort_blocking(self) -> None:
-        sock = self._sock
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        shutdown_socket(self._sock)
 
     def close_transport(self) -> None:
         sock, self._sock = self._sock, None
