@@ -79,6 +79,15 @@ class AlertRule:
                     f"alert {self.name!r}: hysteresis={self.hysteresis!r} must be >= 0")
         if self.kind == "state" and not self.values:
             raise ConfigurationError(f"alert {self.name!r}: a state rule needs values=[...]")
+        if self.message is not None:
+            try:  # a broken template must fail here, not on a source thread when it fires
+                str(self.message).format(rule="r", device="d", channel="c", field="f",
+                                         value=1.0, text="", state="firing")
+            except (KeyError, IndexError, ValueError, AttributeError) as exc:
+                raise ConfigurationError(
+                    f"alert {self.name!r}: message={self.message!r} is not a valid template "
+                    f"(fields: rule, device, channel, field, value, text, state): "
+                    f"{type(exc).__name__}: {exc}") from None
         if self.kind == "silence":
             s = self.seconds
             if isinstance(s, bool) or not isinstance(s, (int, float)) or not s > 0:
@@ -95,6 +104,11 @@ class AlertRule:
             return None
         if self.kind == "state":
             wanted = {str(v) for v in self.values}
+            number = sample.number
+            if number is not None and any(  # 6 in the config matches 6.0 from the device
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and v == number
+                    for v in self.values):
+                return True
             return str(sample.value) in wanted or (sample.text is not None
                                                    and sample.text in wanted)
         number = sample.number
@@ -147,6 +161,8 @@ class AlertEngine:
         self.command_timeout = command_timeout
         self._commands: "queue.Queue[Any]" = queue.Queue(maxsize=command_queue)
         self._runner: Optional[threading.Thread] = None
+        self._abort = threading.Event()
+        self._proc: Optional["subprocess.Popen[bytes]"] = None
         self._devices: List[Tuple[str, str]] = []
 
     # -- devices the recorder knows of (silence counts from the start for them) ------------
@@ -186,7 +202,8 @@ class AlertEngine:
             if rule.kind == "silence":
                 self._fire(rule, active, s.family, s.device, None, None)
             else:
-                self._fire(rule, active, s.family, s.device, s.field, s.value, s.channel)
+                self._fire(rule, active, s.family, s.device, s.field, s.value, s.channel,
+                           s.text)
 
     def check_silence(self) -> Optional[float]:
         """Fire silence rules that are due; return seconds until the next check (or None)."""
@@ -225,16 +242,20 @@ class AlertEngine:
 
     # -- outputs -----------------------------------------------------------------------------
     def _describe(self, rule: AlertRule, active: bool, device: str, field: Optional[str],
-                  value: Any, channel: str = "") -> str:
+                  value: Any, channel: str = "", text: Optional[str] = None) -> str:
         where = f"{device} channel {channel}" if channel else device
         if rule.message:
-            return rule.message.format(rule=rule.name, device=device, channel=channel,
-                                       field=field, value=value,
-                                       state="firing" if active else "cleared")
+            try:
+                return rule.message.format(rule=rule.name, device=device, channel=channel,
+                                           field=field, value=value, text=text or "",
+                                           state="firing" if active else "cleared")
+            except (KeyError, IndexError, ValueError, TypeError, AttributeError) as exc:
+                # e.g. "{value:.1f}" meeting a text value: never let it stop the alert
+                log.debug("alert %s: message template failed: %s", rule.name, exc)
         if rule.kind == "silence":
             what = f"no data for {rule.seconds:g} s"
         elif rule.kind == "state":
-            what = f"{field} = {value!r}"
+            what = f"{field} = {value!r}" + (f" ({text})" if text else "")
         else:
             limits = []
             if rule.above is not None:
@@ -245,8 +266,9 @@ class AlertEngine:
         return f"{rule.name} {'FIRING' if active else 'cleared'} on {where}: {what}"
 
     def _fire(self, rule: AlertRule, active: bool, family: str, device: str,
-              field: Optional[str], value: Any, channel: str = "") -> None:
-        text = self._describe(rule, active, device, field, value, channel)
+              field: Optional[str], value: Any, channel: str = "",
+              value_text: Optional[str] = None) -> None:
+        text = self._describe(rule, active, device, field, value, channel, value_text)
         self.fired += 1
         if active:
             log.warning("alert %s", text)
@@ -286,26 +308,62 @@ class AlertEngine:
     def _run_commands(self) -> None:
         while True:
             item = self._commands.get()
-            if item is None:
+            if item is None or self._abort.is_set():
                 return
             argv, env = item
             try:
-                done = subprocess.run(argv, env=env, timeout=self.command_timeout,
-                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.PIPE, check=False)
-                if done.returncode != 0:
-                    log.warning("alert command %s exited with %d: %s", argv[0], done.returncode,
-                                done.stderr.decode(errors="replace").strip()[:200])
-            except (OSError, subprocess.SubprocessError) as exc:
+                proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            except OSError as exc:
                 log.warning("alert command %s failed: %s", argv[0], exc)
+                continue
+            self._proc = proc
+            try:
+                _, err = proc.communicate(timeout=self.command_timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                log.warning("alert command %s did not finish within %g s; killed it", argv[0],
+                            self.command_timeout)
+                continue
+            finally:
+                self._proc = None
+            if proc.returncode != 0 and not self._abort.is_set():
+                log.warning("alert command %s exited with %d: %s", argv[0], proc.returncode,
+                            err.decode(errors="replace").strip()[:200])
 
     def close(self, timeout: Optional[float]) -> None:
+        """Let queued commands run until ``timeout``; then stop the running one (SIGTERM, then
+        SIGKILL) and drop the rest, so no command outlives the recorder for long."""
         runner = self._runner
         if runner is None:
             return
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             self._commands.put(None, timeout=timeout)
         except queue.Full:
             pass
-        if runner is not threading.current_thread():
-            runner.join(timeout)
+        if runner is threading.current_thread():
+            return
+        runner.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if runner.is_alive():
+            self._abort.set()
+            dropped = 0
+            while True:
+                try:
+                    if self._commands.get_nowait() is not None:
+                        dropped += 1
+                except queue.Empty:
+                    break
+            self._commands.put_nowait(None)
+            proc = self._proc
+            if proc is not None:
+                proc.terminate()
+                try:
+                    proc.wait(2.0)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            log.warning("alert commands still running at close: stopped them (%d queued "
+                        "dropped)", dropped)
+            self.commands_dropped += dropped
+            runner.join(5.0)

@@ -33,6 +33,7 @@ Example (``pyburnerkit record recorder.toml``)::
     username = "recorder"
     password = "${MQTT_PASSWORD}"
     discovery_prefix = "homeassistant"
+    discovery_mode = "component"   # or "device": one config per device (HA 2024.11+)
 
     [[alerts]]
     name = "heater-error"
@@ -75,7 +76,7 @@ SINK_KEYS = {
     "postgres": {"dsn", "table", "hypertable", "definitions", "connect_timeout"},
     "mqtt": {"host", "port", "topic_root", "username", "password", "tls", "ca_certs", "certfile",
              "keyfile", "tls_insecure", "client_id", "keepalive", "qos", "discovery",
-             "discovery_prefix", "connect_timeout", "ack_timeout"},
+             "discovery_prefix", "discovery_mode", "connect_timeout", "ack_timeout"},
 }
 PATH_KEYS = {"path", "definitions", "ca_certs", "certfile", "keyfile"}
 RECORDER_KEYS = {"progress_interval", "spool_dir", "spool_max", "env_file", "batch_size"}

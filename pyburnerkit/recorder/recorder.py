@@ -95,7 +95,7 @@ class RecorderProgress(Event):
         devices = ", ".join(f"{k} {v:.1f}/s" for k, v in sorted(self.device_rates.items()))
         sinks = ", ".join(
             f"{s.name} {s.rate:.1f}/s{'' if s.healthy else ' DOWN'}"
-            f"{f' spool {s.spooled}' if s.spooled else ''}"
+            f" spool {s.spooled}"
             f"{f' dropped {s.dropped}' if s.dropped else ''}" for s in self.sinks)
         return (f"[{self.elapsed:7.1f}s] {self.received} samples | devices: {devices or '-'} "
                 f"| sinks: {sinks or '-'}")
@@ -146,6 +146,10 @@ class Recorder:
             raise ConfigurationError(
                 f"progress_interval must be a positive number of seconds or None, "
                 f"got {progress_interval!r}")
+        for label, value in (("batch_size", batch_size), ("spool_max", spool_max)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigurationError(
+                    f"{label} must be a whole number >= 1 (samples), got {value!r}")
         self.progress_interval = progress_interval
         self.spool_dir = spool_dir or default_spool_dir()
         self.spool_max = spool_max

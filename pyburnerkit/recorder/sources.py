@@ -53,7 +53,10 @@ _UNIT_CLASSES: Dict[str, Tuple[Optional[str], Optional[str]]] = {
     "s": ("duration", "measurement"), "ms": ("duration", "measurement"),
     "h": ("duration", "total_increasing"), "g": ("weight", "measurement"),
     "mL": ("volume", "total_increasing"), "m": ("distance", "measurement"),
-    "Ah": (None, "total_increasing"), "%": (None, "measurement"),
+    # amp-hours go both ways (Victron ConsumedAmphours is negative and returns to 0 when
+    # full): "total", never "total_increasing" (HA would read every decrease as a reset)
+    "Ah": (None, "total"), "%": (None, "measurement"),
+    "min": ("duration", "measurement"), "d": ("duration", "measurement"),
     "RPM": (None, "measurement"), "Ω": (None, "measurement"),
 }
 

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import sqlite3
+import time
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 try:
@@ -43,6 +44,10 @@ class Spool:
         self.name = name or os.path.basename(path)
         self.max_items = max_items
         self.dropped = 0
+        #: seconds between two "spool is full" warnings (the count covers the whole interval)
+        self.warn_interval = 10.0
+        self._next_warning = 0.0
+        self._unreported = 0
         self._lock_file = lock
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, exist_ok=True)
@@ -79,11 +84,15 @@ class Spool:
             self._db.executemany("INSERT INTO spool (row) VALUES (?)", rows)
         self._count += len(rows)
         if dropped:
-            first = self.dropped == 0
             self.dropped += dropped
-            log.warning("spool %s is full (%d items): dropped the %d oldest (%d dropped so far)%s",
-                        self.name, self.max_items, dropped, self.dropped,
-                        "" if first else "")
+            self._unreported += dropped
+            now = time.monotonic()
+            if now >= self._next_warning:  # at most one warning per interval: no log flood
+                log.warning("spool %s is full (%d items): dropped the %d oldest (%d dropped "
+                            "so far)", self.name, self.max_items, self._unreported,
+                            self.dropped)
+                self._unreported = 0
+                self._next_warning = now + self.warn_interval
         return dropped
 
     def peek(self, limit: int) -> Tuple[int, List[Item]]:
@@ -129,7 +138,11 @@ class Spool:
             path = f"{base}.spool" if n == 0 else f"{base}-{n}.spool"
             lock = _try_lock(path + ".lock")
             if lock is not None:
-                return cls(path, max_items, name=name, lock=lock)
+                try:
+                    return cls(path, max_items, name=name, lock=lock)
+                except BaseException:  # e.g. a corrupt spool file: do not keep the lock open
+                    lock.close()
+                    raise
         raise ConfigurationError(f"no free spool file for sink {name!r} in {directory!r}")
 
 

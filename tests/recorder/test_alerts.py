@@ -74,10 +74,12 @@ def test_state_rule_matches_value_or_enum_name(tmp_path):
         src.push({"status": Status.UNSAFE}, channel="2")  # matches the enum name
         src.push({"status": Status.REST}, channel="2")
         src.push({"ErrorState": 4})
-        rec.wait_for(lambda r: len(seen) == 4 and r.received == 6, timeout=10)
+        src.push({"ErrorState": 0.0})
+        src.push({"ErrorState": 5.0})                     # a float from the device matches 5
+        rec.wait_for(lambda r: len(seen) == 6 and r.received == 8, timeout=10)
     assert [(x.rule, x.channel, x.active) for x in seen] == [
         ("unsafe", "1", True), ("unsafe", "2", True), ("unsafe", "2", False),
-        ("heater-error", "", True)]
+        ("heater-error", "", True), ("heater-error", "", False), ("heater-error", "", True)]
 
 
 def test_silence_fires_when_a_device_stops_and_clears_when_it_is_back(tmp_path):
@@ -136,6 +138,7 @@ def test_alerts_are_logged(tmp_path, caplog):
     (dict(name="x", kind="state", field="f"), "values"),
     (dict(name="x", kind="silence", seconds=0), "seconds"),
     (dict(name="", field="f", above=1), "name"),
+    (dict(name="x", field="f", above=1, message="{devise} is hot"), "template"),
 ])
 def test_rules_are_validated(kwargs, match):
     with pytest.raises(ConfigurationError, match=match):
@@ -146,3 +149,52 @@ def test_duplicate_rule_names_are_refused(tmp_path):
     with pytest.raises(ConfigurationError, match="unique"):
         _rec(tmp_path, [], [AlertRule("a", field="f", above=1), AlertRule("a", field="g",
                                                                           above=1)])
+
+
+def test_a_message_template_that_fails_on_a_value_still_fires(tmp_path):
+    src = PushSource("h")
+    rule = AlertRule("st", kind="state", field="mode", values=("Fault",),
+                     message="{device}: {value:.1f}")  # valid, but not for a text value
+    rec = _rec(tmp_path, [src], [rule])
+    seen = []
+    rec.subscribe(seen.append, AlertChanged)
+    with rec:
+        src.push({"mode": "Fault"})
+        rec.wait_for(lambda r: seen, timeout=10)
+    assert seen[0].active and "st FIRING on h" in seen[0].message
+
+
+def test_a_hanging_command_does_not_outlive_close(tmp_path):
+    """A command that never ends: close() waits its timeout, then stops it and the runner
+    thread; a second queued command is dropped and counted."""
+    import os
+    import select
+    import threading
+    fifo = str(tmp_path / "started")
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # the command reports its pid here
+    script = ("import os, sys, time; f = open(sys.argv[1], 'w'); f.write(str(os.getpid())); "
+              "f.flush(); time.sleep(600)")
+    src = PushSource("h")
+    rule = AlertRule("hot", field="t", above=1, command=(sys.executable, "-c", script, fifo))
+    rec = _rec(tmp_path, [src], [rule])
+    seen = _alerts(rec)
+    try:
+        with rec:
+            src.push({"t": 5})
+            src.push({"t": 0})
+            rec.wait_for(lambda r: len(seen) == 2, timeout=10)
+            assert select.select([reader], [], [], 20)[0], "the alert command did not start"
+            pid = int(os.read(reader, 32))
+            rec.close(timeout=1.0)
+    finally:
+        os.close(reader)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        pass  # stopped and reaped
+    else:
+        raise AssertionError(f"alert command {pid} still running after close()")
+    assert rec.alerts.commands_dropped == 1
+    assert not any(t.name == "pyburnerkit-recorder-alerts" and t.is_alive()
+                   for t in threading.enumerate())

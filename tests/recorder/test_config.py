@@ -40,6 +40,7 @@ def test_full_config_with_env_and_dotenv(tmp_path):
         host = "${MQTT_HOST:-localhost}"
         password = "${MQTT_PASSWORD}"
         discovery_prefix = "ha"
+        discovery_mode = "device"
 
         [[sinks]]
         type = "postgres"
@@ -60,7 +61,10 @@ def test_full_config_with_env_and_dotenv(tmp_path):
     assert kinds == ["sqlite", "mqtt", "postgres"]
     assert cfg.sinks[0][1]["path"] == str(tmp_path / "env-wins.db")  # environment beats .env
     assert cfg.sinks[1][1] == {"host": "localhost", "password": "from-dotenv",
-                               "discovery_prefix": "ha"}
+                               "discovery_prefix": "ha", "discovery_mode": "device"}
+    mqtt = cfg.build_sinks()[1]
+    assert mqtt.discovery_mode == "device" and mqtt.prefix == "ha"
+    assert "from-dotenv" not in repr(mqtt)
     assert cfg.sinks[2][1]["dsn"] == "postgresql://u:p@h/db"
     rule = cfg.alerts[0]
     assert (rule.name, rule.field, rule.above, rule.hysteresis) == ("hot", "TempCurrent", 30,

@@ -1,6 +1,7 @@
 """Every family's adapter against its own simulator (real transports where the family has one:
 CTI over TCP, Modbus TCP, a private dbus-daemon; the BLE families through the simulator's
-in-process GATT link, since no Bluetooth radio exists here)."""
+in-process GATT link and once through pygatt and the fake ``gatttool`` process, since no
+Bluetooth radio exists here)."""
 
 from __future__ import annotations
 
@@ -164,3 +165,97 @@ def test_open_source_builds_each_family_from_a_url(tmp_path):
     assert source.client.closed
     with pytest.raises(ConfigurationError, match="host:port"):
         open_source("arbin", "host:abc")
+
+
+def test_de1_fatal_error_fires_a_state_alert_once(tmp_path):
+    """The simulated DE1 reports FatalError (state 0x0B, an error substate) over its GATT link:
+    the state rule fires once, with the enum name, and nothing fires while the machine idles."""
+    from pyburnerkit.ble.transport import SimTransport
+    from pyburnerkit.de1.client import DE1Client
+    from pyburnerkit.de1.models import MachineState, SubState
+    from pyburnerkit.de1.sim import DE1Rig
+    from pyburnerkit.recorder import AlertChanged, AlertRule
+    rule = AlertRule("de1-fatal", kind="state", field="state", values=("FATAL_ERROR",),
+                     family="de1")
+    rig = DE1Rig(speed=4.0, with_scale=False).start()
+    try:
+        de1 = DE1Client(rig.de1.address, transport=SimTransport(rig.host), retry_first=True)
+        rec = Recorder([DE1Source(de1, device="de1", owns_client=True)],
+                       [SQLiteSink(str(tmp_path / "r.db"))], alerts=[rule],
+                       spool_dir=str(tmp_path / "spool"), progress_interval=None)
+        seen = []
+        rec.subscribe(seen.append, AlertChanged)
+        got = collect(rec)
+        with rec:
+            rec.wait_for(lambda r: any(s.field == "state" for s in got), timeout=30)
+            assert seen == []
+            rig.run(lambda: rig.de1._set_state(MachineState.FATAL_ERROR,
+                                               SubState.ERROR_TSENSOR))
+            rec.wait_for(lambda r: seen, timeout=30)
+            # still FatalError, another error substate: the rule is already firing
+            rig.run(lambda: rig.de1._set_state(MachineState.FATAL_ERROR,
+                                               SubState.ERROR_PSENSOR))
+            rec.wait_for(lambda r: _latest(got, "substate").text == "ERROR_PSENSOR",
+                         timeout=30)
+    finally:
+        rig.close()
+    assert len(seen) == 1 and seen[0].active and seen[0].rule == "de1-fatal"
+    assert seen[0].device == "de1" and seen[0].family == "de1"
+    assert "FATAL_ERROR" in seen[0].message  # the enum name, not only its number
+    assert _latest(got, "state").text == "FATAL_ERROR"
+
+
+def test_de1_and_scale_through_pygatt_and_gatttool(tmp_path):
+    """The BLE sources over the real BLE client stack: unmodified pygatt drives the fake
+    ``gatttool`` process (first on PATH), which reaches the simulated DE1 and Skale over
+    127.0.0.1. No Bluetooth radio exists here; everything above the radio is real."""
+    from pyburnerkit.de1.client import DE1Client
+    from pyburnerkit.scale.client import SkaleClient
+
+    from ..ble.simrig import SEND_DELAY, SPEED, RigOnPath
+    env = RigOnPath()
+    try:
+        de1 = DE1Client(env.de1.address, send_delay=SEND_DELAY, retry_first=True)
+        skale = SkaleClient(env.skale.address, send_delay=SEND_DELAY, time_scale=SPEED,
+                            retry_first=True)
+        rec = _rec(tmp_path, [DE1Source(de1, device="de1", owns_client=True),
+                              ScaleSource(skale, device="skale", owns_client=True)])
+        got = collect(rec)
+        with rec:
+            rec.wait_for(lambda r: any(s.family == "scale" and s.field == "weight_g"
+                                       for s in got)
+                         and any(s.family == "de1" and s.field == "state" for s in got),
+                         timeout=60)
+            rec.wait_for(lambda r: r.sink("sqlite").written == r.received, timeout=30)
+        assert de1.closed and skale.closed
+    finally:
+        env.close()
+    assert _latest(got, "state").text == "SLEEP"
+    assert _latest(got, "weight_g").unit == "g"
+
+
+def test_a_poll_source_survives_the_device_dropping_the_link(tmp_path):
+    """The cycler resets the TCP connection (a reboot) twice: the client reconnects by itself,
+    the recorder reports it and keeps polling; no sample is lost from the database."""
+    from pyburnerkit.arbin import ArbinSim, CyclerClient
+    from pyburnerkit.recorder import DeviceStateChanged
+    with ArbinSim(channels=2, username="lab", password="pw", time_scale=10).start() as sim:
+        client = CyclerClient("127.0.0.1", sim.port, username="lab", password="pw",
+                              retry_first=True)
+        rec = _rec(tmp_path, [ArbinSource(client, device="mits", interval=0.05,
+                                          owns_client=True)])
+        got = collect(rec)
+        states = []
+        rec.subscribe(lambda e: states.append(e.state), DeviceStateChanged)
+        with rec:
+            for _ in range(2):
+                rec.wait_for(lambda r: states and states[-1] == "connected", timeout=30)
+                before = rec.received
+                reconnects = states.count("reconnecting")
+                sim.disconnect()
+                rec.wait_for(lambda r: states.count("reconnecting") > reconnects
+                             and states[-1] == "connected", timeout=30)
+                rec.wait_for(lambda r: r.received > before + 50, timeout=30)
+            rec.wait_for(lambda r: r.sink("sqlite").written == r.received, timeout=30)
+    assert rec.sink("sqlite").written == len(got) > 0
+    assert {s.channel for s in got[-40:]} == {"1", "2"}

@@ -282,3 +282,82 @@ def test_options_are_validated():
         MqttSink("h", qos=2)
     with pytest.raises(ConfigurationError, match="topic_root"):
         MqttSink("h", topic_root="a/#")
+    with pytest.raises(ConfigurationError, match="ack_timeout=0 must be a positive number"):
+        MqttSink("h", ack_timeout=0)
+    with pytest.raises(ConfigurationError, match="keepalive"):
+        MqttSink("h", keepalive="30")
+
+
+def test_broker_restart_keeps_the_real_availability_of_each_device(tmp_path, broker):
+    """A broker restarted without persistence forgets retained messages: the sink publishes
+    them again, and a device that went offline is not announced online by discovery."""
+    up, down = PushSource("up"), PushSource("down")
+    rec = _rec(tmp_path, [up, down], [MqttSink("127.0.0.1", broker.port, ack_timeout=3,
+                                               connect_timeout=2)])
+    with rec:
+        up.push({"power_w": 1.0}, units={"power_w": "W"})
+        down.push({"power_w": 2.0}, units={"power_w": "W"})
+        rec.wait_for(lambda r: r.sink("mqtt").written == 2, timeout=20)
+        down.state("reconnecting")  # the device link dropped
+        sub = Subscriber(broker.port, "pyburnerkit/testdev/down/availability")
+        try:
+            sub.wait_for(lambda m: m and m[-1][1] == b"offline")
+        finally:
+            sub.close()
+        broker.stop()
+        rec.wait_for(lambda r: not r.sink("mqtt").healthy, timeout=20)
+        broker.start()
+        rec.wait_for(lambda r: r.sink("mqtt").healthy, timeout=30)
+        up.push({"energy_wh": 5.0}, units={"energy_wh": "Wh"})  # a new field: new discovery
+        rec.wait_for(lambda r: r.sink("mqtt").written == 3, timeout=20)
+        late = Subscriber(broker.port, "pyburnerkit/testdev/+/availability")
+        try:
+            msgs = late.wait_for(lambda m: len(m) >= 2 and m)
+        finally:
+            late.close()
+    retained = {t: p for t, p, r in msgs if r}
+    assert retained == {"pyburnerkit/testdev/up/availability": b"online",
+                        "pyburnerkit/testdev/down/availability": b"offline"}
+
+
+def test_device_based_discovery(tmp_path, broker):
+    """discovery_mode="device": one retained config per device (HA 2024.11+) with device,
+    origin, availability and qos once and one component per field."""
+    sub = Subscriber(broker.port, "homeassistant/#")
+    try:
+        meter = PushSource("meter-1", family="mate3")
+        rec = _rec(tmp_path, [meter], [MqttSink("127.0.0.1", broker.port,
+                                                discovery_mode="device")])
+        topic = "homeassistant/device/pyburnerkit_mate3_meter-1/config"
+        with rec:
+            meter.push({"energy_kwh": 1234.5, "mode": "Inverting"},
+                       units={"energy_kwh": "kWh"})
+            rec.wait_for(lambda r: r.sink("mqtt").written == 2, timeout=20)
+            meter.push({"battery_voltage": 52.1}, units={"battery_voltage": "V"})  # later field
+            msgs = sub.wait_for(
+                lambda m: [x for x in m if x[0] == topic
+                           and len(json.loads(x[1])["components"]) == 3] and m)
+        assert {t for t, _, _ in msgs} == {topic}  # no per-field configs in this mode
+        cfg = json.loads([p for t, p, _ in msgs if t == topic][-1])
+        assert cfg["device"]["identifiers"] == ["pyburnerkit_mate3_meter-1"]
+        assert cfg["device"]["manufacturer"] == "OutBack Power"
+        assert cfg["origin"]["name"] == "pyburnerkit"
+        assert cfg["availability"][1] == {"topic": "pyburnerkit/mate3/meter-1/availability"}
+        assert cfg["qos"] == 1
+        comps = cfg["components"]
+        assert set(comps) == {"pyburnerkit_mate3_meter-1_energy_kwh",
+                              "pyburnerkit_mate3_meter-1_mode",
+                              "pyburnerkit_mate3_meter-1_battery_voltage"}
+        energy = comps["pyburnerkit_mate3_meter-1_energy_kwh"]
+        assert energy["platform"] == "sensor" and energy["device_class"] == "energy"
+        assert energy["state_class"] == "total_increasing"
+        assert energy["unit_of_measurement"] == "kWh"
+        assert energy["unique_id"] == "pyburnerkit_mate3_meter-1_energy_kwh"
+        assert energy["state_topic"] == "pyburnerkit/mate3/meter-1/energy_kwh"
+        assert "device" not in energy and "availability" not in energy
+        assert comps["pyburnerkit_mate3_meter-1_mode"]["value_template"] == \
+            "{{ value_json.text }}"
+    finally:
+        sub.close()
+    with pytest.raises(ConfigurationError, match="discovery_mode"):
+        MqttSink("h", discovery_mode="entity")

@@ -133,8 +133,82 @@ def test_definitions_are_validated(tmp_path):
         Mate3Definitions({"t": [{"port": 1, "field": "x", "db_column": "a;drop"}]})
 
 
+def test_options_are_validated():
+    with pytest.raises(ConfigurationError, match="connect_timeout=-1 must be a positive"):
+        PostgresSink("postgresql://h/db", connect_timeout=-1)
+    with pytest.raises(ConfigurationError, match="hypertable"):
+        PostgresSink("postgresql://h/db", hypertable="yes")
+    with pytest.raises(ConfigurationError, match="table"):
+        PostgresSink("postgresql://h/db", table="x; drop table y")
+    from pyburnerkit.recorder import SQLiteSink
+    with pytest.raises(ConfigurationError, match="synchronous"):
+        SQLiteSink("x.db", synchronous=1)
+
+
 def test_password_never_shown():
     dsn = "postgresql://rec:s3cret@db.example:5432/lab"
     assert "s3cret" not in redact_dsn(dsn)
     assert "s3cret" not in repr(PostgresSink(dsn))
     assert "s3cret" not in redact_dsn("host=db user=rec password=s3cret dbname=lab")
+
+
+def test_per_device_views(tmp_path, pg_dsn):
+    a = PushSource("heater a")
+    b = PushSource("heater_a")  # slugs to the same name as "heater a": must stay apart
+    rec = _rec(tmp_path, [a, b], [PostgresSink(pg_dsn)])
+    with rec:
+        a.push({"TempCurrent": 21.5, "RunString": "Running"}, units={"TempCurrent": "°C"})
+        b.push({"TempCurrent": 18.0})
+        rec.wait_for(lambda r: r.sink("postgres").written == 3, timeout=20)
+    devices = _rows(pg_dsn, "SELECT device, view FROM pyburnerkit_samples_devices "
+                            "ORDER BY device")
+    assert [d for d, _ in devices] == ["heater a", "heater_a"]
+    views = dict(devices)
+    assert views["heater a"] == "device_testdev_heater_a" != views["heater_a"]
+    rows = _rows(pg_dsn, f'SELECT field, value, text, unit, time_utc FROM "{views["heater a"]}" '
+                         "ORDER BY field")
+    assert [(r[0], r[1], r[2], r[3]) for r in rows] == [("RunString", None, "Running", ""),
+                                                       ("TempCurrent", 21.5, None, "°C")]
+    assert rows[0][4].tzinfo is not None
+    other = _rows(pg_dsn, f'SELECT field, value FROM "{views["heater_a"]}"')
+    assert other == [("TempCurrent", 18.0)]
+
+
+def test_mate3_pg_text_columns_get_text(tmp_path, pg_dsn):
+    """A user's existing mate3_pg table with a text column keeps receiving text (the enum
+    name, or the string the device sent); number columns get numbers."""
+    from pyburnerkit.recorder.sources import _Labelled
+    with psycopg.connect(pg_dsn) as conn:
+        conn.execute("CREATE TABLE inverter (timestamp timestamptz NOT NULL, "
+                     "mode varchar(40), mode_code double precision, serial text)")
+    definitions = {"Inverter": [  # unquoted SQL names: any case names the same table
+        {"port": 1, "field": "operating_mode", "db_column": "Mode"},
+        {"port": 2, "field": "operating_mode", "db_column": "mode_code"},
+        {"port": 1, "field": "serial_number", "db_column": "serial"}]}
+    mate = PushSource("mate3-1", family="mate3")
+    rec = _rec(tmp_path, [mate], [PostgresSink(pg_dsn, definitions=definitions)])
+    with rec:
+        mate.push({"operating_mode": _Labelled(3, "Inverting"), "serial_number": "SN-42"},
+                  channel="1")
+        rec.wait_for(lambda r: r.sink("postgres").written == 2, timeout=20)
+        mate.push({"operating_mode": _Labelled(2, "Charging")}, channel="2")
+        rec.wait_for(lambda r: r.sink("postgres").written == 3, timeout=20)
+    rows = _rows(pg_dsn, "SELECT mode, mode_code, serial FROM inverter ORDER BY timestamp")
+    assert rows == [("Inverting", None, "SN-42"), (None, 2.0, None)]
+
+
+def test_a_view_that_cannot_be_made_costs_no_samples(tmp_path, pg_dsn, caplog):
+    """A table of the user's already has the view's name: the samples are stored all the
+    same (the view is skipped with a warning), nothing is rejected."""
+    with psycopg.connect(pg_dsn) as conn:
+        conn.execute("CREATE TABLE device_testdev_taken (x int)")
+    src = PushSource("taken")
+    rec = _rec(tmp_path, [src], [PostgresSink(pg_dsn)])
+    with caplog.at_level("WARNING", logger="pyburnerkit.recorder.sinks.postgres"):
+        with rec:
+            src.push({"a": 1.0, "b": 2.0})
+            src.push({"c": 3.0})
+            rec.wait_for(lambda r: r.sink("postgres").written == 3, timeout=20)
+    assert rec.sink("postgres").rejected == 0 and rec.sink("postgres").failures == 0
+    assert _rows(pg_dsn, "SELECT COUNT(*) FROM pyburnerkit_samples") == [(3,)]
+    assert "no view for testdev/taken" in caplog.text

@@ -76,7 +76,9 @@ def test_progress_events_report_rates_and_sinks(tmp_path):
     assert "testdev/meter1" in progress.device_rates
     assert progress.device_rates["testdev/meter1"] > 0
     assert progress.sinks[0].name == "sqlite" and progress.sinks[0].healthy
-    assert "samples" in progress.format()
+    line = progress.format()
+    assert "samples" in line and "testdev/meter1" in line
+    assert "sqlite" in line and " spool 0" in line  # spool depth is always shown
 
 
 def test_bad_arguments_are_refused(tmp_path):
@@ -86,6 +88,11 @@ def test_bad_arguments_are_refused(tmp_path):
         Recorder([a, b], [SQLiteSink(str(tmp_path / "x.db"))])
     with pytest.raises(ConfigurationError, match="progress_interval"):
         Recorder([], [SQLiteSink(str(tmp_path / "x.db"))], progress_interval=-1)
+    # a batch of 0 would never write anything; refused before any thread starts
+    with pytest.raises(ConfigurationError, match="batch_size must be a whole number >= 1"):
+        Recorder([], [SQLiteSink(str(tmp_path / "x.db"))], batch_size=0)
+    with pytest.raises(ConfigurationError, match="spool_max"):
+        Recorder([], [SQLiteSink(str(tmp_path / "x.db"))], spool_max=-5)
     with pytest.raises(ConfigurationError, match="interval"):
         CallableSource(lambda: {}, interval=0)
     with pytest.raises(ConfigurationError, match="neither a Source"):
@@ -206,3 +213,25 @@ def test_a_failed_start_leaves_nothing_running(tmp_path):
     assert not rec.running
     assert not any(t.name.startswith("pyburnerkit-recorder") and t.is_alive()
                    for t in threading.enumerate())
+
+
+def test_a_broken_spool_is_reported_not_silent(tmp_path):
+    """The spool's own database fails (here: its connection is gone, as with a vanished or
+    full disk) while the sink is down: the worker reports the sink unhealthy with the error
+    instead of dying silently, and the recorder still closes cleanly."""
+    from pyburnerkit.recorder import SinkHealthChanged
+    blocker = tmp_path / "f"
+    blocker.write_text("x")
+    src = PushSource()
+    rec = Recorder([src], [SQLiteSink(str(blocker / "r.db"))], spool_dir=str(tmp_path / "sp"),
+                   progress_interval=None)
+    health = []
+    rec.subscribe(health.append, SinkHealthChanged)
+    with rec:
+        rec.wait_for(lambda r: health, timeout=20)  # down: cannot open the database
+        rec._workers[0].spool._db.close()
+        src.push({"v": 1})
+        rec.wait_for(lambda r: any("closed" in str(h.error).lower() for h in health),
+                     timeout=20)
+    broken = [h for h in health if "closed" in str(h.error).lower()]
+    assert broken[0].sink == "sqlite" and broken[0].healthy is False

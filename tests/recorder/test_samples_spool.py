@@ -99,6 +99,18 @@ def test_full_spool_drops_oldest_counted_and_warns(tmp_path, caplog):
         assert spool.put(_samples(15, start=100)) == 15
         assert [s.uid for s in spool.peek(100)[1]] == [f"u-{i}" for i in range(105, 115)]
         assert spool.dropped == 18
+        # a sink down for long at a high rate: one warning per interval, not one per batch
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            for i in range(20):
+                spool.put(_samples(5, start=200 + 5 * i))
+        assert spool.dropped == 118
+        assert caplog.text.count("spool pg is full") == 0  # within 10 s of the last warning
+        spool._next_warning = 0.0  # the interval has passed
+        with caplog.at_level("WARNING"):
+            spool.put(_samples(1, start=999))
+        assert caplog.text.count("spool pg is full") == 1
+        assert "dropped the 116 oldest (119 dropped so far)" in caplog.text
     finally:
         spool.close()
 
@@ -125,3 +137,16 @@ def test_spool_files_are_per_target_and_locked(tmp_path):
         assert again.path == a.path and len(again) == 3
     finally:
         again.close()
+
+
+def test_home_assistant_classes_from_units():
+    from pyburnerkit.recorder.sources import meta_for
+    energy = meta_for("energy_kwh", "kWh")
+    assert (energy.device_class, energy.state_class) == ("energy", "total_increasing")
+    amp_hours = meta_for("ConsumedAmphours", "Ah")  # goes down and back up: not increasing
+    assert (amp_hours.device_class, amp_hours.state_class) == (None, "total")
+    assert meta_for("absorb_time", "min").device_class == "duration"
+    assert meta_for("soc", "%").device_class == "battery"
+    assert meta_for("humidity", "%").device_class == "humidity"
+    text = meta_for("mode", "", numeric=False)
+    assert (text.device_class, text.state_class, text.unit) == (None, None, "")

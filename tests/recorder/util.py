@@ -73,7 +73,8 @@ class Subscriber:
     """A plain paho-mqtt subscriber (what Home Assistant or any consumer would be)."""
 
     def __init__(self, port: int, topic: str = "#", *, client_id: str = "",
-                 clean: bool = True, **tls: Any) -> None:
+                 clean: bool = True, username: Optional[str] = None,
+                 password: Optional[str] = None, **tls: Any) -> None:
         import paho.mqtt.client as mqtt
         self.messages: List[Any] = []
         self.cond = threading.Condition()
@@ -84,6 +85,8 @@ class Subscriber:
         self.client.on_message = self._on_message
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = lambda *a: self.subscribed.set()
+        if username is not None:
+            self.client.username_pw_set(username, password)
         if tls:
             self.client.tls_set(**tls)
         self.client.connect("127.0.0.1", port, 30)

@@ -293,9 +293,13 @@ class SinkWorker:
                             self._queue.clear()
                         self.spool.put(rest)
                         break
-        except Exception:
+        except Exception as exc:  # e.g. the spool's disk is full: say so, do not just vanish
             log.exception("sink %s: worker failed; remaining samples are in the spool",
                           self.sink.name)
+            try:
+                self._set_health(False, exc)  # an error always makes an event
+            except Exception:
+                log.debug("sink %s: health callback failed", self.sink.name, exc_info=True)
             with self._cond:
                 rest = list(self._queue)
                 self._queue.clear()

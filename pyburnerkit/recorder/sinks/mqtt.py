@@ -10,7 +10,10 @@ Topics (``root`` defaults to ``pyburnerkit``; names are made topic-safe: ``/Dc/0
     <root>/alerts/<rule>/<device>                   alert state (retained)
 
 Home Assistant discovery (``discovery=True``): one retained config per field at
-``<prefix>/sensor/pyburnerkit_<family>_<device>/<field>/config`` with a stable ``unique_id``,
+``<prefix>/sensor/pyburnerkit_<family>_<device>/<field>/config`` (or, with
+``discovery_mode="device"``, one device-based config per device at
+``<prefix>/device/pyburnerkit_<family>_<device>/config`` whose ``components`` hold the same
+per-field entries; Home Assistant 2024.11+) with a stable ``unique_id``,
 a ``device`` block per device, ``availability`` (recorder status + device), ``device_class``,
 ``state_class`` and ``unit_of_measurement`` (energy totals in Wh/kWh are ``total_increasing``,
 so HA's Energy dashboard accepts them), diagnostic fields disabled by default, and an ``origin``
@@ -97,6 +100,27 @@ def discovery_config(prefix: str, root: str, family: str, device: str, channel: 
     return f"{prefix}/sensor/{node}/{object_id}/config", payload
 
 
+#: options of a per-field config that device-based discovery states once for the whole device
+_SHARED = ("device", "origin", "availability", "availability_mode", "qos")
+
+
+def device_discovery_config(prefix: str, node: str,
+                            fields: Dict[str, Dict[str, Any]]) -> Tuple[str, Dict[str, Any]]:
+    """The (topic, payload) of one Home Assistant *device-based* discovery config
+    (``<prefix>/device/<node>/config``, HA 2024.11+) from the per-field configs of one device
+    (as made by :func:`discovery_config`): device, origin, availability and qos once, one
+    ``components`` entry per field keyed by its unique id, each with ``platform: sensor``."""
+    first = next(iter(fields.values()))
+    payload: Dict[str, Any] = {k: first[k] for k in _SHARED if k in first}
+    components: Dict[str, Any] = {}
+    for cfg in fields.values():
+        component = {"platform": "sensor"}
+        component.update((k, v) for k, v in cfg.items() if k not in _SHARED)
+        components[cfg["unique_id"]] = component
+    payload["components"] = components
+    return f"{prefix}/device/{node}/config", payload
+
+
 _MANUFACTURERS = {"afterburner": "Afterburner (Ray Jones)", "mate3": "OutBack Power",
                   "victron": "Victron Energy", "de1": "Decent Espresso",
                   "scale": "Atomax (Skale)", "arbin": "Arbin Instruments"}
@@ -129,6 +153,10 @@ class MqttSink(Sink):
     :param tls: use TLS; ``ca_certs`` (a CA file; default: the system store), ``certfile`` /
         ``keyfile`` (client certificate), ``tls_insecure`` (skip host name checks).
     :param discovery: publish Home Assistant discovery configs under ``discovery_prefix``.
+    :param discovery_mode: ``"component"`` (one config per field, every HA version) or
+        ``"device"`` (one config per device with a ``components`` map, HA 2024.11+). Do not
+        switch an installation between the two without removing the old retained configs:
+        both carry the same unique ids.
     :param qos: 1 (default) or 0; 0 gives up the delivery guarantee.
     :param ack_timeout: seconds to wait for the broker to acknowledge a batch.
     """
@@ -142,12 +170,22 @@ class MqttSink(Sink):
                  keyfile: Optional[str] = None, tls_insecure: bool = False,
                  client_id: Optional[str] = None, keepalive: int = 30, qos: int = 1,
                  discovery: bool = True, discovery_prefix: str = "homeassistant",
+                 discovery_mode: str = "component",
                  connect_timeout: float = 5.0, ack_timeout: float = 10.0) -> None:
         require("paho.mqtt.client", "mqtt")
         if not isinstance(host, str) or not host:
             raise ConfigurationError(f"MQTT host must be a host name, got {host!r}")
         if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
             raise ConfigurationError(f"MQTT port={port!r} is out of range: the limit is 1..65535")
+        for label, value in (("connect_timeout", connect_timeout),
+                             ("ack_timeout", ack_timeout), ("keepalive", keepalive)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigurationError(
+                    f"MQTT {label}={value!r} must be a positive number of seconds")
+        if discovery_mode not in ("component", "device"):
+            raise ConfigurationError(
+                f"MQTT discovery_mode={discovery_mode!r} must be 'component' (one config per "
+                f"field) or 'device' (one config per device, Home Assistant 2024.11+)")
         if qos not in (0, 1):
             raise ConfigurationError(f"MQTT qos={qos!r} must be 0 or 1")
         for label, topic in (("topic_root", topic_root), ("discovery_prefix", discovery_prefix)):
@@ -171,6 +209,8 @@ class MqttSink(Sink):
         self.qos = qos
         self.discovery = discovery
         self.prefix = discovery_prefix
+        self.discovery_mode = discovery_mode
+        self._device_fields: Dict[str, Dict[str, Dict[str, Any]]] = {}  # node -> field configs
         self.connect_timeout = connect_timeout
         self.ack_timeout = ack_timeout
         self._client: Any = None
@@ -181,6 +221,10 @@ class MqttSink(Sink):
         self._configs: Dict[str, Dict[str, Any]] = {}     # topic -> payload (all known)
         self._unsent: List[str] = []                        # config topics not yet published
         self._devices_online: set = set()
+        #: the last retained message written per topic (device availability, alert states):
+        #: re-published on every (re)connection, since a broker restarted without persistence
+        #: has forgotten them, and never contradicted by a default "online"
+        self._retained: Dict[str, str] = {}
         self._republish = False
         self.wake: Any = None  # set by the worker: asks it to call maintain()
         self.discovery_published = 0
@@ -200,7 +244,14 @@ class MqttSink(Sink):
         topic, payload = discovery_config(self.prefix, self.root, family, device, channel,
                                           field, meta, qos=self.qos, sw_version=__version__)
         with self._lock:
-            if topic not in self._configs:
+            if self.discovery_mode == "device":  # the device's config grows by one component
+                node = device_id(family, device)
+                fields = self._device_fields.setdefault(node, {})
+                fields[topic] = payload
+                topic, payload = device_discovery_config(self.prefix, node, fields)
+                if topic not in self._unsent:
+                    self._unsent.append(topic)
+            elif topic not in self._configs:
                 self._unsent.append(topic)
             self._configs[topic] = payload
             self._devices_online.add((family, device))
@@ -249,6 +300,8 @@ class MqttSink(Sink):
             client.subscribe(f"{self.prefix}/status", qos=1)
         with self._lock:
             self._unsent = list(self._configs)
+        for topic, payload in list(self._retained.items()):
+            infos.append(client.publish(topic, payload, qos=1, retain=True))
         infos += self._publish_discovery(client)
         self._wait(infos)
 
@@ -261,8 +314,12 @@ class MqttSink(Sink):
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, rc: Any,
                        properties: Any = None) -> None:
+        was = self._connected.is_set()
         self._connected.clear()
         self._connack.set()
+        wake = self.wake
+        if was and wake is not None and self._client is not None:
+            wake()  # the worker notices at once (maintain() raises), even with nothing to send
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         # paho's thread: only flag and wake the worker, which re-publishes
@@ -273,8 +330,13 @@ class MqttSink(Sink):
                 wake()
 
     def maintain(self) -> None:
-        """Called by the worker after :attr:`wake`: re-publish discovery if HA came online."""
-        if not self._republish or self._client is None:
+        """Called by the worker after :attr:`wake`: report a lost connection, re-publish
+        discovery if HA came online."""
+        if self._client is None:
+            return
+        if not self._connected.is_set():
+            raise ConnectionError(f"MQTT broker {self.host}:{self.port} connection lost")
+        if not self._republish:
             return
         self._republish = False
         with self._lock:
@@ -290,8 +352,9 @@ class MqttSink(Sink):
             devices = sorted(self._devices_online)
         infos = []
         for family, device in devices:
-            infos.append(client.publish(f"{self.root}/{slug(family)}/{slug(device)}/availability",
-                                        "online", qos=1, retain=True))
+            topic = f"{self.root}/{slug(family)}/{slug(device)}/availability"
+            if topic not in self._retained:  # data came in, its state was never reported
+                infos.append(client.publish(topic, "online", qos=1, retain=True))
         for topic, payload in configs:
             infos.append(client.publish(topic, json.dumps(payload, ensure_ascii=False), qos=1,
                                         retain=True))
@@ -339,10 +402,13 @@ class MqttSink(Sink):
                                  "text": text, "uid": item.uid})
                 infos.append(client.publish(topic, payload, qos=qos))
             elif isinstance(item, Message):
-                infos.append(client.publish(f"{root}/{item.topic}", item.payload, qos=1,
-                                            retain=item.retain))
+                topic = f"{root}/{item.topic}"
+                infos.append(client.publish(topic, item.payload, qos=1, retain=item.retain))
         if qos:
             self._wait(infos)
+        for item in items:  # acknowledged: remember the retained state
+            if isinstance(item, Message) and item.retain:
+                self._retained[f"{root}/{item.topic}"] = item.payload
 
     def close(self) -> None:
         client, self._client = self._client, None

@@ -7,6 +7,9 @@ Created on first use::
                         PRIMARY KEY (uid, ts))
 
 ``value`` holds numbers; ``text`` holds text values and the names of enumerated values.
+Like the SQLite sink, each device gets a view (``device_<family>_<device>``, or
+``<table>_device_<family>_<device>`` for a non-default ``table``) listed in
+``<table>_devices``.
 Batches go in with ``COPY`` into a temporary table and one ``INSERT ... ON CONFLICT DO
 NOTHING``: a batch re-sent after a lost acknowledgement is stored once.
 
@@ -15,12 +18,15 @@ TimescaleDB: ``hypertable="auto"`` (default) turns the table into a hypertable o
 
 mate3_pg users: ``definitions="config.yaml"`` (its ``tables: {name: [{port, device, field,
 db_column}]}`` file) also writes those wide tables, one row per poll (``timestamp`` column plus
-the listed columns), so existing dashboards keep working.
+the listed columns), so existing dashboards keep working. Columns the sink creates are
+``double precision`` (numbers; enumerated values as their number); a column that already exists
+as ``text``/``varchar`` receives the text instead (the enum name, or the value as text).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import logging
 import re
 from collections import OrderedDict
@@ -28,7 +34,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ..._core.extras import require
 from ...errors import ConfigurationError
-from ..samples import Sample
+from ..samples import Sample, slug
 from .base import Item, Sink
 
 log = logging.getLogger(__name__)
@@ -170,6 +176,24 @@ def parse_simple_yaml(text: str) -> Dict[str, Any]:
     return root
 
 
+DEFAULT_TABLE = "pyburnerkit_samples"
+
+
+def psycopg_error() -> Any:
+    return require("psycopg", "postgres").Error
+
+
+def pg_view_name(table: str, family: str, device: str) -> str:
+    """The per-device view's name (at most 63 bytes: longer names end in a hash)."""
+    base = f"device_{slug(family)}_{slug(device)}"
+    if table != DEFAULT_TABLE:
+        base = f"{table}_{base}"
+    if len(base.encode("utf-8")) > 63:
+        digest = hashlib.sha1(base.encode("utf-8")).hexdigest()[:10]
+        base = base.encode("utf-8")[:52].decode("utf-8", "ignore") + "_" + digest
+    return base
+
+
 class PostgresSink(Sink):
     """Record into PostgreSQL (optionally a TimescaleDB hypertable).
 
@@ -181,13 +205,18 @@ class PostgresSink(Sink):
     :param connect_timeout: seconds for each connection attempt.
     """
 
-    def __init__(self, dsn: str, *, name: str = "postgres", table: str = "pyburnerkit_samples",
+    def __init__(self, dsn: str, *, name: str = "postgres", table: str = DEFAULT_TABLE,
                  hypertable: Union[str, bool] = "auto",
                  definitions: Union[str, Mapping[str, Any], None] = None,
                  connect_timeout: float = 5.0) -> None:
         require("psycopg", "postgres")
         if not isinstance(dsn, str) or not dsn.strip():
             raise ConfigurationError("PostgreSQL dsn must be a connection string or URL")
+        if isinstance(connect_timeout, bool) or not isinstance(connect_timeout, (int, float)) \
+                or not connect_timeout > 0:
+            raise ConfigurationError(
+                f"PostgreSQL connect_timeout={connect_timeout!r} must be a positive number of "
+                f"seconds")
         if hypertable not in ("auto", True, False):
             raise ConfigurationError(
                 f"hypertable={hypertable!r} must be 'auto', true or false")
@@ -204,6 +233,8 @@ class PostgresSink(Sink):
             self.definitions = None
         self.is_hypertable = False
         self._conn: Any = None
+        self._views: set = set()
+        self._text_columns: set = set()
 
     def __repr__(self) -> str:
         return f"<PostgresSink {self.name} {redact_dsn(self.dsn)} table={self.table}>"
@@ -236,6 +267,11 @@ class PostgresSink(Sink):
                 "unit text NOT NULL DEFAULT '', PRIMARY KEY (uid, ts))")
             conn.execute(f"CREATE INDEX IF NOT EXISTS {t}_device_ts_idx "
                          f"ON {t} (family, device, channel, ts)")
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {t}_devices (family text NOT NULL, "
+                         "device text NOT NULL, first_seen timestamptz NOT NULL, "
+                         "view text NOT NULL, PRIMARY KEY (family, device))")
+            self._views = {(f, d) for f, d in
+                           conn.execute(f"SELECT family, device FROM {t}_devices")}
         available = conn.execute(
             "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
         conn.commit()
@@ -259,6 +295,14 @@ class PostgresSink(Sink):
                                      "double precision")
                     conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {table}_timestamp_key "
                                  f"ON {table} (timestamp)")
+            # columns the user made text-like get text (enum names, strings); others numbers
+            # (unquoted identifiers: PostgreSQL folds them to lower case)
+            self._text_columns = {
+                (t, c) for t, c in conn.execute(
+                    "SELECT table_name, column_name FROM information_schema.columns "
+                    "WHERE table_schema = ANY(current_schemas(false)) AND data_type IN "
+                    "('text', 'character varying', 'character')")
+                if t in {name.lower() for name in self.definitions.tables}}
         conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS _pbk_incoming "
                      f"(LIKE {t} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
         conn.commit()
@@ -285,15 +329,55 @@ class PostgresSink(Sink):
                                         s.channel, s.field, number, text, s.unit))
                 cur.execute(f"INSERT INTO {self.table} SELECT {', '.join(COLUMNS)} "
                             "FROM _pbk_incoming ON CONFLICT DO NOTHING")
+                new = {}
+                for s in samples:
+                    if (s.family, s.device) not in self._views:
+                        new.setdefault((s.family, s.device), s.timestamp)
+                for (family, device), ts in new.items():
+                    try:  # a savepoint: a view that cannot be made must not cost the samples
+                        with conn.transaction():
+                            self._create_view(cur, family, device, fromts(ts, utc))
+                    except psycopg_error() as exc:
+                        log.warning("postgres %s: no view for %s/%s: %s", self.name, family,
+                                    device, str(exc).strip())
                 if self.definitions is not None:
                     self._write_wide(cur, samples)
+
+        self._views.update(new)
+
+    def _create_view(self, cur: Any, family: str, device: str, first_seen: Any) -> None:
+        from psycopg import sql
+        devices = sql.Identifier(f"{self.table}_devices")
+        view = pg_view_name(self.table, family, device)
+        cur.execute(sql.SQL("SELECT family, device FROM {} WHERE view = %s").format(devices),
+                    (view,))
+        owner = cur.fetchone()
+        if owner is not None and tuple(owner) != (family, device):
+            # another device's name slugs the same ("a b" / "a_b"): keep both apart
+            digest = hashlib.sha1(f"{family}/{device}".encode("utf-8")).hexdigest()[:10]
+            view = view.encode("utf-8")[:52].decode("utf-8", "ignore") + "_" + digest
+        cur.execute(sql.SQL(
+            "CREATE OR REPLACE VIEW {} AS SELECT ts AS time_utc, channel, field, value, text, "
+            "unit, uid FROM {} WHERE family = {} AND device = {}").format(
+                sql.Identifier(view), sql.Identifier(self.table), sql.Literal(family),
+                sql.Literal(device)))
+        cur.execute(sql.SQL("INSERT INTO {} (family, device, first_seen, view) "
+                            "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING").format(devices),
+                    (family, device, first_seen, view))
 
     def _write_wide(self, cur: Any, samples: Sequence[Sample]) -> None:
         rows: "OrderedDict[Tuple[str, float], Dict[str, Any]]" = OrderedDict()
         assert self.definitions is not None
         for s in samples:
             for table, column in self.definitions.columns_for(s):
-                rows.setdefault((table, s.timestamp), {})[column] = s.number
+                if (table.lower(), column.lower()) in self._text_columns:
+                    value: Any = s.text if s.text is not None else (
+                        None if s.value is None else str(s.value))
+                    if isinstance(value, str) and "\x00" in value:
+                        value = value.replace("\x00", "")
+                else:
+                    value = s.number
+                rows.setdefault((table, s.timestamp), {})[column] = value
         for (table, ts), values in rows.items():
             cols = list(values)
             updates = ", ".join(f"{c} = COALESCE(EXCLUDED.{c}, {table}.{c})" for c in cols)

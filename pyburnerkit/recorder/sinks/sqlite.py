@@ -71,7 +71,8 @@ class SQLiteSink(Sink):
                  synchronous: str = "NORMAL") -> None:
         if not isinstance(path, str) or not path:
             raise ConfigurationError(f"SQLite path must be a file name, got {path!r}")
-        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+        if not isinstance(synchronous, str) or \
+                synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ConfigurationError(
                 f"synchronous={synchronous!r} must be one of OFF, NORMAL, FULL, EXTRA")
         self.path = path
