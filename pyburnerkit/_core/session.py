@@ -204,6 +204,8 @@ class Session:
         else:
             log.info("%s %s: %s", self.family, self.endpoint, new.value)
         self.dispatcher.publish(ConnectionStateChanged(new, old, self._attempt, retry_in, error))
+        # wait_for() predicates often test ``connected``: re-check them on every change.
+        self.cache.notify()
 
     def _begin_attempt(self) -> None:
         self._retry_timer = None

@@ -8,7 +8,6 @@ file, and ``--dump FILE`` works from a register dump with no device.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import time
@@ -45,7 +44,7 @@ def register(subparsers: Any) -> None:
     dump = sub.add_parser("dump", help="save every register of the map to a JSON file")
     dump.add_argument("file", metavar="FILE", help="output file ({\"address\": value})")
     parsers = [group, read, devices, write, dump]
-    add_option_everywhere(parsers, "--host", default=os.environ.get(HOST_ENV),
+    add_option_everywhere(parsers, "--host", default=None,
                           help=f"Mate3 address or host:port (default: ${HOST_ENV})")
     add_option_everywhere(parsers, "--port", type=int, default=None,
                           help="Modbus TCP port (default 502)")
@@ -91,17 +90,15 @@ def register_sim(subparsers: Any) -> None:
 # ------------------------------------------------------------------------------ helpers
 def _client(args: argparse.Namespace, *, allow_writes: bool = False) -> Any:
     from ..mate3.client import Mate3Client
-    # pymodbus logs each failed connect as an ERROR of its own; the command already reports
-    # the failure in one line (and -v shows pyburnerkit's log), so keep stderr to that line.
-    logging.getLogger("pymodbus").addHandler(logging.NullHandler())
     dump = getattr(args, "dump", None)
     if dump:
-        if args.host:
+        if args.host:  # an explicit --host; $PYBURNERKIT_MATE3_HOST yields to --dump
             raise UsageError("give either --host or --dump, not both")
         return Mate3Client(f"replay:{dump}", timeout=args.timeout)
-    if not args.host:
+    host = args.host or os.environ.get(HOST_ENV)
+    if not host:
         raise UsageError(f"no Mate3 given: use --host HOST (or set ${HOST_ENV}), or --dump FILE")
-    return Mate3Client(args.host, args.port, timeout=args.timeout,
+    return Mate3Client(host, args.port, timeout=args.timeout,
                        connect_timeout=args.timeout, unit_id=args.unit_id,
                        min_poll_interval=args.min_poll_interval, allow_writes=allow_writes)
 
@@ -232,7 +229,8 @@ def _write(args: argparse.Namespace) -> int:
         for path, value in typed:
             back = client.write(path, value)
             if back is None:
-                records.append({"path": path, "value": value, "read_back": None,
+                shown = codec.HIDDEN if codec.is_secret(path) else value
+                records.append({"path": path, "value": shown, "read_back": None,
                                 "note": "write-only command field: sent, cannot be read back"})
             else:
                 records.append(dict(field_record(path, back), written=value))

@@ -32,6 +32,7 @@ from ..errors import (ConfigurationError, ConnectionLostError, DeviceConnectionE
                       WriteNotAllowedError, check_range)
 from ..types import ConnectionState
 from . import codec
+from ._logs import quiet_pymodbus
 from .models import (Device, DeviceMovedError, FieldDef, FieldValue, Layout, Mate3System,
                      Mode, SystemUpdated)
 
@@ -60,6 +61,8 @@ def parse_endpoint(endpoint: str, port: Optional[int] = None) -> Tuple[str, str,
     if text.startswith("modbus://"):
         text = text[len("modbus://"):].rstrip("/")
     host, sep, port_text = text.rpartition(":")
+    if text.count(":") > 1 and not text.startswith("["):
+        sep = ""  # a bare IPv6 address ("fe80::1"): the last group is not a port
     if sep and host and "]" not in port_text:
         try:
             number = int(port_text)
@@ -98,6 +101,7 @@ class _ModbusLink:
     def _make(self) -> Any:
         pm_client = require("pymodbus.client", "mate3")
         self._pymodbus = require("pymodbus", "mate3")
+        quiet_pymodbus()  # its ERROR lines are our typed exceptions
         params = inspect.signature(pm_client.ModbusTcpClient.read_holding_registers).parameters
         self._unit_kw = "device_id" if "device_id" in params else "slave"
         return pm_client.ModbusTcpClient(self.host, port=self.port, timeout=3.0, retries=0,
@@ -258,6 +262,7 @@ class Mate3Session(Session):
         self._idle_timer: Optional[TimerHandle] = None
         self._poll_timer: Optional[TimerHandle] = None
         self._watched: Any = None
+        self._full_regs: Dict[int, int] = {}  # the registers of the last full read or walk
 
     # ------------------------------------------------------------------ link hooks
     def open_transport(self, deadline: Deadline) -> None:
@@ -415,6 +420,10 @@ class Mate3Session(Session):
             self.link_failed(down.cause)
         except PyBurnerKitError as exc:
             request.fail(exc)
+        except Exception as exc:  # a bug: fail this call, keep the I/O thread serving
+            log.error("mate3 %s: %s failed unexpectedly", self.endpoint, request.description,
+                      exc_info=True)
+            request.fail(exc)
         else:
             request.resolve(result)
 
@@ -462,6 +471,7 @@ class Mate3Session(Session):
 
     def _discover_and_publish(self, deadline: Deadline) -> Mate3System:
         layout, regs = self._walk(deadline)
+        self._full_regs = regs
         return self._decode_and_publish(layout, regs)
 
     def _decode_and_publish(self, layout: Layout, regs: Mapping[int, int]) -> Mate3System:
@@ -481,6 +491,7 @@ class Mate3Session(Session):
         if self.layout is None:
             return self._discover_and_publish(deadline)
         regs = self._read_plan(codec.full_read_plan(self.layout, self.max_registers), deadline)
+        self._full_regs = regs
         layout = self.layout
         if not codec.check_layout(layout, regs):
             # The devices changed. The registers just read usually hold the whole new chain;
@@ -492,9 +503,12 @@ class Mate3Session(Session):
         return self._decode_and_publish(layout, regs)
 
     def _op_dump(self, deadline: Deadline) -> Dict[int, int]:
+        # One full read (which re-walks when the devices changed) gives the whole map.
         self._op_read_all(deadline)
-        assert self.layout is not None
-        return self._read_plan(codec.full_read_plan(self.layout, self.max_registers), deadline)
+        layout = self.layout
+        assert layout is not None
+        return {a: v for a, v in self._full_regs.items()
+                if layout.base <= a <= layout.last_address}
 
     def _resolve(self, system: Mate3System, path: str) -> Tuple[Device, FieldDef]:
         owner, name = codec.split_path(path)
@@ -529,13 +543,22 @@ class Mate3Session(Session):
                 raise ConfigurationError(f"{path} is write-only: the Mate3 cannot read it back")
             if verify:
                 addresses += self._header_addresses(dev)
-            addresses += codec.field_addresses(dev.did, dev.address, fdef)
+            addresses += codec.field_addresses(dev.did, dev.address, fdef, dev.length)
         regs = self._read_plan(codec.coalesce(addresses, self.max_registers, max_gap=0),
                                deadline)
         if verify and not all(self._same_block(dev, regs) for _, dev, _ in targets):
             # Devices moved between HUB ports: walk again, then answer by path.
             system = self._discover_and_publish(deadline)
-            return {path: system.get(path) for path in paths}
+            answers: Dict[str, FieldValue] = {}
+            for path in paths:
+                try:
+                    answers[path] = system.get(path)
+                except KeyError:
+                    raise DeviceMovedError(
+                        f"{path} is no longer in the system: the devices changed (now: "
+                        f"{', '.join(p for p, _ in system.devices())}); the system was read "
+                        f"again", device=self.family, endpoint=self.endpoint) from None
+            return answers
         fresh = codec.update_values(system, regs, paths, time.time())
         self._publish(fresh, tuple(paths))
         return {path: fresh.get(path) for path in paths}
@@ -545,7 +568,12 @@ class Mate3Session(Session):
         dev, fdef = self._resolve(system, path)
         sf_addr: List[int] = []
         if fdef.scale_factor_field:
-            sf_def = codec.block_defs()[dev.did].fields[fdef.scale_factor_field]
+            sf_def = codec.scale_factor_def(dev.did, fdef, dev.length)
+            if sf_def is None:  # never read a register past the block as a scale factor
+                raise ConfigurationError(
+                    f"refusing to write {path}: its scale factor {fdef.scale_factor_field} "
+                    f"lies beyond this {dev.did} block (length {dev.length}), so the value "
+                    f"cannot be scaled")
             sf_addr = [dev.address + sf_def.start - 1]
         regs = self._read_plan(
             codec.coalesce(self._header_addresses(dev) + sf_addr, self.max_registers,
@@ -753,8 +781,9 @@ class Mate3Client(BaseClient):
         :raises DeviceError: the Mate3 refused the write or shows another value afterwards.
         """
         if not self.allow_writes:
+            shown = codec.HIDDEN if codec.is_secret(path) else repr(value)
             raise WriteNotAllowedError(
-                f"refusing to write {path}={value!r}: the client was not opened with "
+                f"refusing to write {path}={shown}: the client was not opened with "
                 f"allow_writes=True (set points and commands can damage equipment)",
                 device=self.family, endpoint=self.endpoint)
         self.validate_write(path, value)

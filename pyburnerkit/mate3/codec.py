@@ -195,6 +195,16 @@ def _type_limits(ftype: FieldType) -> Tuple[int, int]:
             FieldType.BITFIELD32: (0, 0xFFFFFFFE)}[ftype]
 
 
+#: what error messages and command output show instead of a password
+HIDDEN = "<hidden>"
+
+
+def is_secret(name: str) -> bool:
+    """True for the password fields of 64110 (write-only strings): their values never go
+    into logs, messages or command output."""
+    return name.endswith("password")
+
+
 def encode_field(fdef: FieldDef, value: Any, sf: Optional[int] = None) -> List[int]:
     """A user value to the field's registers (the exact inverse of :func:`decode_field`).
 
@@ -208,16 +218,17 @@ def encode_field(fdef: FieldDef, value: Any, sf: Optional[int] = None) -> List[i
     ftype = fdef.type
     name = fdef.name
     if ftype is FieldType.STRING:
+        shown = HIDDEN if is_secret(name) else repr(value)
         if not isinstance(value, str):
-            raise ConfigurationError(f"{name} takes text, got {value!r}")
+            raise ConfigurationError(f"{name} takes text, got {shown}")
         try:
             data = value.encode("ascii")
         except UnicodeEncodeError:
-            raise ConfigurationError(f"{name} takes ASCII text only, got {value!r}") from None
+            raise ConfigurationError(f"{name} takes ASCII text only, got {shown}") from None
         limit = 2 * fdef.size
         if len(data) > limit or "\0" in value:
             raise ConfigurationError(
-                f"{name}={value!r} is {len(data)} characters: the limit is {limit} characters"
+                f"{name}={shown} is {len(data)} characters: the limit is {limit} characters"
                 if len(data) > limit else f"{name} must not contain NUL characters")
         data = data.ljust(limit, b"\0")
         return [int.from_bytes(data[i:i + 2], "big") for i in range(0, limit, 2)]
@@ -660,13 +671,27 @@ def full_read_plan(layout: Layout, max_registers: int = MAX_REGISTERS) -> List[T
     return coalesce(range(layout.base, layout.last_address + 1), max_registers)
 
 
-def field_addresses(did: int, address: int, fdef: FieldDef) -> List[int]:
-    """The registers a targeted read of ``fdef`` needs: the field and its scale factor."""
+def field_addresses(did: int, address: int, fdef: FieldDef,
+                    length: Optional[int] = None) -> List[int]:
+    """The registers a targeted read of ``fdef`` needs: the field and its scale factor
+    (left out when it lies beyond a block of the device-reported ``length``)."""
     addrs = list(range(address + fdef.start - 1, address + fdef.end))
-    if fdef.scale_factor_field:
-        sf_def = block_defs()[did].fields[fdef.scale_factor_field]
+    sf_def = scale_factor_def(did, fdef, length)
+    if sf_def is not None:
         addrs.append(address + sf_def.start - 1)
     return addrs
+
+
+def scale_factor_def(did: int, fdef: FieldDef, length: Optional[int] = None
+                     ) -> Optional[FieldDef]:
+    """The scale factor field of ``fdef``, or None when it has none or the SF lies beyond a
+    block of the device-reported ``length`` (then the block carries no usable scale factor)."""
+    if not fdef.scale_factor_field:
+        return None
+    sf_def = block_defs()[did].fields[fdef.scale_factor_field]
+    if length is not None and sf_def.end > length + 2:
+        return None
+    return sf_def
 
 
 # ------------------------------------------------------------------------------ dump files

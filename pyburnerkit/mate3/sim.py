@@ -39,6 +39,7 @@ from .._core.extras import require
 from .._core.timeouts import Deadline
 from ..errors import BackendUnavailableError, ConfigurationError, check_range
 from . import codec
+from ._logs import quiet_pymodbus
 from .models import Mode
 
 log = logging.getLogger(__name__)
@@ -186,6 +187,7 @@ class Mate3Sim:
         require("pymodbus", "mate3")
         if self._thread is not None:
             return self
+        quiet_pymodbus()
         self.host = host
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, args=(host, port), daemon=True,
@@ -207,7 +209,9 @@ class Mate3Sim:
             return
         self._closed = True
         deadline = Deadline(timeout)
-        if thread.is_alive() and not loop.is_closed():
+        if self._server is None and self._start_error is not None:
+            pass  # it never served (start failed): its thread ends by itself
+        elif thread.is_alive() and not loop.is_closed():
             try:
                 loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._shutdown()))
             except RuntimeError:
@@ -449,6 +453,16 @@ def _make_server(sim: Mate3Sim, host: str, port: int) -> Any:
     ExceptionResponse = pdu_mod.ExceptionResponse
 
     class Handler(ServerRequestHandler):  # type: ignore[misc, valid-type]
+        def server_send(self, pdu: Any, addr: Any) -> None:
+            # A client may hang up while its request is being answered (a client closing
+            # mid-read, a recorder stopping). A Mate3s then simply has nobody to answer;
+            # pymodbus would log "Cancel send, because not connected!" as an ERROR with a
+            # dump of the last frames, so drop the reply here, quietly.
+            if self.transport is None:
+                log.debug("mate3 sim: the client left before its reply; dropped")
+                return
+            super().server_send(pdu, addr)
+
         def callback_connected(self) -> None:
             super().callback_connected()
             busy = sim.single_client and len(self.server.active_connections) > 1
@@ -473,6 +487,8 @@ def _make_server(sim: Mate3Sim, host: str, port: int) -> Any:
                 await asyncio.sleep(sim.reply_delay)
                 if sim._silent or self.transport is None:
                     return
+            if self.transport is None:
+                return  # the client already left: nobody to answer
             if sim._take_garbage():
                 self.transport.write(bytes(sim.random.getrandbits(8) for _ in range(9)))
                 return

@@ -119,11 +119,12 @@ def test_dump_really_writes_the_file(capsys, sim, tmp_path):
     assert saved == sim.registers
 
 
-def test_usage_errors(capsys, dump_file):
+def test_usage_errors(capsys, dump_file, monkeypatch):
+    monkeypatch.delenv(mate3_cli.HOST_ENV, raising=False)
     code, _, err = run(capsys, "mate3", "read")
-    if os.environ.get(mate3_cli.HOST_ENV):
-        pytest.fail("unset PYBURNERKIT_MATE3_HOST for this test")
     assert code == 2 and "--host" in err
+    code, _, err = run(capsys, "mate3", "read", "--host", "127.0.0.1", "--dump", dump_file)
+    assert code == 2 and "not both" in err
     code, _, err = run(capsys, "mate3", "read", "--field", "nope", "--dump", dump_file)
     assert code == 2 and "DEVICE[.config].FIELD" in err
     code, _, err = run(capsys, "mate3", "read", "--dump", "/nonexistent.json")
@@ -166,3 +167,31 @@ def test_sim_and_cli_as_real_processes(tmp_path):
             server.stdout.close()
             server.stderr.close()
     assert server.returncode == 0
+
+
+def test_host_from_the_environment_and_its_yielding_to_dump(capsys, sim, dump_file,
+                                                            monkeypatch):
+    monkeypatch.setenv(mate3_cli.HOST_ENV, sim.endpoint)
+    code, out, err = run(capsys, "mate3", "devices", "--format", "json",
+                         "--min-poll-interval", "0")
+    assert code == 0, err
+    assert [row["port"] for row in json.loads(out)][:3] == [None, 3, 4]
+    reads_before = len(sim.received)
+    code, out, err = run(capsys, "mate3", "read", "--dump", dump_file, "--field",
+                         "mate3.system_name")
+    assert code == 0, err
+    assert out.startswith("mate3.system_name = ")
+    assert len(sim.received) == reads_before  # served from the dump, not the device
+
+
+def test_password_writes_are_hidden_in_command_output(capsys, sim):
+    code, out, err = run(capsys, "mate3", "write", "--host", sim.endpoint, "--allow-writes",
+                         "--min-poll-interval", "0", "--format", "json",
+                         "--set", "mate3.write_password=hunter22")
+    assert code == 0, err
+    assert json.loads(out)[0]["value"] == "<hidden>"
+    assert "hunter22" not in out + err
+    assert sim.commands[-1][0] == 40069 + 13  # it was sent all the same
+    code, out, err = run(capsys, "mate3", "write", "--host", sim.endpoint,
+                         "--set", "mate3.write_password=hunter22")
+    assert code == 1 and "hunter22" not in out + err

@@ -303,6 +303,8 @@ def test_sim_url_client_owns_its_simulator(make_client):
     ("10.0.0.5", ("tcp", "10.0.0.5", 502)), ("10.0.0.5:1502", ("tcp", "10.0.0.5", 1502)),
     ("modbus://mate:503/", ("tcp", "mate", 503)), ("sim://mate3", ("sim", "mate3", 0)),
     ("replay:x.json", ("replay", "x.json", 0)), ("[::1]:502", ("tcp", "::1", 502)),
+    ("::1", ("tcp", "::1", 502)), ("fe80::20c:29ff:fe00:1", ("tcp", "fe80::20c:29ff:fe00:1", 502)),
+    ("[fe80::1]", ("tcp", "fe80::1", 502)), ("modbus://[::1]:1502", ("tcp", "::1", 1502)),
 ])
 def test_parse_endpoint(text, expected):
     assert parse_endpoint(text) == expected
@@ -369,3 +371,125 @@ def test_slow_replies_time_out_and_prompt_ones_work_again(sim, make_client):
     sim.delay_responses(0)
     client.wait_for(lambda c: c.connected and not c.stale, timeout=10)
     assert client.read_value("fndcs[5].state_of_charge") == SOC
+
+
+def test_handled_faults_leave_a_bare_stderr_quiet():
+    # A library user with no logging set up: pymodbus used to print its own ERROR lines (with
+    # a hex dump of the simulator's last frames) to stderr for faults the client already
+    # reports as exceptions, and the simulator printed one when a client left mid-request
+    # (seen in `pyburnerkit record --demo`). Only the script's own output may appear.
+    import os
+    import subprocess
+    import sys
+    script = r"""
+import socket, struct
+from pyburnerkit import DeviceTimeoutError
+from pyburnerkit.mate3.client import Mate3Client
+from pyburnerkit.mate3.sim import Mate3Sim
+with Mate3Sim().start() as sim:
+    with Mate3Client(sim.endpoint, min_poll_interval=0, request_timeout=0.3, timeout=10) as c:
+        for fault in (sim.silence, sim.send_garbage):
+            fault()
+            try:
+                c.read_all()
+            except DeviceTimeoutError:
+                print("timeout")
+            sim.silence(False)
+            c.read_all()
+        for tid in range(10):  # clients hanging up mid-request
+            with socket.create_connection((sim.host, sim.port)) as s:
+                s.sendall(struct.pack(">HHHBBHH", tid, 0, 6, 0, 3, 40000, 10))
+        c.read_all()
+    bad = Mate3Client("127.0.0.1", sim.port, connect_timeout=2)
+sim.close()
+try:
+    bad.connect()
+except Exception as exc:
+    print(type(exc).__name__)
+finally:
+    bad.close()
+"""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, cwd=root, env=dict(os.environ, PYTHONPATH=root))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["timeout", "timeout", "DeviceConnectionError"]
+    assert done.stderr == ""
+
+
+def test_passwords_stay_out_of_error_messages(sim, make_client):
+    reader = make_client(sim)
+    with pytest.raises(WriteNotAllowedError) as refused:
+        reader.write("mate3.smtp_email_password", "s3cretpw")
+    assert "s3cretpw" not in str(refused.value) and "<hidden>" in str(refused.value)
+    writer = make_client(sim, allow_writes=True)
+    mark = len(sim.received)
+    with pytest.raises(ConfigurationError, match="limit is 16 characters") as too_long:
+        writer.write("mate3.write_password", "s3cretpw-but-far-too-long")
+    assert "s3cretpw" not in str(too_long.value)
+    with pytest.raises(ConfigurationError, match="ASCII") as not_ascii:
+        writer.write("mate3.ftp_password", "pässwörd")
+    assert "pässwörd" not in str(not_ascii.value)
+    assert sim.received[mark:] == []
+    # Ordinary text is still shown, so a user sees what was wrong with it.
+    with pytest.raises(ConfigurationError, match="system_name='x{61}' is 61 characters"):
+        writer.write("mate3.system_name", "x" * 61)
+
+
+def test_a_scale_factor_beyond_a_short_block_is_never_read_or_used(make_sim, make_client):
+    # Older firmware may report a shorter 64110: set_time_zone (offset 272) is inside a block of
+    # length 300, its scale factor (offset 420) is not. The register there belongs to the next
+    # block and must never be read or used as a scale factor.
+    regs = codec.build_image([(64110, None, 300), (64120, None, None), (64111, 3, None),
+                              (64112, 3, None)], with_mate3=False)
+    server = make_sim(registers=regs)
+    client = make_client(server, allow_writes=True)
+    mate3 = client.system.mate3
+    assert mate3.length == 300 and "time_zone_scale_factor" not in mate3.values
+    block_end = mate3.address + 301
+    mark = len(server.received)
+    fv = client.read("mate3.set_time_zone")["mate3.set_time_zone"]
+    assert fv.value is None and "not usable" in fv.note
+    assert all(address + count - 1 <= block_end
+               for kind, address, count in server.received[mark:] if kind == "read")
+    with pytest.raises(ConfigurationError, match="time_zone_scale_factor"):
+        client.write("mate3.set_time_zone", 1)
+    assert server.writes_received() == 0
+
+
+def test_dump_is_one_full_read_and_follows_changes(sim, make_client):
+    client = make_client(sim)
+    before = client.stats["requests"]
+    assert client.dump() == sim.registers
+    assert client.stats["requests"] - before == 13
+    sim.swap_ports(3, 4)
+    sim.set({"fndcs[5].battery_voltage": 49.9})
+    regs = client.dump()
+    assert regs == sim.registers and regs[40908 + 2] == 4
+    assert min(regs) == 40000 and max(regs) == max(sim.registers)  # marker to end marker
+
+
+def test_targeted_read_of_a_device_that_left_its_port_is_a_device_error(sim, make_client):
+    # The controller on port 3 is re-plugged into the free port 7: the path names nothing now.
+    # This used to raise KeyError on the I/O thread, which killed the client.
+    client = make_client(sim, allow_writes=True)
+    sim.swap_ports(3, 7)
+    with pytest.raises(DeviceMovedError, match=r"charge_controllers\[3\].watts is no longer"):
+        client.read("charge_controllers[3].watts")
+    assert client.connection_state is ConnectionState.CONNECTED
+    assert sorted(client.system.charge_controllers) == [4, 7]  # re-read when it noticed
+    assert client.read_value("charge_controllers[7].watts") is not None
+    with pytest.raises(ConfigurationError, match="no device"):
+        client.write("charge_controllers[3].config.absorb_volts", 57.6)
+
+
+def test_pymodbus_gets_one_null_handler_however_many_clients(sim, make_client, capsys):
+    import logging
+    from pyburnerkit.cli.main import main
+    for _ in range(3):
+        make_client(sim).close()
+        assert main(["mate3", "read", "--host", sim.endpoint, "--min-poll-interval", "0",
+                     "--field", "fndcs[5].state_of_charge"]) == 0
+    handlers = logging.getLogger("pymodbus").handlers
+    assert sum(isinstance(h, logging.NullHandler) for h in handlers) == 1
+    assert capsys.readouterr().err == ""

@@ -25,6 +25,7 @@ def test_example_on_its_own_simulator():
 
 
 def test_example_writes_to_a_simulator_on_loopback(sim):
-    out = run_example(sim.endpoint, "--polls", "1", "--interval", "0.1", "--absorb", "57.4")
+    out = run_example(sim.endpoint, "--polls", "1", "--interval", "0.1", "--absorb", "57.4",
+                      "--min-poll-interval", "0")
     assert "absorb_volts written and read back: 57.4 Volts" in out
     assert sim.registers[40946] == 574
