@@ -54,7 +54,11 @@ def main() -> None:
             de1.wake()
             with ShotSequencer(de1, scale, time_scale=time_scale) as seq:  # 36 g from profile
                 de1.start_espresso()
-                shot = seq.wait_complete(timeout=300)
+                try:
+                    shot = seq.wait_complete(timeout=300)
+                except BaseException:  # Ctrl-C or no end: never leave the machine pouring
+                    de1.stop_flow()
+                    raise
             print(f"stopped by {shot.stop_reason}: {shot.final_weight_g:.1f} g in "
                   f"{shot.elapsed_s[-1]:.1f} s, peak {max(shot.pressure_bar):.1f} bar, "
                   f"{sum(de1.volume):.1f} mL")

@@ -17,6 +17,7 @@ from .._core.pending import Pending
 from .._core.session import Session
 from .._core.timeouts import Deadline
 from ..errors import PyBurnerKitError
+from ..types import ConnectionState
 from .transport import LinkDown, Transport
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class BleSession(Session):
         self._generation = 0
         self._watchdog: Any = None
         self.handles: dict = {}
+        self.released = False  # let go of the device on purpose (no reconnect until capture)
 
     # ------------------------------------------------------------------ Session hooks
     def open_transport(self, deadline: Deadline) -> None:
@@ -70,6 +72,42 @@ class BleSession(Session):
 
     def start_request(self, request: Pending) -> None:
         self.run_op(request.payload, request)
+
+    # ------------------------------------------------------------------ release / capture
+    def release(self) -> None:
+        """Drop the link on purpose and stop reconnecting until :meth:`capture` (I/O thread).
+
+        pyDE1 releases the scale while the DE1 sleeps (spec section 10), so the adapter is not
+        kept busy with a scale that has powered itself off. Requests made meanwhile wait for
+        the capture (or their timeout)."""
+        if self.released or self._finished:
+            return
+        self.released = True
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
+            self._retry_timer = None
+        reason = LinkDown(f"{self.address} released", device=self.family, endpoint=self.endpoint)
+        if self.state is ConnectionState.CONNECTED:
+            self.link_failed(reason)
+        elif self._connect_timer is not None:  # an initialisation under way
+            self._attempt_failed(reason)
+
+    def capture(self) -> None:
+        """Undo :meth:`release`: connect again now (I/O thread)."""
+        if not self.released or self._finished:
+            return
+        self.released = False
+        if self.state is not ConnectionState.CONNECTED and self._retry_timer is None \
+                and self._connect_timer is None:
+            self._attempt = 0
+            self._begin_attempt()
+
+    def _schedule_retry(self, exc: BaseException) -> None:
+        if self.released:  # no reconnect while released; capture() starts the next attempt
+            self.last_error = exc
+            self._set_state(ConnectionState.RECONNECTING, error=exc)
+            return
+        super()._schedule_retry(exc)
 
     # ------------------------------------------------------------------ family hooks
     def begin_init(self) -> None:

@@ -46,8 +46,9 @@ def register(subparsers: Any) -> None:
     watch = sub.add_parser("watch", help="print state changes and shot samples")
     watch.add_argument("--duration", type=float, default=None,
                        help="stop after this many seconds (default: until Ctrl-C)")
-    mode = sub.add_parser("mode", help="request a mode (sleep, wake, stop, espresso, steam, "
-                                       "hotwater, flush, clean, descale, transport, skip)")
+    mode = sub.add_parser("mode", help="request a mode (sleep, wake, stop, end-steam, espresso, "
+                                       "steam, hotwater, flush, clean, descale, transport, "
+                                       "skip)")
     mode.add_argument("mode")
     profile = sub.add_parser("profile", help="profile commands")
     psub = profile.add_subparsers(dest="action", metavar="ACTION")
@@ -285,7 +286,14 @@ def _shot(args: argparse.Namespace) -> int:
                            stop_at_volume=args.stop_at_volume, stop_at_time=args.stop_at_time,
                            time_scale=args.time_scale) as seq:
             client.start_espresso()
-            record = seq.wait_complete(timeout=300.0 / args.time_scale + 30)
+            try:
+                record = seq.wait_complete(timeout=300.0 / args.time_scale + 30)
+            except BaseException:  # Ctrl-C or no completion: never leave the machine pouring
+                try:
+                    client.stop_flow(timeout=5.0)
+                except Exception as exc:
+                    sys.stderr.write(f"could not stop the shot: {exc}\n")
+                raise
         out = {"stop_reason": record.stop_reason, "final_weight_g": record.final_weight_g,
                "duration_s": round(record.elapsed_s[-1], 2) if record.elapsed_s else 0.0,
                "volume_ml": round(sum(client.volume), 1),

@@ -22,7 +22,7 @@ from .._core.pending import Pending
 from .._core.timeouts import DEFAULT, TimeoutArg
 from ..ble.session import BleSession
 from ..ble.transport import LinkDown, PygattTransport, Transport
-from ..errors import (ConfigurationError, DeviceError, DeviceTimeoutError,
+from ..errors import (ConfigurationError, check_range, DeviceError, DeviceTimeoutError,
                       PyBurnerKitError, ProtocolError, UnsupportedFeatureError,
                       WriteNotAllowedError)
 from . import codec
@@ -71,9 +71,12 @@ class DE1Session(BleSession):
         self.versions: Optional[Versions] = None
         self.state_info: Optional[StateInfo] = None
         self._mmr_reads: List[_MmrRead] = []
-        self._cal_waiter: Optional[Callable[[Calibration], Any]] = None
+        # calibration requests awaiting their notification, oldest first: (command, target, cb)
+        self._cal_waiters: List[Any] = []
+        self._fw_request: Optional[Pending] = None  # the firmware upload in progress
         self._fw_waiter: Optional[Callable[[FirmwareMap], Any]] = None
         self._init_timer: Any = None
+        self._mmr_retry_timer: Any = None
         self.calibration: Dict[str, Calibration] = {}
         self.last_stop_request = 0.0
         self.fw_cancel = False
@@ -88,7 +91,7 @@ class DE1Session(BleSession):
     # ================================================================== init (spec 10)
     def begin_init(self) -> None:
         self._mmr_reads = []
-        self._cal_waiter = None
+        self._cal_waiters = []
         self._fw_waiter = None
         self._set_state_info(codec.decode_state_info(self.read(codec.STATE_INFO)))
         self.versions = codec.decode_versions(self.read(codec.VERSIONS))
@@ -99,9 +102,40 @@ class DE1Session(BleSession):
                            ("water_levels", levels), ("temperatures", temps)))
         self._init_timer = self.loop.call_later(self.init_timeout, self._init_timed_out)
         self.mmr_read(0x800010, 1, self._init_have_build)
+        self._arm_mmr_retry()
+
+    def _arm_mmr_retry(self) -> None:
+        """pyDE1 waits up to 4 s for the MMR replies and asks once more for the missing ones
+        (a notification can be lost): one retry per init phase, well before ``init_timeout``."""
+        if self._mmr_retry_timer is not None:
+            self._mmr_retry_timer.cancel()
+        self._mmr_retry_timer = self.loop.call_later(min(4.0, self.init_timeout / 4.0),
+                                                     self._retry_missing_mmr)
+
+    def _retry_missing_mmr(self) -> None:
+        self._mmr_retry_timer = None
+        missing = sorted({a for read in self._mmr_reads for a in read.missing})
+        if missing:
+            log.info("de1 %s: no reply for %d MMR register(s), asking again: %s", self.endpoint,
+                     len(missing), ", ".join(f"0x{a:06X}" for a in missing))
+        for address in missing:
+            if not self.guard(lambda a=address: self.write(codec.READ_FROM_MMR,
+                                                           codec.encode_mmr_read(a, 1))):
+                return
+
+    def on_link_down(self) -> None:
+        # timers of a dead link must not act on the next attempt
+        for name in ("_init_timer", "_mmr_retry_timer"):
+            timer = getattr(self, name)
+            if timer is not None:
+                timer.cancel()
+                setattr(self, name, None)
 
     def _init_timed_out(self) -> None:
         self._init_timer = None
+        if self._mmr_retry_timer is not None:
+            self._mmr_retry_timer.cancel()
+            self._mmr_retry_timer = None
         self.link_failed(DeviceTimeoutError(
             f"the DE1 did not answer the initial reads within {self.init_timeout:g} s",
             device=self.family, endpoint=self.endpoint))
@@ -119,6 +153,7 @@ class DE1Session(BleSession):
         for address, words in reads:
             if not self.guard(lambda a=address, w=words: self.mmr_read(a, w, one_done)):
                 return
+        self._arm_mmr_retry()
 
     def _init_flags(self) -> None:
         def step() -> None:
@@ -145,14 +180,12 @@ class DE1Session(BleSession):
             self.calibration[key] = reply
             self._init_calibration(plan)
 
-        self._cal_waiter = got
+        self._cal_waiters.append((command, target, got))
         self.guard(lambda: self.write(codec.CALIBRATION, codec.encode_calibration(
             Calibration(command, target, 0.0, 0.0, 0))))
 
     def _init_done(self) -> None:
-        if self._init_timer is not None:
-            self._init_timer.cancel()
-            self._init_timer = None
+        self.on_link_down()  # the init timers are done with
         r = self.registers
         info = DE1Info(versions=self.versions,  # type: ignore[arg-type]
                        firmware_build=self.build, features=FeatureFlags.from_build(self.build),
@@ -226,15 +259,27 @@ class DE1Session(BleSession):
                 self.cache.set("shot_settings", settings)
                 self.dispatcher.publish(ShotSettingsChanged(settings))
             elif uuid == codec.CALIBRATION:
-                waiter, self._cal_waiter = self._cal_waiter, None
+                reply = codec.decode_calibration(data)
+                waiter = self._take_cal_waiter(reply)
                 if waiter is not None:
-                    waiter(codec.decode_calibration(data))
+                    waiter(reply)
             elif uuid == codec.FW_MAP_REQUEST:
                 waiter = self._fw_waiter
                 if waiter is not None:
                     waiter(codec.decode_fw_map(data))
         except ProtocolError as exc:
             log.warning("de1 %s: undecodable notification: %s", self.endpoint, exc)
+
+    def _take_cal_waiter(self, reply: Calibration) -> Optional[Callable[[Calibration], Any]]:
+        """The oldest waiter this reply answers (same command and target; an error reply
+        answers the oldest waiter of its command), so concurrent requests do not steal."""
+        waiters = self._cal_waiters
+        for i, (command, target, cb) in enumerate(waiters):
+            if command == reply.command and (target == reply.target
+                                             or reply.target is CalTarget.ERROR):
+                del waiters[i]
+                return cb
+        return None
 
     def _set_state_info(self, info: StateInfo) -> None:
         old = self.state_info
@@ -292,6 +337,9 @@ class DE1Session(BleSession):
                 else S.IDLE
             if target is not None:
                 self.last_stop_request = time.monotonic()
+        elif mode is Mode.END_STEAM:
+            request.resolve(self.end_steam())
+            return
         elif mode is Mode.SKIP_TO_NEXT:
             if self.build < 1260:
                 raise UnsupportedFeatureError(
@@ -331,6 +379,28 @@ class DE1Session(BleSession):
         self.write(codec.REQUESTED_STATE, codec.encode_requested_state(S.IDLE))
         return True
 
+    def end_steam(self) -> Optional[S]:
+        """pyDE1's EndSteam (spec section 2), I/O thread. While steaming: with the steam
+        purge mode register set (firmware 1320+) request Idle; otherwise write ShotSettings with
+        TargetSteamLength 0 (the DE1 ends steam at once) and then re-write the original
+        settings. In any other state it is :meth:`stop_flow`. Returns the state asked for."""
+        info = self.state_info
+        if info is not None and info.state is S.STEAM and \
+                info.substate.flow_phase is FlowPhase.DURING:
+            self.last_stop_request = time.monotonic()
+            if self.build >= 1320 and self.registers.get(0x803850, 0):
+                self.write(codec.REQUESTED_STATE, codec.encode_requested_state(S.IDLE))
+                return S.IDLE
+            import dataclasses
+            raw = self.read(codec.SHOT_SETTINGS)
+            original = codec.decode_shot_settings(raw)
+            self.write(codec.SHOT_SETTINGS, codec.encode_shot_settings(
+                dataclasses.replace(original, steam_length_s=0)))
+            self.write(codec.SHOT_SETTINGS, raw)
+            self.cache.set("shot_settings", original)
+            return S.IDLE
+        return S.IDLE if self.stop_flow() else None
+
     def op_mmr_read(self, address: int, words: int, request: Pending) -> None:
         self.mmr_read(address, words, lambda values: request.resolve(values))
 
@@ -339,16 +409,31 @@ class DE1Session(BleSession):
         # read back: the DE1 may clamp or round (spec 3)
         self.mmr_read(address, 1, lambda values: request.resolve(values[address]))
 
-    def op_calibration(self, command: CalCommand, target: CalTarget, request: Pending) -> None:
+    def op_calibration(self, command: CalCommand, target: CalTarget, request: Pending,
+                       reported: float = 0.0, measured: float = 0.0, key: int = 0) -> None:
         def got(reply: Calibration) -> None:
             if reply.target is CalTarget.ERROR:
+                hint = " (wrong write key?)" if command in (CalCommand.WRITE,
+                                                           CalCommand.RESET_TO_FACTORY) else ""
                 request.fail(DeviceError(f"the DE1 refused the calibration {command.name} of "
-                                         f"{target.name}", code=255))
-            else:
-                request.resolve(reply)
-        self._cal_waiter = got
-        self.write(codec.CALIBRATION, codec.encode_calibration(
-            Calibration(command, target, 0.0, 0.0, 0)))
+                                         f"{target.name}{hint}", code=255))
+                return
+            if command in (CalCommand.WRITE, CalCommand.RESET_TO_FACTORY):
+                cal = dict(self.cache.value("calibration", {}))
+                cal[target.name.lower()] = Calibration(CalCommand.READ, target, reply.reported,
+                                                       reply.measured, 0)
+                self.calibration = cal
+                self.cache.set("calibration", cal)
+            request.resolve(reply)
+        entry = (command, target, got)
+        self._cal_waiters.append(entry)
+        try:
+            self.write(codec.CALIBRATION, codec.encode_calibration(
+                Calibration(command, target, reported, measured, key)))
+        except BaseException:
+            if entry in self._cal_waiters:
+                self._cal_waiters.remove(entry)
+            raise
 
     def op_upload_profile(self, program: Program, write_tank: bool, request: Pending) -> None:
         total = 2 + len(program.frames) + len(program.ext_frames)
@@ -381,7 +466,10 @@ class DE1Session(BleSession):
 
     def op_upload_firmware(self, image: FirmwareImage, request: Pending) -> None:
         """Erase, 16-byte chunks, verify (spec 5); chunks are chained through the loop so
-        notifications, cancel and close interleave."""
+        notifications, cancel and close interleave. One upload at a time."""
+        if self._fw_request is not None and not self._fw_request.done():
+            raise DeviceError("a firmware upload is already in progress")
+        self._fw_request = request
         self.fw_cancel = False
         total = len(image.data)
         chunks = list(image.chunks())
@@ -505,6 +593,14 @@ class DE1Client(BaseClient):
                           line_frequency=self.line_frequency, init_timeout=self.init_timeout,
                           **common)
 
+    def _redact_frame(self, frame: Any) -> Any:
+        """Calibration writes carry the DE1's fixed write key in bytes 0..3: hide it."""
+        if isinstance(frame, tuple) and len(frame) == 2 and frame[0] == codec.CALIBRATION[4:8] \
+                and isinstance(frame[1], (bytes, bytearray)) and len(frame[1]) >= 4 \
+                and any(frame[1][:4]):
+            return (frame[0], b"\xff\xff\xff\xff" + bytes(frame[1][4:]))
+        return frame
+
     @property
     def _de1(self) -> DE1Session:
         return self._require_session()  # type: ignore[return-value]
@@ -615,6 +711,71 @@ class DE1Client(BaseClient):
         return self._run(f"read calibration {tgt.name}",
                          _op(DE1Session.op_calibration, cmd, tgt), timeout)
 
+    def write_calibration(self, target: Union[CalTarget, str], reported: float,
+                          measured: float, *, write_key: int,
+                          timeout: TimeoutArg = DEFAULT) -> Calibration:
+        """Calibrate flow, pressure or temperature: what the DE1 reported and what you
+        measured (flow mL/s, pressure bar: a ratio; temperature °C: an offset).
+
+        Needs ``allow_writes=True`` and the DE1's fixed 32-bit calibration key (de1app
+        hard-codes it; pyburnerkit does not ship it). A wrong key is refused by the DE1
+        (``DeviceError``). Safety limits checked first: a flow or pressure correction of at
+        most 2x either way, a temperature offset of at most 10 °C.
+        """
+        self._need_writes("write_calibration")
+        tgt = self._cal_target(target)
+        key = self._cal_key(write_key)
+        unit = "°C" if tgt is CalTarget.TEMPERATURE else ("mL/s" if tgt is CalTarget.FLOW
+                                                          else "bar")
+        if tgt is CalTarget.TEMPERATURE:
+            check_range("reported", reported, 0, 150, unit)
+            check_range("measured", measured, 0, 150, unit)
+            if abs(measured - reported) > 10:
+                raise ConfigurationError(
+                    f"temperature correction {measured - reported:+g} °C is outside the "
+                    f"allowed -10..+10 °C")
+        else:
+            high = 16.0
+            check_range("reported", reported, 0.1, high, unit)
+            check_range("measured", measured, 0.1, high, unit)
+            ratio = measured / reported
+            if not 0.5 <= ratio <= 2.0:
+                raise ConfigurationError(f"{tgt.name.lower()} correction measured/reported = "
+                                         f"{ratio:.3g} is outside the allowed 0.5..2")
+        return self._call(Pending(f"write calibration {tgt.name}",
+                                  lambda s, r: s.op_calibration(CalCommand.WRITE, tgt, r,
+                                                                reported, measured, key),
+                                  is_write=True), timeout)
+
+    def reset_calibration(self, target: Union[CalTarget, str], *, write_key: int,
+                          timeout: TimeoutArg = DEFAULT) -> Calibration:
+        """Restore the factory calibration of one target (needs ``allow_writes`` and the key)."""
+        self._need_writes("reset_calibration")
+        tgt = self._cal_target(target)
+        key = self._cal_key(write_key)
+        return self._call(Pending(f"reset calibration {tgt.name}",
+                                  lambda s, r: s.op_calibration(CalCommand.RESET_TO_FACTORY, tgt,
+                                                                r, 0.0, 0.0, key),
+                                  is_write=True), timeout)
+
+    @staticmethod
+    def _cal_target(target: Union[CalTarget, str]) -> CalTarget:
+        if isinstance(target, CalTarget) and target is not CalTarget.ERROR:
+            return target
+        name = str(target).upper()
+        if name not in ("FLOW", "PRESSURE", "TEMPERATURE"):
+            raise ConfigurationError(f"calibration target {target!r}: expected flow, pressure "
+                                     f"or temperature")
+        return CalTarget[name]
+
+    @staticmethod
+    def _cal_key(write_key: Any) -> int:
+        if isinstance(write_key, bool) or not isinstance(write_key, int) or \
+                not 1 <= write_key <= 0xFFFFFFFF:
+            raise ConfigurationError(f"write_key={write_key!r} must be the DE1's 32-bit "
+                                     f"calibration key (1..0xFFFFFFFF)")
+        return write_key
+
     # ------------------------------------------------------------------ modes (spec 2)
     def request_mode(self, mode: Union[Mode, str], *, wait: bool = True,
                      timeout: TimeoutArg = DEFAULT) -> StateInfo:
@@ -642,6 +803,9 @@ class DE1Client(BaseClient):
             if target is S.IDLE and mode is Mode.STOP:
                 def want(i: StateInfo) -> bool:
                     return not i.state.is_flow or i.substate is U.FLUSH
+            elif mode is Mode.END_STEAM:
+                def want(i: StateInfo) -> bool:
+                    return not i.state.is_flow or i.substate.flow_phase is not FlowPhase.DURING
             elif target is S.SLEEP:
                 def want(i: StateInfo) -> bool:
                     return i.state in (S.SLEEP, S.GOING_TO_SLEEP)
@@ -665,6 +829,10 @@ class DE1Client(BaseClient):
 
     def stop(self, **kw: Any) -> StateInfo:
         return self.request_mode(Mode.STOP, **kw)
+
+    def end_steam(self, **kw: Any) -> StateInfo:
+        """End steaming (purge follows); outside steam it stops a running flow."""
+        return self.request_mode(Mode.END_STEAM, **kw)
 
     def skip_to_next(self, **kw: Any) -> StateInfo:
         return self.request_mode(Mode.SKIP_TO_NEXT, **kw)
@@ -768,6 +936,19 @@ class DE1Client(BaseClient):
                               f"{state.name}", device=self.family, endpoint=self.endpoint)
         return self._run("upload firmware", _op(DE1Session.op_upload_firmware, image), timeout,
                          is_write=True)
+
+    def post_later(self, delay_s: float, event: Any) -> None:
+        """Publish ``event`` to this client's subscribers after ``delay_s`` seconds.
+
+        The timer runs on the I/O thread's reactor (no extra thread); the event is delivered
+        on the events thread in order with the DE1's own events. Used by the shot sequencer
+        for stop-at-time, so it does not wait for the next ShotSample.
+        """
+        if not 0 <= delay_s <= 3600:
+            raise ConfigurationError(f"delay_s={delay_s!r} s is out of range 0..3600 s")
+        session = self._require_session()
+        session.call_soon_threadsafe(  # a no-op once the client is closing
+            lambda: session.loop.call_later(delay_s, session.dispatcher.publish, event))
 
     def cancel_firmware_upload(self) -> None:
         session = self._session

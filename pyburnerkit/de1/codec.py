@@ -70,9 +70,11 @@ NAME_BY_UUID = {uuid: name for name, uuid, _ in CHARACTERISTICS}
 
 #: Subscription order used at connect: request/response characteristics first, then the
 #: periodic ones, the high-rate ShotSample last (avoids pygatt's subscribe stall, spec 5.6).
+#: Temperatures (A00A) is not subscribed by pyDE1; here it is, so live temperatures reach the
+#: cache and arrive as events like the other telemetry.
 SUBSCRIBE_ORDER = (READ_FROM_MMR, WRITE_TO_MMR, FW_MAP_REQUEST, SHOT_SETTINGS, HEADER_WRITE,
                    FRAME_WRITE, CALIBRATION, REQUESTED_STATE, STATE_INFO, WATER_LEVELS,
-                   SHOT_SAMPLE)
+                   TEMPERATURES, SHOT_SAMPLE)
 
 
 def _need(name: str, data: bytes, length: int, *, at_least: bool = False) -> bytes:
@@ -139,7 +141,8 @@ def dec_f8_1_7(raw: int) -> float:
 def enc_u10p0(value: float, name: str = "value", unit: str = "mL") -> int:
     v = _enc_range(name, value, 0, 1023, unit)
     if v != int(v):
-        raise ConfigurationError(f"{name}={value!r} {unit} must be a whole number in 0..1023 {unit}")
+        raise ConfigurationError(
+            f"{name}={value!r} {unit} must be a whole number in 0..1023 {unit}")
     return int(v)
 
 
@@ -285,8 +288,12 @@ def decode_calibration(data: bytes) -> Calibration:
 
 def encode_calibration(c: Calibration) -> bytes:
     def s32p16(name: str, v: float) -> int:
-        _enc_range(name, v, -32768, 32767.99, "")
-        return int(round(v * 65536))
+        _enc_range(name, v, -32768, 32768, "")
+        raw = int(round(v * 65536))
+        if not -2 ** 31 <= raw < 2 ** 31:  # S32P16 tops out at 32767.99998
+            raise ConfigurationError(f"{name}={v!r} is out of range: the limit is "
+                                     f"-32768..32767.99998 (S32P16)")
+        return raw
 
     return _CAL.pack(c.key & 0xFFFFFFFF, int(c.command), int(c.target),
                      s32p16("reported", c.reported), s32p16("measured", c.measured))

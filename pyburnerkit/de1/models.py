@@ -124,6 +124,7 @@ class Mode(enum.Enum):
     SLEEP = "Sleep"
     WAKE = "Wake"
     STOP = "Stop"
+    END_STEAM = "EndSteam"
     SKIP_TO_NEXT = "SkipToNext"
     ESPRESSO = "Espresso"
     STEAM = "Steam"
@@ -362,6 +363,14 @@ class GateChanged(Event):
     gate: str
     state: MachineState
     sequence_id: int
+
+
+@dataclass(frozen=True)
+class SequencerTimer(Event):
+    """A timer the shot sequencer asked the DE1 client for (published on its events thread)."""
+
+    sequence_id: int
+    name: str
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,11 @@
 It listens to a :class:`~pyburnerkit.de1.client.DE1Client` and optionally a
 :class:`~pyburnerkit.scale.client.SkaleClient` through ordinary subscriptions, so it runs on the
 clients' events threads and acts through their blocking methods (allowed there). No thread of
-its own, no timers: time gates are evaluated on the DE1's ShotSamples, which arrive at least
-every ~0.75 s in every state, and on weight readings (~10/s).
+its own: stop-at-time is a timer on the DE1 client's reactor (:meth:`DE1Client.post_later`)
+armed when flow begins, so it does not wait for the next ShotSample (up to 0.25 s later), and
+is also checked against the DE1 clock on every sample; the other time gates are evaluated on
+the DE1's ShotSamples, which arrive at least every ~0.75 s in every state, and on weight
+readings (~10/s).
 
 Times in the lag model are device seconds; ``time_scale`` (device seconds per real second)
 keeps it right against a sped-up simulator.
@@ -19,8 +22,8 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from .models import (FlowPhase, GateChanged, MachineState as S, ShotRecord, ShotSampleEvent,
-                     StateChanged, StopAtTriggered, SubState as U)
+from .models import (FlowPhase, GateChanged, MachineState as S, SequencerTimer, ShotRecord,
+                     ShotSampleEvent, StateChanged, StopAtTriggered, SubState as U)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,8 @@ class ShotSequencer:
     :param stop_at_time: seconds of flow, or None.
     :param move_on_weight: per-frame grams (None = no move-on for that frame).
     :param stop_lead_time, fall_time, weight_adjust: the lag model, seconds (pyDE1's defaults).
+    :param watchdog_s: complete a sequence that has not completed this long after it started
+        (pyDE1: 270 s), so a lost link or a stuck state does not hold it open; None disables.
     """
 
     def __init__(self, de1: Any, scale: Any = None, *, stop_at_weight: Optional[float] = None,
@@ -48,7 +53,7 @@ class ShotSequencer:
                  profile_can_override: bool = True, stop_lead_time: float = 0.1,
                  fall_time: float = 0.17, weight_adjust: float = -0.07,
                  first_drops_threshold: float = 0.0, last_drops_minimum_time: float = 3.0,
-                 time_scale: float = 1.0,
+                 watchdog_s: Optional[float] = 270.0, time_scale: float = 1.0,
                  on_event: Optional[Callable[[Any], Any]] = None) -> None:
         from ..errors import ConfigurationError, check_range
         for name, value, high, unit in (("stop_at_weight", stop_at_weight, 2000, "g"),
@@ -56,6 +61,8 @@ class ShotSequencer:
                                         ("stop_at_time", stop_at_time, 600, "s")):
             if value is not None:
                 check_range(name, value, 0.1, high, unit)
+        if watchdog_s is not None:
+            check_range("watchdog_s", watchdog_s, 1.0, 3600.0, "s")
         if not time_scale > 0:
             raise ConfigurationError(f"time_scale={time_scale!r} must be > 0")
         self.de1 = de1
@@ -70,6 +77,7 @@ class ShotSequencer:
         self.first_drops_threshold = first_drops_threshold
         self.last_drops_minimum_time = last_drops_minimum_time
         self.ts = time_scale
+        self.watchdog_s = watchdog_s
         self.on_event = on_event
         self._lock = threading.Lock()
         self._subs: List[Any] = []
@@ -81,7 +89,8 @@ class ShotSequencer:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "ShotSequencer":
-        self._subs.append(self.de1.subscribe(self._de1_event, StateChanged, ShotSampleEvent))
+        self._subs.append(self.de1.subscribe(self._de1_event, StateChanged, ShotSampleEvent,
+                                             SequencerTimer))
         if self.scale is not None:
             from ..scale.models import WeightReading
             self._subs.append(self.scale.subscribe(self._weight, WeightReading))
@@ -128,6 +137,7 @@ class ShotSequencer:
         self._weights: List[Tuple[float, float]] = []
         self._last_sample: Optional[Tuple[float, Any]] = None
         self.stop_reason: Optional[str] = None
+        self._watchdog_fired = False
         self.target_weight = self.stop_at_weight
         self.target_volume = self.stop_at_volume
         self.move_on = list(self.move_on_weight)
@@ -161,6 +171,8 @@ class ShotSequencer:
         with self._lock:
             if isinstance(event, StateChanged):
                 self._state(event, actions)
+            elif isinstance(event, SequencerTimer):
+                self._timer(event, actions)
             else:
                 self._sample(event, actions)
         for action in actions:
@@ -173,14 +185,22 @@ class ShotSequencer:
             self.sequence_id += 1
             self._reset(ev.state)
             self._set_gate("sequence_start")
+            if self.watchdog_s is not None:  # pyDE1 completes a sequence after 270 s anyway
+                dog = SequencerTimer(self.sequence_id, "watchdog")
+                dog_delay = self.watchdog_s / self.ts
+                actions.append(lambda: self.de1.post_later(dog_delay, dog))
             if self.auto_tare and ev.state in _WEIGHT_STATES:
                 actions.append(lambda: self.scale.tare(wait=False))
                 self._last_tare = time.monotonic()
         if self.gates["sequence_start"] is None:
             return
         phase = ev.substate.flow_phase if flow else FlowPhase.NONE
-        if phase is FlowPhase.DURING:
+        if phase is FlowPhase.DURING and self.gates["sequence_flow_begin"] is None:
             self._set_gate("sequence_flow_begin")
+            if self.stop_at_time is not None:
+                timer = SequencerTimer(self.sequence_id, "stop_at_time")
+                delay = self.stop_at_time / self.ts
+                actions.append(lambda: self.de1.post_later(delay, timer))
         if ev.previous_substate is U.PRE_INFUSE and ev.substate is not U.PRE_INFUSE:
             self._set_gate("sequence_exit_preinfuse")
         if self.gates["sequence_flow_begin"] is not None and phase is not FlowPhase.DURING:
@@ -226,6 +246,23 @@ class ShotSequencer:
         if self.gates["sequence_last_drops"] is not None and \
                 self.gates["sequence_flow_state_exit"] is not None:
             self._finish()
+
+    def _timer(self, ev: SequencerTimer, actions: List[Callable[[], Any]]) -> None:
+        if ev.name == "watchdog":
+            if ev.sequence_id == self.sequence_id and self.gates["sequence_start"] is not None \
+                    and self.gates["sequence_complete"] is None:
+                log.warning("shot sequence %d not complete after %g s: completing it",
+                            self.sequence_id, self.watchdog_s)
+                self._watchdog_fired = True
+                self._finish()
+            return
+        begin = self.gates["sequence_flow_begin"]
+        if ev.sequence_id != self.sequence_id or ev.name != "stop_at_time" or begin is None \
+                or self.gates["sequence_flow_end"] is not None or self._stop_sent \
+                or self.stop_at_time is None:
+            return
+        current = max(self.elapsed, (time.monotonic() - begin) * self.ts)
+        self._trigger("time", self.stop_at_time, current, actions)
 
     def _trigger(self, kind: str, target: float, current: float,
                  actions: List[Callable[[], Any]]) -> None:
@@ -319,7 +356,8 @@ class ShotSequencer:
             frame=tuple(s.frame_number for _, s in samples),
             final_weight_g=final, stop_reason=self.stop_reason,
             extra={"state": self.active_state.name if self.active_state else None,
-                   "target_weight_g": self.target_weight, "sequence_id": self.sequence_id})
+                   "target_weight_g": self.target_weight, "sequence_id": self.sequence_id,
+                   "watchdog": self._watchdog_fired})
         self.records.append(record)
         self._complete.notify_all()
 

@@ -21,7 +21,7 @@ import math
 import random
 import struct
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from ..ble.peripheral import (PROP_NOTIFY, PROP_READ, PROP_WRITE, GattCharacteristic,
                               Peripheral)
@@ -96,15 +96,15 @@ class DE1Peripheral(Peripheral):
     def __init__(self, address: str = DEFAULT_DE1_ADDRESS, *, bench: Optional[Bench] = None,
                  firmware_build: int = 1333, line_frequency: int = 50, ghc_active: bool = False,
                  seed: Optional[int] = None, fall_time_s: float = 0.17,
-                 stop_tau_s: float = 0.1) -> None:
+                 stop_tau_s: float = 0.1, calibration_key: Optional[int] = None) -> None:
         super().__init__(address, "DE1")
         self.bench = bench or Bench()
         self.rng = random.Random(seed)
         self.line_frequency = line_frequency
         self.fall_time_s = fall_time_s
         self.stop_tau_s = stop_tau_s
-        props = {name: (PROP_READ if r else 0) | (PROP_WRITE if w else 0) | (PROP_NOTIFY if n else 0)
-                 for name, _, (r, w, n) in codec.CHARACTERISTICS}
+        props = {name: (PROP_READ if r else 0) | (PROP_WRITE if w else 0)
+                 | (PROP_NOTIFY if n else 0) for name, _, (r, w, n) in codec.CHARACTERISTICS}
         chars = [GattCharacteristic(uuid, props[name], b"\x00")
                  for name, uuid, _ in codec.CHARACTERISTICS]
         self.add_service(codec.SERVICE, chars)
@@ -122,6 +122,14 @@ class DE1Peripheral(Peripheral):
             0x803850: 0, 0x803854: 1, 0x803858: 0, 0x80385C: 0, 0x803860: 1})
         self.calibration = {CalTarget.FLOW: (1.0, 1.0), CalTarget.PRESSURE: (1.0, 1.0),
                             CalTarget.TEMPERATURE: (0.0, 0.0)}
+        # the fixed 32-bit key calibration writes need; the real value is the DE1's (de1app
+        # hard-codes it) and is not in the spec, so a test chooses one; None refuses every write
+        self.calibration_key = calibration_key
+        self.calibration_writes: List[Calibration] = []
+        # fault injection: the next MMR reply notification starting at each of these
+        # addresses is lost in the air (BLE drops notifications under load, specs/pygatt.md
+        # section 3); tests set it
+        self.lose_mmr_replies: Set[int] = set()
         self.water = WaterLevels(40.0, 5.0)
         # profile
         self.header = (1, len(DEFAULT_FRAMES), 1, 0.0, 6.0)
@@ -507,6 +515,9 @@ class DE1Peripheral(Peripheral):
                 return
             values = [self.registers.get(a, 0) for a in addrs]
             for i in range(0, words, 4):
+                if addrs[i] in self.lose_mmr_replies:
+                    self.lose_mmr_replies.discard(addrs[i])
+                    continue
                 self.notify(codec.READ_FROM_MMR,
                             codec.encode_mmr_reply(addrs[i], values[i:i + 4]))
 
@@ -564,8 +575,18 @@ class DE1Peripheral(Peripheral):
             if c.command is CalCommand.READ_FACTORY:
                 reported, measured = {CalTarget.TEMPERATURE: (0.0, 0.0)}.get(c.target, (1.0, 1.0))
             reply = Calibration(c.command, c.target, reported, measured, 0)
-        else:  # writes need the fixed key, which this simulator does not know: refuse
-            reply = Calibration(c.command, CalTarget.ERROR, 0.0, 0.0, 0)
+        elif self.calibration_key is None or c.key != self.calibration_key or \
+                c.target not in self.calibration:
+            reply = Calibration(c.command, CalTarget.ERROR, 0.0, 0.0, 0)  # refused
+        else:
+            self.calibration_writes.append(c)
+            if c.command is CalCommand.WRITE:
+                self.calibration[c.target] = (c.reported, c.measured)
+            else:  # reset to factory
+                self.calibration[c.target] = (0.0, 0.0) if c.target is CalTarget.TEMPERATURE \
+                    else (1.0, 1.0)
+            reported, measured = self.calibration[c.target]
+            reply = Calibration(c.command, c.target, reported, measured, 0)
         self.notify(codec.CALIBRATION, codec.encode_calibration(reply))
 
 

@@ -225,6 +225,45 @@ class SkaleClient(BaseClient):
             raise ConfigurationError(f"unit {unit!r}: expected 'g' or 'oz'")
         self._command(codec.CMD_GRAMS if unit == "g" else codec.CMD_OUNCES, "units", timeout)
 
+    # ------------------------------------------------------------------ release / capture
+    @property
+    def released(self) -> bool:
+        session = self._session
+        return bool(session is not None and getattr(session, "released", False))
+
+    def release(self) -> None:
+        """Disconnect on purpose and stop reconnecting until :meth:`capture` (non-blocking).
+        Commands made while released wait for the capture or their timeout."""
+        session = self._require_session()
+        session.call_soon_threadsafe(session.release)  # type: ignore[attr-defined]
+
+    def capture(self) -> None:
+        """Reconnect after :meth:`release` (non-blocking; ``wait_for(lambda c: c.connected)``)."""
+        session = self._require_session()
+        session.call_soon_threadsafe(session.capture)  # type: ignore[attr-defined]
+
+    def follow(self, de1: Any) -> Any:
+        """Release this scale while ``de1`` sleeps and capture it when the DE1 leaves Sleep,
+        as pyDE1 does (spec section 10). Returns the subscription; ``cancel()`` it to stop."""
+        from ..de1.models import MachineState, StateChanged
+
+        def on_state(event: Any) -> None:
+            asleep = event.state in (MachineState.SLEEP, MachineState.GOING_TO_SLEEP)
+            try:
+                # both run in order on the scale's I/O thread, a no-op when already there
+                if asleep:
+                    self.release()
+                else:
+                    self.capture()
+            except Exception as exc:  # a closed scale: nothing to follow any more
+                log.debug("scale follow: %s", exc)
+
+        sub = de1.subscribe(on_state, StateChanged)
+        state = getattr(de1, "state", None)
+        if state in (MachineState.SLEEP, MachineState.GOING_TO_SLEEP):
+            self.release()
+        return sub
+
     def read_battery(self, timeout: TimeoutArg = DEFAULT) -> int:
         return self._call(Pending("battery", lambda s, r: r.resolve(
             codec.decode_battery(s.read(codec.BATTERY)))), timeout)

@@ -129,3 +129,22 @@ def test_demo_runs_the_real_path_and_cleans_up() -> None:
     assert "connected through pygatt + fake gatttool" in lines[0]
     assert "shot stopped by weight" in lines[-1]
     assert os.environ.get("PATH") == path_before
+
+
+def test_interrupted_shot_stops_the_machine(rig_on_path: RigOnPath, capsys, monkeypatch) -> None:
+    """Ctrl-C while ``de1 shot`` waits must not leave the DE1 pouring. The interrupt is
+    injected where it would land (in the wait), once the simulated machine is pouring."""
+    from pyburnerkit.de1.models import MachineState as S, SubState as U
+    from pyburnerkit.de1.sequencer import ShotSequencer
+
+    def interrupted(self, timeout: float = 300.0):
+        self.de1.wait_for(lambda c: c.substate in (U.PRE_INFUSE, U.POUR), timeout=30)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ShotSequencer, "wait_complete", interrupted)
+    code, _, _ = run(capsys, "de1", "shot", "--stop-at-time", "500", "--address",
+                     rig_on_path.de1.address, "--time-scale", str(SPEED))
+    assert code == 130
+    requests = rig_on_path.rig.run(lambda: list(rig_on_path.de1.state_requests))
+    assert requests[-2:] == [S.ESPRESSO, S.IDLE]
+    assert rig_on_path.rig.run(lambda: rig_on_path.de1.pump_on) is False

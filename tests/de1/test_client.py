@@ -5,6 +5,7 @@ write permissions. The same client over pygatt and the fake gatttool is in test_
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator
 
 import pytest
@@ -14,7 +15,8 @@ from pyburnerkit.errors import (ConfigurationError, DeviceError, UnsupportedFeat
 from pyburnerkit.de1.client import DE1Client
 from pyburnerkit.de1.firmware import make_test_image
 from pyburnerkit.de1.models import (CalTarget, MachineState as S, Mode, StateChanged,
-                                    SubState as U, UploadProgress, ShotSampleEvent)
+                                    SubState as U, TemperaturesChanged, UploadProgress,
+                                    ShotSampleEvent, WaterLevelsChanged)
 from pyburnerkit.de1.sim import DE1Rig
 
 from ..ble.simrig import SPEED, sim_transport
@@ -63,6 +65,19 @@ def test_live_samples_and_events(de1: DE1Client) -> None:
     assert de1.shot_sample is not None
 
 
+def test_live_temperatures_and_water_levels_as_events(rig: DE1Rig, de1: DE1Client) -> None:
+    temps, levels = Recorder(), Recorder()
+    de1.subscribe(temps, TemperaturesChanged)
+    de1.subscribe(levels, WaterLevelsChanged)
+    first = temps.wait_for(lambda e: True)
+    assert first.temperatures.target_group_heater_c == 92.0
+    de1.set_shot_settings(group_temp_c=94.0)  # a new target: the notified set changes
+    later = temps.wait_for(lambda e: e.temperatures.target_group_heater_c == 94.0)
+    assert de1.wait_for(lambda c: c.temperatures.target_group_heater_c == 94.0, timeout=5)
+    assert later.temperatures.group_heater_c > 0
+    assert levels.wait_for(lambda e: e.levels.level_mm > 0).levels.level_mm > 0
+
+
 def test_mode_preconditions(rig: DE1Rig, de1: DE1Client) -> None:
     with pytest.raises(DeviceError, match="can only start from IDLE, the DE1 is in SLEEP"):
         de1.start_espresso()
@@ -97,6 +112,31 @@ def test_every_flow_and_maintenance_mode(rig: DE1Rig, de1: DE1Client) -> None:
     de1.wait_for(lambda c: c.state is S.SLEEP, timeout=10)  # air purge ends asleep
     assert de1.request_mode(Mode.NO_REQUEST).state is S.SLEEP
     assert any(e.state is S.CLEAN for e in events.events)
+
+
+def test_end_steam_by_settings_or_purge_mode(rig: DE1Rig, de1: DE1Client) -> None:
+    de1.wake()
+    before = len(rig.run(lambda: list(rig.de1.state_requests)))
+    assert de1.end_steam().state is S.IDLE  # idle: nothing to end, nothing written
+    assert len(rig.run(lambda: list(rig.de1.state_requests))) == before
+    original = de1.set_shot_settings(steam_length_s=90)
+    de1.start_steam()
+    de1.wait_for(lambda c: c.substate is U.STEAMING, timeout=10)
+    requests = len(rig.run(lambda: list(rig.de1.state_requests)))
+    info = de1.end_steam()
+    assert not (info.state is S.STEAM and info.substate is U.STEAMING)
+    # no Idle request: TargetSteamLength 0 ended it, then the original settings came back
+    assert len(rig.run(lambda: list(rig.de1.state_requests))) == requests
+    assert rig.run(lambda: rig.de1.settings) == original
+    assert de1.read_shot_settings().steam_length_s == 90
+    de1.wait_for(lambda c: c.state is S.IDLE, timeout=10)
+    assert de1.write_setting("steam_purge_mode", 1) == 1  # firmware 1333: two-tap purge
+    de1.start_steam()
+    de1.wait_for(lambda c: c.substate is U.STEAMING, timeout=10)
+    de1.end_steam()
+    assert rig.run(lambda: rig.de1.state_requests[-1]) is S.IDLE
+    assert de1.request_mode("end-steam").state is not S.STEAM or \
+        de1.substate is not U.STEAMING
 
 
 def test_remote_start_must_be_enabled(rig: DE1Rig) -> None:
@@ -163,6 +203,15 @@ def test_calibration_reads(de1: DE1Client) -> None:
     assert de1.read_calibration("temperature", factory=True).measured == 0.0
 
 
+def test_concurrent_calibration_reads_get_their_own_replies(de1: DE1Client) -> None:
+    """Calibration is write-then-await-notify; requests from several threads are in flight at
+    once, and each must get the reply for its own target (not a neighbour's, not a timeout)."""
+    targets = [CalTarget.FLOW, CalTarget.PRESSURE, CalTarget.TEMPERATURE] * 4
+    with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+        replies = list(pool.map(lambda t: de1.read_calibration(t, timeout=10), targets))
+    assert [r.target for r in replies] == targets
+
+
 def test_profile_upload_is_accepted_and_runs(rig: DE1Rig, de1: DE1Client) -> None:
     progress = Recorder()
     de1.subscribe(progress, UploadProgress)
@@ -199,3 +248,68 @@ def test_firmware_upload_cancel(rig: DE1Rig, de1: DE1Client) -> None:
         de1.upload_firmware(make_test_image(body_bytes=16384), timeout=60)
     progress.wait_for(lambda e: e.phase == "canceled")
     assert rig.run(lambda: rig.de1.fw_installed) is None
+
+
+def test_a_second_firmware_upload_is_refused_while_one_runs(rig: DE1Rig, de1: DE1Client) -> None:
+    progress = Recorder()
+    de1.subscribe(progress, UploadProgress)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(de1.upload_firmware, make_test_image(body_bytes=65536), timeout=60)
+        progress.wait_for(lambda e: e.phase == "uploading")
+        with pytest.raises(DeviceError, match="already in progress"):
+            de1.upload_firmware(make_test_image(body_bytes=1024), timeout=10)
+        de1.cancel_firmware_upload()
+        with pytest.raises(DeviceError, match="canceled"):
+            first.result(timeout=30)
+    assert rig.run(lambda: rig.de1.fw_installed) is None
+
+
+def test_calibration_writes_need_permission_limits_and_the_key() -> None:
+    key = 0x1A2B3C4D
+    traced = []
+    with DE1Rig(speed=SPEED, with_scale=False, calibration_key=key) as rig:
+        with make(rig) as ro:
+            with pytest.raises(WriteNotAllowedError, match="allow_writes=True"):
+                ro.write_calibration("flow", 4.0, 4.2, write_key=key)
+        with make(rig, allow_writes=True,
+                  trace=lambda direction, frame: traced.append(frame)) as de1:
+            with pytest.raises(ConfigurationError, match="outside the allowed 0.5..2"):
+                de1.write_calibration("flow", 4.0, 12.0, write_key=key)
+            with pytest.raises(ConfigurationError,
+                               match=r"measured=20.0 bar is out of range: the limit is 0\.1\.\.16"):
+                de1.write_calibration(CalTarget.PRESSURE, 9.0, 20.0, write_key=key)
+            with pytest.raises(ConfigurationError, match="-10..\\+10 °C"):
+                de1.write_calibration("temperature", 92.0, 80.0, write_key=key)
+            with pytest.raises(ConfigurationError, match="write_key"):
+                de1.write_calibration("flow", 4.0, 4.2, write_key=0)
+            assert rig.run(lambda: list(rig.de1.calibration_writes)) == []
+            with pytest.raises(DeviceError, match="refused .*wrong write key"):
+                de1.write_calibration("flow", 4.0, 4.2, write_key=key + 1)
+            reply = de1.write_calibration("flow", 4.0, 4.2, write_key=key)
+            assert (reply.target, reply.reported) == (CalTarget.FLOW, 4.0)
+            assert reply.measured == pytest.approx(4.2, abs=1e-4)  # S32P16 on the wire
+            assert de1.read_calibration("flow").measured == pytest.approx(4.2, abs=1e-4)
+            assert de1.calibration["flow"].measured == pytest.approx(4.2, abs=1e-4)
+            assert de1.reset_calibration("flow", write_key=key).measured == 1.0
+            assert de1.read_calibration("flow").measured == 1.0
+        writes = rig.run(lambda: list(rig.de1.calibration_writes))
+    assert [w.key for w in writes] == [key, key]
+    # the key never reaches the wire log / trace
+    secret = key.to_bytes(4, "big")
+    assert traced and not any(secret in bytes(f[1]) for f in traced
+                              if isinstance(f, tuple) and isinstance(f[1], (bytes, bytearray)))
+
+
+def test_lost_mmr_replies_are_asked_for_again_during_init(rig: DE1Rig) -> None:
+    """A lost MMR reply notification (the firmware build, then a chunk of the bulk read) is
+    asked for once more (pyDE1: after up to 4 s) instead of failing the whole connection."""
+    lost = {0x800010, 0x803808}  # the firmware build, then the first bulk chunk
+    rig.run(lambda: rig.de1.lose_mmr_replies.update(lost))
+    states = Recorder()
+    with make(rig, init_timeout=6.0, connect_timeout=20.0, on_event=states) as client:
+        assert rig.run(lambda: set(rig.de1.lose_mmr_replies)) == set()  # both were lost...
+        assert client.info.firmware_build == 1333  # ...and asked for again
+        assert client.registers["fan_threshold"] == 50 and client.info.serial_number == 0xD1E1
+        assert client.registers["heater_phase2_flow"] == 4.0
+    kinds = [e.state.value for e in states.events if type(e).__name__ == "ConnectionStateChanged"]
+    assert kinds[:2] == ["connecting", "connected"], kinds  # no failed attempt, no reconnect

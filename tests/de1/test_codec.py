@@ -13,7 +13,7 @@ from pyburnerkit.de1 import codec
 from pyburnerkit.de1.models import (CalCommand, CalTarget, Calibration, FirmwareMap,
                                     FirmwareVersion, Frame, MachineState, ShotSample,
                                     ShotSettings, StateInfo, SubState, Temperatures,
-                                    WaterLevels)
+                                    Versions, WaterLevels)
 
 
 def test_uuids_and_subscription_order() -> None:
@@ -200,3 +200,106 @@ def test_mmr_reply_round_trip(address: int, words: list) -> None:
     values = codec.decode_mmr_reply(codec.encode_mmr_reply(address, words))
     assert values == {address + 4 * i: w for i, w in enumerate(words)}
     assert struct.unpack("<I", struct.pack("<I", words[0]))[0] == values[address]
+
+
+# ---------------------------------------------------------------- round trips, every characteristic
+
+@settings(max_examples=100, deadline=None)
+@given(state=st.sampled_from(list(MachineState)), sub=st.sampled_from(list(SubState)))
+def test_state_info_and_requested_state_round_trip(state: MachineState, sub: SubState) -> None:
+    assert codec.decode_state_info(codec.encode_state_info(StateInfo(state, sub))) == \
+        StateInfo(state, sub)
+    assert codec.decode_requested_state(codec.encode_requested_state(state)) is state
+
+
+_fw = st.builds(FirmwareVersion, st.integers(0, 255),
+                st.one_of(st.integers(0, 127).map(lambda t: t / 10.0),
+                          st.integers(13, 127).map(float)),
+                st.integers(0, 65535), st.integers(0, 255), st.integers(0, 2 ** 32 - 1))
+
+
+@settings(max_examples=100, deadline=None)
+@given(ble=_fw, fw=_fw)
+def test_versions_round_trip(ble: FirmwareVersion, fw: FirmwareVersion) -> None:
+    back = codec.decode_versions(codec.encode_versions(Versions(ble, fw)))
+    assert back == Versions(ble, fw)
+
+
+@settings(max_examples=100, deadline=None)
+@given(flags=st.sampled_from([0, 0x40, 0x80, 0xC0]),
+       steam=st.one_of(st.just(0), st.integers(130, 170)), length=st.integers(0, 255),
+       hw_temp=st.integers(0, 100), hw_vol=st.integers(0, 255), hw_len=st.integers(0, 255),
+       esp=st.integers(0, 255), group=st.integers(0, 105 * 256).map(lambda r: r / 256.0))
+def test_shot_settings_round_trip(flags, steam, length, hw_temp, hw_vol, hw_len, esp,
+                                  group) -> None:
+    s = ShotSettings(flags, steam, length, hw_temp, hw_vol, hw_len, esp, group)
+    assert codec.decode_shot_settings(codec.encode_shot_settings(s)) == s
+
+
+_u16p8 = st.integers(0, 65535).map(lambda r: r / 256.0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(values=st.lists(_u16p8, min_size=8, max_size=8), level=_u16p8, fill=_u16p8)
+def test_temperatures_and_water_levels_round_trip(values: list, level: float,
+                                                  fill: float) -> None:
+    t = Temperatures(*values)
+    assert codec.decode_temperatures(codec.encode_temperatures(t)) == t
+    w = WaterLevels(level, fill)
+    assert codec.decode_water_levels(codec.encode_water_levels(w)) == w
+    threshold = 3.0 + (fill % 67.0)  # the refill write is limited to 3..70 mm
+    refill = codec.decode_water_levels(codec.encode_refill_level(threshold))
+    assert refill.level_mm == 0.0 and abs(refill.start_fill_level_mm - threshold) <= 1 / 512
+
+
+@settings(max_examples=100, deadline=None)
+@given(cmd=st.sampled_from(list(CalCommand)), target=st.sampled_from(list(CalTarget)),
+       reported=st.integers(-2 ** 31, 2 ** 31 - 1), measured=st.integers(-2 ** 31, 2 ** 31 - 1),
+       key=st.integers(0, 2 ** 32 - 1))
+def test_calibration_round_trip(cmd, target, reported: int, measured: int, key: int) -> None:
+    c = Calibration(cmd, target, reported / 65536.0, measured / 65536.0, key)
+    assert codec.decode_calibration(codec.encode_calibration(c)) == c
+
+
+@settings(max_examples=100, deadline=None)
+@given(window=st.integers(0, 0xFFFF), erase=st.integers(0, 2), to_map=st.integers(0, 2),
+       first=st.integers(0, 0xFFFFFF))
+def test_fw_map_round_trip(window: int, erase: int, to_map: int, first: int) -> None:
+    m = FirmwareMap(window, erase, to_map, first)
+    assert codec.decode_fw_map(codec.encode_fw_map(m)) == m
+
+
+@settings(max_examples=100, deadline=None)
+@given(frames=st.integers(1, 20), data=st.data(), minp=st.integers(0, 255),
+       maxf=st.integers(0, 255), vol=st.integers(0, 1023), lim=st.integers(0, 255),
+       rng=st.integers(0, 255))
+def test_header_ext_frame_and_tail_round_trip(frames: int, data, minp: int, maxf: int,
+                                              vol: int, lim: int, rng: int) -> None:
+    pre = data.draw(st.integers(0, frames))
+    header = codec.encode_header(frames, pre, minp / 16.0, maxf / 16.0)
+    assert codec.decode_header(header) == (1, frames, pre, minp / 16.0, maxf / 16.0)
+    index = data.draw(st.integers(0, frames - 1))
+    assert codec.decode_frame_write(codec.encode_ext_frame(index, lim / 16.0, rng / 16.0)) == \
+        ("ext", index, (lim / 16.0, rng / 16.0))
+    assert codec.decode_tail(codec.encode_tail(frames, vol)) == (frames, vol)
+
+
+@settings(max_examples=100, deadline=None)
+@given(address=st.integers(0, 0xFFFFFF), words=st.integers(1, 256),
+       raw=st.integers(0, 2 ** 32 - 1), chunk=st.binary(min_size=1, max_size=16))
+def test_mmr_requests_round_trip(address: int, words: int, raw: int, chunk: bytes) -> None:
+    assert codec.decode_mmr(codec.encode_mmr_read(address, words)) == \
+        (words - 1, address, bytes(16))
+    length, addr, payload = codec.decode_mmr(codec.encode_mmr_register(address, raw))
+    assert (length, addr, struct.unpack_from("<I", payload)[0]) == (4, address, raw)
+    length, addr, payload = codec.decode_mmr(codec.encode_mmr_write(address, chunk))
+    assert (length, addr, payload[:length]) == (len(chunk), address, chunk)
+
+
+def test_calibration_s32p16_limits() -> None:
+    top = (2 ** 31 - 1) / 65536.0
+    assert codec.decode_calibration(codec.encode_calibration(
+        Calibration(CalCommand.WRITE, CalTarget.FLOW, top, -32768.0, 1))).reported == top
+    with pytest.raises(ConfigurationError, match=r"reported=32768.0 is out of range: the limit "
+                                                 r"is -32768..32767.99998"):
+        codec.encode_calibration(Calibration(CalCommand.WRITE, CalTarget.FLOW, 32768.0, 1.0, 1))

@@ -103,3 +103,41 @@ def test_sequencer_validates_targets(pair: Any) -> None:
     de1, scale = pair
     with pytest.raises(ConfigurationError, match="stop_at_weight=-3 g is out of range"):
         ShotSequencer(de1, scale, stop_at_weight=-3)
+
+
+def test_stop_at_time_fires_between_samples_on_a_timer() -> None:
+    """Stop-at-time is a timer armed at flow begin, not a check on the next ShotSample: at real
+    speed samples come every 0.25 s, and 1.1 s lies between the 1.0 s and 1.25 s samples, so a
+    per-sample check could only trigger on a sample at or after 1.25 s of flow."""
+    rig = DE1Rig(speed=1.0).start()
+    de1 = DE1Client(rig.de1.address, transport=sim_transport(rig), allow_remote_start=True)
+    seen = []
+    try:
+        de1.connect()
+        de1.wake()
+        with ShotSequencer(de1, None, stop_at_time=1.1, last_drops_minimum_time=0.5) as seq:
+            seq.on_event = lambda e: seen.append(
+                (e, seq._samples[-1][0] if seq._samples else None)) \
+                if isinstance(e, StopAtTriggered) else None
+            record = shot(de1, seq)
+    finally:
+        de1.close()
+        rig.close()
+    assert record.stop_reason == "time"
+    (event, last_sample_elapsed), = seen
+    assert event.stop_at == "time" and event.current >= 1.1
+    assert last_sample_elapsed is not None and last_sample_elapsed < 1.1, last_sample_elapsed
+    assert max(record.elapsed_s) < 2.5
+
+
+def test_watchdog_completes_a_sequence_that_does_not_end(rig: DE1Rig, pair: Any) -> None:
+    de1, scale = pair
+    gates = Recorder()
+    with ShotSequencer(de1, None, watchdog_s=2.0, time_scale=SPEED, on_event=gates) as seq:
+        record = shot(de1, seq)  # the default profile pours far longer than 2 s
+        assert record.extra["watchdog"] is True and record.stop_reason is None
+        assert seq.gates["sequence_flow_end"] is None  # completed while still pouring
+        assert de1.state is S.ESPRESSO
+    de1.stop()
+    with pytest.raises(ConfigurationError, match="watchdog_s=0.1 s is out of range"):
+        ShotSequencer(de1, None, watchdog_s=0.1)

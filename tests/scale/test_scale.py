@@ -131,3 +131,44 @@ def test_skale_through_pygatt_with_reconnect(rig_on_path: RigOnPath) -> None:
         scale.wait_for(lambda c: c.connected and not c.stale, timeout=20)
         env.rig.run(lambda: setattr(env.rig.bench, "extra_g", 60.0))
         scale.wait_for(lambda c: c.weight == 10.0, timeout=10)
+
+
+def test_the_scale_is_released_while_the_de1_sleeps(rig: DE1Rig) -> None:
+    """pyDE1's capture/release (spec section 10): the scale link is dropped while the DE1
+    sleeps, with no reconnect attempts, and re-captured when the DE1 leaves Sleep."""
+    from pyburnerkit.de1.client import DE1Client
+    de1 = DE1Client(rig.de1.address, transport=sim_transport(rig), timeout=5)
+    scale = SkaleClient(rig.skale.address, transport=sim_transport(rig), time_scale=SPEED)
+    states = Recorder()
+
+    def since_follow() -> list:  # link states after the first release
+        seen = [e.state for e in states.events]
+        return seen[seen.index(ConnectionState.RECONNECTING):] \
+            if ConnectionState.RECONNECTING in seen else []
+
+    try:
+        scale.subscribe(states, ConnectionStateChanged)
+        de1.connect()
+        scale.connect()
+        states.wait_for(lambda e: e.state is ConnectionState.CONNECTED)
+        sub = scale.follow(de1)  # the simulated DE1 starts asleep: released at once
+        states.wait_for(lambda e: e.state is ConnectionState.RECONNECTING)
+        assert scale.released and rig.run(lambda: rig.skale.link) is None
+        connects = rig.run(lambda: rig.skale.commands.count(codec.CMD_GRAMS))
+        de1.wake()
+        states.wait_for(lambda e: len(since_follow()) >= 2)
+        # exactly one drop and one reconnect: nothing retried while released
+        assert since_follow() == [ConnectionState.RECONNECTING, ConnectionState.CONNECTED]
+        assert not scale.released and rig.run(lambda: rig.skale.link) is not None
+        assert rig.run(lambda: rig.skale.commands.count(codec.CMD_GRAMS)) == connects + 1
+        scale.tare()  # works again after the capture
+        de1.sleep()
+        states.wait_for(lambda e: len(since_follow()) >= 3)
+        assert since_follow()[2] is ConnectionState.RECONNECTING and scale.released
+        sub.cancel()
+        scale.capture()
+        states.wait_for(lambda e: len(since_follow()) >= 4)
+        assert since_follow()[3] is ConnectionState.CONNECTED
+    finally:
+        scale.close()
+        de1.close()
