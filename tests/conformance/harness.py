@@ -74,3 +74,40 @@ class Harness:
     def has_fresh_data(self, client: Any) -> bool:
         """True when the client's cache holds data for this device and it is not stale."""
         raise NotImplementedError
+
+
+class SimulatorHarness(Harness):
+    """A :class:`Harness` for a simulator with the shared fault-injection vocabulary.
+
+    Subclasses implement :meth:`make_sim` (a started simulator on ``port``, 0 for a free one)
+    and the client-side methods; restarts reuse the same port.
+    """
+
+    def __init__(self) -> None:
+        self.sim: Any = None
+        self.port = 0
+
+    def make_sim(self, port: int) -> Any:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self.sim = self.make_sim(self.port)
+        self.port = self.sim.port
+
+    def stop(self) -> None:
+        if self.sim is not None:
+            self.sim.close()
+            self.sim = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def hold_replies(self, seconds: float) -> None:
+        self.sim.delay_responses(seconds)
+
+    def drop(self) -> None:
+        self.sim.disconnect()
+
+    def silence(self, on: bool) -> None:
+        self.sim.silence(on)

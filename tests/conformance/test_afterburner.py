@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from pyburnerkit.afterburner import AfterburnerClient, AfterburnerSim
 
 from .contract import ClientContract
-from .harness import Harness
+from .harness import SimulatorHarness
 
 
-class AfterburnerHarness(Harness):
+class AfterburnerHarness(SimulatorHarness):
     family = "afterburner"
 
     def __init__(self) -> None:
-        self.sim: Optional[AfterburnerSim] = None
-        self.port = 0
+        super().__init__()
         self._next_temp = 20
 
-    def start(self) -> None:
-        self.sim = AfterburnerSim(tick=0, seed=1).start(port=self.port)
-        self.port = self.sim.port
+    def make_sim(self, port: int) -> AfterburnerSim:
+        return AfterburnerSim(tick=0, seed=1).start(port=port)
 
-    def stop(self) -> None:
-        if self.sim is not None:
-            self.sim.close()
-            self.sim = None
 
-    def restart(self) -> None:
-        self.stop()
-        self.start()
 
     def make_client(self, **options: Any) -> AfterburnerClient:
         options.setdefault("refresh_grace", 0.2)
@@ -46,17 +37,8 @@ class AfterburnerHarness(Harness):
         assert self.sim is not None
         return sum(1 for frame in list(self.sim.received) if "TempDesired" in frame)
 
-    def hold_replies(self, seconds: float) -> None:
-        assert self.sim is not None
-        self.sim.delay_responses(seconds)
 
-    def drop(self) -> None:
-        assert self.sim is not None
-        self.sim.disconnect()
 
-    def silence(self, on: bool) -> None:
-        assert self.sim is not None
-        self.sim.silence(on)
 
     def has_fresh_data(self, client: AfterburnerClient) -> bool:
         return not client.stale and client.status.run_state is not None

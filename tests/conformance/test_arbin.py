@@ -2,39 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from pyburnerkit.arbin import ChannelClient, ArbinSim
 from pyburnerkit.arbin.codec import SetMVRequest
 
 from .contract import ClientContract
-from .harness import Harness
+from .harness import SimulatorHarness
 
 USER, SECRET = "contract-user", "contract-secret"
 
 
-class ArbinHarness(Harness):
+class ArbinHarness(SimulatorHarness):
     family = "arbin"
 
     def __init__(self) -> None:
-        self.sim: Optional[ArbinSim] = None
-        self.port = 0
+        super().__init__()
         self._value = 0.0
 
-    def start(self) -> None:
-        self.sim = ArbinSim(4, username=USER, password=SECRET).start(port=self.port)
-        self.port = self.sim.port
+    def make_sim(self, port: int) -> ArbinSim:
+        sim = ArbinSim(4, username=USER, password=SECRET).start(port=port)
         # Meta variables only apply while a test runs: channel 1 rests for an hour.
-        self.sim.preset(1, schedule="Rest+207855.sdx", test_name="contract")
+        sim.preset(1, schedule="Rest+207855.sdx", test_name="contract")
+        return sim
 
-    def stop(self) -> None:
-        if self.sim is not None:
-            self.sim.close()
-            self.sim = None
 
-    def restart(self) -> None:
-        self.stop()
-        self.start()
 
     def make_client(self, **options: Any) -> ChannelClient:
         return ChannelClient("127.0.0.1", self.port, channel=1, allow_writes=True,
@@ -51,17 +43,8 @@ class ArbinHarness(Harness):
         assert self.sim is not None
         return self.sim.count(SetMVRequest)
 
-    def hold_replies(self, seconds: float) -> None:
-        assert self.sim is not None
-        self.sim.delay_responses(seconds)
 
-    def drop(self) -> None:
-        assert self.sim is not None
-        self.sim.disconnect()
 
-    def silence(self, on: bool) -> None:
-        assert self.sim is not None
-        self.sim.silence(on)
 
     def has_fresh_data(self, client: ChannelClient) -> bool:
         return client.info is not None and not client.stale

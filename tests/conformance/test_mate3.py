@@ -2,37 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from pyburnerkit.mate3.client import Mate3Client
 from pyburnerkit.mate3.sim import Mate3Sim
 
 from .contract import ClientContract
-from .harness import Harness
+from .harness import SimulatorHarness
 
 FIELD = "charge_controllers[3].config.absorb_volts"
 
 
-class Mate3Harness(Harness):
+class Mate3Harness(SimulatorHarness):
     family = "mate3"
 
     def __init__(self) -> None:
-        self.sim: Optional[Mate3Sim] = None
-        self.port = 0
+        super().__init__()
         self._value = 57.2
 
-    def start(self) -> None:
-        self.sim = Mate3Sim(seed=5).start(port=self.port)
-        self.port = self.sim.port
+    def make_sim(self, port: int) -> Mate3Sim:
+        return Mate3Sim(seed=5).start(port=port)
 
-    def stop(self) -> None:
-        if self.sim is not None:
-            self.sim.close()
-            self.sim = None
 
-    def restart(self) -> None:
-        self.stop()
-        self.start()
 
     def make_client(self, **options: Any) -> Mate3Client:
         # No pacing between operations and a short per-request timeout keep the suite fast;
@@ -59,13 +50,7 @@ class Mate3Harness(Harness):
         assert self.sim is not None
         self.sim.delay_responses(seconds, writes_only=True)
 
-    def drop(self) -> None:
-        assert self.sim is not None
-        self.sim.disconnect()
 
-    def silence(self, on: bool) -> None:
-        assert self.sim is not None
-        self.sim.silence(on)
 
     def has_fresh_data(self, client: Mate3Client) -> bool:
         return client.system is not None and not client.stale
