@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable, Iterator, List
 
 import pytest
 
 from pyburnerkit.mate3.client import Mate3Client
 from pyburnerkit.mate3.sim import Mate3Sim
+
+from ..helpers import wait_until
 
 
 @pytest.fixture
@@ -63,11 +64,4 @@ def make_client() -> Iterator[Callable[..., Mate3Client]]:
 def eventually(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
     """Wait (bounded) for a condition on something that has no event to wait on (the
     simulator's connection count); fails the test when it never holds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition never held")
-        time.sleep(0.01)
+    return wait_until(predicate, timeout, "the condition")

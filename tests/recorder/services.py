@@ -39,7 +39,7 @@ def wait_port(port: int, timeout: float, proc: Optional[subprocess.Popen] = None
                 raise RuntimeError(f"process exited with {proc.returncode} before listening")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
-            time.sleep(0.05)  # waiting for an external process to bind: no event to wait on
+            time.sleep(0.05)  # sleep-ok: an external process binding has no event to wait on
 
 
 def find_pg_tool(name: str) -> str:

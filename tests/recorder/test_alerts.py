@@ -174,7 +174,7 @@ def test_a_hanging_command_does_not_outlive_close(tmp_path):
     os.mkfifo(fifo)
     reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # the command reports its pid here
     script = ("import os, sys, time; f = open(sys.argv[1], 'w'); f.write(str(os.getpid())); "
-              "f.flush(); time.sleep(600)")
+              "f.flush(); time.sleep(600)")  # sleep-ok: the hanging command under test
     src = PushSource("h")
     rule = AlertRule("hot", field="t", above=1, command=(sys.executable, "-c", script, fifo))
     rec = _rec(tmp_path, [src], [rule])
