@@ -235,7 +235,38 @@ AFTERBURNER_DIAGNOSTIC = frozenset({
 })
 
 
-class AfterburnerSource(Source):
+def _retrying(options: Mapping[str, Any]) -> Dict[str, Any]:
+    """Client options for a configured source: a device that is not up yet is retried."""
+    opts = dict(options)
+    opts.setdefault("retry_first", True)
+    return opts
+
+
+class _PushSource(Source):
+    """A source that follows one client's events; subclasses name the family and client."""
+
+    kind = "push"
+    family_name = ""
+    #: (module relative to this package, class) of the client a configured source builds
+    client_path = ("", "")
+
+    def __init__(self, client: Any, *, device: Optional[str] = None,
+                 owns_client: bool = False) -> None:
+        super().__init__(self.family_name, device or _endpoint_id(client), client=client,
+                         owns_client=owns_client)
+
+    @classmethod
+    def from_config(cls, url: str, device: Optional[str], options: Mapping[str, Any]
+                    ) -> "_PushSource":
+        return cls(cls._make_client(url, _retrying(options)), device=device, owns_client=True)
+
+    @classmethod
+    def _make_client(cls, url: str, options: Dict[str, Any]) -> Any:
+        module, name = cls.client_path
+        return getattr(importlib.import_module(module, __package__), name)(url, **options)
+
+
+class AfterburnerSource(_PushSource):
     """Follows an :class:`~pyburnerkit.afterburner.AfterburnerClient` (push).
 
     Every changed key of every ``StatusChanged`` event becomes a reading under its wire name
@@ -243,23 +274,14 @@ class AfterburnerSource(Source):
     driver's field names (``temperature_c`` -> °C).
     """
 
-    kind = "push"
+    family_name = "afterburner"
+    client_path = ("..afterburner", "AfterburnerClient")
 
     def __init__(self, client: Any, *, device: Optional[str] = None,
                  owns_client: bool = False) -> None:
-        super().__init__("afterburner", device or _endpoint_id(client), client=client,
-                         owns_client=owns_client)
+        super().__init__(client, device=device, owns_client=owns_client)
         from ..afterburner import codec
         self._codec = codec
-
-    @classmethod
-    def from_config(cls, url: str, device: Optional[str], options: Mapping[str, Any]
-                    ) -> "AfterburnerSource":
-        from ..afterburner import AfterburnerClient
-        opts = dict(options)
-        opts.setdefault("retry_first", True)
-        client = AfterburnerClient(url, **opts)
-        return cls(client, device=device, owns_client=True)
 
     def _readings(self, keys: Mapping[str, Any]) -> List[Reading]:
         out: List[Reading] = []
@@ -365,8 +387,7 @@ class ArbinSource(_PollSource):
     def from_config(cls, url: str, device: Optional[str], options: Mapping[str, Any]
                     ) -> "ArbinSource":
         from ..arbin import CyclerClient
-        opts = dict(options)
-        opts.setdefault("retry_first", True)
+        opts = _retrying(options)
         if "://" in url:  # sim://... (the driver's in-process simulator)
             return cls(CyclerClient(url, **opts), device=device, owns_client=True)
         host, _, port = url.rpartition(":") if url.count(":") == 1 else (url, "", "")
@@ -429,8 +450,7 @@ class Mate3Source(_PollSource):
     def from_config(cls, url: str, device: Optional[str], options: Mapping[str, Any]
                     ) -> "Mate3Source":
         from ..mate3 import Mate3Client
-        opts = dict(options)
-        opts.setdefault("retry_first", True)
+        opts = _retrying(options)
         return cls(Mate3Client(url, **opts), device=device, owns_client=True)
 
     def poll(self) -> List[Reading]:
@@ -479,28 +499,20 @@ _VICTRON_DIAGNOSTIC = ("/Mgmt/", "/ProductId", "/FirmwareVersion", "/HardwareVer
                        "/Serial", "/Settings/")
 
 
-class VictronSource(Source):
+class VictronSource(_PushSource):
     """Follows a :class:`~pyburnerkit.victron.VictronMonitor` (push): every ``ValuesChanged``
     becomes readings with channel = the D-Bus service (``com.victronenergy.battery.ttyO1``)
     and field = the D-Bus path (``/Dc/0/Voltage``), as venus-grafana and dbus-flashmq name
     them. Invalid values (empty arrays on the bus) are skipped."""
 
-    kind = "push"
-
-    def __init__(self, client: Any, *, device: Optional[str] = None,
-                 owns_client: bool = False) -> None:
-        super().__init__("victron", device or _endpoint_id(client), client=client,
-                         owns_client=owns_client)
+    family_name = "victron"
 
     @classmethod
-    def from_config(cls, url: str, device: Optional[str], options: Mapping[str, Any]
-                    ) -> "VictronSource":
+    def _make_client(cls, url: str, options: Dict[str, Any]) -> Any:
         from ..victron import VictronMonitor
-        opts = dict(options)
-        opts.setdefault("retry_first", True)
         if url and url != "default":  # an address, or "system" / "session"
-            opts.setdefault("bus_address", url)
-        return cls(VictronMonitor(**opts), device=device, owns_client=True)
+            options.setdefault("bus_address", url)
+        return VictronMonitor(**options)
 
     @staticmethod
     def unit_for(path: str) -> str:
@@ -543,25 +555,13 @@ class VictronSource(Source):
 
 
 # --------------------------------------------------------------------------------- de1 / scale
-class DE1Source(Source):
+class DE1Source(_PushSource):
     """Follows a :class:`~pyburnerkit.de1.client.DE1Client` (push): machine state and
     substate (``state`` / ``substate``, enum names kept), every shot sample (``group_pressure_bar``
     ...), water level and heater temperatures, under the driver's unit-suffixed names."""
 
-    kind = "push"
-
-    def __init__(self, client: Any, *, device: Optional[str] = None,
-                 owns_client: bool = False) -> None:
-        super().__init__("de1", device or _endpoint_id(client), client=client,
-                         owns_client=owns_client)
-
-    @classmethod
-    def from_config(cls, url: str, device: Optional[str], options: Mapping[str, Any]
-                    ) -> "DE1Source":
-        from ..de1 import DE1Client
-        opts = dict(options)
-        opts.setdefault("retry_first", True)
-        return cls(DE1Client(url, **opts), device=device, owns_client=True)
+    family_name = "de1"
+    client_path = ("..de1", "DE1Client")
 
     def start(self, emit: Emit, on_state: OnState) -> None:
         super().start(emit, on_state)
@@ -598,24 +598,12 @@ class DE1Source(Source):
         return base
 
 
-class ScaleSource(Source):
+class ScaleSource(_PushSource):
     """Follows a :class:`~pyburnerkit.scale.client.SkaleClient` (push): every weight report
     (``weight_g``, ``average_flow_g_s``, ``median_flow_g_s``)."""
 
-    kind = "push"
-
-    def __init__(self, client: Any, *, device: Optional[str] = None,
-                 owns_client: bool = False) -> None:
-        super().__init__("scale", device or _endpoint_id(client), client=client,
-                         owns_client=owns_client)
-
-    @classmethod
-    def from_config(cls, url: str, device: Optional[str], options: Mapping[str, Any]
-                    ) -> "ScaleSource":
-        from ..scale import SkaleClient
-        opts = dict(options)
-        opts.setdefault("retry_first", True)
-        return cls(SkaleClient(url, **opts), device=device, owns_client=True)
+    family_name = "scale"
+    client_path = ("..scale", "SkaleClient")
 
     def start(self, emit: Emit, on_state: OnState) -> None:
         super().start(emit, on_state)
