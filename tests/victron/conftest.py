@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -35,3 +35,14 @@ def monitor(sim: VictronSim, callback_errors) -> Iterator[VictronMonitor]:
         yield mon
     finally:
         mon.close()
+
+
+@pytest.fixture
+def raw(sim: VictronSim) -> Iterator[Any]:
+    """A plain loop-less dbus-python connection, as a third-party script would use."""
+    import dbus.bus
+    conn = dbus.bus.BusConnection(sim.address)
+    try:
+        yield conn
+    finally:
+        conn.close()

@@ -4,10 +4,9 @@ private connections, closing from callbacks, writes after close, forged NameOwne
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterator, List
+from typing import Any, List
 
 import dbus
-import dbus.bus
 import dbus.lowlevel
 import pytest
 
@@ -17,16 +16,6 @@ from pyburnerkit.victron import (ServiceRemoved, Setting, SetValueError, ValueWr
 from pyburnerkit.victron.sim import VictronSim
 
 NAME = "com.victronenergy.grid.pbkmore"
-
-
-@pytest.fixture
-def raw(sim: VictronSim) -> Iterator[Any]:
-    """A plain loop-less dbus-python connection, as a third-party script would use."""
-    conn = dbus.bus.BusConnection(sim.address)
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 def test_a_slow_validator_does_not_block_the_service(monitor: VictronMonitor,

@@ -6,7 +6,7 @@ way a third-party script would; the simulator answers on its own thread.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, List
+from typing import Any, List
 
 import dbus
 import dbus.bus
@@ -18,15 +18,6 @@ from pyburnerkit.victron.sim import VictronSim
 SETTINGS = "com.victronenergy.settings"
 IFACE = "com.victronenergy.Settings"
 BUSITEM = "com.victronenergy.BusItem"
-
-
-@pytest.fixture
-def raw(sim: VictronSim) -> Iterator[Any]:
-    conn = dbus.bus.BusConnection(sim.address)
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 def call(conn: Any, path: str, iface: str, member: str, sig: str = "", *args: Any) -> Any:
