@@ -8,7 +8,7 @@ import threading
 import time
 import warnings
 import weakref
-from typing import Any, Callable, Iterator, Optional, Tuple, Type, TypeVar
+from typing import Any, Callable, Iterator, Optional, Type, TypeVar
 
 from ..errors import (ClientClosedError, ConfigurationError, ConnectTimeoutError,
                       DeviceTimeoutError)

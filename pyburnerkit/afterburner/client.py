@@ -14,7 +14,6 @@ import datetime as _dt
 import logging
 import socket
 import time
-from dataclasses import replace
 from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 

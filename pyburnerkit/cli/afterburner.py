@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import threading
 import time
 from typing import Any, Callable, Dict, List
 
-from .common import add_format_option, add_option_everywhere, emit, parse_assignment, \
-    parse_number, to_plain, UsageError
+from .common import (UsageError, add_format_option, add_option_everywhere, emit, emit_watch,
+                     parse_assignment, parse_number, to_plain, until)
 from .foreground import serve_in_foreground
 
 DEFAULT_HOST = "192.168.4.1"
@@ -90,17 +89,11 @@ def _status(args: argparse.Namespace) -> int:
 
 def _watch(args: argparse.Namespace) -> int:
     from ..afterburner.models import StatusChanged
-    deadline = None if args.duration is None else time.monotonic() + args.duration
     with _client(args) as client:
         emit(status_record(client), args.format)
-        # events(timeout) ends after a quiet spell; the deadline bounds a steady stream too.
-        for event in client.events(args.duration, StatusChanged):
-            if deadline is not None and time.monotonic() >= deadline:
-                break
+        for event in until(client.events(args.duration, StatusChanged), args.duration):
             if args.format == "text":
-                changes = " ".join(f"{k}={v}" for k, v in event.changed.items())
-                sys.stdout.write(f"{time.strftime('%H:%M:%S')} {changes}\n")
-                sys.stdout.flush()
+                emit_watch(dict(event.changed), args.format)
             else:
                 emit({"time": event.timestamp, "changed": dict(event.changed)}, args.format)
     return 0

@@ -6,11 +6,11 @@ import argparse
 import csv
 import dataclasses
 import enum
-import io
 import json
 import math
 import sys
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, TextIO
+import time
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, TextIO
 
 EXIT_OK = 0
 EXIT_DEVICE = 1
@@ -146,3 +146,25 @@ def parse_number(text: str) -> Any:
 
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+def until(events: Iterable[Any], duration: Optional[float]) -> Iterator[Any]:
+    """Yield from an ``events()`` iterator until ``duration`` seconds have passed.
+
+    ``events(timeout)`` alone ends after a quiet spell; this also bounds a steady stream.
+    """
+    end = None if duration is None else time.monotonic() + duration
+    for event in events:
+        if end is not None and time.monotonic() >= end:
+            return
+        yield event
+
+
+def emit_watch(record: Dict[str, Any], fmt: str) -> None:
+    """One live ``watch`` line: ``HH:MM:SS key=value ...`` as text, else a record."""
+    if fmt == "text":
+        text = " ".join(f"{k}={_scalar(to_plain(v))}" for k, v in record.items())
+        sys.stdout.write(f"{time.strftime('%H:%M:%S')} {text}\n")
+        sys.stdout.flush()
+    else:
+        emit(record, fmt)

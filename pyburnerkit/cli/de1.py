@@ -10,7 +10,8 @@ import time
 from typing import Any, Callable, Dict, Optional
 
 from ..errors import ConfigurationError, DeviceConnectionError
-from .common import UsageError, add_format_option, add_option_everywhere, emit, to_plain
+from .common import (UsageError, add_format_option, add_option_everywhere, emit, emit_watch,
+                     until)
 from .foreground import run_until_interrupted
 
 
@@ -99,15 +100,6 @@ def register_sim(subparsers: Any) -> None:
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def until(events: Any, duration: Optional[float]) -> Any:
-    """Yield from an ``events()`` iterator until ``duration`` seconds have passed."""
-    end = None if duration is None else time.monotonic() + duration
-    for event in events:
-        if end is not None and time.monotonic() >= end:
-            return
-        yield event
 
 
 def find_address(args: argparse.Namespace, name: str, address: Optional[str]) -> str:
@@ -208,12 +200,7 @@ def _watch(args: argparse.Namespace) -> int:
                           "volume_ml": round(event.volume_total_ml, 1)}
             else:
                 record = {"event": "water", "level_mm": round(event.levels.level_mm, 1)}
-            if args.format == "text":
-                text = " ".join(f"{k}={to_plain(v)}" for k, v in record.items())
-                sys.stdout.write(f"{time.strftime('%H:%M:%S')} {text}\n")
-                sys.stdout.flush()
-            else:
-                emit(record, args.format)
+            emit_watch(record, args.format)
     return 0
 
 

@@ -4,12 +4,10 @@ with ``pyburnerkit sim de1``."""
 from __future__ import annotations
 
 import argparse
-import sys
-import time
 from typing import Any, Dict
 
-from .common import emit
-from .de1 import add_ble_options, find_address, until
+from .common import emit, emit_watch, until
+from .de1 import add_ble_options, find_address
 
 
 def register(subparsers: Any) -> None:
@@ -70,10 +68,5 @@ def _watch(args: argparse.Namespace) -> int:
                 flow = event.average_flow_g_s
                 record = {"event": "weight", "weight_g": event.weight_g,
                           "flow_g_s": None if flow is None else round(flow, 2)}
-            if args.format == "text":
-                text = " ".join(f"{k}={'-' if v is None else v}" for k, v in record.items())
-                sys.stdout.write(f"{time.strftime('%H:%M:%S')} {text}\n")
-                sys.stdout.flush()
-            else:
-                emit(record, args.format)
+            emit_watch(record, args.format)
     return 0

@@ -67,11 +67,9 @@ class WeightProcessor:
         self.history.append((t_w, weight))
         avg_flow = med_w = med_flow = None
         h = list(self.history)
-        flow_time = t_w
         if len(h) >= 11:
             last11 = h[-11:]
             avg_flow = (last11[-1][1] - last11[0][1]) / (10 * self.period_s) / self.scale
-            flow_time = sum(t for t, _ in last11) / 11
             med_w = statistics.median(w for _, w in last11)
             med_flow = (statistics.median(w for _, w in h[-5:])
                         - statistics.median(w for _, w in h[-15:-10])) / (10 * self.period_s) \
