@@ -1,18 +1,29 @@
 """Afterburner client against a raw websocket-client loop, side by side in one run.
 
     python benchmarks/afterburner.py [--rounds 300] [--idle 10] [--clients 50]
+    python benchmarks/afterburner.py --soak 60 [--soak-tick 0.5] [--soak-threads 8]
 
 Measures: connect-to-full-state time; setter round trip (send until the value is confirmed) with
 the simulator's update tick set to immediate; CPU of an idle connected client; threads and
 memory for many clients on many simulators in one process. The simulators that must not share
 the measured CPU run in a separate process.
+
+``--soak`` instead runs the long concurrency soak the test suite only samples for 3 s: several
+threads calling setters and reads on one client for that many seconds against a simulator
+(its own process) that updates every ``--soak-tick`` seconds, then prints calls, errors and
+the latency percentiles in seconds and in update ticks. The target is no error at all and a
+p99 under two ticks (a call waits at most for the round on the wire, then its own).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import datetime as dt
+import itertools
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -22,7 +33,7 @@ from typing import Callable, List
 
 import websocket
 
-from pyburnerkit.afterburner import AfterburnerClient, AfterburnerSim
+from pyburnerkit.afterburner import AfterburnerClient, AfterburnerSim, Timer
 
 
 def pct(values: List[float], q: float) -> float:
@@ -71,7 +82,7 @@ def raw_setter_loop(url: str, rounds: int) -> List[float]:
 
 def ours_setter_loop(url: str, rounds: int) -> List[float]:
     times = []
-    with AfterburnerClient(url) as heater:
+    with AfterburnerClient(url, allow_writes=True) as heater:
         for i in range(rounds):
             started = time.perf_counter()
             heater.set_desired_temperature(20 + i % 2)
@@ -146,12 +157,96 @@ def external_sim(tick: str) -> tuple:
     return proc, proc.stdout.readline().strip()
 
 
+def soak_operations(heater: AfterburnerClient) -> dict:
+    """Setters and reads that race but never break a firmware rule (set points stay above a
+    cabin the heater can warm in a minute, so a start is never "Ambient too warm!")."""
+    count = itertools.count()
+    rng = random.Random(1)
+
+    def pick(values: list) -> object:
+        return values[next(count) % len(values)]
+
+    return {
+        "set_desired_temperature": lambda: heater.set_desired_temperature(pick([28, 30, 32])),
+        "set_frost": lambda: heater.set_frost(pick([0, 2, 4]), pick([3, 5])),
+        "set_cyclic": lambda: heater.set_cyclic(pick([0, 4]), pick([-1, -2])),
+        "set_thermostat": lambda: heater.set_thermostat(window_c=pick([1.0, 1.5])),
+        "set_humidity_start": lambda: heater.set_humidity_start(pick([0, 70])),
+        "set_timer": lambda: heater.set_timer(Timer(rng.randint(1, 14), dt.time(6, 30),
+                                                    dt.time(7, 0), frozenset({"Mon"}))),
+        "run": lambda: heater.run(pick([True, False])),
+        "save": heater.save,
+        "read_system_info": heater.read_system_info,
+        "read_timers": heater.read_timers,
+        "refresh": heater.refresh,
+    }
+
+
+def soak(seconds: float, tick: float, threads: int) -> None:
+    proc, url = external_sim(str(tick))
+    latencies: list = []
+    errors: list = []
+    calls: collections.Counter = collections.Counter()
+    lock = threading.Lock()
+    try:
+        with AfterburnerClient(url, timeout=5.0, allow_writes=True) as heater:
+            operations = soak_operations(heater)
+            names = sorted(operations)
+            deadline = time.monotonic() + seconds
+
+            def worker(index: int) -> None:
+                rng = random.Random(index)
+                while time.monotonic() < deadline:
+                    name = rng.choice(names)
+                    started = time.monotonic()
+                    try:
+                        operations[name]()
+                    except Exception as exc:  # counted and reported, the soak goes on
+                        with lock:
+                            errors.append(f"{name}: {type(exc).__name__}: {exc}")
+                    with lock:
+                        calls[name] += 1
+                        latencies.append(time.monotonic() - started)
+
+            workers = [threading.Thread(target=worker, args=(i,), name=f"soak-{i}")
+                       for i in range(threads)]
+            for thread in workers:
+                thread.start()
+            for thread in workers:
+                thread.join(seconds + 60)
+            stuck = sum(t.is_alive() for t in workers)
+            connected = heater.connected
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    p50, p99 = pct(latencies, 0.5), pct(latencies, 0.99)
+    print(f"soak: {threads} threads x {seconds:g} s, simulator tick {tick:g} s "
+          f"(separate process)")
+    print(f"calls {sum(calls.values())}, errors {len(errors)}, stuck threads {stuck}, "
+          f"still connected {connected}")
+    print(f"latency p50 {p50 * 1e3:.0f} ms ({p50 / tick:.2f} ticks), p99 {p99 * 1e3:.0f} ms "
+          f"({p99 / tick:.2f} ticks), max {max(latencies) * 1e3:.0f} ms "
+          f"({max(latencies) / tick:.2f} ticks)")
+    print("calls per operation: " + ", ".join(f"{k} {v}" for k, v in sorted(calls.items())))
+    for line in errors[:10]:
+        print("  error:", line)
+    print(f"(python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--idle", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--soak", type=float, default=None, metavar="SECONDS",
+                        help="run only the concurrency soak for this long")
+    parser.add_argument("--soak-tick", type=float, default=0.5,
+                        help="the simulator's update tick during the soak (s)")
+    parser.add_argument("--soak-threads", type=int, default=8)
     args = parser.parse_args()
+    if args.soak is not None:
+        soak(args.soak, args.soak_tick, args.soak_threads)
+        return
 
     rows = []
     proc, url = external_sim("0")

@@ -10,8 +10,11 @@ Run from the repository root::
    any pygatt program can reach) and a pyburnerkit ``subscribe()`` callback (pygatt receiver
    -> I/O thread -> decode -> cache -> events thread). Both go through the fake gatttool.
 2. Stop-at-weight: 20 simulated shots through pygatt with a simulated Skale II, target 36 g,
-   the default lag model; final weight minus target. Baseline: the naive rule "stop when the
-   scale shows the target" (no prediction), same simulator.
+   the default lag model; final weight minus target. Every shot gets a fresh
+   :class:`ShotSequencer` on the same two clients (as an application does), so a timer left by
+   an earlier sequencer would show up here as a shot cut short. Baseline: the naive rule "stop
+   when the scale shows the target" (no prediction), same simulator. The table gives the median
+   and the worst absolute error and how many shots stopped by weight.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -113,10 +116,13 @@ def latency_ours(de1, n: int) -> List[float]:
 
 
 def shots(de1, skale, bench, host, speed: float, count: int, target: float,
-          predictive: bool) -> List[float]:
-    errors: List[float] = []
-    with DE1Client(de1.address, send_delay=0.002, allow_remote_start=True).connect() as c, \
-            SkaleClient(skale.address, send_delay=0.002, time_scale=speed).connect() as s:
+          predictive: bool) -> List[Tuple[float, Optional[str]]]:
+    """(final weight - target, stop reason) of each shot."""
+    results: List[Tuple[float, Optional[str]]] = []
+    with DE1Client(de1.address, send_delay=0.002, allow_writes=True,
+                   allow_remote_start=True).connect() as c, \
+            SkaleClient(skale.address, send_delay=0.002, time_scale=speed,
+                        allow_writes=True).connect() as s:
         c.wake()
         for _ in range(count):
             host.run_sync(bench.empty_cup)
@@ -130,9 +136,9 @@ def shots(de1, skale, bench, host, speed: float, count: int, target: float,
             with seq:
                 c.start_espresso()
                 record = seq.wait_complete(timeout=300)
-            errors.append(record.final_weight_g - target)
+            results.append((record.final_weight_g - target, record.stop_reason))
             c.wait_for(lambda cl: cl.state is MachineState.IDLE, timeout=30)
-    return errors
+    return results
 
 
 def main() -> int:
@@ -172,13 +178,16 @@ def main() -> int:
         host.close()
         print(f"Stop-at-weight, target {args.target:g} g, simulator at {args.speed:g}x, "
               f"through pygatt (final weight - target)")
-        print(f"{'rule':<44}{'shots':>6}{'median |e| g':>14}{'mean e g':>10}"
-              f"{'min g':>8}{'max g':>8}")
-        for name, values in (("pyburnerkit predictive (default lag model)", pred),
-                             ("naive: stop at target reading", naive)):
-            if values:
-                print(f"{name:<44}{len(values):>6}"
+        print(f"{'rule':<44}{'shots':>6}{'by weight':>10}{'median |e| g':>14}"
+              f"{'worst |e| g':>13}{'mean e g':>10}{'min g':>8}{'max g':>8}")
+        for name, results in (("pyburnerkit predictive (default lag model)", pred),
+                              ("naive: stop at target reading", naive)):
+            if results:
+                values = [e for e, _ in results]
+                by_weight = sum(1 for _, reason in results if reason == "weight")
+                print(f"{name:<44}{len(values):>6}{by_weight:>10}"
                       f"{statistics.median(abs(v) for v in values):>14.2f}"
+                      f"{max(abs(v) for v in values):>13.2f}"
                       f"{statistics.mean(values):>10.2f}{min(values):>8.2f}{max(values):>8.2f}")
     finally:
         os.environ["PATH"] = old_path

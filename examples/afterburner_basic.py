@@ -2,7 +2,9 @@
 
 With pyBurner this needed ``asyncio.run(...)``, a task for ``init_websocket()`` and a sleep
 hoping the data had arrived. Here ``init_websocket()`` returns once the complete state is in,
-and every call blocks until the controller has answered.
+and every call blocks until the controller has answered. The one addition: a client changes
+the heater only when opened with ``allow_writes=True`` (without it ``set_tempdesired`` raises
+``WriteNotAllowedError`` and sends nothing; stopping the heater is always allowed).
 
     python examples/afterburner_basic.py [HOST]    # default: the built-in simulator
 """
@@ -14,7 +16,7 @@ from pyburnerkit.afterburner import AfterburnerClient as Client
 
 host = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("AFTERBURNER_HOST", "sim://")
 
-client = Client(host)
+client = Client(host, allow_writes=True)  # pyBurner: Client(host)
 client.init_websocket()
 print("TempCurrent:", client.fetch_data("TempCurrent"))
 print("TempBody:", client.fetch_data("TempBody"))

@@ -46,7 +46,8 @@ def main() -> None:
         print(f"using the simulator (fake gatttool in {tools})")
     try:
         with DE1Client(de1_address, allow_writes=True, allow_remote_start=True, **fast) as de1, \
-                SkaleClient(scale_address, time_scale=time_scale, **fast) as scale:
+                SkaleClient(scale_address, time_scale=time_scale, allow_writes=True,
+                            **fast) as scale:
             print(f"DE1 firmware {de1.info.firmware_build}, state {de1.state.name}, "
                   f"water {de1.water_levels.level_mm:.1f} mm; scale {scale.info.model}")
             program = de1.upload_profile(PROFILE)

@@ -1,12 +1,14 @@
 """Read an OutBack system through its Mate3s, log a few values, and (optionally) set one.
 
     python examples/mate3_monitor.py [HOST[:PORT]] [--polls N] [--interval S] [--absorb VOLTS]
-                                     [--min-poll-interval S]
+                                     [--dry-run] [--min-poll-interval S]
 
 With no host it runs against the built-in simulator (``sim://mate3``). Writing a set point
-needs ``--absorb`` and opens the client with ``allow_writes=True``; the write is checked,
+needs ``--absorb`` and opens the client with ``allow_writes=True``; the value is checked
+against the field's documented limit (an absorb voltage must lie in 12..16.5 V per 12 V of the
+nominal battery voltage the Mate3 reports: 48..66 V on a 48 V system) before anything is sent,
 scaled with a freshly read scale factor, refused if the charge controller moved to another HUB
-port, and read back.
+port, and read back. ``--dry-run`` shows the registers that would be written instead.
 """
 
 import argparse
@@ -23,9 +25,11 @@ parser.add_argument("--min-poll-interval", type=float, default=None,
                          "which is known to hang when polled hard; 0 for the simulator)")
 parser.add_argument("--absorb", type=float, default=None,
                     help="write this absorb voltage to the first charge controller")
+parser.add_argument("--dry-run", action="store_true",
+                    help="with --absorb: check the value and show what would be written")
 args = parser.parse_args()
 
-with Mate3Client(args.host, allow_writes=args.absorb is not None,
+with Mate3Client(args.host, allow_writes=args.absorb is not None and not args.dry_run,
                  min_poll_interval=args.min_poll_interval,
                  poll_interval=args.interval) as mate3:
     system = mate3.system
@@ -45,6 +49,12 @@ with Mate3Client(args.host, allow_writes=args.absorb is not None,
             break
 
     if args.absorb is not None:
-        back = mate3.write(f"charge_controllers[{port}].config.absorb_volts", args.absorb)
-        print(f"absorb_volts written and read back: {back}")
+        path = f"charge_controllers[{port}].config.absorb_volts"
+        if args.dry_run:
+            plan = mate3.plan_write(path, args.absorb)
+            print(f"would write {list(plan.registers)} to register {plan.address} "
+                  f"(limit {plan.limit.split(' (')[0]}); nothing written")
+        else:
+            back = mate3.write(path, args.absorb)
+            print(f"absorb_volts written and read back: {back}")
     print(f"{mate3.stats['requests']} Modbus requests in total")

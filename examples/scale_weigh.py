@@ -26,7 +26,7 @@ def main() -> None:
         os.environ["PATH"] = tools + os.pathsep + os.environ["PATH"]
         address = rig.skale.address
     try:
-        with SkaleClient(address) as scale:
+        with SkaleClient(address, allow_writes=True) as scale:  # tare changes the scale
             scale.tare()
             print(f"{scale.info.model} by {scale.info.manufacturer}: tared, "
                   f"{scale.weight:.1f} g")

@@ -21,7 +21,9 @@ from pyburnerkit.victron.sim import VictronSim
 
 def run(bus_address: str, seconds: float, out=print) -> float:
     """Publish a meter for ``seconds``; returns the last power published."""
-    with VictronService("com.victronenergy.grid.example_meter", bus_address=bus_address) as svc:
+    # allow_writes: allocating the device instance creates a setting in localsettings.
+    with VictronService("com.victronenergy.grid.example_meter", bus_address=bus_address,
+                        allow_writes=True) as svc:
         svc.add_mandatory_paths(process_name=__file__, connection="example",
                                 product_name="Example grid meter", product_id=0xFFFF,
                                 firmware_version="1.0", connected=1)

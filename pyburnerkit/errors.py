@@ -133,22 +133,32 @@ def check_range(name: str, value: Any, low: float, high: float, unit: str = "", 
         number, not whole where ``integer`` asks for it, off the ``step`` grid, or out of range.
     """
     unit_text = f" {unit}" if unit else ""
+    limit = f"{_number(low)}..{_number(high)}{unit_text}"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigurationError(
-            f"{name} must be a number in {low:g}..{high:g}{unit_text}, got {value!r}")
+        raise ConfigurationError(f"{name} must be a number in {limit}, got {value!r}")
     if value != value:  # NaN compares unequal to itself
-        raise ConfigurationError(f"{name} must be a number, got NaN")
+        raise ConfigurationError(f"{name} must be a number in {limit}, got NaN")
+    if value in (float("inf"), float("-inf")):
+        raise ConfigurationError(f"{name}={value!r}{unit_text} is out of range: the limit is {limit}")
     if integer and value != int(value):
         raise ConfigurationError(
-            f"{name} must be a whole number in {low:g}..{high:g}{unit_text} (the device would "
-            f"truncate it), got {value!r}")
+            f"{name} must be a whole number in {limit} (the device would truncate it), "
+            f"got {value!r}")
     if not low <= value <= high:
         raise ConfigurationError(
-            f"{name}={value!r}{unit_text} is out of range: the limit is {low:g}..{high:g}{unit_text}")
+            f"{name}={value!r}{unit_text} is out of range: the limit is {limit}")
     if step is not None:
         steps = value / step
         if abs(steps - round(steps)) > 1e-6:
             raise ConfigurationError(
                 f"{name}={value!r}{unit_text} has more resolution than the device keeps "
-                f"(steps of {step:g}{unit_text})")
+                f"(steps of {_number(step)}{unit_text})")
     return int(value) if integer else value
+
+
+def _number(value: float) -> str:
+    """A limit as a person reads it: exact for whole numbers, at most 10 significant digits."""
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()
+                                  and abs(value) < 1e15):
+        return str(int(value))
+    return f"{value:.10g}"

@@ -92,10 +92,11 @@ class BaseClient:
         self.reconnect = reconnect
         self.retry_first = bool(retry_first)
         self._cache = StateCache()
-        self._wire = WireLog(self.family, trace=trace, redact=self._redact_frame)
         self._dispatcher = Dispatcher(f"pyburnerkit-{self.family}-{endpoint}-events",
                                       max_pending=max_pending_events,
                                       on_callback_error=on_callback_error)
+        self._wire = WireLog(self.family, trace=trace, redact=self._redact_frame,
+                             on_trace_error=self._dispatcher.hook_failed)
         if on_event is not None:
             self._dispatcher.subscribe(on_event)
         self._session: Optional[Session] = None

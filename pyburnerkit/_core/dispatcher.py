@@ -16,6 +16,16 @@ Callback = Callable[[Any], Any]
 _STOP = object()
 
 
+class _HookFailure:
+    """Queued for the events thread: a hook that runs elsewhere (``trace``) raised."""
+
+    __slots__ = ("error", "payload")
+
+    def __init__(self, error: BaseException, payload: Any) -> None:
+        self.error = error
+        self.payload = payload
+
+
 class Subscription:
     """Returned by ``subscribe()``; ``cancel()`` it (or use it as a context manager) to stop.
 
@@ -169,6 +179,24 @@ class Dispatcher:
             self._queue.append(event)
             self._cond.notify()
 
+    def hook_failed(self, hook: Any, error: BaseException, payload: Any) -> None:
+        """Count and log a user hook that raised on another thread (the I/O thread's ``trace``).
+
+        Treated like a callback that raised: logged once per hook with its traceback, counted in
+        :attr:`callback_errors`, and handed to ``on_callback_error`` on the events thread (never
+        on the thread that called the hook). Non-blocking; safe from any thread.
+        """
+        with self._cond:
+            self.callback_errors += 1
+            first = id(hook) not in self._logged
+            self._logged.add(id(hook))
+        if first:
+            log.error("%s: hook %r raised (logged once per hook):\n%s", self.thread_name, hook,
+                      "".join(traceback.format_exception(type(error), error,
+                                                         error.__traceback__)))
+        if self.on_callback_error is not None:
+            self.publish(_HookFailure(error, payload))
+
     def close(self, deadline: Deadline) -> bool:
         """Deliver what is queued, stop the thread and join it within ``deadline``.
 
@@ -208,6 +236,9 @@ class Dispatcher:
             self.close_streams()
 
     def _deliver(self, event: Any) -> None:
+        if isinstance(event, _HookFailure):
+            self._call_error_hook(event.error, event.payload)
+            return
         for stream in self._streams:
             if stream.wants(event):
                 stream.put(event)
@@ -225,10 +256,13 @@ class Dispatcher:
                               self.thread_name, sub.callback, type(event).__name__,
                               "".join(traceback.format_exception(type(exc), exc,
                                                                  exc.__traceback__)))
-                hook = self.on_callback_error
-                if hook is not None:
-                    try:
-                        hook(exc, event)
-                    except Exception:
-                        log.exception("on_callback_error hook raised")
+                self._call_error_hook(exc, event)
+
+    def _call_error_hook(self, error: BaseException, payload: Any) -> None:
+        hook = self.on_callback_error
+        if hook is not None:
+            try:
+                hook(error, payload)
+            except Exception:
+                log.exception("on_callback_error hook raised")
 

@@ -265,6 +265,11 @@ class Session:
         self._schedule_retry(exc)
 
     def _attempt_failed(self, exc: BaseException) -> None:
+        if self._retry_timer is not None and not self._retry_timer.cancelled:
+            # Already between attempts (a late error from the link that just failed): a second
+            # retry timer would open a second transport and leak the first.
+            self.last_error = exc
+            return
         self.last_error = exc
         self._drop_link()
         if not self._ever_connected and not self.retry_first:

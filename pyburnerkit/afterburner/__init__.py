@@ -4,9 +4,12 @@ Quick start (no hardware: ``sim://`` runs the built-in simulator in process)::
 
     from pyburnerkit.afterburner import AfterburnerClient
 
-    with AfterburnerClient("sim://") as heater:        # or "192.168.4.1", "host:81", "ws://..."
+    with AfterburnerClient("sim://", allow_writes=True) as heater:   # or "192.168.4.1", ...
         print(heater.status.temperature_c, heater.status.run_state)
-        heater.set_desired_temperature(21)
+        heater.set_desired_temperature(21)     # refused without allow_writes=True
+
+Every method that changes the heater needs ``allow_writes=True``; only stopping it
+(``stop()``) and stopping pump priming are always allowed.
 
 The client needs the ``afterburner`` extra (websocket-client).
 """

@@ -1,20 +1,46 @@
 """The blocking Afterburner client and the session that speaks the WebSocket JSON protocol.
 
-The controller sends no acknowledgements, so every setter confirms itself: it sends the value
-together with ``{"SQuery":1}``. The firmware handles keys in order and, on its next update,
-sends changed keys group by group with the system group last; the system-info frame that
-answers our query is therefore a *barrier*: by the time it arrives, the pushed state shows
-whether the value was taken (it changed, or already had that value) or ignored.
+How a request is confirmed
+==========================
+
+The controller acknowledges nothing. It handles the commands it receives one by one, in
+order, and after each heater-bus cycle (an *update*, about once a second) it sends the keys
+that changed, one frame per group: main, extended, timers, MQTT, network, system, GPIO.
+``{"SQuery":1}`` makes the next update carry the whole system group (``SysUpTime`` among
+it). Every query handled before one update gets that ONE frame: answers do not pair 1:1 with
+queries, so a client that pairs them first-in first-out falls out of step for good as soon as
+two queries share an update (two threads, a timed-out call and the next, the keep-alive and a
+call, a backlog after a stall).
+
+So requests travel in *rounds* (:class:`Round`): a round's commands, then ``SQuery`` in the
+round's last frame. The round is answered by the first frame carrying ``SysUpTime`` that
+arrives after it was sent, and the pushed state at that moment shows each command's effect
+(the firmware sends the main and extended groups before the system group of the same update).
+
+Why that frame answers the round and not an earlier query (a frame "already in flight"):
+**at most one round is on the wire at a time.** A round's query goes out only after the
+previous round's answer has been received, so no system frame caused by an earlier query of
+ours can still be on its way: the next ``SysUpTime`` frame comes from an update after the
+controller handled our whole round (commands before the query, same connection, handled in
+order; the keys that make the firmware emit or suppress frames - ``Refresh``, ``DateTime``,
+``TQuery`` - share the query's frame, so no update falls between them and the query).
+Requests made while a round is on the wire wait in the next round, whose commands are sent
+only then: one update later they are answered. Only another client's query or refresh can
+produce a ``SysUpTime`` frame we did not ask for; that can complete a round early, so every
+setter still checks the reported value, and a value that does not show yet is checked once
+more on the next round before :class:`DeviceError` is raised. A caller that times out simply
+leaves its round; nothing waits for it.
 """
 
 from __future__ import annotations
 
-import collections
 import datetime as _dt
 import logging
 import socket
 import time
-from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Tuple
+import traceback
+from typing import (Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Set,
+                    Tuple)
 from urllib.parse import parse_qs, urlsplit
 
 from .._core.client import BaseClient
@@ -24,7 +50,7 @@ from .._core.pending import Pending
 from .._core.session import Session
 from .._core.timeouts import DEFAULT, Deadline, TimeoutArg
 from ..errors import (ConfigurationError, DeviceConnectionError, DeviceError, ProtocolError,
-                      UnsupportedFeatureError, WriteNotAllowedError)
+                      UnsupportedFeatureError, WriteNotAllowedError, check_range)
 from . import codec
 from .models import (DemandMode, HeaterStatus, RunState, StartRefused, StatusChanged,
                      SystemInfo, SystemInfoChanged, ThermostatMethod, Timer, TimerChanged)
@@ -35,10 +61,29 @@ DEFAULT_PORT = 81
 #: Frames that identify the two groups a complete state needs.
 MAIN_GROUP_KEY = "RunState"
 EXTENDED_GROUP_KEY = "ThermostatMethod"
-#: Keys whose changes the firmware holds back for a while (seconds): no barrier for them.
-HELD_BACK_KEYS = {"PumpCount": 10.0}
+#: Only a system frame that answers a query (or a refresh) carries this key; the frame the
+#: firmware sends after a clock change has the date alone.
+ANSWER_KEY = "SysUpTime"
 #: Consecutive undecodable frames after which the link is considered broken.
 MAX_BAD_FRAMES = 5
+#: Keys kept from the controller's frames at most: newer firmware adds keys (kept in
+#: ``status.raw``), but a hostile peer must not grow the cache without bound.
+MAX_KEPT_KEYS = 512
+#: After an answer, how long the next round waits for the callers just answered to come back
+#: (seconds). Without it a burst of callers splits into two alternating rounds and each call
+#: takes two updates; it never waits once they are back, or when nobody was answered.
+ROUND_GATHER_S = 0.03
+#: How long a request that finds the link idle waits for companions (seconds): threads that
+#: start calling together then share the first round too.
+ROUND_START_GATHER_S = 0.01
+#: Keys that ask for frames (or re-prime the timer report): they travel in the round's last
+#: frame, with the query, in this order (a refresh re-primes the timers, so TQuery follows).
+LATE_KEYS = ("Refresh", "DateTime", "TQuery")
+#: Keys that ask for data and change nothing on the device.
+QUERY_KEYS = frozenset({"Refresh", "SQuery", "TQuery", "TimerRefresh", "IQuery", "MQuery"})
+#: Keys of event-style frames: they are not state.
+_EVENT_KEYS = frozenset({"StartString", "Reboot", "LoadWebContent", "TimerRefresh",
+                         "TimerConflict"})
 
 
 def parse_endpoint(url: str) -> Tuple[str, str, int, str, Dict[str, str]]:
@@ -72,19 +117,99 @@ def parse_endpoint(url: str) -> Tuple[str, str, int, str, Dict[str, str]]:
 
 
 # ----------------------------------------------------------------------------------- requests
-class Exchange:
-    """One command sent to the controller and how its effect is recognised."""
+def write_identities(frame: Mapping[str, Any]) -> FrozenSet[str]:
+    """What a command frame changes: its keys, timer keys per timer id, queries left out."""
+    found: Set[str] = set()
+    for key, value in frame.items():
+        if key in QUERY_KEYS:
+            continue
+        if key in codec.TIMER_KEYS:
+            found.add(f"{key}#{str(value).strip().split(' ', 1)[0]}")
+        else:
+            found.add(key)
+    return frozenset(found)
 
-    def __init__(self, frame: Dict[str, Any], *, expect: Optional[Dict[str, Any]] = None,
-                 barrier: bool = True,
-                 settle: Optional[Callable[["AfterburnerSession"], Any]] = None) -> None:
-        self.frame = frame
+
+class Exchange:
+    """One request: the command keys it sends and how its effect is recognised.
+
+    :param expect: command key -> (reported key, value) that must show once its round is
+        answered.
+    :param settle: after the answer, re-checked on every frame until it returns True (a run
+        state reached, a timer shown).
+    :param settle_keys: the writes ``settle`` waits for; when a later command of ours
+        overwrites one of them, waiting is moot and the request completes.
+    """
+
+    def __init__(self, frame: Mapping[str, Any], *,
+                 expect: Optional[Mapping[str, Tuple[str, Any]]] = None,
+                 settle: Optional[Callable[["AfterburnerSession"], Any]] = None,
+                 settle_keys: Iterable[str] = ()) -> None:
+        self.frame = dict(frame)
         self.expect = dict(expect or {})
-        self.barrier = barrier
         self.settle = settle
-        self.barrier_passed = not barrier
-        self.reprobed = False
+        self.settle_keys = frozenset(settle_keys)
+        self.writes = write_identities(self.frame)
+        #: writes of this request that a later command of ours overwrote
+        self.superseded: Set[str] = set()
+        self.rechecked = False
         self.start_reason: Optional[str] = None
+
+    @property
+    def starts_heater(self) -> bool:
+        return "Run" in self.frame and codec.firmware_to_int(self.frame["Run"]) != 0
+
+
+class Round:
+    """Requests whose commands went out together, followed by one query.
+
+    ``members`` are answered by the round's answer; ``starts`` are the members whose start
+    request is the round's (the controller answers each start with a ``StartString``).
+    """
+
+    __slots__ = ("members", "starts", "sent_at")
+
+    def __init__(self, members: List[Pending], starts: List[Pending]) -> None:
+        self.members = members
+        self.starts = starts
+        self.sent_at = time.monotonic()
+
+
+def build_round(requests: List[Pending]) -> Tuple[List[Dict[str, Any]], Dict[str, Pending]]:
+    """The frames that carry ``requests`` and, per write, the request that wrote it last.
+
+    Commands keep their order; a key never overwrites an earlier value in the same frame (a
+    second write goes in the next frame, so the controller handles both, in order); no frame
+    exceeds the firmware's 512-byte parse buffer. The last frame holds :data:`LATE_KEYS` and
+    the query.
+    """
+    writers: Dict[str, Pending] = {}
+    early: List[Dict[str, Any]] = [{}]
+    late: Dict[str, Any] = {}
+    for request in requests:
+        exchange: Exchange = request.payload
+        for key, value in exchange.frame.items():
+            if key in LATE_KEYS:
+                if key == "TQuery" and late.get(key, value) != value:
+                    value = 0  # two different timers asked for: ask for all of them
+                late[key] = value
+                continue
+            current = early[-1]
+            trial = dict(current, **{key: value})
+            if key in current or len(codec.encode_frame(trial)) > codec.MAX_COMMAND_BYTES:
+                early.append({key: value})
+            else:
+                early[-1] = trial
+        for identity in exchange.writes:
+            writers[identity] = request
+    last = {key: late[key] for key in LATE_KEYS if key in late}
+    last["SQuery"] = 1
+    frames = [frame for frame in early if frame]
+    if len(frames) == 1 and not set(frames[0]) & set(last):
+        single = dict(frames[0], **last)  # the usual case: one frame, commands first
+        if len(codec.encode_frame(single)) <= codec.MAX_COMMAND_BYTES:
+            return [single], writers
+    return frames + [last], writers
 
 
 class AfterburnerSession(Session):
@@ -104,17 +229,32 @@ class AfterburnerSession(Session):
         self.system_keys: Dict[str, Any] = {}
         self.timers: Dict[int, Timer] = {i: Timer(i) for i in range(1, codec.TIMER_COUNT + 1)}
         self.ws: Any = None
+        #: frames that could not be decoded or handled (each one logged and dropped)
+        self.protocol_errors = 0
+        #: of those, the ones that hit an unexpected exception (a bug; logged with traceback)
+        self.unexpected_errors = 0
         self._sock: Optional[socket.socket] = None
         self._fd = -1
         self._have_main = self._have_extended = self._have_system = False
         self._link_up = False
         self._bad_frames = 0
+        self._dropped_keys = 0
         self._last_rx = 0.0
         self._liveness_timer: Any = None
         self._probe_timer: Any = None
         self._refresh_timer: Any = None
-        self._probes: Deque[Optional[Pending]] = collections.deque()
-        self._active: List[Pending] = []
+        self._round_timer: Any = None
+        self._overdue_timer: Any = None
+        # rounds (see the module docstring); all of it belongs to the I/O thread
+        self._round: Optional[Round] = None      # on the wire, not answered yet
+        self._open: List[Pending] = []           # waiting for the next round, nothing sent
+        self._riders: List[Pending] = []         # sent; re-checked on the next round's answer
+        self._next_look: List[Pending] = []      # riders looked at once more on the next frame
+        self._settling: List[Pending] = []       # answered; waiting for their settle check
+        self._keepalive_due = False
+        self._answered_at = 0.0
+        self._returning = 0                      # requests the next round waits to gather
+        self._opened_at = 0.0                    # when the first waiting request came in
 
     # ------------------------------------------------------------------ transport
     def open_transport(self, deadline: Deadline) -> None:
@@ -158,7 +298,8 @@ class AfterburnerSession(Session):
         shutdown_socket(self._sock)
 
     def close_transport(self) -> None:
-        for attr in ("_liveness_timer", "_probe_timer", "_refresh_timer"):
+        for attr in ("_liveness_timer", "_probe_timer", "_refresh_timer", "_round_timer",
+                     "_overdue_timer"):
             timer = getattr(self, attr)
             if timer is not None:
                 timer.cancel()
@@ -173,12 +314,26 @@ class AfterburnerSession(Session):
             except OSError:
                 pass
 
+    def take_unsent(self) -> List[Pending]:
+        # Requests still waiting for their round never reached the wire: they wait for the
+        # next link instead of failing (nothing of theirs can have been applied).
+        unsent, self._open = [r for r in self._open if not r.done()], []
+        return unsent
+
     def on_link_down(self) -> None:
-        self._probes.clear()
-        self._active = []
+        for attr in ("_round_timer", "_overdue_timer"):
+            timer = getattr(self, attr)
+            if timer is not None:
+                timer.cancel()
+                setattr(self, attr, None)
+        self._round = None
+        self._open, self._riders, self._settling, self._next_look = [], [], [], []
+        self._keepalive_due = False
+        self._returning = 0
 
     def on_established(self) -> None:
         self._arm_liveness()
+        self._schedule_round()
 
     # ------------------------------------------------------------------ sending
     def send(self, frame: Mapping[str, Any]) -> None:
@@ -193,14 +348,186 @@ class AfterburnerSession(Session):
 
     def _request_refresh(self) -> None:
         self._refresh_timer = None
-        if not self._link_up:
-            try:
-                self.send({"Refresh": 1})
-            except OSError as exc:
-                self.link_failed(exc)
+        if self._link_up:
+            return
+        try:
+            self.send({"Refresh": 1})
+        except OSError as exc:
+            self.link_failed(exc)
+            return
+        # The dump it asks for ends with a system frame: treat it as a round of its own, so
+        # no round of ours goes out before that frame could be mistaken for its answer.
+        self._put_on_wire(Round([], []))
 
-    def _probe(self, owner: Optional[Pending]) -> None:
-        self._probes.append(owner)
+    # ------------------------------------------------------------------ rounds
+    def start_request(self, request: Pending) -> None:
+        if not any(not r.done() for r in self._open):
+            self._opened_at = time.monotonic()
+        self._open.append(request)
+        self._schedule_round()
+
+    def _schedule_round(self) -> None:
+        """Send the next round now, or once the callers just answered are back (I/O thread)."""
+        if self._round is not None or self.ws is None:
+            return
+        self._open = [r for r in self._open if not r.done()]
+        if not (self._open or self._riders or self._keepalive_due):
+            return
+        if self._returning:
+            due = self._answered_at + ROUND_GATHER_S if len(self._open) < self._returning \
+                else 0.0
+        else:
+            due = self._opened_at + ROUND_START_GATHER_S if self._open else 0.0
+        wait = due - time.monotonic()
+        if wait > 0:
+            if self._round_timer is None:
+                self._round_timer = self.loop.call_later(wait, self._gathering_over)
+            return
+        if self._round_timer is not None:
+            self._round_timer.cancel()
+            self._round_timer = None
+        self._send_round()
+
+    def _gathering_over(self) -> None:
+        self._round_timer = None
+        self._returning = 0
+        self._schedule_round()
+
+    def _send_round(self) -> None:
+        requests = [r for r in self._open if not r.done()]
+        riders = [r for r in self._riders if not r.done()]
+        self._open, self._riders = [], []
+        self._keepalive_due = False
+        self._returning = 0
+        frames, writers = build_round(requests)
+        for request in requests + riders + self._settling:
+            exchange: Exchange = request.payload
+            exchange.superseded.update(
+                w for w in exchange.writes if writers.get(w, request) is not request)
+        starts = [r for r in requests if r.payload.starts_heater
+                  and "Run" not in r.payload.superseded]
+        self._put_on_wire(Round(requests + riders, starts))
+        try:
+            for frame in frames:
+                self.send(frame)
+        except OSError as exc:
+            self.link_failed(exc)
+
+    def _put_on_wire(self, round_: Round) -> None:
+        self._round = round_
+        if self._overdue_timer is not None:
+            self._overdue_timer.cancel()
+        self._overdue_timer = self.loop.call_later(self.liveness_timeout, self._overdue, round_)
+
+    def _overdue(self, round_: Round) -> None:
+        """The round had no answer within ``liveness_timeout``. A silent controller is the
+        liveness check's business; one that kept sending other frames lost our answer (it was
+        undecodable): rebuild the link, the way back into step (I/O thread)."""
+        self._overdue_timer = None
+        if self._round is round_ and self._last_rx > round_.sent_at and self.ws is not None:
+            self.link_failed(TimeoutError(
+                f"the controller's answer to a query was lost (none within "
+                f"{self.liveness_timeout:g} s while other frames arrived)"))
+
+    def _answer_lost(self) -> None:
+        """The round's answer arrived but could not be decoded or handled: its members ride
+        the next round (nothing of theirs is sent again), so no caller waits for ever."""
+        round_, self._round = self._round, None
+        if self._overdue_timer is not None:
+            self._overdue_timer.cancel()
+            self._overdue_timer = None
+        if round_ is not None:
+            self._riders.extend(r for r in round_.members if not r.done())
+        self._answered_at = time.monotonic()
+        self._returning = 0
+        self._schedule_round()
+
+    def _answer_round(self) -> None:
+        """The round's answer arrived: check each member (I/O thread)."""
+        round_, self._round = self._round, None
+        self._answered_at = time.monotonic()
+        if self._overdue_timer is not None:
+            self._overdue_timer.cancel()
+            self._overdue_timer = None
+        if round_ is None:
+            return
+        waiting = [r for r in round_.members if not r.done()]
+        for request in waiting:
+            self._check_answer(request)
+        self._settle()
+        # The next round waits (briefly) until it holds the callers already waiting plus
+        # those of this round (answered now, or a frame or two later): together they stay
+        # one cohort, answered by one update, instead of alternating rounds.
+        self._returning = len(waiting) + sum(1 for r in self._open if not r.done())
+
+    def _check_answer(self, request: Pending) -> None:
+        exchange: Exchange = request.payload
+        if exchange.start_reason:
+            request.fail(DeviceError(
+                f"the controller refused to start: {exchange.start_reason}", code="StartString",
+                detail=exchange.start_reason, device=self.family, endpoint=self.endpoint))
+            return
+        unmet = {key: want for key, want in exchange.expect.items()
+                 if key not in exchange.superseded
+                 and not codec.values_match(want[1], self._reported(want[0]))}
+        if not unmet:
+            self._settling.append(request)
+        elif not exchange.rechecked:
+            # Not shown yet: the key may be reported after the system frame (the GPIO group
+            # follows it in the same update), or the answer was another client's query (see
+            # the module docstring). Look again at the next frame and on the next round's
+            # answer; the command itself is never sent again.
+            exchange.rechecked = True
+            self._riders.append(request)
+            self._next_look.append(request)
+        else:
+            reported, expected = next(iter(unmet.values()))
+            current = self._reported(reported)
+            request.fail(DeviceError(
+                f"the controller did not take {reported}={expected!r}: it reports {current!r}",
+                code=reported, detail=str(current), device=self.family, endpoint=self.endpoint))
+
+    def _look_again(self) -> None:
+        """Riders whose values show in the frame just handled are done (I/O thread)."""
+        looking, self._next_look = self._next_look, []
+        for request in looking:
+            exchange: Exchange = request.payload
+            if not request.done() and not any(
+                    key not in exchange.superseded
+                    and not codec.values_match(want[1], self._reported(want[0]))
+                    for key, want in exchange.expect.items()):
+                self._riders = [r for r in self._riders if r is not request]
+                self._settling.append(request)
+
+    def _settle(self) -> None:
+        still: List[Pending] = []
+        for request in self._settling:
+            if request.done():
+                continue
+            exchange: Exchange = request.payload
+            if exchange.settle is None or exchange.settle_keys & exchange.superseded \
+                    or self._settled(exchange):
+                request.resolve(None)
+            else:
+                still.append(request)
+        self._settling = still
+
+    def _settled(self, exchange: Exchange) -> bool:
+        try:
+            return bool(exchange.settle(self))  # type: ignore[misc]
+        except ProtocolError:
+            return False  # a value the controller sent cannot be read: not settled (yet)
+
+    def _reported(self, key: str) -> Any:
+        return self.keys[key] if key in self.keys else self.system_keys.get(key)
+
+    def typed(self, key: str) -> Any:
+        """A status or system key as last reported, typed (``None`` when unseen or NaN).
+
+        :raises ProtocolError: the value cannot be read.
+        """
+        value = self._reported(key)
+        return None if value is None else codec.convert(key, value)
 
     # ------------------------------------------------------------------ receiving
     def _on_readable(self) -> None:
@@ -214,9 +541,13 @@ class AfterburnerSession(Session):
             self.link_failed(exc if isinstance(exc, OSError)
                              else ConnectionResetError(f"connection closed: {exc}"))
             return
-        except (websocket.WebSocketException, ValueError) as exc:
-            self._bad_frame(ProtocolError(f"bad WebSocket frame: {exc}",
-                                          frames=self.wire.recent()))
+        except websocket.WebSocketTimeoutException as exc:
+            # A frame stopped half-way: what follows cannot be framed any more.
+            self.link_failed(TimeoutError(f"a frame from the controller stalled: {exc}"))
+            return
+        except Exception as exc:  # a malformed WebSocket frame: the stream may be out of step
+            self._bad_frame(ProtocolError(
+                f"bad WebSocket frame: {type(exc).__name__}: {codec.redact_text(str(exc))}"))
             return
         self._last_rx = time.monotonic()
         if opcode == websocket.ABNF.OPCODE_CLOSE:
@@ -224,23 +555,67 @@ class AfterburnerSession(Session):
             return
         if opcode != websocket.ABNF.OPCODE_TEXT:
             return
+        self.handle_text(frame.data if hasattr(frame, "data") else frame)
+
+    def handle_text(self, data: Any) -> None:
+        """Decode and apply one text frame from the controller (I/O thread).
+
+        Never raises: a frame that cannot be decoded - or a bug met while handling it -
+        becomes a :class:`ProtocolError` that is logged, counted (``protocol_errors``) and
+        dropped; after :data:`MAX_BAD_FRAMES` in a row the link is rebuilt. Nothing of a frame
+        that fails is applied.
+        """
+        round_ = self._round
         try:
-            obj = codec.decode_frame(frame.data if hasattr(frame, "data") else frame)
-            codec.check_frame(obj)
-        except ProtocolError as exc:
-            self.wire.received(frame.data if hasattr(frame, "data") else frame)
-            exc.frames = self.wire.recent()
-            self._bad_frame(exc)
+            self._handle_text(data)
             return
+        except ProtocolError as exc:
+            self._bad_frame(exc)
+        except Exception as exc:  # a bug must never kill the I/O thread
+            self._unexpected(exc)
+        if round_ is not None and self._round is round_ and self._looks_like_answer(data):
+            self._answer_lost()
+
+    @staticmethod
+    def _looks_like_answer(data: Any) -> bool:
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            return ANSWER_KEY.encode() in bytes(data)
+        return isinstance(data, str) and ANSWER_KEY in data
+
+    def _handle_text(self, data: Any) -> None:
+        try:
+            obj = codec.decode_frame(data)
+            codec.check_frame(obj)
+        except ProtocolError:
+            self.wire.received(data)  # masked by the client's redaction hook
+            raise
         self.wire.received(obj)
-        self._bad_frames = 0
         self._handle_frame(obj)
+        self._bad_frames = 0
+
+    def _unexpected(self, exc: Exception) -> None:
+        self.unexpected_errors += 1
+        summary = f"{type(exc).__name__}: {codec.redact_text(str(exc))}"
+        if self.unexpected_errors == 1:
+            # The traceback without the raw exception text, which might quote a frame.
+            stack = "".join(traceback.format_tb(exc.__traceback__))
+            log.error("%s: a frame could not be handled (logged once with its traceback; the "
+                      "frame is dropped like an undecodable one):\n%s%s", self.endpoint, stack,
+                      summary)
+        error = ProtocolError(f"could not handle a frame: {summary}")
+        error.__cause__ = exc
+        self._bad_frame(error)
 
     def _bad_frame(self, exc: ProtocolError) -> None:
+        self.protocol_errors += 1
         self._bad_frames += 1
+        if exc.args:
+            exc.args = (codec.redact_text(str(exc.args[0])),) + tuple(exc.args[1:])
+        exc.device, exc.endpoint = self.family, self.endpoint
+        exc.frames = self.wire.recent()  # already masked when recorded
         log.warning("%s: dropped an undecodable frame (%d in a row): %s", self.endpoint,
                     self._bad_frames, exc)
-        if self._bad_frames >= MAX_BAD_FRAMES:
+        if self._bad_frames >= MAX_BAD_FRAMES and self.ws is not None:
             self.link_failed(exc)
 
     def _handle_frame(self, obj: Dict[str, Any]) -> None:
@@ -251,73 +626,98 @@ class AfterburnerSession(Session):
         system = {k: v for k, v in obj.items() if k in codec.SYSTEM_KEYS}
         status = {k: v for k, v in obj.items()
                   if k not in timer_keys and k not in system and k not in _EVENT_KEYS}
+        # Work everything out first: a value that cannot be read raises here, before any
+        # state changed, so a bad frame never leaves half of itself behind.
+        keys = self._merged_keys(status) if status else self.keys
+        heater = codec.build_status(keys) if status else None
+        timers = self._updated_timers(timer_keys) if timer_keys else {}
+        system_keys = dict(self.system_keys, **system) if system else self.system_keys
+        info = codec.build_system_info(system_keys) if system else None
+
         if "StartString" in obj:
-            reason = str(obj["StartString"])
-            for request in self._active:
-                if "Run" in request.payload.frame:
-                    request.payload.start_reason = reason
-            if reason:
-                self.dispatcher.publish(StartRefused(reason))
+            self._start_string(str(obj["StartString"]))
         if status:
-            self.keys.update(status)
+            self.keys = keys
             self._have_main = self._have_main or MAIN_GROUP_KEY in status
             self._have_extended = self._have_extended or EXTENDED_GROUP_KEY in status
             if self._link_up:
-                self._publish_status(status)
-        if timer_keys:
-            self._apply_timer(timer_keys)
+                self._publish_status(heater, status)
+        if timers:
+            self.timers.update(timers)
+            self.cache.set("timers", tuple(self.timers[i] for i in sorted(self.timers)))
+            for timer in timers.values():
+                self.dispatcher.publish(TimerChanged(timer))
         if system:
-            self.system_keys.update(system)
-            info = codec.build_system_info(self.system_keys)
-            self.cache.update([("system", info), ("system_keys", dict(self.system_keys))])
+            self.system_keys = system_keys
+            self.cache.update([("system", info), ("system_keys", dict(system_keys))])
             self.dispatcher.publish(SystemInfoChanged(info))
-        self._have_system = self._have_system or bool(system)
-        # The dump ends with the system group: once it is in, the state is complete and no
-        # part of the dump can be mistaken for the answer to a later query.
-        if not self._link_up and self._have_main and self._have_extended and self._have_system:
+            self._have_system = True
+        self._look_again()
+        answered = ANSWER_KEY in system and self._round is not None
+        if answered:
+            self._answer_round()
+        if not self._link_up and self._have_main and self._have_extended and self._have_system \
+                and self.ws is not None:
+            # The dump ends with the system group: the state is complete.
             self._link_up = True
-            self._publish_status(dict(self.keys))
+            self._publish_status(codec.build_status(self.keys), dict(self.keys))
             self.established()
-        elif system and self._probes:
-            owner = self._probes.popleft()
-            if owner is not None:
-                self._barrier_reached(owner)
-        self._settle_active()
+        self._settle()
+        if answered:
+            self._schedule_round()
 
-    def _publish_status(self, changed: Dict[str, Any]) -> None:
-        status = codec.build_status(self.keys)
-        self.cache.set("status", status)
-        self.dispatcher.publish(StatusChanged(status, codec.redact(changed)))
+    def _merged_keys(self, status: Mapping[str, Any]) -> Dict[str, Any]:
+        merged = dict(self.keys)
+        for key, value in status.items():
+            if key in merged or key in codec.STATUS_KEYS or len(merged) < MAX_KEPT_KEYS:
+                merged[key] = value
+            else:
+                self._dropped_keys += 1
+                if self._dropped_keys == 1:
+                    log.warning("%s: the controller sends more than %d distinct keys; further "
+                                "unknown keys are not kept", self.endpoint, MAX_KEPT_KEYS)
+        return merged
 
-    def _apply_timer(self, keys: Dict[str, Any]) -> None:
+    def _updated_timers(self, keys: Mapping[str, Any]) -> Dict[int, Timer]:
         by_id: Dict[int, Timer] = {}
         for key, value in keys.items():
             timer_id, _ = codec.parse_timer_value(key, value)
             timer = by_id.get(timer_id, self.timers[timer_id])
             by_id[timer_id] = codec.apply_timer_key(timer, key, value)
-        self.timers.update(by_id)
-        self.cache.set("timers", tuple(self.timers[i] for i in sorted(self.timers)))
-        for timer in by_id.values():
-            self.dispatcher.publish(TimerChanged(timer))
+        return by_id
+
+    def _start_string(self, reason: str) -> None:
+        # The controller answers each start request at once, before the round's answer; a
+        # StartString while no start of ours is on the wire comes from another client.
+        round_ = self._round
+        if reason and round_ is not None:
+            for request in round_.starts:
+                request.payload.start_reason = reason
+        if reason:
+            self.dispatcher.publish(StartRefused(reason))
+
+    def _publish_status(self, status: HeaterStatus, changed: Mapping[str, Any]) -> None:
+        self.cache.set("status", status)
+        self.dispatcher.publish(StatusChanged(status, codec.redact(dict(changed))))
 
     # ------------------------------------------------------------------ liveness
     def _arm_liveness(self) -> None:
         due = self._last_rx + self.liveness_interval - time.monotonic()
-        self._liveness_timer = self.loop.call_later(max(0.0, due), self._liveness_check)
+        if due <= 0:
+            due = self.liveness_interval  # a probe is out: its own timer decides
+        self._liveness_timer = self.loop.call_later(due, self._liveness_check)
 
     def _liveness_check(self) -> None:
         self._liveness_timer = None
         if self.ws is None:
             return
-        if time.monotonic() - self._last_rx >= self.liveness_interval and \
-                self._probe_timer is None:
-            # SQuery always gets an answer: DateTime and SysUpTime are always new.
-            try:
-                self.send({"SQuery": 1})
-            except OSError as exc:
-                self.link_failed(exc)
-                return
-            self._probe(None)
+        if self._probe_timer is None and \
+                time.monotonic() - self._last_rx >= self.liveness_interval:
+            # A query always gets an answer (DateTime and SysUpTime are always new). A round
+            # already on the wire is a probe of its own.
+            if self._round is None:
+                self._keepalive_due = True
+                self._schedule_round()
             self._probe_timer = self.loop.call_later(self.liveness_timeout, self._silent)
         self._arm_liveness()
 
@@ -325,66 +725,6 @@ class AfterburnerSession(Session):
         self._probe_timer = None
         self.link_failed(TimeoutError(
             f"the controller did not answer a liveness query within {self.liveness_timeout:g} s"))
-
-    # ------------------------------------------------------------------ requests
-    def start_request(self, request: Pending) -> None:
-        exchange: Exchange = request.payload
-        frame = dict(exchange.frame)
-        if exchange.barrier:
-            frame["SQuery"] = 1
-        self._active = [r for r in self._active if not r.done()]
-        self._active.append(request)
-        self.send(frame)
-        if exchange.barrier:
-            self._probe(request)
-        self._settle_active()
-
-    def _barrier_reached(self, request: Pending) -> None:
-        """The answer to ``request``'s query arrived: its command has been processed."""
-        exchange: Exchange = request.payload
-        if request.done() or exchange.barrier_passed:
-            return
-        if exchange.start_reason:
-            request.fail(DeviceError(
-                f"the controller refused to start: {exchange.start_reason}", code="StartString",
-                detail=exchange.start_reason, device=self.family, endpoint=self.endpoint))
-            return
-        unmet = {k: v for k, v in exchange.expect.items()
-                 if not codec.values_match(v, self.keys.get(k))}
-        if not unmet:
-            exchange.barrier_passed = True
-        elif not exchange.reprobed:
-            # Another client's refresh can answer our query early: ask once more.
-            exchange.reprobed = True
-            try:
-                self.send({"SQuery": 1})
-            except OSError as exc:
-                self.link_failed(exc)
-                return
-            self._probe(request)
-        else:
-            key, expected = next(iter(unmet.items()))
-            current = self.keys.get(key)
-            request.fail(DeviceError(
-                f"the controller did not take {key}={expected!r}: it reports {current!r}",
-                code=key, detail=str(current), device=self.family, endpoint=self.endpoint))
-
-    def _settle_active(self) -> None:
-        still: List[Pending] = []
-        for request in self._active:
-            if request.done():
-                continue
-            exchange: Exchange = request.payload
-            if exchange.barrier_passed:
-                if exchange.settle is None or exchange.settle(self):
-                    request.resolve(None)
-                    continue
-            still.append(request)
-        self._active = still
-
-
-_EVENT_KEYS = frozenset({"StartString", "Reboot", "LoadWebContent", "TimerRefresh",
-                         "TimerConflict"})
 
 
 # ----------------------------------------------------------------------------------- facade
@@ -394,16 +734,22 @@ class AfterburnerClient(BaseClient):
     :param url: ``"192.168.4.1"``, ``"host:81"``, ``"ws://host:81/"`` (port 81 and path ``/``
         by default, as the firmware serves them) or ``"sim://"`` for the built-in simulator
         (``sim://?speed=60&tick=0.2&seed=1``).
-    :param allow_writes: allow mixture, supply and calibration writes (pump and fan limits,
-        pump calibration, low-voltage cut-out, system voltage), which can damage the heater
-        when wrong. Everyday control (run, set points, thermostat, timers) is always allowed.
+    :param allow_writes: allow changing the heater. Without it every method that changes
+        something (starting, set points, modes, settings, timers, the clock, ``save``, the
+        pyBurner setters) raises :class:`WriteNotAllowedError` before anything is sent. The
+        only exceptions make the heater safe and are always allowed: :meth:`stop` /
+        ``run(False)`` / ``set_runmode(0)`` and ``prime_pump(False)``. pyBurner code ports
+        with this one keyword: ``Client(ip, allow_writes=True)``.
     :param liveness_interval: seconds of silence after which ``{"SQuery":1}`` checks the link.
-    :param liveness_timeout: seconds to wait for that answer before reconnecting.
+    :param liveness_timeout: seconds to wait for that answer before reconnecting; also how
+        long any query may stay unanswered while other frames arrive (its answer was lost)
+        before the link is rebuilt. Keep it well above the controller's update interval.
 
     Every method is thread-safe; commands are serialised on the I/O thread
     ``pyburnerkit-afterburner-<endpoint>-io``; callbacks run on ``...-events``. The controller
-    acknowledges nothing, so setters block until the pushed state shows the value and raise
-    :class:`DeviceError` when it shows something else or ignored the value.
+    acknowledges nothing, so setters block until the controller has answered a query sent
+    after them and the pushed state shows the value; they raise :class:`DeviceError` when it
+    shows something else or ignored the value.
     """
 
     family = "afterburner"
@@ -468,13 +814,35 @@ class AfterburnerClient(BaseClient):
     def stale(self) -> bool:
         return self._cache.is_stale("status")
 
+    @property
+    def protocol_errors(self) -> int:
+        """How many frames from the controller could not be decoded or handled (each one was
+        logged and dropped; five in a row rebuild the link)."""
+        session = self._session
+        return session.protocol_errors if isinstance(session, AfterburnerSession) else 0
+
     # ------------------------------------------------------------------ requests
     def _exchange(self, description: str, exchange: Exchange, timeout: TimeoutArg,
-                  *, write: bool = True) -> Any:
+                  *, write: bool = True, safety_stop: bool = False) -> Any:
+        # The last gate before the wire: a write method that forgot its own check is still
+        # refused here (the methods check first, so that the message names them).
+        if write and not safety_stop:
+            self._require_writes(description)
         return self._call(Pending(description, exchange, is_write=write), timeout)
 
+    def _require_writes(self, action: str) -> None:
+        """Refuse ``action`` unless the client was opened with ``allow_writes=True``.
+
+        :raises WriteNotAllowedError: one line saying how to enable it; nothing is sent.
+        """
+        if not self.allow_writes:
+            raise WriteNotAllowedError(
+                f"{action} changes the heater: open the client with allow_writes=True (CLI: "
+                f"--allow-writes) to allow it; without it only stop() and prime_pump(False) "
+                f"work", device=self.family, endpoint=self.endpoint)
+
     def refresh(self, timeout: TimeoutArg = DEFAULT) -> HeaterStatus:
-        """Ask for a full dump and block until it has arrived.
+        """Ask for a full dump (``Refresh``) and block until it has arrived.
 
         :returns: the refreshed status.
         :raises DeviceTimeoutError: no dump within ``timeout`` seconds.
@@ -487,42 +855,40 @@ class AfterburnerClient(BaseClient):
         return self.refresh(timeout)
 
     def read_system_info(self, timeout: TimeoutArg = DEFAULT) -> SystemInfo:
-        """Query the system group (``SQuery``): clock, uptime, firmware, hour meters."""
+        """Query the system group (``SQuery``): clock, uptime, firmware, hour meters.
+
+        Blocks until the controller's answer (its next update, about a second) is in.
+
+        :raises DeviceTimeoutError: no answer within ``timeout`` seconds.
+        """
         self._exchange("SQuery", Exchange({}), timeout, write=False)
         return self.system_info
 
     def read_timers(self, timeout: TimeoutArg = DEFAULT) -> Tuple[Timer, ...]:
-        """Query all 14 timers (``TQuery``) and return them."""
+        """Query all 14 timers (``TQuery``) and return them once the answer is in.
+
+        :raises DeviceTimeoutError: no answer within ``timeout`` seconds.
+        """
         self._exchange("TQuery", Exchange({"TQuery": 0}), timeout, write=False)
         return self.timers
 
     def set(self, timeout: TimeoutArg = DEFAULT, **settings: Any) -> HeaterStatus:
-        """Change settings by name (see ``codec.SETTINGS``) or firmware key, in one frame.
+        """Change settings by name (see ``codec.SETTINGS``) or firmware key, in one request.
 
         Each value is checked against the firmware's limits first. Blocks until the pushed
-        state shows every value. Settings live in RAM until :meth:`save`.
+        state shows every value. Settings live in RAM until :meth:`save`. If this call times
+        out, the device may still apply the write later; it is never retried automatically.
 
+        :raises WriteNotAllowedError: the client was not opened with ``allow_writes=True``
+            (nothing is sent).
         :raises ConfigurationError: unknown name or bad value (nothing is sent).
-        :raises WriteNotAllowedError: a tuning setting on a client without ``allow_writes``.
         :raises DeviceError: the controller ignored a value or reported another one.
+        :raises DeviceTimeoutError: no confirmation within ``timeout`` seconds.
         """
-        if not settings:
-            raise ConfigurationError("set() needs at least one setting")
-        frame: Dict[str, Any] = {}
-        for name, value in settings.items():
-            setting = codec.SETTINGS.get(name) or codec.SETTINGS_BY_KEY.get(name)
-            if setting is None:
-                raise ConfigurationError(
-                    f"unknown setting {name!r}; known: {', '.join(sorted(codec.SETTINGS))}")
-            if setting.tuning and not self.allow_writes:
-                raise WriteNotAllowedError(
-                    f"{setting.name} changes the heater's mixture, supply or calibration and "
-                    f"can damage it; open the client with allow_writes=True to change it")
-            if isinstance(value, DemandMode) or isinstance(value, ThermostatMethod):
-                value = int(value)
-            frame[setting.key] = codec.validate_setting(
-                setting, value, system_voltage=self.status.system_voltage_v)
-        expect = {codec.SETTINGS_BY_KEY[k].report_key: v for k, v in frame.items()}
+        self._require_writes("set()")
+        frame = codec.prepare_settings(settings, system_voltage=self.status.system_voltage_v)
+        expect = {key: (codec.SETTINGS_BY_KEY[key].report_key, value)
+                  for key, value in frame.items()}
         self._exchange(f"set {frame}", Exchange(frame, expect=expect), timeout)
         return self.status
 
@@ -530,54 +896,100 @@ class AfterburnerClient(BaseClient):
         """Start (``True``) or stop (``False``) the heater.
 
         Start blocks until the controller accepted the request and ``RunState`` left 0; stop
-        blocks until the heater is stopping, cooling or stopped.
+        blocks until the heater is stopping, cooling or stopped. If this call times out, the
+        device may still apply the write later; it is never retried automatically.
 
+        Starting needs ``allow_writes=True``. Stopping is always allowed, without
+        ``allow_writes``: it makes the heater safe, and a program that may not change the
+        heater must still be able to shut it down.
+
+        :raises WriteNotAllowedError: ``on`` without ``allow_writes`` (nothing is sent).
+        :raises ConfigurationError: ``on`` is not True/False (or 1/0).
         :raises DeviceError: the controller refused to start (its ``StartString`` reason, e.g.
             ``"Ambient too warm!"``).
+        :raises DeviceTimeoutError: not confirmed within ``timeout`` seconds.
         """
-        if not isinstance(on, bool) and on not in (0, 1):
-            raise ConfigurationError(f"run expects True/False (or 1/0), got {on!r}")
+        on = _flag("run", on)
         if on:
-            exchange = Exchange({"Run": 1}, settle=_run_state_is(lambda s: s.is_on))
+            self._require_writes("run(True)")
+            settle = _run_state_is(lambda s: s.is_on)
         else:
-            exchange = Exchange({"Run": 0}, settle=_run_state_is(lambda s: not s.is_heating))
-        self._exchange("start" if on else "stop", exchange, timeout)
+            settle = _run_state_is(lambda s: not s.is_heating)
+        self._exchange("start" if on else "stop",
+                       Exchange({"Run": int(on)}, settle=settle, settle_keys={"Run"}), timeout,
+                       safety_stop=not on)
         return self.status
 
     def start(self, timeout: TimeoutArg = DEFAULT) -> HeaterStatus:
+        """Start the heater: :meth:`run` (``True``); needs ``allow_writes=True``. If this call
+        times out, the device may still apply the write later; it is never retried
+        automatically.
+
+        :raises WriteNotAllowedError: without ``allow_writes`` (nothing is sent).
+        """
+        self._require_writes("start()")
         return self.run(True, timeout)
 
     def stop(self, timeout: TimeoutArg = DEFAULT) -> HeaterStatus:
+        """Stop the heater: :meth:`run` (``False``). If this call times out, the device may
+        still apply the write later; it is never retried automatically.
+
+        Always allowed, without ``allow_writes``: stopping makes the heater safe, and a program
+        that may not change the heater must still be able to shut it down.
+        """
         return self.run(False, timeout)
 
     def set_desired_temperature(self, temperature_c: int,
                                 timeout: TimeoutArg = DEFAULT) -> HeaterStatus:
-        """Set point in whole °C, 8-35 (a demand index in fixed-Hz mode).
+        """Set point in whole °C, 8-35 (a demand index in fixed-Hz mode). If this call times
+        out, the device may still apply the write later; it is never retried automatically.
 
+        :raises ConfigurationError: outside 8..35 °C or not whole (nothing is sent).
         :raises UnsupportedFeatureError: an OEM controller on the bus owns the set point.
+        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
         """
+        self._require_writes("set_desired_temperature()")
         self._refuse_with_oem("the set point")
         return self.set(timeout, desired_temperature=temperature_c)
 
     def set_demand_mode(self, mode: DemandMode, timeout: TimeoutArg = DEFAULT) -> HeaterStatus:
-        """Thermostat (°C set point) or fixed pump rate (demand index)."""
+        """Thermostat (°C set point) or fixed pump rate (demand index). If this call times
+        out, the device may still apply the write later; it is never retried automatically.
+
+        :raises ConfigurationError: not a :class:`DemandMode` (0 or 1).
+        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
+        """
+        self._require_writes("set_demand_mode()")
+        mode = _member(DemandMode, mode, "demand mode")
         self._refuse_with_oem("the demand mode")
-        return self.set(timeout, demand_mode=int(DemandMode(mode)))
+        return self.set(timeout, demand_mode=int(mode))
 
     def set_thermostat(self, method: Optional[ThermostatMethod] = None, *,
                        window_c: Optional[float] = None,
                        timeout: TimeoutArg = DEFAULT) -> HeaterStatus:
+        """Thermostat method (0-4) and/or window (0.2-10 °C). If this call times out, the
+        device may still apply the write later; it is never retried automatically.
+
+        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
+        """
+        self._require_writes("set_thermostat()")
         settings: Dict[str, Any] = {}
         if method is not None:
-            settings["thermostat_method"] = int(ThermostatMethod(method))
+            settings["thermostat_method"] = int(_member(ThermostatMethod, method,
+                                                        "thermostat method"))
         if window_c is not None:
             settings["thermostat_window"] = window_c
         return self.set(timeout, **settings)
 
     def set_cyclic(self, off_c: int, on_c: Optional[int] = None,
                    timeout: TimeoutArg = DEFAULT) -> HeaterStatus:
-        """Cyclic mode: stop at set point + ``off_c`` (0 disables), restart at set point +
-        ``on_c`` (-20..0)."""
+        """Cyclic mode: stop at set point + ``off_c`` (0 disables, else 2-10), restart at set
+        point + ``on_c`` (-20..0). If this call times out, the device may still apply the
+        write later; it is never retried automatically.
+
+        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
+        """
+        self._require_writes("set_cyclic()")
         settings: Dict[str, Any] = {"cyclic_off": off_c}
         if on_c is not None:
             settings["cyclic_on"] = on_c
@@ -585,51 +997,123 @@ class AfterburnerClient(BaseClient):
 
     def set_frost(self, on_c: int, rise_c: Optional[int] = None,
                   timeout: TimeoutArg = DEFAULT) -> HeaterStatus:
-        """Frost mode: start below ``on_c`` (0 = off), stop at ``on_c + rise_c``."""
+        """Frost mode: start below ``on_c`` (0 = off, 0-30), stop at ``on_c + rise_c``
+        (0-30). If this call times out, the device may still apply the write later; it is
+        never retried automatically.
+
+        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
+        """
+        self._require_writes("set_frost()")
         settings: Dict[str, Any] = {"frost_on": on_c}
         if rise_c is not None:
             settings["frost_rise"] = rise_c
         return self.set(timeout, **settings)
 
     def set_humidity_start(self, percent: int, timeout: TimeoutArg = DEFAULT) -> HeaterStatus:
+        """Start above this humidity (0 = off, else 50-100 %). If this call times out, the
+        device may still apply the write later; it is never retried automatically.
+
+        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
+        """
+        self._require_writes("set_humidity_start()")
         return self.set(timeout, humidity_start=percent)
 
     def set_fan_limits(self, min_rpm: Optional[int] = None, max_rpm: Optional[int] = None,
                        timeout: TimeoutArg = DEFAULT) -> HeaterStatus:
+        """Fan speed at lowest/highest power, 500-5000 RPM. If this
+        call times out, the device may still apply the write later; it is never retried
+        automatically.
+
+        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
+        """
+        self._require_writes("set_fan_limits()")
         return self.set(timeout, **_given(fan_min=min_rpm, fan_max=max_rpm))
 
     def set_pump_limits(self, min_hz: Optional[float] = None, max_hz: Optional[float] = None,
                         timeout: TimeoutArg = DEFAULT) -> HeaterStatus:
+        """Pump rate at lowest (0.4-5.0 Hz) / highest (1.0-10.0 Hz) power. If this call times
+        out, the device may still apply the write later; it is never retried automatically.
+
+        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
+        """
+        self._require_writes("set_pump_limits()")
         return self.set(timeout, **_given(pump_min=min_hz, pump_max=max_hz))
 
     def set_pump_calibration(self, ml_per_stroke: float,
                              timeout: TimeoutArg = DEFAULT) -> HeaterStatus:
+        """Pump displacement per stroke, 0.001-1 mL. If this call
+        times out, the device may still apply the write later; it is never retried
+        automatically.
+
+        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
+        """
+        self._require_writes("set_pump_calibration()")
         return self.set(timeout, pump_cal=ml_per_stroke)
 
     def set_low_voltage_cutout(self, volts: float, timeout: TimeoutArg = DEFAULT) -> HeaterStatus:
+        """Low-voltage shutdown: 0 (off) or 10.0-12.5 V (20.0-25.0 V on 24 V systems), 0.1 V
+        steps. If this call times out, the device may still apply
+        the write later; it is never retried automatically.
+
+        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
+        """
+        self._require_writes("set_low_voltage_cutout()")
         return self.set(timeout, low_volt_cutout=volts)
+
+    def set_system_voltage(self, volts: int, timeout: TimeoutArg = DEFAULT) -> HeaterStatus:
+        """The heater's nominal supply, 12 or 24 V. If this call times out, the device may
+        still apply the write later; it is never retried automatically.
+
+        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
+        """
+        self._require_writes("set_system_voltage()")
+        return self.set(timeout, system_voltage=volts)
 
     def reset_fuel_gauge(self, timeout: TimeoutArg = 15.0) -> HeaterStatus:
         """Zero the fuel gauge (``PumpCount`` 0). The firmware reports PumpCount at most every
-        10 s, so this can take that long to confirm."""
+        10 s, so this can take that long to confirm. If this call times out, the device may
+        still apply the write later; it is never retried automatically.
+
+        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
+        """
+        self._require_writes("reset_fuel_gauge()")
         before = self.status.pump_count
-        exchange = Exchange({"PumpCount": 0}, barrier=False,
-                            settle=lambda s: _pump_count_reset(s, before))
-        exchange.barrier_passed = True
+        exchange = Exchange({"PumpCount": 0}, settle=lambda s: _pump_count_reset(s, before),
+                            settle_keys={"PumpCount"})
         self._exchange("reset fuel gauge", exchange, timeout)
         return self.status
 
     def prime_pump(self, on: bool = True, timeout: TimeoutArg = DEFAULT) -> None:
-        """Start or stop pump priming (only while the heater is stopped)."""
+        """Start or stop pump priming (only while the heater is stopped). If this call times
+        out, the device may still apply the write later; it is never retried automatically.
+
+        Starting it runs the fuel pump and needs ``allow_writes=True``. Stopping it
+        (``prime_pump(False)``) is always allowed, without ``allow_writes``: it stops the fuel
+        pump, which makes the heater safe.
+
+        :raises WriteNotAllowedError: ``on`` without ``allow_writes`` (nothing is sent).
+        :raises DeviceError: the heater is running.
+        """
+        on = _flag("prime_pump", on)
+        if on:
+            self._require_writes("prime_pump(True)")
         state = self.status.run_state
         if on and state is not None and state.is_on:
             raise DeviceError("pump priming is only offered while the heater is stopped "
                               f"(it is {state.name})", code="PumpPrime", device=self.family,
                               endpoint=self.endpoint)
-        self._exchange("pump prime", Exchange({"PumpPrime": int(bool(on))}), timeout)
+        self._exchange("pump prime" if on else "stop pump priming",
+                       Exchange({"PumpPrime": int(on)}), timeout, safety_stop=not on)
 
     def set_timer(self, timer: Timer, timeout: TimeoutArg = DEFAULT) -> Timer:
-        """Program one timer (1-14). Blocks until the controller reports it back."""
+        """Program one timer (1-14). Blocks until the controller reports it back. If this call
+        times out, the device may still apply the write later; it is never retried
+        automatically.
+
+        :raises ConfigurationError: bad id, times, days or temperature (nothing is sent).
+        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
+        """
+        self._require_writes("set_timer()")
         frame = codec.timer_commands(timer)
 
         def shown(session: AfterburnerSession) -> bool:
@@ -639,17 +1123,25 @@ class AfterburnerClient(BaseClient):
                     and (timer.start is None or now.start == timer.start)
                     and (timer.stop is None or now.stop == timer.stop))
 
-        self._exchange(f"set timer {timer.id}",
-                       Exchange(dict(frame, TQuery=timer.id), settle=shown), timeout)
+        exchange = Exchange(dict(frame, TQuery=timer.id), settle=shown)
+        exchange.settle_keys = exchange.writes
+        self._exchange(f"set timer {timer.id}", exchange, timeout)
         return self.timers[timer.id - 1]
 
     def set_datetime(self, value: Optional[_dt.datetime] = None,
                      timeout: TimeoutArg = DEFAULT) -> SystemInfo:
-        """Set the controller's clock (local time; now by default)."""
-        value = value or _dt.datetime.now()
+        """Set the controller's clock (local time; now by default; years 2000-2099, what its
+        clock holds). If this call times out, the device may still apply the write later; it
+        is never retried automatically.
+
+        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
+        """
+        self._require_writes("set_datetime()")
+        value = _dt.datetime.now() if value is None else value
         if not isinstance(value, _dt.datetime):
             raise ConfigurationError(f"set_datetime expects a datetime, got {value!r}")
-        value = value.replace(microsecond=0)
+        check_range("year", value.year, 2000, 2099, integer=True)
+        value = value.replace(microsecond=0, tzinfo=None)
 
         def shown(session: AfterburnerSession) -> bool:
             info = codec.build_system_info(session.system_keys)
@@ -657,12 +1149,18 @@ class AfterburnerClient(BaseClient):
                 (info.datetime - value).total_seconds()) <= 5
 
         self._exchange("set date/time",
-                       Exchange({"DateTime": codec.format_datetime(value)}, settle=shown), timeout)
+                       Exchange({"DateTime": codec.format_datetime(value)}, settle=shown,
+                                settle_keys={"DateTime"}), timeout)
         return self.system_info
 
     def save(self, timeout: TimeoutArg = DEFAULT) -> None:
         """Persist the RAM settings to flash (``NVsave``). Blocks until the controller has
-        processed it (its next answer comes after the save)."""
+        processed it (its next answer comes after the save). If this call times out, the
+        device may still apply the write later; it is never retried automatically.
+
+        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
+        """
+        self._require_writes("save()")
         self._exchange("NVsave", Exchange({"NVsave": codec.NVSAVE_CODE}), timeout)
 
     def _refuse_with_oem(self, what: str) -> None:
@@ -674,6 +1172,10 @@ class AfterburnerClient(BaseClient):
                 endpoint=self.endpoint)
 
     # ------------------------------------------------------------------ pyBurner names
+    # pyBurner (``pyburner.Client(ip)``) needed no opt-in to write. Here its setters follow
+    # the same rule as the rest of the client, so pyBurner code ports with one keyword:
+    # ``AfterburnerClient(ip, allow_writes=True)``; without it they raise
+    # WriteNotAllowedError naming that keyword (``set_runmode(0)``, a stop, always works).
     def init_websocket(self) -> bool:
         """pyBurner's connect: blocks until the complete state has arrived."""
         self.connect()
@@ -695,48 +1197,119 @@ class AfterburnerClient(BaseClient):
         return self.status.raw.get(key)
 
     def set_tempdesired(self, temperature: int) -> bool:
+        """pyBurner's :meth:`set_desired_temperature`. If this call times out, the device may
+        still apply the write later; it is never retried automatically.
+
+        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
+        """
+        self._require_writes("set_tempdesired()")
         self.set_desired_temperature(temperature)
         return True
 
     def set_runmode(self, mode: int) -> bool:
+        """pyBurner's :meth:`run` (1 start, 0 stop). If this call times out, the device may
+        still apply the write later; it is never retried automatically.
+
+        Starting (1) needs ``allow_writes=True``. Stopping (0) is always allowed, without
+        ``allow_writes``, like :meth:`stop`: it makes the heater safe.
+
+        :raises WriteNotAllowedError: 1 without ``allow_writes`` (nothing is sent).
+        :raises ConfigurationError: not 0 or 1.
+        """
         if mode not in (0, 1) or isinstance(mode, bool):
             raise ConfigurationError(f"run mode must be 0 or 1, got {mode!r}")
+        if mode:
+            self._require_writes("set_runmode(1)")
         self.run(bool(mode))
         return True
 
     def set_fanmin(self, rpm: int) -> bool:
+        """pyBurner's fan minimum. If this call times out, the device may still apply the
+        write later; it is never retried automatically.
+
+        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
+        """
+        self._require_writes("set_fanmin()")
         self.set_fan_limits(min_rpm=rpm)
         return True
 
     def set_fanmax(self, rpm: int) -> bool:
+        """pyBurner's fan maximum. If this call times out, the device may still apply the
+        write later; it is never retried automatically.
+
+        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
+        """
+        self._require_writes("set_fanmax()")
         self.set_fan_limits(max_rpm=rpm)
         return True
 
     def set_pumpmin(self, hz: float) -> bool:
+        """pyBurner's pump minimum. If this call times out, the device may still apply the
+        write later; it is never retried automatically.
+
+        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
+        """
+        self._require_writes("set_pumpmin()")
         self.set_pump_limits(min_hz=hz)
         return True
 
     def set_pumpmax(self, hz: float) -> bool:
+        """pyBurner's pump maximum. If this call times out, the device may still apply the
+        write later; it is never retried automatically.
+
+        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
+        """
+        self._require_writes("set_pumpmax()")
         self.set_pump_limits(max_hz=hz)
         return True
 
     def set_pumpcal(self, ml: float) -> bool:
+        """pyBurner's pump calibration. If this call times out, the device may still apply
+        the write later; it is never retried automatically.
+
+        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
+        """
+        self._require_writes("set_pumpcal()")
         self.set_pump_calibration(ml)
         return True
 
     def set_pumpreset(self) -> bool:
+        """pyBurner's fuel-gauge reset. If this call times out, the device may still apply the
+        write later; it is never retried automatically.
+
+        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
+        """
+        self._require_writes("set_pumpreset()")
         self.reset_fuel_gauge()
         return True
 
     def set_lowvoltcutout(self, volts: float) -> bool:
+        """pyBurner's low-voltage cut-out. If this call times out, the device may still apply
+        the write later; it is never retried automatically.
+
+        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
+        """
+        self._require_writes("set_lowvoltcutout()")
         self.set_low_voltage_cutout(volts)
         return True
 
     def set_froston(self, temperature: int) -> bool:
+        """pyBurner's frost start temperature. If this call times out, the device may still
+        apply the write later; it is never retried automatically.
+
+        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
+        """
+        self._require_writes("set_froston()")
         self.set(frost_on=temperature)
         return True
 
     def set_frostrise(self, temperature: int) -> bool:
+        """pyBurner's frost rise. If this call times out, the device may still apply the write
+        later; it is never retried automatically.
+
+        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
+        """
+        self._require_writes("set_frostrise()")
         self.set(frost_rise=temperature)
         return True
 
@@ -748,16 +1321,33 @@ def _given(**values: Any) -> Dict[str, Any]:
     return chosen
 
 
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise ConfigurationError(f"{name} expects True/False (or 1/0), got {value!r}")
+
+
+def _member(enum_class: Any, value: Any, name: str) -> Any:
+    """``value`` as a known member of ``enum_class``, or ConfigurationError naming them."""
+    known = {int(m): m for m in enum_class}
+    if isinstance(value, int) and not isinstance(value, bool) and int(value) in known:
+        return known[int(value)]
+    choices = ", ".join(f"{int(m)} ({m.name})" for m in enum_class)
+    raise ConfigurationError(f"{name} must be one of {choices}; got {value!r}")
+
+
 def _run_state_is(test: Callable[[RunState], bool]) -> Callable[[AfterburnerSession], bool]:
     def settle(session: AfterburnerSession) -> bool:
-        value = session.keys.get("RunState")
-        return value is not None and test(RunState(int(value)))
+        state = session.typed("RunState")
+        return state is not None and test(state)
     return settle
 
 
 def _pump_count_reset(session: AfterburnerSession, before: Optional[float]) -> bool:
-    value = session.keys.get("PumpCount")
-    if value is None:
+    count = session.typed("PumpCount")
+    if count is None:
         return False
     # Priming or running pumps count on, so "reset" means "dropped well below before".
-    return float(value) < 1.0 or (before is not None and float(value) < before * 0.5)
+    return count < 1.0 or (before is not None and count < before * 0.5)

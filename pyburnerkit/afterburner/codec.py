@@ -9,6 +9,8 @@ firmware reads every command value as text and converts it with Arduino's ``toIn
 from __future__ import annotations
 
 import datetime as _dt
+import enum
+import functools
 import json
 import math
 import re
@@ -25,7 +27,12 @@ MAX_COMMAND_BYTES = 512
 MAX_FRAME_BYTES = 800
 NVSAVE_CODE = 8861
 TIMER_COUNT = 14
+#: Keys whose value is a credential. The V3.2 firmware sends the MQTT broker password in clear
+#: on every refresh; newer builds may add Wi-Fi or other credentials, so any key whose name
+#: looks like one (see :func:`is_secret_key`) is hidden too.
 SECRET_KEYS = frozenset({"MPasswd"})
+_SECRET_NAME = re.compile(r"pass|pwd|secret|token|credential|psk", re.IGNORECASE)
+MASK = "***"
 
 Scalar = Any
 
@@ -34,7 +41,8 @@ Scalar = Any
 def decode_frame(data: Any) -> Dict[str, Scalar]:
     """One WebSocket text frame to a flat dict.
 
-    The firmware's float printer emits a bare ``NaN`` (invalid JSON, accepted here).
+    The firmware's float printer emits a bare ``NaN`` (invalid JSON, accepted here). Error
+    messages quote the frame with every credential masked (:func:`redact_text`).
 
     :raises ProtocolError: not UTF-8 text, not JSON, not an object, or a nested value.
     """
@@ -42,19 +50,31 @@ def decode_frame(data: Any) -> Dict[str, Scalar]:
         try:
             data = bytes(data).decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ProtocolError(f"frame is not UTF-8 text: {exc}") from exc
+            exc.object = redact(exc.object).encode("utf-8", "replace")
+            raise ProtocolError(f"frame is not UTF-8 text: {exc.reason} at byte "
+                                f"{exc.start}") from exc
     if not isinstance(data, str):
         raise ProtocolError(f"frame must be text, got {type(data).__name__}")
     try:
         obj = json.loads(data)
     except (ValueError, RecursionError) as exc:
-        raise ProtocolError(f"frame is not JSON: {exc}: {data[:80]!r}") from exc
+        if isinstance(exc, json.JSONDecodeError):
+            exc.doc = redact_text(exc.doc)  # the cause keeps the frame: mask it there too
+            detail = f"{exc.msg} at char {exc.pos}"
+        else:
+            detail = type(exc).__name__
+        raise ProtocolError(f"frame is not JSON: {detail}: "
+                            f"{_excerpt(redact_text(data))}") from exc
     if not isinstance(obj, dict):
         raise ProtocolError(f"frame must be one JSON object, got {type(obj).__name__}")
     for key, value in obj.items():
         if isinstance(value, (dict, list)):
             raise ProtocolError(f"frame key {key!r} holds a nested value; the protocol is flat")
     return obj
+
+
+def _excerpt(text: str, limit: int = 80) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def encode_frame(mapping: Mapping[str, Scalar]) -> str:
@@ -65,38 +85,89 @@ def encode_frame(mapping: Mapping[str, Scalar]) -> str:
     return json.dumps(dict(mapping), separators=(",", ":"), allow_nan=True)
 
 
+# ------------------------------------------------------------------------- secrets
+def is_secret_key(key: Any) -> bool:
+    """Whether a frame key carries a credential (``MPasswd``, or a name like one)."""
+    return isinstance(key, str) and _secret_name(key)
+
+
+@functools.lru_cache(maxsize=4096)  # every frame's keys are checked: the names repeat
+def _secret_name(key: str) -> bool:
+    return key in SECRET_KEYS or bool(_SECRET_NAME.search(key))
+
+
+#: ``"key" : value`` in raw JSON-ish text. The value is a string (possibly cut off, as in a
+#: truncated frame) or a bare token up to the next separator.
+_KEY_VALUE = re.compile(r'"((?:[^"\\]|\\.)*)"(\s*:\s*)("(?:[^"\\]|\\.?)*"?|[^,}\]\s]*)')
+
+
+def _unescaped(key_text: str) -> str:
+    try:
+        return json.loads(f'"{key_text}"')
+    except ValueError:
+        return key_text.replace("\\", "")
+
+
+def redact_text(text: str) -> str:
+    """Mask the value of every credential key in raw frame text, decodable or not.
+
+    Used for frames that failed to decode (a truncated ``{"MPasswd":"...`` included), so a
+    password never reaches a log line, the wire log or :attr:`ProtocolError.frames`.
+    """
+    def mask(match: "re.Match[str]") -> str:
+        if not is_secret_key(_unescaped(match.group(1))):
+            return match.group(0)
+        return f'"{match.group(1)}"{match.group(2)}"{MASK}"'
+    return _KEY_VALUE.sub(mask, text)
+
+
 def redact(frame: Any) -> Any:
-    """Hide the MQTT broker password that the firmware sends in clear on every refresh."""
-    if isinstance(frame, dict) and SECRET_KEYS.intersection(frame):
-        return {k: ("***" if k in SECRET_KEYS else v) for k, v in frame.items()}
+    """A copy of ``frame`` with credentials masked: dicts by key, raw text and bytes by
+    pattern (bytes come back as text). Anything else is returned unchanged."""
+    if isinstance(frame, dict):
+        if any(is_secret_key(k) for k in frame):
+            return {k: (MASK if is_secret_key(k) else v) for k, v in frame.items()}
+        return frame
+    if isinstance(frame, str):
+        return redact_text(frame)
+    if isinstance(frame, (bytes, bytearray, memoryview)):
+        return redact_text(bytes(frame).decode("utf-8", "replace"))
     return frame
 
 
 # ------------------------------------------------------------------------- value converters
 def _number(key: str, value: Any) -> Optional[float]:
+    """A JSON number, or a number the firmware printed as text; ``None`` for NaN."""
     if isinstance(value, bool) or value is None:
         raise ProtocolError(f"{key}: expected a number, got {value!r}")
-    if isinstance(value, (int, float)):
-        return None if isinstance(value, float) and math.isnan(value) else value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
     if isinstance(value, str):
         try:
             number = float(value)
-        except ValueError:
-            raise ProtocolError(f"{key}: expected a number, got {value!r}") from None
+        except (ValueError, OverflowError):
+            raise ProtocolError(f"{key}: expected a number, got {_excerpt(value)}") from None
         return None if math.isnan(number) else number
-    raise ProtocolError(f"{key}: expected a number, got {value!r}")
+    raise ProtocolError(f"{key}: expected a number, got {type(value).__name__}")
 
 
 def _as_float(key: str, value: Any) -> Optional[float]:
     number = _number(key, value)
-    return None if number is None else float(number)
+    if number is None:
+        return None
+    try:
+        return float(number)
+    except OverflowError:
+        raise ProtocolError(f"{key}: number out of range: {_excerpt(str(value))}") from None
 
 
 def _as_int(key: str, value: Any) -> Optional[int]:
     number = _number(key, value)
     if number is None:
         return None
-    if math.isinf(number):
+    if isinstance(number, float) and math.isinf(number):
         raise ProtocolError(f"{key}: expected a whole number, got {value!r}")
     return int(number)
 
@@ -108,7 +179,7 @@ def _as_bool(key: str, value: Any) -> Optional[bool]:
 
 def _as_str(key: str, value: Any) -> str:
     if isinstance(value, (dict, list)):
-        raise ProtocolError(f"{key}: expected text, got {value!r}")
+        raise ProtocolError(f"{key}: expected text, got {type(value).__name__}")
     return value if isinstance(value, str) else str(value)
 
 
@@ -201,6 +272,17 @@ SYSTEM_KEYS: Dict[str, Tuple[str, Callable[[str, Any], Any]]] = {
 TIMER_KEYS = ("TimerStart", "TimerStop", "TimerDays", "TimerRepeat", "TimerTemp")
 
 
+def convert(key: str, value: Any) -> Any:
+    """One status or system key's value, typed as in the models.
+
+    :raises ProtocolError: the value is of the wrong kind.
+    """
+    spec = STATUS_KEYS.get(key) or SYSTEM_KEYS.get(key)
+    if spec is None:
+        return value
+    return spec[1](key, value)
+
+
 def check_frame(frame: Mapping[str, Any]) -> None:
     """Convert every known key once, so a bad value is a :class:`ProtocolError` up front."""
     for key, value in frame.items():
@@ -239,11 +321,11 @@ def parse_datetime(text: str) -> _dt.datetime:
     """``"D/M/YYYY HH:MM:SS"`` (the controller's local time, no zone) to a naive datetime."""
     match = _DATETIME.match(text)
     if not match:
-        raise ProtocolError(f"DateTime: expected 'D/M/YYYY HH:MM:SS', got {text!r}")
+        raise ProtocolError(f"DateTime: expected 'D/M/YYYY HH:MM:SS', got {_excerpt(text)}")
     day, month, year, hour, minute, second = (int(g) for g in match.groups())
     try:
         return _dt.datetime(year, month, day, hour, minute, second)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise ProtocolError(f"DateTime: {text!r}: {exc}") from exc
 
 
@@ -264,7 +346,7 @@ def parse_timer_value(key: str, value: Any) -> Tuple[int, Any]:
     try:
         timer_id = int(head)
     except ValueError:
-        raise ProtocolError(f"{key}: expected 'ID ...', got {text!r}") from None
+        raise ProtocolError(f"{key}: expected 'ID ...', got {_excerpt(text)}") from None
     if not 1 <= timer_id <= TIMER_COUNT:
         raise ProtocolError(f"{key}: timer id {timer_id} is outside 1..{TIMER_COUNT}")
     rest = rest.strip()
@@ -283,8 +365,8 @@ def _parse_hhmm(key: str, text: str) -> _dt.time:
     hour, sep, minute = text.partition(":")
     try:
         return _dt.time(int(hour), int(minute))
-    except ValueError:
-        raise ProtocolError(f"{key}: expected 'HH:MM', got {text!r}") from None
+    except (ValueError, OverflowError):
+        raise ProtocolError(f"{key}: expected 'HH:MM', got {_excerpt(text)}") from None
 
 
 def _parse_days(key: str, text: str) -> Tuple[frozenset, bool]:
@@ -295,7 +377,7 @@ def _parse_days(key: str, text: str) -> Tuple[frozenset, bool]:
     days = [d.strip() for d in text.split(",") if d.strip()]
     unknown = [d for d in days if d not in WEEKDAYS]
     if unknown:
-        raise ProtocolError(f"{key}: unknown day names {unknown} in {text!r}")
+        raise ProtocolError(f"{key}: unknown day names in {_excerpt(text)}")
     return frozenset(days), False
 
 
@@ -324,23 +406,36 @@ def format_days(days: Iterable[str], next_only: bool) -> str:
 def timer_commands(timer: Timer) -> Dict[str, str]:
     """The command keys that program ``timer`` (validated).
 
-    :raises ConfigurationError: bad id, day names or temperature.
+    :raises ConfigurationError: not a Timer, or a bad id, time, day name, flag or temperature.
     """
+    if not isinstance(timer, Timer):
+        raise ConfigurationError(f"expected a Timer, got {timer!r}")
     check_range("timer id", timer.id, 1, TIMER_COUNT, integer=True)
+    for name, value in (("start", timer.start), ("stop", timer.stop)):
+        if value is not None and not isinstance(value, _dt.time):
+            raise ConfigurationError(
+                f"timer {name} must be a datetime.time (HH:MM) or None, got {value!r}")
+    for name, value in (("repeat", timer.repeat), ("next_only", timer.next_only)):
+        if not isinstance(value, bool) and value not in (0, 1):
+            raise ConfigurationError(f"timer {name} must be True or False, got {value!r}")
+    if isinstance(timer.days, str) or not isinstance(timer.days, Iterable):
+        raise ConfigurationError(f"timer days must be a set of day names, got {timer.days!r}")
     unknown = set(timer.days) - set(WEEKDAYS)
     if unknown:
         raise ConfigurationError(
-            f"timer days {sorted(unknown)} are not day names; use {', '.join(WEEKDAYS)}")
+            f"timer days {sorted(map(str, unknown))} are not day names; use "
+            f"{', '.join(WEEKDAYS)}")
     commands: Dict[str, str] = {}
     if timer.start is not None:
         commands["TimerStart"] = f"{timer.id} {timer.start.hour:02d}:{timer.start.minute:02d}"
     if timer.stop is not None:
         commands["TimerStop"] = f"{timer.id} {timer.stop.hour:02d}:{timer.stop.minute:02d}"
-    commands["TimerDays"] = f"{timer.id} {format_days(timer.days, timer.next_only)}"
+    commands["TimerDays"] = f"{timer.id} {format_days(timer.days, bool(timer.next_only))}"
     commands["TimerRepeat"] = f"{timer.id} {int(bool(timer.repeat))}"
     temp = timer.temperature_c or 0
     if temp:
-        check_range("timer temperature", temp, 8, 35, "°C", integer=True)
+        check_range("timer temperature (or 0/None to keep the set point)", temp, 8, 35, "°C",
+                    integer=True)
     commands["TimerTemp"] = f"{timer.id} {int(temp)}"
     return commands
 
@@ -359,8 +454,6 @@ class Setting:
     step: Optional[float] = None
     #: a value outside low..high that the firmware still accepts (0 = off)
     off_value: Optional[float] = None
-    #: only allowed on a client opened with allow_writes=True (mixture, supply, calibration)
-    tuning: bool = False
     #: key the device reports the value under, when not ``key``
     reported_as: Optional[str] = None
     doc: str = ""
@@ -388,37 +481,77 @@ SETTINGS: Dict[str, Setting] = {s.name: s for s in [
             doc="start above this humidity (BME280); 0 = off"),
     Setting("temperature_unit", "TempMode", 0, 1, doc="display unit: 0 °C, 1 °F"),
     Setting("time_12hr", "Time12hr", 0, 1, doc="12-hour clock on the display"),
-    Setting("temp_offset", "TempOffset", -10, 10, "°C", integer=False, step=0.1,
-            doc="sensor 1 offset"),
-    Setting("temp2_offset", "Temp2Offset", -10, 10, "°C", integer=False, step=0.1),
-    Setting("temp3_offset", "Temp3Offset", -10, 10, "°C", integer=False, step=0.1),
-    Setting("temp4_offset", "Temp4Offset", -10, 10, "°C", integer=False, step=0.1),
-    Setting("gpio_out1", "GPout1", 0, 1, doc="user output 1"),
-    Setting("gpio_out2", "GPout2", 0, 1, doc="user output 2"),
     Setting("ext_thermo_timeout", "ExtThermoTmout", 0, 3_600_000, "ms",
             doc="external thermostat hold time"),
-    Setting("pump_min", "PumpMin", 0.4, 5.0, "Hz", integer=False, step=0.1, tuning=True,
+    Setting("temp_offset", "TempOffset", -10, 10, "°C", integer=False, step=0.1,
+            doc="sensor 1 calibration offset"),
+    Setting("temp2_offset", "Temp2Offset", -10, 10, "°C", integer=False, step=0.1,
+            doc="sensor 2 calibration offset"),
+    Setting("temp3_offset", "Temp3Offset", -10, 10, "°C", integer=False, step=0.1,
+            doc="sensor 3 calibration offset"),
+    Setting("temp4_offset", "Temp4Offset", -10, 10, "°C", integer=False, step=0.1,
+            doc="sensor 4 calibration offset"),
+    Setting("gpio_out1", "GPout1", 0, 1, doc="user output 1 (switches wiring)"),
+    Setting("gpio_out2", "GPout2", 0, 1, doc="user output 2 (switches wiring)"),
+    Setting("pump_min", "PumpMin", 0.4, 5.0, "Hz", integer=False, step=0.1,
             doc="pump rate at lowest power"),
-    Setting("pump_max", "PumpMax", 1.0, 10.0, "Hz", integer=False, step=0.1, tuning=True,
+    Setting("pump_max", "PumpMax", 1.0, 10.0, "Hz", integer=False, step=0.1,
             doc="pump rate at highest power"),
-    Setting("fan_min", "FanMin", 500, 5000, "RPM", tuning=True, doc="fan speed at lowest power"),
-    Setting("fan_max", "FanMax", 500, 5000, "RPM", tuning=True, doc="fan speed at highest power"),
-    Setting("fan_sensor", "FanSensor", 1, 2, tuning=True, doc="fan pulse divisor (SN-1/SN-2)"),
-    Setting("pump_cal", "PumpCal", 0.001, 1.0, "mL", integer=False, step=0.001, tuning=True,
+    Setting("fan_min", "FanMin", 500, 5000, "RPM", doc="fan speed at lowest power"),
+    Setting("fan_max", "FanMax", 500, 5000, "RPM", doc="fan speed at highest power"),
+    Setting("fan_sensor", "FanSensor", 1, 2, doc="fan pulse divisor (SN-1/SN-2)"),
+    Setting("pump_cal", "PumpCal", 0.001, 1.0, "mL", integer=False, step=0.001,
             doc="pump displacement per stroke"),
     Setting("low_volt_cutout", "LowVoltCutout", 10.0, 12.5, "V", integer=False, step=0.1,
-            off_value=0, tuning=True, doc="low-voltage shutdown; 0 = off (24 V: 20.0-25.0)"),
-    Setting("system_voltage", "SystemVoltage", 12, 24, "V", tuning=True,
+            off_value=0, doc="low-voltage shutdown; 0 = off (24 V: 20.0-25.0)"),
+    Setting("system_voltage", "SystemVoltage", 12, 24, "V",
             doc="nominal heater voltage: 12 or 24"),
 ]}
 
 #: wire key -> setting, for ``set KEY=VALUE`` with firmware key names
 SETTINGS_BY_KEY = {s.key: s for s in SETTINGS.values()}
+#: Low-voltage cut-out range per system voltage (V).
+LVC_RANGES = {12: (10.0, 12.5), 24: (20.0, 25.0)}
+
+
+def find_setting(name: str) -> Setting:
+    """A setting by its name or firmware key.
+
+    :raises ConfigurationError: neither.
+    """
+    setting = SETTINGS.get(name) or SETTINGS_BY_KEY.get(name)
+    if setting is None:
+        raise ConfigurationError(
+            f"unknown setting {name!r}; known: {', '.join(sorted(SETTINGS))}")
+    return setting
+
+
+def prepare_settings(settings: Mapping[str, Any], *,
+                     system_voltage: Optional[float] = None) -> Dict[str, Any]:
+    """Settings by name (or firmware key) to the command frame, every check done first.
+
+    Pure: whether writes are allowed at all is the client's (and the CLI's) decision.
+
+    :raises ConfigurationError: none given, an unknown name, or a value outside the firmware's
+        limits (the message names the value, the limit and the unit).
+    """
+    if not settings:
+        raise ConfigurationError("set() needs at least one setting")
+    chosen = [(find_setting(name), value) for name, value in settings.items()]
+    frame: Dict[str, Any] = {}
+    for setting, value in chosen:
+        if isinstance(value, enum.IntEnum):
+            value = int(value)
+        frame[setting.key] = validate_setting(setting, value, system_voltage=system_voltage)
+    return frame
 
 
 def validate_setting(setting: Setting, value: Any, *,
                      system_voltage: Optional[float] = None) -> Any:
     """Check ``value`` against the firmware's limits and return the wire value.
+
+    ``system_voltage`` picks the low-voltage cut-out range; unknown (not connected yet), the
+    range the value falls in is used and the connected client checks again.
 
     :raises ConfigurationError: naming the value, the limit and the unit.
     """
@@ -426,8 +559,14 @@ def validate_setting(setting: Setting, value: Any, *,
             and not isinstance(value, bool):
         return int(value) if setting.integer else value
     low, high = setting.low, setting.high
-    if setting.key == "LowVoltCutout" and system_voltage is not None and system_voltage > 18:
-        low, high = 20.0, 25.0
+    name = setting.name
+    if setting.key == "LowVoltCutout":
+        volts = 24 if system_voltage is not None and system_voltage > 18 else 12
+        if system_voltage is None and isinstance(value, (int, float)) \
+                and not isinstance(value, bool) and value > 16:
+            volts = 24
+        low, high = LVC_RANGES[volts]
+        name = f"{setting.name} ({volts} V system)"
     if setting.key == "SystemVoltage":
         if value not in (12, 24) or isinstance(value, bool):
             raise ConfigurationError(f"system_voltage={value!r} V: the device takes 12 or 24 V")
@@ -436,9 +575,8 @@ def validate_setting(setting: Setting, value: Any, *,
         raise ConfigurationError(
             "cyclic_off=1 °C is not a setting of its own: the firmware stores it as 2 °C; "
             "use 0 (off) or 2..10 °C")
-    name = setting.name
     if setting.off_value is not None:
-        name = f"{setting.name} (or {setting.off_value:g} for off)"
+        name = f"{name} (or {setting.off_value:g} for off)"
     checked = check_range(name, value, low, high, setting.unit, integer=setting.integer,
                           step=setting.step)
     if not setting.integer:
@@ -452,7 +590,7 @@ def values_match(expected: Any, reported: Any) -> bool:
         return False
     try:
         return math.isclose(float(expected), float(reported), rel_tol=1e-4, abs_tol=1e-6)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return str(expected) == str(reported)
 
 

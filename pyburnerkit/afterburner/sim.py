@@ -303,7 +303,9 @@ class AfterburnerSim(WebSocketSimServer):
         self._sent: Dict[str, Any] = {}
         self._sent_at: Dict[str, float] = {}
         self._timer_sent: Dict[int, Dict[str, Any]] = {i: {} for i in self.timers}
-        self._system_due = False
+        #: what the next update sends of the system group: "" nothing, "clock" the date alone
+        #: (after a clock change), "full" the whole group (a query, refresh or new client)
+        self._system_due = ""
         self._last_physics = 0.0
 
     @classmethod
@@ -421,6 +423,10 @@ class AfterburnerSim(WebSocketSimServer):
         to_int, to_float = codec.firmware_to_int, codec.firmware_to_float
         if key == "Refresh":
             self._full_dump()
+            # The timers are not part of it: their report is re-primed with what they hold
+            # now, which also cancels a TQuery handled before the refresh.
+            for timer_id, timer in self.timers.items():
+                self._timer_sent[timer_id] = timer.keys(timer_id)
             self._broadcast({"Reboot": f"{self.random.randrange(10000):04d}"})
             self._broadcast({"LoadWebContent": "Supported"})
         elif key in ("Run", "RunState"):
@@ -498,7 +504,7 @@ class AfterburnerSim(WebSocketSimServer):
                 if timer_id in self._timer_sent:
                     self._timer_sent[timer_id] = {}
         elif key == "SQuery":
-            self._system_due = True
+            self._system_due = "full"
         elif key == "IQuery":
             for k in NETWORK_GROUP:
                 self._sent.pop(k, None)
@@ -533,7 +539,7 @@ class AfterburnerSim(WebSocketSimServer):
         except (ValueError, Exception):
             return
         self.clock_base += new - now
-        self._system_due = True
+        self._system_due = self._system_due or "clock"
 
     def _timer_command(self, key: str, text: str) -> None:
         head, _, rest = text.strip().partition(" ")
@@ -586,7 +592,7 @@ class AfterburnerSim(WebSocketSimServer):
     def _full_dump(self) -> None:
         self._sent.clear()
         self._sent_at.clear()
-        self._system_due = True
+        self._system_due = "full"
 
     def _now(self) -> _dt.datetime:
         return self.clock_base + _dt.timedelta(seconds=self.sim_time)
@@ -663,8 +669,11 @@ class AfterburnerSim(WebSocketSimServer):
         for group in (MQTT_GROUP, NETWORK_GROUP):
             self._send_changed(group, values)
         if self._system_due:
-            self._system_due = False
-            self._broadcast({k: values[k] for k in SYSTEM_GROUP if k in values})
+            # After a clock change alone the firmware sends the date (and 12-hour flag) only;
+            # SysUpTime and the rest come with a query or a refresh.
+            keys = SYSTEM_GROUP if self._system_due == "full" else ("DateTime", "Time12hr")
+            self._system_due = ""
+            self._broadcast({k: values[k] for k in keys if k in values})
         self._send_changed(GPIO_GROUP, values)
 
     def _send_changed(self, group: Tuple[str, ...], values: Mapping[str, Any]) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 from typing import (Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Sequence,
                     Tuple, Union)
@@ -48,6 +49,27 @@ CYCLER_TOPIC = "cycler"
 
 def channel_topic(channel: int) -> str:
     return f"channel/{channel}"
+
+
+def check_whole(name: str, value: Any, low: int, high: int, unit: str) -> int:
+    """A whole number in ``low..high``; ``unit`` says what the number counts.
+
+    :raises ConfigurationError: naming the value, the limit and the unit.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            (isinstance(value, float) and not value.is_integer()):  # NaN and inf included
+        raise ConfigurationError(f"{name} must be a whole number in {low}..{high} ({unit}), "
+                                 f"got {value!r}")
+    if not low <= value <= high:
+        raise ConfigurationError(f"{name}={value!r} is out of range: the limit is "
+                                 f"{low}..{high} ({unit})")
+    return int(value)
+
+
+def _channel_unit(count: int) -> str:
+    if count:
+        return f"1-based channel numbers; this cycler has {count} channels"
+    return "1-based channel numbers; checked against the cycler's count once connected"
 
 
 class Credentials:
@@ -140,6 +162,11 @@ class ArbinSession(Session):
         self._watch_timer: Optional[TimerHandle] = None
         self._watch_request: Optional[Pending] = None
         self._watch_id = 0
+        #: feedbacks that could not be framed, decoded or handled (each dropped the link)
+        self.protocol_errors = 0
+        # True while handle_bytes works through one read: requests wait until it is done, so
+        # that a frame later in the same read is never taken for the answer to a new request.
+        self._receiving = False
 
     def __repr__(self) -> str:
         return f"<ArbinSession {self.endpoint} {self.state.value}>"
@@ -222,10 +249,19 @@ class ArbinSession(Session):
     # ------------------------------------------------------------------ requests
     def start_request(self, request: Pending) -> None:
         self._queue.append(request)
-        if self._current is None:
+        if self._current is None and not self._receiving:
             self._send_next()
 
     def _send_next(self) -> None:
+        if self._queue and self._current is None and self._sock is not None and \
+                self._reader.buffered and not self._logging_in:
+            # Bytes arrived while nothing was outstanding: the start of a frame nobody asked
+            # for. Its rest would be cut from the next feedback, so get back in step first;
+            # the queued requests were never sent and go out on the new link.
+            self._protocol_failure(ProtocolError(
+                f"{self._reader.buffered} stray bytes arrived while no request was "
+                "outstanding; reconnecting before the next request"))
+            return
         while self._queue and self._current is None and self._sock is not None:
             request = self._queue.popleft()
             if request.done():
@@ -285,30 +321,62 @@ class ArbinSession(Session):
         if not data:
             self.link_failed(ConnectionResetError("the cycler closed the connection"))
             return
+        self.handle_bytes(data)
+
+    def handle_bytes(self, data: bytes) -> None:
+        """The frame handler: what the I/O thread does with bytes read from the cycler.
+
+        Cuts them into frames (token, length), checks each (checksum, extended code), decodes
+        it and hands it to the request it answers. Never raises: anything wrong with what the
+        peer sent - or a bug met while handling it - becomes a :class:`ProtocolError` that is
+        logged, counted (``protocol_errors``), fails the request on the wire and drops the link
+        so that the next one starts in step (queued requests wait for it).
+        """
         try:
             frames = self._reader.feed(data)
         except ProtocolError as exc:
             self.wire.received(data[:64])
             self._protocol_failure(exc)
             return
-        for frame in frames:
-            self.wire.received(frame)
-            try:
-                message = codec.decode_feedback(frame)
-            except ProtocolError as exc:
-                self._protocol_failure(exc)
-                return
-            self._handle(message)
-            if self._sock is None:
-                return
+        self._receiving = True
+        try:
+            for frame in frames:
+                if not self._handle_frame(frame):
+                    return
+        finally:
+            self._receiving = False
+        self._send_next()
 
-    def _protocol_failure(self, exc: ProtocolError) -> None:
+    def _handle_frame(self, frame: bytes) -> bool:
+        """Decode one frame and hand it on; False when the link went down meanwhile."""
+        self.wire.received(frame)
+        request = self._current
+        try:
+            self._handle(codec.decode_feedback(frame))
+        except ProtocolError as exc:
+            self._protocol_failure(exc, request)
+            return False
+        except Exception as exc:  # a bug must not kill the I/O thread: resynchronise
+            log.error("%s: error while handling a received %s", self.endpoint,
+                      codec.COMMAND_NAMES.get(codec.command_of(frame) or 0, "frame"),
+                      exc_info=True)
+            error = ProtocolError(f"could not handle a received frame "
+                                  f"({type(exc).__name__}: {exc})")
+            error.__cause__ = exc
+            self._protocol_failure(error, request)
+            return False
+        return self._sock is not None
+
+    def _protocol_failure(self, exc: ProtocolError, request: Optional[Pending] = None) -> None:
+        self.protocol_errors += 1
         exc.device, exc.endpoint = self.family, self.endpoint
         exc.frames = self.wire.recent()
-        log.warning("%s: undecodable feedback, reconnecting: %s", self.endpoint, exc)
+        log.warning("%s: feedback undecodable or out of step, reconnecting: %s", self.endpoint,
+                    exc)
         current, self._current = self._current, None
-        if current is not None:
-            current.fail(exc)
+        for pending in (current, request):
+            if pending is not None and not pending.done():
+                pending.fail(exc)
         self.link_failed(exc)
 
     def _handle(self, message: Any) -> None:
@@ -341,7 +409,6 @@ class ArbinSession(Session):
                 f"{current.description!r}: the cycler does not know this CTI command "
                 "(unknown-command feedback 0xBB111111)", device=self.family,
                 endpoint=self.endpoint))
-            self._send_next()
             return
         if message.command != call.expect:
             self._protocol_failure(ProtocolError(
@@ -356,7 +423,6 @@ class ArbinSession(Session):
             current.fail(exc)
         else:
             current.resolve(value)
-        self._send_next()
 
     # ------------------------------------------------------------------ cache
     def store_statuses(self, statuses: Sequence[ChannelStatus]) -> None:
@@ -398,6 +464,8 @@ class ArbinSession(Session):
         frame = codec.encode_request(codec.ChannelInfoRequest(codec.ALL_CHANNELS, selection, aux))
 
         def finish(message: codec.ChannelInfoFeedback) -> Tuple[ChannelStatus, ...]:
+            if watch_id != self._watch_id:
+                return ()  # the watch was replaced or cancelled meanwhile: publish nothing
             chosen = message.statuses
             if channels is not None:
                 chosen = tuple(s for s in chosen if s.channel in channels)
@@ -432,6 +500,8 @@ class Watch:
         self.active = True
 
     def cancel(self) -> None:
+        """Stop polling. Blocks until the I/O thread took it (at most 1 s): no poll of this
+        watch - not even one already on the wire - is published after this returns."""
         if self.active:
             self.active = False
             self._client._cancel_watch(self)
@@ -479,7 +549,7 @@ class CyclerClient(BaseClient):
             self._sim_options.update(username=username, password=password)
             host = "sim"
         self.host = host
-        self.port = check_range("port", port, 1, 65535, integer=True)
+        self.port = check_whole("port", port, 1, 65535, "TCP port numbers")
         self._credentials = resolve_credentials(username, password, env_file)
         self.aux_options = int(AuxOption.AUX) if aux else 0
         self._watch_handle: Optional[Watch] = None
@@ -540,10 +610,16 @@ class CyclerClient(BaseClient):
 
     # ------------------------------------------------------------------ helpers
     def _check_channel(self, channel: Any, name: str = "channel") -> int:
+        """A 1-based channel of this cycler (its count from the login feedback)."""
         count = self.channel_count
-        if count:
-            return check_range(name, channel, 1, count, integer=True)
-        return check_range(name, channel, 1, codec.MAX_CHANNELS, integer=True)
+        return check_whole(name, channel, 1, count or codec.MAX_CHANNELS, _channel_unit(count))
+
+    @property
+    def protocol_errors(self) -> int:
+        """How many received frames could not be framed, decoded or handled (each one failed
+        the request on the wire and made the session reconnect)."""
+        session = self._session
+        return session.protocol_errors if isinstance(session, ArbinSession) else 0
 
     def _request(self, description: str, message: Any, finish: Callable[[Any], Any],
                  timeout: TimeoutArg, *, is_write: bool = False) -> Any:
@@ -619,7 +695,8 @@ class CyclerClient(BaseClient):
 
         Each answer updates the cache (``cached_status``) and is delivered as a
         :class:`StatusSnapshot` event (plus :class:`ChannelStateChanged` for state changes).
-        Only one watch runs per client; a new call replaces it. Polling survives reconnects.
+        Only one watch runs per client; a new call replaces it, and once this returns no poll
+        of the replaced watch is published any more. Polling survives reconnects.
         """
         interval = check_range("interval_s", interval_s, 0.01, 86400.0, "s")
         chosen = None if channels is None else tuple(self._check_channel(c) for c in channels)
@@ -641,9 +718,20 @@ class CyclerClient(BaseClient):
         self._set_watch(None)
 
     def _set_watch(self, spec: Any) -> None:
+        """Hand the watch spec to the I/O thread and wait (at most 1 s) until it took it, so
+        that no poll of a replaced or cancelled watch is published after this returns."""
         session = self._session
-        if isinstance(session, ArbinSession):
-            session.call_soon_threadsafe(session.set_watch, spec)
+        if not isinstance(session, ArbinSession) or self.closed:
+            return
+        taken = threading.Event()
+
+        def apply() -> None:
+            session.set_watch(spec)
+            taken.set()
+
+        session.call_soon_threadsafe(apply)
+        if session.thread is not threading.current_thread():
+            taken.wait(1.0)
 
     def _raise_for(self, result: Any, what: str, channel: Optional[int]) -> None:
         if int(result) == 0:
@@ -657,16 +745,22 @@ class CyclerClient(BaseClient):
 class ChannelClient(CyclerClient):
     """Control of one channel (1-based ``channel``), plus everything :class:`CyclerClient` reads.
 
-    :param allow_writes: needed for every command that drives current through a cell (assign,
-        start, resume, continue, jump, meta variables). ``stop`` is always allowed: it makes
-        the equipment safe.
+    :param allow_writes: needed for every command that changes the cycler: assign, start,
+        stop, resume, continue, jump, meta variables. Stop is no exception: it ends a running
+        test (``all_channels=True``: every test on a shared cycler), and CTI stop is not what
+        keeps a cell safe (the cycler's own safety limits are). Without it those commands raise
+        :class:`WriteNotAllowedError` and send nothing.
     :param test_name: / :param schedule: defaults for :meth:`start` / :meth:`assign_schedule`.
+
+    Every command checks its values (channels against the cycler's channel count, meta
+    variables against MV_UD1..16 and the 32-bit float range, strings against their CTI field
+    sizes) before anything is sent, and none is ever retried: see each method.
     """
 
     def __init__(self, host: str, port: int = DEFAULT_PORT, *, channel: int,
                  allow_writes: bool = False, test_name: Optional[str] = None,
                  schedule: Optional[str] = None, **options: Any) -> None:
-        self.channel = check_range("channel", channel, 1, codec.MAX_CHANNELS, integer=True)
+        self.channel = check_whole("channel", channel, 1, codec.MAX_CHANNELS, _channel_unit(0))
         self.allow_writes = bool(allow_writes)
         self.test_name = test_name
         self.schedule = schedule
@@ -675,8 +769,8 @@ class ChannelClient(CyclerClient):
     def _guard_write(self, what: str) -> None:
         if not self.allow_writes:
             raise WriteNotAllowedError(
-                f"{what} drives the cycler's channels; open the client with allow_writes=True "
-                "to allow it", device=self.family, endpoint=self.endpoint)
+                f"{what} changes the cycler; open the client with allow_writes=True to allow "
+                "it (nothing was sent)", device=self.family, endpoint=self.endpoint)
         info = self.info
         if info is not None and not info.allow_control:
             raise UnsupportedFeatureError(
@@ -696,6 +790,13 @@ class ChannelClient(CyclerClient):
         self._request(what if channel is None else f"{what} (channel {channel})", message,
                       finish, timeout, is_write=True)
 
+    def _channels(self, channels: Optional[Iterable[int]], what: str) -> List[int]:
+        chosen = [self._check_channel(c) for c in
+                  ([self.channel] if channels is None else list(channels))]
+        if not chosen:
+            raise ConfigurationError(f"{what} needs at least one channel")
+        return chosen
+
     def read_status(self, channel: Optional[int] = None,  # type: ignore[override]
                     timeout: TimeoutArg = DEFAULT) -> ChannelStatus:
         """The status of this client's channel (or of ``channel``)."""
@@ -704,7 +805,24 @@ class ChannelClient(CyclerClient):
     def assign_schedule(self, schedule: Optional[str] = None, *, test_capacity_ah: float = 0.0,
                         barcode: str = "", mv_initial: Optional[Sequence[float]] = None,
                         all_channels: bool = False, timeout: TimeoutArg = DEFAULT) -> None:
-        """Assign a schedule file (e.g. ``"Rest+207855.sdx"``) to the channel (or all)."""
+        """Assign a schedule file (e.g. ``"Rest+207855.sdx"``, at most 199 characters) to the
+        channel, or to every channel.
+
+        ``test_capacity_ah`` (0 or more, Ah), ``barcode`` (at most 71 characters) and
+        ``mv_initial`` (16 MV_UD start values; MITS 7 only) go with it.
+
+        Blocks until the cycler's feedback arrived, at most ``timeout`` seconds. If this call
+        times out, the device may still apply the write later; it is never retried
+        automatically.
+
+        :raises WriteNotAllowedError: the client was opened without ``allow_writes=True``;
+            nothing is sent.
+        :raises ConfigurationError: the channel, a string or a number outside its limit; nothing
+            is sent and the message names the value, the limit and the unit.
+        :raises DeviceError: the cycler refused (``code``: its result byte).
+        :raises DeviceTimeoutError: no feedback within ``timeout``.
+        :raises ConnectionLostError: the link dropped while the command was on the wire.
+        """
         self._guard_write("assign schedule")
         schedule = self.schedule if schedule is None else schedule
         if not schedule:
@@ -717,27 +835,66 @@ class ChannelClient(CyclerClient):
 
     def start(self, test_name: Optional[str] = None, *, channels: Optional[Iterable[int]] = None,
               timeout: TimeoutArg = DEFAULT) -> None:
-        """Start the assigned schedule as ``test_name`` on this channel, or on ``channels``
-        (several in one request)."""
+        """Start the assigned schedule as ``test_name`` (at most 71 characters) on this
+        channel, or on ``channels`` (several in one request).
+
+        Blocks until the cycler's feedback arrived, at most ``timeout`` seconds. If this call
+        times out, the device may still apply the write later; it is never retried
+        automatically.
+
+        :raises WriteNotAllowedError: the client was opened without ``allow_writes=True``;
+            nothing is sent.
+        :raises ConfigurationError: a channel or the test name outside its limit; nothing
+            is sent and the message names the value, the limit and the unit.
+        :raises DeviceError: the cycler refused (``code``: its result byte).
+        :raises DeviceTimeoutError: no feedback within ``timeout``.
+        :raises ConnectionLostError: the link dropped while the command was on the wire.
+        """
         self._guard_write("start")
         test_name = self.test_name if test_name is None else test_name
         if not test_name:
             raise ConfigurationError("start needs a test name (test_name=)")
-        chosen = [self.channel] if channels is None else list(channels)
-        chosen = [self._check_channel(c) for c in chosen]
-        if not chosen:
-            raise ConfigurationError("start needs at least one channel")
+        chosen = self._channels(channels, "start")
         self._command("start", codec.StartRequest(test_name, tuple(c - 1 for c in chosen)),
                       chosen[0] if len(chosen) == 1 else None, timeout)
 
     def stop(self, *, all_channels: bool = False, timeout: TimeoutArg = DEFAULT) -> None:
-        """Stop the test on this channel (or on every channel)."""
+        """Stop the test on this channel (or on every channel of the cycler).
+
+        Needs ``allow_writes=True`` like every command: a stop ends a running test.
+
+        Blocks until the cycler's feedback arrived, at most ``timeout`` seconds. If this call
+        times out, the device may still apply the write later; it is never retried
+        automatically.
+
+        :raises WriteNotAllowedError: the client was opened without ``allow_writes=True``;
+            nothing is sent.
+        :raises ConfigurationError: the channel outside its limit; nothing
+            is sent and the message names the value, the limit and the unit.
+        :raises DeviceError: the cycler refused (``code``: its result byte).
+        :raises DeviceTimeoutError: no feedback within ``timeout``.
+        :raises ConnectionLostError: the link dropped while the command was on the wire.
+        """
+        self._guard_write("stop every channel" if all_channels else "stop")
         channel = self._check_channel(self.channel)
         self._command("stop", codec.StopRequest(channel - 1, all_channels),
                       None if all_channels else channel, timeout)
 
     def resume(self, *, all_channels: bool = False, timeout: TimeoutArg = DEFAULT) -> None:
-        """Resume a stopped test on this channel (or on every channel)."""
+        """Resume a stopped test on this channel (or on every channel).
+
+        Blocks until the cycler's feedback arrived, at most ``timeout`` seconds. If this call
+        times out, the device may still apply the write later; it is never retried
+        automatically.
+
+        :raises WriteNotAllowedError: the client was opened without ``allow_writes=True``;
+            nothing is sent.
+        :raises ConfigurationError: the channel outside its limit; nothing
+            is sent and the message names the value, the limit and the unit.
+        :raises DeviceError: the cycler refused (``code``: its result byte).
+        :raises DeviceTimeoutError: no feedback within ``timeout``.
+        :raises ConnectionLostError: the link dropped while the command was on the wire.
+        """
         self._guard_write("resume")
         channel = self._check_channel(self.channel)
         self._command("resume", codec.ResumeRequest(channel - 1, all_channels),
@@ -745,35 +902,87 @@ class ChannelClient(CyclerClient):
 
     def continue_test(self, *, channels: Optional[Iterable[int]] = None,
                       timeout: TimeoutArg = DEFAULT) -> None:
-        """Continue a paused test on this channel (or on ``channels``)."""
+        """Continue a paused test on this channel (or on ``channels``).
+
+        Blocks until the cycler's feedback arrived, at most ``timeout`` seconds. If this call
+        times out, the device may still apply the write later; it is never retried
+        automatically.
+
+        :raises WriteNotAllowedError: the client was opened without ``allow_writes=True``;
+            nothing is sent.
+        :raises ConfigurationError: a channel outside its limit; nothing
+            is sent and the message names the value, the limit and the unit.
+        :raises DeviceError: the cycler refused (``code``: its result byte).
+        :raises DeviceTimeoutError: no feedback within ``timeout``.
+        :raises ConnectionLostError: the link dropped while the command was on the wire.
+        """
         self._guard_write("continue")
-        chosen = [self._check_channel(c) for c in
-                  ([self.channel] if channels is None else list(channels))]
-        if not chosen:
-            raise ConfigurationError("continue needs at least one channel")
+        chosen = self._channels(channels, "continue")
         self._command("continue", codec.ContinueRequest(tuple(c - 1 for c in chosen)),
                       chosen[0] if len(chosen) == 1 else None, timeout)
 
     def jump_to_step(self, step: int, timeout: TimeoutArg = DEFAULT) -> None:
-        """Jump the running test to ``step`` (1-based, as the step text shows it)."""
+        """Jump the running test to ``step`` (1-based, as the step text shows it; a step past
+        the schedule's last one ends the test).
+
+        Blocks until the cycler's feedback arrived, at most ``timeout`` seconds. If this call
+        times out, the device may still apply the write later; it is never retried
+        automatically.
+
+        :raises WriteNotAllowedError: the client was opened without ``allow_writes=True``;
+            nothing is sent.
+        :raises ConfigurationError: the step or the channel outside its limit; nothing
+            is sent and the message names the value, the limit and the unit.
+        :raises DeviceError: the cycler refused (``code``: its result byte).
+        :raises DeviceTimeoutError: no feedback within ``timeout``.
+        :raises ConnectionLostError: the link dropped while the command was on the wire.
+        """
         self._guard_write("jump to step")
-        step = check_range("step", step, 1, 0x7FFFFFFF, integer=True)
+        step = check_whole("step", step, 1, 0x7FFFFFFF,
+                           "1-based step numbers, as the step text shows them")
         channel = self._check_channel(self.channel)
         self._command("jump to step", codec.JumpRequest(channel - 1, step - 1), channel, timeout)
 
     def set_meta_variable(self, mv: int, value: float, timeout: TimeoutArg = DEFAULT) -> None:
-        """Set user meta variable MV_UD``mv`` (1..16) of the running test to ``value``."""
+        """Set user meta variable MV_UD``mv`` (1..16) of the running test to ``value`` (a
+        finite 32-bit float; the schedule gives it its unit).
+
+        Blocks until the cycler's feedback arrived, at most ``timeout`` seconds. If this call
+        times out, the device may still apply the write later; it is never retried
+        automatically.
+
+        :raises WriteNotAllowedError: the client was opened without ``allow_writes=True``;
+            nothing is sent.
+        :raises ConfigurationError: the mv number, the value or the channel outside its
+            limit; nothing is sent and the message names the value, the limit and the unit.
+        :raises DeviceError: the cycler refused (``code``: its result byte).
+        :raises DeviceTimeoutError: no feedback within ``timeout``.
+        :raises ConnectionLostError: the link dropped while the command was on the wire.
+        """
         self._guard_write("set meta variable")
-        mv = check_range("meta variable number", mv, 1, 16, integer=True)
+        mv = _check_mv(mv)
         channel = self._check_channel(self.channel)
         self._command(f"set MV_UD{mv}", codec.SetMVRequest(channel - 1, MV_META_CODES[mv],
                                                            value), channel, timeout)
 
     def set_meta_variables(self, values: Mapping[Any, float],
                            timeout: TimeoutArg = DEFAULT) -> None:
-        """Set several meta variables in one request (at most 160, at least 200 ms apart).
+        """Set several meta variables in one request (1..160 entries, at least 200 ms apart).
 
         Keys are ``mv`` numbers (1..16) for this channel, or ``(channel, mv)`` pairs.
+
+        Blocks until the cycler's feedback arrived, at most ``timeout`` seconds. If this call
+        times out, the device may still apply the write later; it is never retried
+        automatically.
+
+        :raises WriteNotAllowedError: the client was opened without ``allow_writes=True``;
+            nothing is sent.
+        :raises ConfigurationError: an mv number, a value, a channel or the entry count
+            outside its limit; nothing is sent and the message names the value, the limit
+            and the unit.
+        :raises DeviceError: the cycler refused (``code``: its result byte).
+        :raises DeviceTimeoutError: no feedback within ``timeout``.
+        :raises ConnectionLostError: the link dropped while the command was on the wire.
         """
         self._guard_write("set meta variables")
         entries = []
@@ -786,7 +995,11 @@ class ChannelClient(CyclerClient):
                                          "1..16 or a (channel, mv) pair")
             channel, mv = (key if isinstance(key, tuple) else (self.channel, key))
             channel = self._check_channel(channel)
-            mv = check_range("meta variable number", mv, 1, 16, integer=True)
+            mv = _check_mv(mv)
             entries.append(codec.MVUpdate(channel - 1, MV_META_CODES[mv], value))
         self._command("set meta variables", codec.UpdateMVAdvancedRequest(tuple(entries)),
                       None, timeout)
+
+
+def _check_mv(mv: Any) -> int:
+    return check_whole("meta variable number", mv, 1, 16, "MV_UD1..MV_UD16")

@@ -16,7 +16,6 @@ messages; :mod:`.models` is 1-based and the conversion happens at the model boun
 
 from __future__ import annotations
 
-import math
 import struct
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple, Type
@@ -281,17 +280,30 @@ def _check_int(name: str, value: Any, low: int, high: int) -> int:
     return value
 
 
-def _check_float(name: str, value: Any, unit: str = "") -> float:
+#: The largest finite 32-bit float: the range of every f32 field.
+F32_MAX = 3.4028234663852886e38
+#: What a meta variable's value is measured in, for error messages.
+MV_UNIT = "no unit of its own: the schedule gives MV_UD values their meaning"
+
+
+def _check_float(name: str, value: Any, unit: str = "", *, low: float = -F32_MAX,
+                 high: float = F32_MAX) -> float:
+    """A finite number that fits an f32 field (and ``low..high``).
+
+    ``unit`` is a short unit ("Ah") or, for unitless fields, a phrase saying so.
+
+    :raises ConfigurationError: naming the value, the limit and the unit.
+    """
+    short = bool(unit) and " " not in unit
+    unit_text = f" {unit}" if short else ""
+    note = f" ({unit})" if unit and not short else ""
+    limit = f"the limit is {low:g}..{high:g}{unit_text}, a finite 32-bit float{note}"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigurationError(f"{name} must be a number{(' in ' + unit) if unit else ''}, "
-                                 f"got {value!r}")
-    value = float(value)
-    if math.isnan(value) or math.isinf(value):
-        raise ConfigurationError(f"{name} must be a finite number, got {value!r}")
-    if abs(value) > 3.4028234663852886e38:
-        raise ConfigurationError(f"{name}={value!r}{(' ' + unit) if unit else ''} does not fit a "
-                                 "32-bit float: the limit is +-3.4e38")
-    return value
+        raise ConfigurationError(f"{name} must be a number: {limit}; got {value!r}")
+    number = float(value)
+    if not low <= number <= high:  # NaN fails every comparison
+        raise ConfigurationError(f"{name}={value!r}{unit_text} is out of range: {limit}")
+    return number
 
 
 def _need(args: bytes, size: int, what: str) -> None:
@@ -352,11 +364,12 @@ class AssignScheduleRequest:
         _check_int("channel index", self.channel_index, -0x80000000, 0x7FFFFFFF)
         if len(self.mv_initial) != 16:
             raise ConfigurationError(f"mv_initial needs 16 values, got {len(self.mv_initial)}")
-        values = [_check_float(f"MV_UD{i + 1} initial value", v)
+        values = [_check_float(f"MV_UD{i + 1} initial value", v, MV_UNIT)
                   for i, v in enumerate(self.mv_initial)]
         return (struct.pack("<iB", self.channel_index, 1 if self.assign_all else 0)
                 + encode_wide(self.schedule, SCHEDULE_CHARS, "schedule name")
-                + struct.pack("<f", _check_float("test capacity", self.test_capacity_ah, "Ah"))
+                + struct.pack("<f", _check_float("test capacity", self.test_capacity_ah, "Ah",
+                                                  low=0.0))
                 + encode_wide(self.barcode, BARCODE_CHARS, "barcode")
                 + struct.pack("<16f", *values) + bytes(32))
 
@@ -484,7 +497,7 @@ class SetMVRequest:
         _check_int("meta code", self.meta_code, -0x80000000, 0x7FFFFFFF)
         return (struct.pack("<Iii16x", self.channel_index, self.mv_type, self.meta_code)
                 + struct.pack("<if16x", self.value_type,
-                              _check_float("meta variable value", self.value)))
+                              _check_float("meta variable value", self.value, MV_UNIT)))
 
     @classmethod
     def decode_args(cls, args: bytes) -> "SetMVRequest":
@@ -511,14 +524,14 @@ class UpdateMVAdvancedRequest:
 
     def encode_args(self) -> bytes:
         if not 1 <= len(self.entries) <= MAX_MV_BATCH:
-            raise ConfigurationError(f"a meta-variable batch holds 1..{MAX_MV_BATCH} entries, "
-                                     f"got {len(self.entries)}")
+            raise ConfigurationError(f"a meta-variable batch of {len(self.entries)} entries is "
+                                     f"out of range: the limit is 1..{MAX_MV_BATCH} entries")
         out = [struct.pack("<H18x", len(self.entries))]
         for e in self.entries:
             _check_int("channel index", e.channel_index, 0, 0xFFFF)
             _check_int("meta code", e.meta_code, 0, 0xFFFF)
             out.append(struct.pack("<HHf", e.channel_index, e.meta_code,
-                                   _check_float("meta variable value", e.value)))
+                                   _check_float("meta variable value", e.value, MV_UNIT)))
         return b"".join(out)
 
     @classmethod

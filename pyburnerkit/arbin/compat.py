@@ -11,6 +11,11 @@ return shapes: dicts with pycti's keys (status and result codes as their text) a
 from the control calls. Like pycti, a failed read returns ``{}`` and a refused command returns
 ``False``, but the reason is logged at WARNING instead of vanishing.
 
+Control needs an opt-in that pycti does not have: ``'allow_writes': True`` in the channel config
+(pycti ignores the extra key, so the config still works there). Without it ``assign_schedule``,
+``start_test``, ``stop_test`` and ``set_meta_variable`` raise :class:`WriteNotAllowedError` and
+send nothing.
+
 Differences from pycti, all deliberate: the connection is thread-safe and logs in again after a
 reconnect; ``ip_address`` in the login dict is dotted text; set-MV codes carry Arbin's meaning;
 channel 0 is refused instead of silently meaning "all channels"; a bad ``mv_num`` raises
@@ -23,7 +28,7 @@ import logging
 import os
 from typing import Any, Dict, Mapping, Optional
 
-from ..errors import ConfigurationError, PyBurnerKitError
+from ..errors import ConfigurationError, PyBurnerKitError, WriteNotAllowedError
 from . import codec
 from .client import ChannelClient, CyclerClient
 from .models import AUX_TYPES, ChannelStatus, CyclerInfo
@@ -45,6 +50,7 @@ def _config(config: Mapping[str, Any], channel: bool) -> Dict[str, Any]:
     if channel:
         out.setdefault("test_name", None)
         out.setdefault("schedule_name", None)
+        out["allow_writes"] = out.get("allow_writes", False) is True
     return out
 
 
@@ -175,25 +181,44 @@ class ChannelInterface(CyclerInterface):
 
     def _make_client(self, user: str, secret: str, timeout: float) -> Any:
         return ChannelClient(str(self.config["ip_address"]), int(self.config["port"]),
-                             channel=int(self.config["channel"]), allow_writes=True,
-                             username=user, password=secret, timeout=timeout,
-                             connect_timeout=timeout, aux=False)
+                             channel=int(self.config["channel"]),
+                             allow_writes=self.config["allow_writes"], username=user,
+                             password=secret, timeout=timeout, connect_timeout=timeout,
+                             aux=False)
 
     def read_channel_status(self, channel: Optional[int] = None) -> Dict[str, Any]:
         return super().read_channel_status(self.config["channel"] if channel is None
                                            else channel)
 
+    def _guard_write(self, what: str) -> None:
+        if not self.config["allow_writes"]:
+            raise WriteNotAllowedError(
+                f"{what} changes the cycler; add 'allow_writes': True to the ChannelInterface "
+                "config to allow it (nothing was sent)", device="arbin",
+                endpoint=f"{self.config['ip_address']}:{self.config['port']}")
+
     def _attempt(self, what: str, call: Any) -> bool:
         try:
             call()
-        except ConfigurationError:
-            raise
+        except (ConfigurationError, WriteNotAllowedError):
+            raise  # a mistake in the calling script, not a cycler's refusal
         except PyBurnerKitError as exc:
             log.warning("%s failed: %s", what, exc)
             return False
         return True
 
     def assign_schedule(self) -> bool:
+        """Assign ``config['schedule_name']`` to the channel; True on success.
+
+        Blocks until the cycler answered (at most ``timeout_s``). If this call times out, the
+        device may still apply the write later; it is never retried automatically.
+
+        :returns: False (reason logged) when the name is missing or the cycler refused or did
+            not answer.
+        :raises WriteNotAllowedError: the config lacks ``'allow_writes': True``.
+        :raises ConfigurationError: the name is longer than 199 characters.
+        """
+        self._guard_write("assign_schedule")
         name = self.config.get("schedule_name")
         if not name:
             log.warning("assign_schedule: no schedule_name in the config")
@@ -201,17 +226,50 @@ class ChannelInterface(CyclerInterface):
         return self._attempt("assign_schedule", lambda: self._client.assign_schedule(name))
 
     def start_test(self) -> bool:
+        """Assign the schedule, then start ``config['test_name']``; True when both succeeded.
+
+        Both names are checked before anything is sent. Blocks until the cycler answered each
+        (at most ``timeout_s`` apiece). If this call times out, the device may still apply the
+        write later; it is never retried automatically.
+
+        :returns: False (reason logged) when a name is missing or the cycler refused or did
+            not answer.
+        :raises WriteNotAllowedError: the config lacks ``'allow_writes': True``.
+        :raises ConfigurationError: a name is longer than its CTI field (71 / 199 characters).
+        """
+        self._guard_write("start_test")
         name = self.config.get("test_name")
         if not name:
             log.warning("start_test: no test_name in the config")
             return False
+        # The test name must fit before the assign goes out: never half a start.
+        codec.encode_request(codec.StartRequest(name, (0,)))
         if not self.assign_schedule():
             return False
         return self._attempt("start_test", lambda: self._client.start(name))
 
     def stop_test(self) -> bool:
+        """Stop the channel's test; True on success.
+
+        Needs ``'allow_writes': True`` like every command (a stop ends a running test).
+        Blocks until the cycler answered (at most ``timeout_s``). If this call times out, the
+        device may still apply the write later; it is never retried automatically.
+
+        :raises WriteNotAllowedError: the config lacks ``'allow_writes': True``.
+        """
+        self._guard_write("stop_test")
         return self._attempt("stop_test", lambda: self._client.stop())
 
     def set_meta_variable(self, mv_num: int, mv_value: float) -> bool:
+        """Set MV_UD``mv_num`` (1..16) of the running test to ``mv_value``; True on success.
+
+        Blocks until the cycler answered (at most ``timeout_s``). If this call times out, the
+        device may still apply the write later; it is never retried automatically.
+
+        :raises WriteNotAllowedError: the config lacks ``'allow_writes': True``.
+        :raises ConfigurationError: ``mv_num`` outside 1..16 or ``mv_value`` not a finite
+            32-bit float.
+        """
+        self._guard_write("set_meta_variable")
         return self._attempt("set_meta_variable",
                              lambda: self._client.set_meta_variable(mv_num, mv_value))

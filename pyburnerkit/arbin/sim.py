@@ -28,6 +28,7 @@ simulated cycler keeps running for every other client).
 
 from __future__ import annotations
 
+import collections
 import logging
 import struct
 import time
@@ -92,6 +93,12 @@ def default_schedules() -> Dict[str, Schedule]:
                                         voltage_limit_v=4.2),)),
     ]
     return {s.name: s for s in items}
+
+
+def _as_i32(index: int) -> int:
+    """A channel index echoed into the feedback's i32 field: the same four bytes, so a u32
+    request field of 0xFFFFFFFE comes back as -2 instead of breaking the reply."""
+    return (int(index) + 0x80000000) % 0x100000000 - 0x80000000
 
 
 _STATE_OF_KIND = {"rest": ChannelState.REST, "charge": ChannelState.CHARGE,
@@ -254,6 +261,8 @@ class ArbinSim(SimServer):
     :param unsupported: request codes to answer with the unknown-command feedback (0xBB111111),
         like firmware without get-serial or the batched meta-variable update. Commands the
         simulator does not know at all get the same answer (its arguments: the u32 code).
+    :param max_recorded: how many of the latest requests ``received`` keeps (a simulator that
+        runs for days must not grow); :meth:`count` counts every request ever received.
     """
 
     name = "arbin"
@@ -285,7 +294,7 @@ class ArbinSim(SimServer):
                  mits10: bool = False, allow_control: bool = True, serial_number: str = "207855",
                  schedules: Optional[Dict[str, Schedule]] = None, seed: Optional[int] = None,
                  clock: Callable[[], float] = time.monotonic,
-                 unsupported: Iterable[int] = ()) -> None:
+                 unsupported: Iterable[int] = (), max_recorded: int = 10000) -> None:
         if isinstance(channels, bool) or not isinstance(channels, int) or \
                 not 1 <= channels <= MAX_SIM_CHANNELS:
             raise ConfigurationError(
@@ -295,7 +304,14 @@ class ArbinSim(SimServer):
         missing = frozenset(int(c) for c in unsupported)
         if codec.LOGIN in missing:
             raise ConfigurationError("unsupported: every CTI server knows the login command")
+        if isinstance(max_recorded, bool) or not isinstance(max_recorded, int) or \
+                max_recorded < 0:
+            raise ConfigurationError(f"max_recorded={max_recorded!r} is out of range: the limit "
+                                     "is 0 or more requests")
         super().__init__(seed=seed, clock=clock)
+        #: the latest requests (decoded), oldest first; at most ``max_recorded`` of them
+        self.received: Any = collections.deque(maxlen=max_recorded)
+        self._counts: Dict[type, int] = collections.Counter()
         self.channels = [SimChannel(i) for i in range(channels)]
         self._username = username
         self._password = password
@@ -307,6 +323,7 @@ class ArbinSim(SimServer):
         self._t0 = clock()
         self._sim_now = 0.0
         self._silent = False
+        self._silent_from: Optional[int] = None
         self._fail_next: Dict[int, int] = {}
         self._drop_next: Dict[int, bool] = {}
         self._last_mv_batch: Optional[float] = None
@@ -320,8 +337,15 @@ class ArbinSim(SimServer):
 
     # ------------------------------------------------------------------ fault injection
     def silence(self, on: bool = True) -> None:
-        """Stop answering (requests are still read and recorded) or answer again."""
+        """Stop answering (requests are still read, applied and recorded) or answer again."""
+        self._silent_from = None
         self._silent = bool(on)
+
+    def silence_from(self, command: int) -> None:
+        """Go silent when the next ``command`` request arrives (a codec constant): the cycler
+        still carries that request (and every later one) out, but answers nothing until
+        ``silence(False)``. Stands for a cycler that hangs while executing a command."""
+        self._silent_from = int(command)
 
     def fail_next(self, command: int, result: int) -> None:
         """Answer the next request with ``command`` (a codec constant) with ``result``,
@@ -388,7 +412,12 @@ class ArbinSim(SimServer):
 
     def count(self, request_type: type) -> int:
         """How many requests of this codec message type arrived."""
-        return self.run_sync(lambda: sum(isinstance(r, request_type) for r in self.received))
+        return self.run_sync(lambda: sum(n for kind, n in self._counts.items()
+                                          if issubclass(kind, request_type)))
+
+    def _record(self, request: Any) -> None:
+        self.received.append(request)
+        self._counts[type(request)] += 1
 
     def _channel(self, channel: int) -> SimChannel:
         if not 1 <= channel <= len(self.channels):
@@ -432,7 +461,9 @@ class ArbinSim(SimServer):
             conn.close()
 
     def _handle(self, conn: SimConnection, request: Any) -> None:
-        self.received.append(request)
+        self._record(request)
+        if self._silent_from is not None and request.command == self._silent_from:
+            self._silent, self._silent_from = True, None
         state: _ConnState = conn.state
         if isinstance(request, codec.LoginRequest):
             reply = self._login(state, request)
@@ -456,7 +487,8 @@ class ArbinSim(SimServer):
                     channel = (getattr(request, "channel_indexes", None) or (-1,))[0]
                 if isinstance(request, codec.UpdateMVAdvancedRequest) and request.entries:
                     channel = request.entries[0].channel_index
-                reply = codec.encode_feedback(codec.command_feedback(request.command, channel,
+                reply = codec.encode_feedback(codec.command_feedback(request.command,
+                                                                     _as_i32(channel),
                                                                      code))
             else:
                 reply = self._answer(request)
@@ -464,7 +496,7 @@ class ArbinSim(SimServer):
             conn.send(reply)
 
     def _unknown_command(self, conn: SimConnection, command: int) -> None:
-        self.received.append(UnknownRequest(command))
+        self._record(UnknownRequest(command))
         if not conn.state.logged_in:
             log.warning("%s: command 0x%08X before log-in from %s; dropping the connection",
                         self.name, command, conn.peer)
@@ -500,7 +532,7 @@ class ArbinSim(SimServer):
         return codec.encode_feedback(reply)
 
     def _feedback(self, request: Any, channel: int, result: int) -> codec.CommandFeedback:
-        return codec.command_feedback(request.command, channel, result)
+        return codec.command_feedback(request.command, _as_i32(channel), result)
 
     def _valid(self, index: int) -> bool:
         return 0 <= index < len(self.channels)
@@ -623,7 +655,8 @@ class ArbinSim(SimServer):
         ch = self.channels[req.channel_index]
         if ch.schedule is None:
             return self._feedback(req, req.channel_index, StartResult.NO_SCHEDULE_ASSIGNED)
-        if not ch.running:
+        if not ch.running or req.step_index < 0:
+            # The step field is an i32 on the wire; a step before the first is no step.
             return self._feedback(req, req.channel_index, StartResult.INVALID_GO_STEP)
         if req.step_index >= len(ch.schedule.steps):
             ch.exit_condition = "Jump beyond the last step"

@@ -11,12 +11,12 @@ this class replays the subscriptions and the initialisation.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 from .._core.pending import Pending
 from .._core.session import Session
 from .._core.timeouts import Deadline
-from ..errors import PyBurnerKitError
+from ..errors import DeviceTimeoutError, ProtocolError, PyBurnerKitError
 from ..types import ConnectionState
 from .transport import LinkDown, Transport
 
@@ -40,9 +40,32 @@ class BleSession(Session):
         self._watchdog: Any = None
         self.handles: dict = {}
         self.released = False  # let go of the device on purpose (no reconnect until capture)
+        self.protocol_errors = 0  # notifications that could not be handled (logged, dropped)
+        self._held: list = []  # requests that arrived while the link waits for its reset
+        # errors the transport raises name this device, like every error of the client
+        transport.device = self.family
+        transport.endpoint = self.endpoint
+
+    def _stamp(self, exc: BaseException) -> BaseException:
+        """Fill in ``device``/``endpoint`` of one of our errors that lacks them."""
+        if isinstance(exc, PyBurnerKitError):
+            if exc.device is None:
+                exc.device = self.family
+            if exc.endpoint is None:
+                exc.endpoint = self.endpoint
+        return exc
+
+    def link_failed(self, exc: BaseException) -> None:
+        super().link_failed(self._stamp(exc))
 
     # ------------------------------------------------------------------ Session hooks
     def open_transport(self, deadline: Deadline) -> None:
+        try:
+            self._open_link(deadline)
+        except PyBurnerKitError as exc:  # the attempt's error names the device
+            raise self._stamp(exc)
+
+    def _open_link(self, deadline: Deadline) -> None:
         self._generation += 1
         gen = self._generation
         t = self.transport
@@ -71,7 +94,14 @@ class BleSession(Session):
         self.transport.abort()
 
     def start_request(self, request: Pending) -> None:
+        if self.transport.out_of_step:  # the link is about to be reset: wait for the new one
+            self._held.append(request)
+            return
         self.run_op(request.payload, request)
+
+    def take_unsent(self) -> List[Pending]:
+        held, self._held = self._held, []
+        return held
 
     # ------------------------------------------------------------------ release / capture
     def release(self) -> None:
@@ -123,10 +153,10 @@ class BleSession(Session):
         try:
             op(self, request)
         except LinkDown as exc:
-            request.fail(exc)
+            request.fail(self._stamp(exc))
             self.link_failed(exc)
         except PyBurnerKitError as exc:
-            request.fail(exc)
+            request.fail(self._stamp(exc))
 
     def guard(self, fn: Callable[[], Any]) -> bool:
         """Run a step outside a request (timer, notification); turn a lost link into a retry."""
@@ -138,11 +168,33 @@ class BleSession(Session):
         return False
 
     def _value(self, gen: int, uuid: str, data: bytes) -> None:
+        """A notification (I/O thread). Whatever the peer sent, this never raises: an
+        undecodable value, or one the family code cannot handle, becomes a
+        :class:`ProtocolError` that is logged, counted (``protocol_errors``) and dropped; the
+        link and everything in flight carry on."""
         if gen != self._generation:
             return
         self.wire.received((uuid[4:8], data))
         self._kick_watchdog()
-        self.on_value(uuid, data)
+        try:
+            self.on_value(uuid, data)
+        except LinkDown as exc:  # a write the handler made found the link gone
+            self.link_failed(exc)
+        except ProtocolError as exc:
+            self._bad_value(self._stamp(exc), uuid)
+        except Exception as exc:  # a value the handler did not expect: never kill the thread
+            error = ProtocolError(f"notification {uuid[4:8]} could not be handled: "
+                                  f"{type(exc).__name__}: {exc}", device=self.family,
+                                  endpoint=self.endpoint)
+            error.__cause__ = exc
+            self._bad_value(error, uuid, exc_info=True)
+
+    def _bad_value(self, error: ProtocolError, uuid: str, exc_info: bool = False) -> None:
+        self.protocol_errors += 1
+        error.frames = self.wire.recent()
+        log.warning("%s %s: dropped a notification of %s (%d so far): %s", self.family,
+                    self.endpoint, uuid[4:8], self.protocol_errors, error,
+                    exc_info=error if exc_info else None)
 
     def _lost(self, gen: int) -> None:
         if gen != self._generation:
@@ -167,9 +219,37 @@ class BleSession(Session):
 
     def write(self, uuid: str, data: bytes, response: bool = True) -> None:
         self.wire.sent((uuid[4:8], data))
-        self.transport.write(uuid, data, response, timeout=self.op_timeout)
+        try:
+            self.transport.write(uuid, data, response, timeout=self.op_timeout)
+        except DeviceTimeoutError:
+            self._resync_if_out_of_step()
+            raise
 
     def read(self, uuid: str) -> bytes:
-        data = self.transport.read(uuid, timeout=self.op_timeout)
+        try:
+            data = self.transport.read(uuid, timeout=self.op_timeout)
+        except DeviceTimeoutError:
+            self._resync_if_out_of_step()
+            raise
         self.wire.received((uuid[4:8], data))
         return data
+
+    def _resync_if_out_of_step(self) -> None:
+        """After an unanswered request whose answer may still come, reset the link once the
+        current step has failed with its timeout (I/O thread). A late answer would otherwise
+        be taken for the next request's (pygatt keeps no request ids): measured, a 2 s stall
+        with a 1 s timeout made the next nine reads return their predecessor's value. The
+        fresh link (a new gatttool) has no late answers in it; the recovery is a reconnect.
+        Requests arriving meanwhile wait for the new link (they never reached the wire)."""
+        if not self.transport.out_of_step:
+            return
+        gen = self._generation
+        self.loop.call_soon_threadsafe(self._reset_out_of_step, gen)
+
+    def _reset_out_of_step(self, gen: int) -> None:
+        if gen != self._generation or self._finished:
+            return
+        self.link_failed(LinkDown(
+            f"{self.address} left a request unanswered for {self.op_timeout:g} s; the link is "
+            f"reset so that a late answer cannot be taken for another request",
+            device=self.family, endpoint=self.endpoint))

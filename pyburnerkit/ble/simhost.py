@@ -29,7 +29,7 @@ import logging
 import os
 import stat
 import sys
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .._core.simserver import SimConnection, SimServer
 from .peripheral import GattError, Link, Peripheral
@@ -76,6 +76,7 @@ class BleSimHost(SimServer):
         self.peripherals: Dict[str, Peripheral] = {}
         self.silenced = False
         self.requests = 0
+        self._pending_connects: List[Tuple[SimConnection, str]] = []
 
     # ------------------------------------------------------------------ set-up (any thread)
     def add(self, peripheral: Peripheral) -> Peripheral:
@@ -98,8 +99,21 @@ class BleSimHost(SimServer):
         return directory
 
     def silence(self, on: bool) -> None:
-        """Stop (or resume) answering requests and sending notifications, links kept."""
+        """Stop (or resume) answering requests and sending notifications, links kept.
+
+        A connect request made meanwhile stays pending, as an LE connection request to a
+        device that does not answer does, and completes once the device answers again (unless
+        the central gave up first). Other requests made meanwhile are never answered.
+        """
         self.silenced = bool(on)
+        if not on:
+            self.call_soon(self._connect_pending)
+
+    def _connect_pending(self) -> None:
+        pending, self._pending_connects = self._pending_connects, []
+        for conn, text in pending:
+            if not conn.closed:
+                self._handle(conn, text)
 
     def drop_all(self) -> None:
         """Every peripheral drops its central (a remote disconnect)."""
@@ -152,8 +166,14 @@ class BleSimHost(SimServer):
 
     def _request(self, conn: SimConnection, text: str) -> None:
         self.requests += 1
+        self._handle(conn, text)
+
+    def _handle(self, conn: SimConnection, text: str) -> None:
         parts = text.split()
         op = parts[0]
+        if self.silenced and op == "C":
+            self._pending_connects.append((conn, text))
+            return
         if self.silenced and op != "D":
             return
         link = conn.state if isinstance(conn.state, _TcpLink) else None

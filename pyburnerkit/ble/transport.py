@@ -30,13 +30,29 @@ class LinkDown(ConnectionLostError):
 
 
 class Transport:
-    """Interface of a GATT transport (all calls from the session's I/O thread)."""
+    """Interface of a GATT transport (all calls from the session's I/O thread).
+
+    ``device`` and ``endpoint`` (set by the owning session) go into every error it raises.
+    """
 
     name = "transport"
 
     def __init__(self) -> None:
         self.on_value: Callable[[str, bytes], Any] = lambda uuid, data: None
         self.on_lost: Callable[[], Any] = lambda: None
+        self.device: Optional[str] = None
+        self.endpoint: Optional[str] = None
+        # True once a request went unanswered within its timeout while its answer may still
+        # come: the next answers could then be taken for later requests (pygatt matches an
+        # answer to whatever waits, not to its request), so the session resets the link.
+        self.out_of_step = False
+
+    def _error(self, cls: Any, message: str) -> Any:
+        """An error of class ``cls`` naming this transport's device and endpoint."""
+        return cls(message, device=self.device, endpoint=self.endpoint)
+
+    def _down(self, message: str) -> "LinkDown":
+        return self._error(LinkDown, message)
 
     def open(self, timeout: float) -> None:
         """Start the adapter (spawn gatttool, open the BGAPI port)."""
@@ -130,11 +146,12 @@ class PygattTransport(Transport):
                 adapter = self._pygatt.BGAPIBackend(serial_port=self.serial_port)
                 adapter.start(reset=self.reset_on_start)
         except (BLEError, OSError) as exc:
-            raise DeviceConnectionError(f"could not start the {self.backend_name} BLE "
-                                        f"adapter: {exc}") from exc
+            raise self._error(DeviceConnectionError, f"could not start the {self.backend_name} "
+                                                     f"BLE adapter: {exc}") from exc
         except Exception as exc:  # pexpect.TIMEOUT / EOF: gatttool never showed its prompt
-            raise DeviceConnectionError(f"could not start gatttool (is it on PATH and "
-                                        f"working?): {type(exc).__name__}: {exc}") from exc
+            raise self._error(DeviceConnectionError,
+                              f"could not start gatttool (is it on PATH and working?): "
+                              f"{type(exc).__name__}: {exc}") from exc
         self._adapter = adapter
 
     def close(self) -> None:
@@ -159,12 +176,14 @@ class PygattTransport(Transport):
         try:
             device = self._adapter.connect(address, timeout=timeout, address_type=kind)
         except errors.BLEError as exc:
-            raise DeviceConnectionError(f"could not connect to {address}: {exc}") from exc
+            raise self._error(DeviceConnectionError,
+                              f"could not connect to {address}: {exc}") from exc
         if self._aborted:
-            raise LinkDown(f"connect to {address}: aborted (the client is closing)")
+            raise self._down(f"connect to {address}: aborted (the client is closing)")
         self._device = device
         self._address = address.upper()
         self._lost = False
+        self.out_of_step = False
         if hasattr(device, "register_disconnect_callback"):
             device.register_disconnect_callback(self._disconnected)
 
@@ -198,9 +217,9 @@ class PygattTransport(Transport):
 
     def _check(self, what: str) -> None:
         if self._aborted:
-            raise LinkDown(f"{what}: aborted (the client is closing)")
+            raise self._down(f"{what}: aborted (the client is closing)")
         if self._lost:
-            raise LinkDown(f"{what}: the BLE link was lost")
+            raise self._down(f"{what}: the BLE link was lost")
 
     def disconnect(self) -> None:
         device, self._device = self._device, None
@@ -217,7 +236,7 @@ class PygattTransport(Transport):
             try:
                 chars = self._dev().discover_characteristics()
             except self._pygatt.exceptions.BLEError as exc:
-                raise LinkDown(f"characteristic discovery failed: {exc}") from exc
+                raise self._down(f"characteristic discovery failed: {exc}") from exc
             cached = {str(uuid).lower(): c.handle for uuid, c in chars.items()}
             self._handles[self._address or ""] = cached
         self._by_handle = {h: u for u, h in cached.items()}
@@ -225,7 +244,7 @@ class PygattTransport(Transport):
 
     def _dev(self) -> Any:
         if self._device is None:
-            raise LinkDown("not connected")
+            raise self._down("not connected")
         return self._device
 
     def _handle(self, uuid: str) -> int:
@@ -233,18 +252,25 @@ class PygattTransport(Transport):
         try:
             return table[uuid]
         except KeyError:
-            raise DeviceError(f"the device has no characteristic {uuid}") from None
+            raise self._error(DeviceError, f"the device has no characteristic {uuid}") from None
 
     def _translate(self, exc: BaseException, what: str) -> BaseException:
         errors = self._pygatt.exceptions
         if isinstance(exc, errors.NotConnectedError):
-            return LinkDown(f"{what}: not connected ({exc})")
+            return self._down(f"{what}: not connected ({exc})")
         if isinstance(exc, errors.NotificationTimeout) or \
                 type(exc).__name__ == "ExpectedResponseTimeout":
-            return DeviceTimeoutError(f"{what}: no answer from the device")
-        return DeviceError(f"{what}: {type(exc).__name__}: {exc}")
+            self.out_of_step = True  # its answer may still arrive and be taken for the next
+            return self._error(DeviceTimeoutError, f"{what}: no answer from the device")
+        return self._error(DeviceError, f"{what}: {type(exc).__name__}: {exc}")
+
+    def _in_step(self, what: str) -> None:
+        if self.out_of_step:
+            raise self._down(f"{what}: refused, an earlier request went unanswered and the "
+                             f"link is being reset")
 
     def read(self, uuid: str, timeout: float) -> bytes:
+        self._in_step(f"read {uuid}")
         handle = self._handle(uuid)
         try:
             if self.backend_name == "gatttool":
@@ -258,6 +284,7 @@ class PygattTransport(Transport):
         return bytes(value)
 
     def write(self, uuid: str, data: bytes, response: bool = True, timeout: float = 5.0) -> None:
+        self._in_step(f"write {uuid}")
         handle = self._handle(uuid)
         try:
             if self.backend_name == "gatttool":
@@ -314,7 +341,7 @@ class PygattTransport(Transport):
             else:
                 found = self._adapter.scan(timeout=timeout)
         except self._pygatt.exceptions.BLEError as exc:
-            raise DeviceConnectionError(f"scan failed: {exc}") from exc
+            raise self._error(DeviceConnectionError, f"scan failed: {exc}") from exc
         return [{"address": d.get("address"), "name": d.get("name")} for d in found]
 
 
@@ -340,33 +367,34 @@ class SimTransport(Transport):
     def _run(self, fn: Callable[[], Any], timeout: float, what: str) -> Any:
         from .peripheral import GattError
         if not self._connected:
-            raise LinkDown(f"{what}: not connected")
+            raise self._down(f"{what}: not connected")
         if self.host.silenced or self.host.reply_delay > timeout:
             # the in-process path has no wire to hold replies on: model the silence directly
             import time as _t
             _t.sleep(min(timeout, 0.05) if self.host.silenced else 0)
-            raise DeviceTimeoutError(f"{what}: no answer from the device")
+            raise self._error(DeviceTimeoutError, f"{what}: no answer from the device")
         try:
             return self.host.run_sync(fn, timeout=timeout)
         except GattError as exc:
             if self._link.peripheral is None:
-                raise LinkDown(f"{what}: not connected") from exc
-            raise DeviceError(f"{what}: {exc}") from exc
+                raise self._down(f"{what}: not connected") from exc
+            raise self._error(DeviceError, f"{what}: {exc}") from exc
         except TimeoutError as exc:
-            raise DeviceTimeoutError(f"{what}: no answer from the simulator") from exc
+            raise self._error(DeviceTimeoutError, f"{what}: no answer from the simulator") from exc
 
     def connect(self, address: str, timeout: float) -> None:
         from .peripheral import GattError
         try:
             self.host.connect_local(address, self._link)
         except GattError as exc:
-            raise DeviceConnectionError(f"could not connect to {address}: {exc}") from exc
+            raise self._error(DeviceConnectionError,
+                              f"could not connect to {address}: {exc}") from exc
         self._connected = True
 
     def discover(self) -> Dict[str, int]:
         p = self._link.peripheral
         if p is None:
-            raise LinkDown("not connected")
+            raise self._down("not connected")
         self._handles = {c.uuid: c.value_handle for c in p.characteristics()}
         self._by_handle = {h: u for u, h in self._handles.items()}
         return dict(self._handles)
@@ -374,7 +402,7 @@ class SimTransport(Transport):
     def _peripheral(self) -> Any:
         p = self._link.peripheral
         if p is None:
-            raise LinkDown("not connected")
+            raise self._down("not connected")
         return p
 
     def read(self, uuid: str, timeout: float) -> bytes:

@@ -26,11 +26,14 @@ def register(subparsers: Any) -> None:
     watch.add_argument("--duration", type=float, default=None,
                        help="stop after this many seconds (default: until Ctrl-C)")
     setter = sub.add_parser("set", help="change settings: KEY=VALUE (setting name or firmware "
-                                        "key, e.g. desired_temperature=21 or PumpMin=1.6)")
+                                        "key, e.g. desired_temperature=21 or PumpMin=1.6); "
+                                        "needs --allow-writes")
     setter.add_argument("assignments", nargs="+", metavar="KEY=VALUE")
-    run = sub.add_parser("run", help="start or stop the heater")
+    run = sub.add_parser("run", help="start (needs --allow-writes) or stop (always allowed) "
+                                     "the heater")
     run.add_argument("state", choices=["on", "off"])
-    save = sub.add_parser("save", help="persist settings to flash (NVsave)")
+    save = sub.add_parser("save", help="persist settings to flash (NVsave); needs "
+                                       "--allow-writes")
     parsers = [group, status, watch, setter, run, save]
     add_option_everywhere(parsers, "--host", default=os.environ.get(
         "PYBURNERKIT_AFTERBURNER_HOST", DEFAULT_HOST),
@@ -41,7 +44,8 @@ def register(subparsers: Any) -> None:
     add_option_everywhere(parsers, "--timeout", type=float, default=5.0,
                           help="seconds to wait for the controller (default 5)")
     add_option_everywhere(parsers, "--allow-writes", action="store_true", default=False,
-                          help="allow mixture/supply/calibration settings (pump, fan, LVC...)")
+                          help="allow commands that change the heater (set, run on, save); "
+                               "'run off' is always allowed: it makes the heater safe")
     add_format_option(parsers)
     for parser, handler in ((status, _status), (watch, _watch), (setter, _set), (run, _run),
                             (save, _save)):
@@ -58,6 +62,17 @@ def register_sim(subparsers: Any) -> None:
                         help="simulated seconds per real second")
     parser.add_argument("--seed", type=int, default=None)
     parser.set_defaults(handler=_sim)
+
+
+def _require_allow_writes(args: argparse.Namespace, command: str) -> None:
+    """Refuse a device-changing command before anything connects.
+
+    :raises WriteNotAllowedError: without ``--allow-writes`` (exit code 2, one line).
+    """
+    from ..errors import WriteNotAllowedError
+    if not args.allow_writes:
+        raise WriteNotAllowedError(f"'afterburner {command}' changes the heater: add "
+                                   f"--allow-writes to allow it ('run off' needs no opt-in)")
 
 
 def _client(args: argparse.Namespace) -> Any:
@@ -100,10 +115,14 @@ def _watch(args: argparse.Namespace) -> int:
 
 
 def _set(args: argparse.Namespace) -> int:
+    from ..afterburner import codec
+    # Every check before connecting: a refused write never opens a link, let alone sends.
     settings: Dict[str, Any] = {}
     for text in args.assignments:
         key, value = parse_assignment(text)
         settings[key] = parse_number(value)
+    _require_allow_writes(args, "set")
+    codec.prepare_settings(settings)  # the limits: ConfigurationError, exit code 2
     with _client(args) as client:
         client.set(**settings)
         emit({key: client.fetch_data(_wire_key(key)) for key in settings}, args.format)
@@ -117,6 +136,9 @@ def _wire_key(name: str) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Stopping makes the heater safe, so 'run off' works without --allow-writes.
+    if args.state == "on":
+        _require_allow_writes(args, "run on")
     with _client(args) as client:
         status = client.run(args.state == "on")
         emit({"run_state": status.run_state, "run_string": status.run_string}, args.format)
@@ -124,6 +146,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _save(args: argparse.Namespace) -> int:
+    _require_allow_writes(args, "save")
     with _client(args) as client:
         client.save()
         emit({"saved": True}, args.format)
@@ -147,7 +170,8 @@ def demo(write: Callable[[str], None], *, duration: float = 6.0) -> None:
     try:
         url = f"ws://127.0.0.1:{sim.port}/"
         started = time.monotonic()
-        with AfterburnerClient(url, timeout=5.0) as heater:
+        # allow_writes: the demo changes the set point and starts the heater.
+        with AfterburnerClient(url, timeout=5.0, allow_writes=True) as heater:
             status = heater.status
             write(f"afterburner: connected to {url} in {time.monotonic() - started:.3f} s; "
                   f"cabin {status.temperature_c} °C, set point {status.desired_temperature} °C, "

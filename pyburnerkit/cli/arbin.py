@@ -2,6 +2,9 @@
 
 Credentials come from ``--username`` / the environment (``ARBIN_CTI_USERNAME``,
 ``ARBIN_CTI_PASSWORD``) / ``--env-file``; the password is never taken on the command line.
+
+Every command that changes the cycler (assign, start, stop, set-mv) needs ``--allow-writes``;
+without it the command is refused before connecting (exit code 2, one line on stderr).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from ..errors import PyBurnerKitError
+from ..errors import PyBurnerKitError, WriteNotAllowedError
 from .common import UsageError, add_option_everywhere, emit, to_plain
 
 FORMATS = ["text", "json", "jsonl", "csv"]
@@ -54,6 +57,10 @@ def register(subparsers: Any) -> None:
     set_mv.add_argument("--mv", type=int, required=True, help="1..16")
     set_mv.add_argument("--value", type=float, required=True)
     parsers = [group, status, watch, assign, start, stop, set_mv]
+    add_option_everywhere([group, assign, start, stop, set_mv], "--allow-writes",
+                          action="store_true", default=False,
+                          help="really send commands that change the cycler (assign, start, "
+                               "stop, set-mv)")
     add_option_everywhere(parsers, "--host", default="127.0.0.1", help="CTI host")
     add_option_everywhere(parsers, "--port", type=int, default=9031, help="CTI port (9031)")
     add_option_everywhere(parsers, "--env-file", default=None,
@@ -79,7 +86,15 @@ def _cycler(args: argparse.Namespace) -> Any:
     return CyclerClient(args.host, args.port, **_options(args))
 
 
-def _channel_client(args: argparse.Namespace, channel: int) -> Any:
+def _channel_client(args: argparse.Namespace, channel: int, command: str) -> Any:
+    """A writing client, only with ``--allow-writes`` (checked before anything connects).
+
+    :raises WriteNotAllowedError: without ``--allow-writes`` (exit code 2, one line).
+    """
+    if not getattr(args, "allow_writes", False):
+        # Refused here, before any connection (main turns it into exit code 2, one line).
+        raise WriteNotAllowedError(f"'arbin {command}' changes the cycler: add --allow-writes "
+                                   "to really send it (nothing was sent)")
     from ..arbin.client import ChannelClient
     return ChannelClient(args.host, args.port, channel=channel, allow_writes=True,
                          **_options(args))
@@ -173,28 +188,28 @@ def _done(what: str, fmt: str) -> None:
 
 
 def _assign(args: argparse.Namespace) -> int:
-    with _channel_client(args, args.channel) as ch:
+    with _channel_client(args, args.channel, "assign") as ch:
         ch.assign_schedule(args.schedule, all_channels=args.all_channels)
     _done("assign", args.format)
     return 0
 
 
 def _start(args: argparse.Namespace) -> int:
-    with _channel_client(args, args.channels[0]) as ch:
+    with _channel_client(args, args.channels[0], "start") as ch:
         ch.start(args.test_name, channels=args.channels)
     _done("start", args.format)
     return 0
 
 
 def _stop(args: argparse.Namespace) -> int:
-    with _channel_client(args, args.channel or 1) as ch:
+    with _channel_client(args, args.channel or 1, "stop") as ch:
         ch.stop(all_channels=bool(args.all))
     _done("stop", args.format)
     return 0
 
 
 def _set_mv(args: argparse.Namespace) -> int:
-    with _channel_client(args, args.channel) as ch:
+    with _channel_client(args, args.channel, "set-mv") as ch:
         ch.set_meta_variable(args.mv, args.value)
     _done("set-mv", args.format)
     return 0

@@ -9,13 +9,36 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, Optional
 
-from ..errors import ConfigurationError, DeviceConnectionError
+from ..errors import ConfigurationError, DeviceConnectionError, WriteNotAllowedError
 from .common import (UsageError, add_format_option, add_option_everywhere, emit, emit_watch,
                      until)
 from .foreground import run_until_interrupted
 
 
+#: What ``--allow-writes`` unlocks, per device (shown in --help).
+WRITES_HELP = {
+    "DE1": "allow commands that change the machine: modes other than stop, end-steam and "
+           "norequest (wake, sleep, starting flows, skip), profile and firmware upload, shot",
+    "scale": "allow commands that change the scale (tare)",
+}
+
+#: Modes that never need --allow-writes: a stop is never refused; norequest changes nothing.
+SAFE_MODES = ("Stop", "EndSteam", "NoRequest")
+
+
+def require_writes(args: argparse.Namespace, what: str, device: str = "DE1") -> None:
+    """Refuse a device-changing command without ``--allow-writes`` before anything connects
+    (``main`` prints the one line and exits 2)."""
+    if not getattr(args, "allow_writes", False):
+        raise WriteNotAllowedError(f"{what} changes the {device}: add --allow-writes to allow "
+                                   f"it (nothing was sent)",
+                                   device="de1" if device == "DE1" else device,
+                                   endpoint=getattr(args, "address", None))
+
+
 def add_ble_options(parsers: list, env_name: str, what: str) -> None:
+    add_option_everywhere(parsers, "--allow-writes", action="store_true", default=False,
+                          help=WRITES_HELP.get(what, "allow commands that change the device"))
     add_option_everywhere(parsers, "--address", default=os.environ.get(env_name),
                           help=f"the {what}'s Bluetooth address (default: ${env_name}, else "
                                f"scan by name)")
@@ -49,19 +72,23 @@ def register(subparsers: Any) -> None:
                        help="stop after this many seconds (default: until Ctrl-C)")
     mode = sub.add_parser("mode", help="request a mode (sleep, wake, stop, end-steam, espresso, "
                                        "steam, hotwater, flush, clean, descale, transport, "
-                                       "skip)")
+                                       "skip, norequest); all but stop, end-steam and "
+                                       "norequest need --allow-writes")
     mode.add_argument("mode")
     profile = sub.add_parser("profile", help="profile commands")
     psub = profile.add_subparsers(dest="action", metavar="ACTION")
     psub.required = True
-    pupload = psub.add_parser("upload", help="validate and upload a JSON v2 profile")
+    pupload = psub.add_parser("upload", help="validate and upload a JSON v2 profile (needs "
+                                             "--allow-writes)")
     pupload.add_argument("file")
     firmware = sub.add_parser("firmware", help="firmware commands")
     fsub = firmware.add_subparsers(dest="action", metavar="ACTION")
     fsub.required = True
-    fupload = fsub.add_parser("upload", help="upload a firmware file (bootfwupdate.dat)")
+    fupload = fsub.add_parser("upload", help="upload a firmware file (bootfwupdate.dat; needs "
+                                             "--allow-writes)")
     fupload.add_argument("file")
-    shot = sub.add_parser("shot", help="pull a shot and stop it at a weight, volume or time")
+    shot = sub.add_parser("shot", help="pull a shot and stop it at a weight, volume or time "
+                                       "(needs --allow-writes)")
     shot.add_argument("--stop-at-weight", type=float, default=None, metavar="G")
     shot.add_argument("--stop-at-volume", type=float, default=None, metavar="ML")
     shot.add_argument("--stop-at-time", type=float, default=None, metavar="S")
@@ -214,8 +241,10 @@ def _mode(args: argparse.Namespace) -> int:
     except ValueError:
         raise UsageError(f"unknown mode {args.mode!r}; known: "
                          f"{', '.join(m.value for m in Mode)}") from None
-    # asking for a mode on the command line is the explicit opt-in for a remote start
-    with de1_client(args, allow_remote_start=True).connect() as client:
+    if mode.value not in SAFE_MODES:
+        require_writes(args, f"mode {mode.value}")
+    with de1_client(args, allow_writes=args.allow_writes,
+                    allow_remote_start=args.allow_writes).connect() as client:
         info = client.request_mode(mode)
         emit({"state": info.state, "substate": info.substate}, args.format)
     return 0
@@ -224,6 +253,7 @@ def _mode(args: argparse.Namespace) -> int:
 def _profile_upload(args: argparse.Namespace) -> int:
     from ..de1.models import UploadProgress
     from ..de1.profile import load
+    require_writes(args, "profile upload")
     program = load(args.file)  # validate before connecting
     bar = ProgressBar("profile")
     with de1_client(args, allow_writes=True).connect() as client:
@@ -239,7 +269,8 @@ def _profile_upload(args: argparse.Namespace) -> int:
 def _firmware_upload(args: argparse.Namespace) -> int:
     from ..de1.firmware import load_firmware
     from ..de1.models import UploadProgress
-    image = load_firmware(args.file)
+    require_writes(args, "firmware upload")
+    image = load_firmware(args.file)  # check the header before connecting
     bar = ProgressBar("firmware")
     with de1_client(args, allow_writes=True).connect() as client:
         with client.subscribe(bar, UploadProgress):
@@ -251,13 +282,17 @@ def _firmware_upload(args: argparse.Namespace) -> int:
 
 
 def _shot(args: argparse.Namespace) -> int:
-    from ..de1.sequencer import ShotSequencer
+    from ..de1.sequencer import ShotSequencer, check_stop_targets
     if args.stop_at_weight is None and args.stop_at_volume is None and \
             args.stop_at_time is None:
         raise UsageError("give at least one of --stop-at-weight, --stop-at-volume, "
                          "--stop-at-time")
+    require_writes(args, "a shot (wake, start espresso, tare)")
+    check_stop_targets(args.stop_at_weight, args.stop_at_volume, args.stop_at_time)
+    if not args.time_scale > 0:
+        raise UsageError(f"--time-scale {args.time_scale} must be > 0")
     scale = None
-    client = de1_client(args, allow_remote_start=True)
+    client = de1_client(args, allow_writes=True, allow_remote_start=True)
     try:
         client.connect()
         if args.stop_at_weight is not None:
@@ -267,7 +302,7 @@ def _shot(args: argparse.Namespace) -> int:
                                 serial_port=args.serial_port, send_delay=args.send_delay,
                                 timeout=args.timeout,
                                 connect_timeout=max(args.timeout, 5.0),
-                                time_scale=args.time_scale).connect()
+                                time_scale=args.time_scale, allow_writes=True).connect()
         client.wake()
         with ShotSequencer(client, scale, stop_at_weight=args.stop_at_weight,
                            stop_at_volume=args.stop_at_volume, stop_at_time=args.stop_at_time,
@@ -348,11 +383,13 @@ def demo(write: Callable[[str], None], *, duration: float = 6.0) -> None:
     de1 = scale = None
     try:
         started = time.monotonic()
-        de1 = DE1Client(rig.de1.address, allow_remote_start=True, send_delay=0.002).connect()
+        de1 = DE1Client(rig.de1.address, allow_writes=True, allow_remote_start=True,
+                        send_delay=0.002).connect()
         write(f"de1: connected through pygatt + fake gatttool in "
               f"{time.monotonic() - started:.2f} s; {de1.state.name}, firmware build "
               f"{de1.info.firmware_build}, water {de1.water_levels.level_mm:.1f} mm")
-        scale = SkaleClient(rig.skale.address, send_delay=0.002, time_scale=speed).connect()
+        scale = SkaleClient(rig.skale.address, send_delay=0.002, time_scale=speed,
+                            allow_writes=True).connect()
         write(f"de1: Skale connected ({scale.info.model}, battery {scale.info.battery})")
         de1.wake()
         with ShotSequencer(de1, scale, stop_at_weight=30.0, time_scale=speed) as seq:

@@ -15,7 +15,7 @@ import sys
 from typing import List, Optional
 
 from .. import __version__
-from ..errors import ConfigurationError, PyBurnerKitError
+from ..errors import ConfigurationError, PyBurnerKitError, WriteNotAllowedError
 from .common import EXIT_DEVICE, EXIT_USAGE, UsageError
 
 #: Subcommand modules in the order ``--help`` lists them.
@@ -72,6 +72,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"pyburnerkit: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ConfigurationError as exc:
+        print(f"pyburnerkit: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except WriteNotAllowedError as exc:  # a usage matter: the command lacked --allow-writes
         print(f"pyburnerkit: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except PyBurnerKitError as exc:

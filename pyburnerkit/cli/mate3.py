@@ -14,7 +14,8 @@ import time
 from typing import Any, Callable, Dict, List
 
 from ..errors import ConfigurationError, WriteNotAllowedError
-from .common import UsageError, add_option_everywhere, emit, parse_assignment
+from .common import (EXIT_USAGE, UsageError, add_option_everywhere, emit,
+                     parse_assignment)
 from .foreground import serve_in_foreground
 
 FORMATS = ("text", "json", "jsonl", "csv")
@@ -41,6 +42,12 @@ def register(subparsers: Any) -> None:
                             "field's type, never evaluated)")
     write.add_argument("--allow-writes", action="store_true", default=False,
                        help="really write (set points and commands can damage equipment)")
+    write.add_argument("--dry-run", action="store_true", default=False,
+                       help="check every value and print the registers that would be written, "
+                            "without writing anything (needs no --allow-writes)")
+    write.add_argument("--expert", action="store_true", default=False,
+                       help="also write fields that have no documented limit (only their "
+                            "register range is checked); documented limits still apply")
     dump = sub.add_parser("dump", help="save every register of the map to a JSON file")
     dump.add_argument("file", metavar="FILE", help="output file ({\"address\": value})")
     parsers = [group, read, devices, write, dump]
@@ -212,22 +219,34 @@ def _devices(args: argparse.Namespace) -> int:
 
 
 def _write(args: argparse.Namespace) -> int:
+    """``mate3 write --set PATH=VALUE ...``: every value is checked against its field's
+    documented limit (the library's own check) before the first write; ``--dry-run`` prints
+    what would be written and writes nothing. If a write times out, the device may still apply
+    the write later; it is never retried automatically."""
     from ..mate3 import codec
     assignments = [parse_assignment(text) for text in args.assignments]
     for path, _ in assignments:
         codec.split_path(path)  # a bad path is a usage error before any connection
-    if not args.allow_writes:
-        raise WriteNotAllowedError(
+    if not args.allow_writes and not args.dry_run:
+        # Exit 2 with one line: refusing is a usage matter, not a device failure.
+        error = WriteNotAllowedError(
             "writes change set points and can damage equipment: add --allow-writes to "
-            "really write " + ", ".join(path for path, _ in assignments))
-    with _client(args, allow_writes=True) as client:
+            "really write (or --dry-run to see what would be written) "
+            + ", ".join(path for path, _ in assignments))
+        sys.stderr.write(f"pyburnerkit: {type(error).__name__}: {error}\n")
+        return EXIT_USAGE
+    with _client(args, allow_writes=not args.dry_run) as client:
         typed = [(path, codec.parse_value(client.field_def(path), text))
                  for path, text in assignments]
-        for path, value in typed:
-            client.validate_write(path, value)  # refuse every bad value before the first write
+        for path, value in typed:  # refuse every bad value before the first write
+            client.validate_write(path, value, expert=args.expert)
+        if args.dry_run:
+            plans = [client.plan_write(path, value, expert=args.expert) for path, value in typed]
+            _show_plans(plans, args.format)
+            return 0
         records = []
         for path, value in typed:
-            back = client.write(path, value)
+            back = client.write(path, value, expert=args.expert)
             if back is None:
                 shown = codec.HIDDEN if codec.is_secret(path) else value
                 records.append({"path": path, "value": shown, "read_back": None,
@@ -243,6 +262,24 @@ def _write(args: argparse.Namespace) -> int:
         else:
             _emit_records(records, args.format)
     return 0
+
+
+def _show_plans(plans: List[Any], fmt: str) -> None:
+    """Print what ``--dry-run`` would write: path, value, address, registers, limit."""
+    records = [{"path": p.path, "value": p.value, "units": p.units, "address": p.address,
+                "registers": None if p.secret else list(p.registers),
+                "scale_factor": p.scale_factor, "limit": p.limit, "written": False}
+               for p in plans]
+    if fmt != "text":
+        _emit_records(records, fmt)
+        return
+    for rec in records:
+        regs = "<hidden>" if rec["registers"] is None else str(rec["registers"])
+        value = f"{_show(rec['value'])} {rec['units']}".rstrip()
+        sys.stdout.write(f"would write {rec['path']} = {value}: registers {rec['address']}.. "
+                         f"{regs} (limit: {rec['limit']})\n")
+    sys.stdout.write(f"dry run: nothing was written ({len(records)} field(s) checked)\n")
+    sys.stdout.flush()
 
 
 def _dump(args: argparse.Namespace) -> int:

@@ -20,7 +20,10 @@ def register(subparsers: Any) -> None:
         "record", help="record devices to SQLite/PostgreSQL/MQTT (config file or --demo)",
         description="Record every configured device into the configured sinks until Ctrl-C "
                     "(or --duration), printing live progress on stderr. Ctrl-C stops cleanly: "
-                    "everything received is written, or kept in the spool for the next run.")
+                    "everything received is written, or kept in the spool for the next run. "
+                    "Exit status: 0 when nothing was lost, 1 when samples were lost (a full "
+                    "spool or memory queue, say; each loss is reported), 2 for a bad config "
+                    "(including an unwritable spool directory).")
     rec.add_argument("config", nargs="?", metavar="CONFIG", help="TOML config file")
     rec.add_argument("--demo", action="store_true",
                      help="record every built-in simulator into ./pyburnerkit.db (or --db)")
@@ -52,9 +55,11 @@ def register(subparsers: Any) -> None:
 
 # ------------------------------------------------------------------------------- record
 def run_record(args: argparse.Namespace) -> int:
-    from ..recorder import Recorder, RecorderProgress, SinkHealthChanged, SQLiteSink
+    from ..recorder import (Recorder, RecorderProgress, SinkHealthChanged, SpoolStateChanged,
+                            SQLiteSink)
     from ..recorder.alerts import AlertChanged
     from ..recorder.recorder import DeviceStateChanged
+    from ..recorder.secrets import redact_text
 
     if args.duration is not None and not args.duration > 0:
         raise UsageError(f"--duration must be a positive number of seconds, got {args.duration}")
@@ -102,13 +107,18 @@ def run_record(args: argparse.Namespace) -> int:
             if isinstance(event, RecorderProgress):
                 say(event.format())
             elif isinstance(event, SinkHealthChanged):
-                say(f"sink {event.sink}: {'up' if event.healthy else f'DOWN ({event.error})'}")
+                say(f"sink {event.sink}: "
+                    f"{'up' if event.healthy else f'DOWN ({redact_text(str(event.error))})'}")
+            elif isinstance(event, SpoolStateChanged):
+                say(f"sink {event.sink}: spool writable again" if event.writable else
+                    f"sink {event.sink}: SPOOL NOT WRITABLE ({redact_text(str(event.error))});"
+                    f" holding samples in memory (up to {recorder.memory_max}), NOT on disk")
             elif isinstance(event, DeviceStateChanged):
                 say(f"device {event.family}/{event.device}: {event.state}")
             elif isinstance(event, AlertChanged):
                 say(f"ALERT {event.message}")
-        recorder.subscribe(on_event, RecorderProgress, SinkHealthChanged, DeviceStateChanged,
-                           AlertChanged)
+        recorder.subscribe(on_event, RecorderProgress, SinkHealthChanged, SpoolStateChanged,
+                           DeviceStateChanged, AlertChanged)
 
     stop = threading.Event()
     previous = None
@@ -118,7 +128,13 @@ def run_record(args: argparse.Namespace) -> int:
         previous = signal.signal(signal.SIGTERM, on_term)
     interrupted = False
     try:
-        recorder.start()
+        recorder.start()  # an unwritable spool directory: one ConfigurationError line
+    except BaseException:
+        _run_all(cleanups)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        raise
+    try:
         say(f"recording {len(recorder.sources)} device(s) into {target}; "
             f"{'Ctrl-C to stop' if args.duration is None else f'for {args.duration:g} s'}")
         try:
@@ -128,19 +144,24 @@ def run_record(args: argparse.Namespace) -> int:
     finally:
         say("record: stopping, flushing sinks...")
         try:
-            ok = recorder.close(timeout=30.0)
+            recorder.close(timeout=30.0)
         except KeyboardInterrupt:  # a second Ctrl-C: finish the bounded close anyway
-            ok = recorder.close(timeout=5.0)
+            recorder.close(timeout=5.0)
         _run_all(cleanups)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    stats = recorder.sink_stats()
+    status = recorder.status()
+    lingering = recorder.lingering
     summary = ", ".join(f"{s.name} {s.written} written"
                         f"{f', {s.spooled} spooled for next run' if s.spooled else ''}"
-                        for s in stats)
+                        f"{f', {s.lost} LOST' if s.lost else ''}"
+                        for s in status.sinks)
     say(f"record: {recorder.received} samples received; {summary}"
-        f"{'' if ok else ' (some threads did not stop in time)'}")
-    return 130 if interrupted and not ok else 0
+        f"{' (some threads did not stop in time)' if lingering else ''}")
+    if status.lost:
+        say(f"record: {status.lost} samples were LOST: {'; '.join(status.problems())}")
+        return 1
+    return 130 if interrupted and lingering else 0
 
 
 def _run_all(cleanups: List[Callable[[], None]]) -> None:

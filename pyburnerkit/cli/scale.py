@@ -7,7 +7,7 @@ import argparse
 from typing import Any, Dict
 
 from .common import emit, emit_watch, until
-from .de1 import add_ble_options, find_address
+from .de1 import add_ble_options, find_address, require_writes
 
 
 def register(subparsers: Any) -> None:
@@ -16,7 +16,8 @@ def register(subparsers: Any) -> None:
     sub = group.add_subparsers(dest="command", metavar="SUBCOMMAND")
     sub.required = True
     status = sub.add_parser("status", help="weight, battery and model once")
-    tare = sub.add_parser("tare", help="tare and wait until the scale shows zero")
+    tare = sub.add_parser("tare", help="tare and wait until the scale shows zero (needs "
+                                       "--allow-writes)")
     watch = sub.add_parser("watch", help="print weight and flow as it streams")
     watch.add_argument("--duration", type=float, default=None,
                        help="stop after this many seconds (default: until Ctrl-C)")
@@ -27,13 +28,13 @@ def register(subparsers: Any) -> None:
     watch.set_defaults(handler=_watch)
 
 
-def _client(args: argparse.Namespace) -> Any:
+def _client(args: argparse.Namespace, allow_writes: bool = False) -> Any:
     from ..scale.client import SkaleClient
     address = find_address(args, "Skale", args.address)
     return SkaleClient(address, backend=args.backend, hci_device=args.hci,
                        serial_port=args.serial_port, send_delay=args.send_delay,
-                       timeout=args.timeout,
-                       connect_timeout=max(args.timeout, 5.0), time_scale=args.time_scale)
+                       timeout=args.timeout, connect_timeout=max(args.timeout, 5.0),
+                       time_scale=args.time_scale, allow_writes=allow_writes)
 
 
 def _record(client: Any) -> Dict[str, Any]:
@@ -51,7 +52,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _tare(args: argparse.Namespace) -> int:
-    with _client(args).connect() as client:
+    require_writes(args, "tare", device="scale")
+    with _client(args, allow_writes=True).connect() as client:
         client.tare()
         emit({"tared": True, "weight_g": client.weight}, args.format)
     return 0

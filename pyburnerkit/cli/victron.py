@@ -22,11 +22,14 @@ def register(subparsers: Any) -> None:
     p_get = sub.add_parser("get", help="read one path (GetValue and GetText on the bus)")
     p_get.add_argument("service")
     p_get.add_argument("path")
-    p_set = sub.add_parser("set", help="SetValue one path (the command is your consent)")
+    p_set = sub.add_parser("set", help="SetValue one path (needs --allow-writes)")
     p_set.add_argument("service")
     p_set.add_argument("path")
     p_set.add_argument("value", help="a number, a string, or JSON (e.g. '\"text\"', '[1,2]', "
                                      "'null' for invalid)")
+    p_set.add_argument("--allow-writes", action="store_true", default=False,
+                       help="really change the value on the bus (SetValue can switch "
+                            "inverters and chargers)")
     p_watch = sub.add_parser("watch", help="live view of changes (like dbus-spy); Ctrl-C ends")
     p_watch.add_argument("service", nargs="?", default=None, help="only this service")
     p_watch.add_argument("--duration", type=float, default=None,
@@ -90,9 +93,22 @@ def parse_value(text: str) -> Any:
 
 
 def _set(args: argparse.Namespace) -> int:
+    """SetValue, only with ``--allow-writes``; refused (exit 2, one line) before any
+    connection otherwise. Out-of-limits values are refused before sending (exit 2). If the
+    call times out, the service may still apply the value later; it is not retried."""
+    from ..errors import WriteNotAllowedError
+    from ..victron import codec
     value = parse_value(args.value)
-    with _monitor(args, service_types={_class(args.service): []}, allow_writes=True) as mon:
-        mon.set_value(args.service, args.path, value)
+    service_class = _class(args.service)
+    codec.check_path(args.path)
+    if not args.allow_writes:
+        raise UsageError(f"SetValue {args.service}{args.path}={args.value} changes the device: "
+                         f"add --allow-writes to really write it")
+    with _monitor(args, service_types={service_class: []}, allow_writes=True) as mon:
+        try:
+            mon.set_value(args.service, args.path, value)
+        except WriteNotAllowedError as exc:
+            raise UsageError(str(exc)) from None
         after = mon.fetch_value(args.service, args.path)
     common.emit({"service": args.service, "path": args.path, "value": after}, args.format)
     return 0
@@ -194,7 +210,8 @@ def demo(write: Callable[[str], None], *, duration: float) -> None:
     with VictronSim(interval=0.2) as sim:
         write(f"victron: private bus at {sim.address}")
         with VictronMonitor(bus_address=sim.address) as mon, \
-                VictronService("com.victronenergy.grid.demo", bus_address=sim.address) as svc:
+                VictronService("com.victronenergy.grid.demo", bus_address=sim.address,
+                               allow_writes=True) as svc:  # it allocates its instance
             svc.add_mandatory_paths(product_name="pyburnerkit demo meter", device_instance=0)
             svc.add_item("/Ac/Power", 0.0, unit="W")
             svc.connect()

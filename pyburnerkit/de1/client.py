@@ -14,6 +14,7 @@ as events. Mode requests check the preconditions of spec section 2 first. Flow s
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Union
 
@@ -23,7 +24,7 @@ from .._core.timeouts import DEFAULT, TimeoutArg
 from ..ble.session import BleSession
 from ..ble.transport import LinkDown, PygattTransport, Transport
 from ..errors import (ConfigurationError, check_range, DeviceError, DeviceTimeoutError,
-                      PyBurnerKitError, ProtocolError, UnsupportedFeatureError,
+                      PyBurnerKitError, UnsupportedFeatureError,
                       WriteNotAllowedError)
 from . import codec
 from .firmware import FirmwareImage, load_firmware
@@ -52,10 +53,18 @@ _MODE_STATE = {Mode.ESPRESSO: S.ESPRESSO, Mode.STEAM: S.STEAM, Mode.HOT_WATER: S
 
 
 class _MmrRead:
-    def __init__(self, addresses: Sequence[int], done: Callable[[Dict[int, int]], Any]) -> None:
+    """MMR registers asked for and not answered yet; ``request`` is the caller's, if any."""
+
+    def __init__(self, addresses: Sequence[int], done: Callable[[Dict[int, int]], Any],
+                 request: Optional[Pending] = None) -> None:
         self.missing: Set[int] = set(addresses)
         self.values: Dict[int, int] = {}
         self.done = done
+        self.request = request
+
+    def abandoned(self) -> bool:
+        """The caller gave up (timed out): nobody waits for the answer any more."""
+        return self.request is not None and self.request.done()
 
 
 class DE1Session(BleSession):
@@ -87,6 +96,7 @@ class DE1Session(BleSession):
         self.vol_pre = 0.0
         self.vol_pour = 0.0
         self.missed_samples = 0
+        self._handlers = self._make_handlers()  # characteristic -> notification handler
 
     # ================================================================== init (spec 10)
     def begin_init(self) -> None:
@@ -113,8 +123,11 @@ class DE1Session(BleSession):
                                                      self._retry_missing_mmr)
 
     def _retry_missing_mmr(self) -> None:
+        """Ask again for the registers still missing: read requests only (A005), never a
+        register write (A006), so nothing that changes the machine is ever repeated."""
         self._mmr_retry_timer = None
-        missing = sorted({a for read in self._mmr_reads for a in read.missing})
+        missing = sorted({a for read in self._mmr_reads if not read.abandoned()
+                          for a in read.missing})
         if missing:
             log.info("de1 %s: no reply for %d MMR register(s), asking again: %s", self.endpoint,
                      len(missing), ", ".join(f"0x{a:06X}" for a in missing))
@@ -203,10 +216,14 @@ class DE1Session(BleSession):
         self.established()
 
     # ================================================================== MMR
-    def mmr_read(self, address: int, words: int,
-                 done: Callable[[Dict[int, int]], Any]) -> None:
+    def mmr_read(self, address: int, words: int, done: Callable[[Dict[int, int]], Any],
+                 request: Optional[Pending] = None) -> None:
+        """Ask for ``words`` registers (a read request written to A005); ``done(values)`` runs
+        when every one has been notified. Reads whose caller gave up are forgotten here, so
+        replies lost under timeouts do not pile up."""
+        self._mmr_reads = [r for r in self._mmr_reads if not r.abandoned()]
         addresses = [address + 4 * i for i in range(words)]
-        self._mmr_reads.append(_MmrRead(addresses, done))
+        self._mmr_reads.append(_MmrRead(addresses, done, request))
         self.write(codec.READ_FROM_MMR, codec.encode_mmr_read(address, words))
 
     def mmr_write(self, address: int, raw: int) -> None:
@@ -239,36 +256,48 @@ class DE1Session(BleSession):
 
     # ================================================================== notifications
     def on_value(self, uuid: str, data: bytes) -> None:
-        try:
-            if uuid == codec.SHOT_SAMPLE:
-                self._sample(codec.decode_shot_sample(data))
-            elif uuid == codec.STATE_INFO:
-                self._set_state_info(codec.decode_state_info(data))
-            elif uuid == codec.WATER_LEVELS:
-                levels = codec.decode_water_levels(data)
-                self.cache.set("water_levels", levels)
-                self.dispatcher.publish(WaterLevelsChanged(levels))
-            elif uuid == codec.READ_FROM_MMR:
-                self._mmr_reply(data)
-            elif uuid == codec.TEMPERATURES:
-                temps = codec.decode_temperatures(data)
-                self.cache.set("temperatures", temps)
-                self.dispatcher.publish(TemperaturesChanged(temps))
-            elif uuid == codec.SHOT_SETTINGS:
-                settings = codec.decode_shot_settings(data)
-                self.cache.set("shot_settings", settings)
-                self.dispatcher.publish(ShotSettingsChanged(settings))
-            elif uuid == codec.CALIBRATION:
-                reply = codec.decode_calibration(data)
-                waiter = self._take_cal_waiter(reply)
-                if waiter is not None:
-                    waiter(reply)
-            elif uuid == codec.FW_MAP_REQUEST:
-                waiter = self._fw_waiter
-                if waiter is not None:
-                    waiter(codec.decode_fw_map(data))
-        except ProtocolError as exc:
-            log.warning("de1 %s: undecodable notification: %s", self.endpoint, exc)
+        """A notification (I/O thread). An undecodable one raises :class:`ProtocolError`;
+        the BLE session logs, counts and drops it."""
+        handler = self._handlers.get(uuid)
+        if handler is not None:
+            handler(data)
+
+    def _make_handlers(self) -> Dict[str, Callable[[bytes], Any]]:
+        return {codec.SHOT_SAMPLE: lambda d: self._sample(codec.decode_shot_sample(d)),
+                codec.STATE_INFO: lambda d: self._set_state_info(codec.decode_state_info(d)),
+                codec.WATER_LEVELS: self._water_levels,
+                codec.READ_FROM_MMR: self._mmr_reply,
+                codec.TEMPERATURES: self._temperatures,
+                codec.SHOT_SETTINGS: self._shot_settings,
+                codec.CALIBRATION: self._calibration_reply,
+                codec.FW_MAP_REQUEST: self._fw_map_reply}
+
+    def _water_levels(self, data: bytes) -> None:
+        levels = codec.decode_water_levels(data)
+        self.cache.set("water_levels", levels)
+        self.dispatcher.publish(WaterLevelsChanged(levels))
+
+    def _temperatures(self, data: bytes) -> None:
+        temps = codec.decode_temperatures(data)
+        self.cache.set("temperatures", temps)
+        self.dispatcher.publish(TemperaturesChanged(temps))
+
+    def _shot_settings(self, data: bytes) -> None:
+        settings = codec.decode_shot_settings(data)
+        self.cache.set("shot_settings", settings)
+        self.dispatcher.publish(ShotSettingsChanged(settings))
+
+    def _calibration_reply(self, data: bytes) -> None:
+        reply = codec.decode_calibration(data)
+        waiter = self._take_cal_waiter(reply)
+        if waiter is not None:
+            waiter(reply)
+
+    def _fw_map_reply(self, data: bytes) -> None:
+        reply = codec.decode_fw_map(data)
+        waiter = self._fw_waiter
+        if waiter is not None:
+            waiter(reply)
 
     def _take_cal_waiter(self, reply: Calibration) -> Optional[Callable[[Calibration], Any]]:
         """The oldest waiter this reply answers (same command and target; an error reply
@@ -402,12 +431,13 @@ class DE1Session(BleSession):
         return S.IDLE if self.stop_flow() else None
 
     def op_mmr_read(self, address: int, words: int, request: Pending) -> None:
-        self.mmr_read(address, words, lambda values: request.resolve(values))
+        self.mmr_read(address, words, lambda values: request.resolve(values), request)
 
     def op_mmr_write(self, address: int, raw: int, request: Pending) -> None:
         self.mmr_write(address, raw)
-        # read back: the DE1 may clamp or round (spec 3)
-        self.mmr_read(address, 1, lambda values: request.resolve(values[address]))
+        # read back: the DE1 may clamp or round (spec 3); a lost read-back is never answered
+        # by writing again (the MMR retry of the initialisation only repeats read requests)
+        self.mmr_read(address, 1, lambda values: request.resolve(values[address]), request)
 
     def op_calibration(self, command: CalCommand, target: CalTarget, request: Pending,
                        reported: float = 0.0, measured: float = 0.0, key: int = 0) -> None:
@@ -415,8 +445,9 @@ class DE1Session(BleSession):
             if reply.target is CalTarget.ERROR:
                 hint = " (wrong write key?)" if command in (CalCommand.WRITE,
                                                            CalCommand.RESET_TO_FACTORY) else ""
-                request.fail(DeviceError(f"the DE1 refused the calibration {command.name} of "
-                                         f"{target.name}{hint}", code=255))
+                request.fail(self._stamp(DeviceError(
+                    f"the DE1 refused the calibration {command.name} of {target.name}{hint}",
+                    code=255)))
                 return
             if command in (CalCommand.WRITE, CalCommand.RESET_TO_FACTORY):
                 cal = dict(self.cache.value("calibration", {}))
@@ -495,7 +526,7 @@ class DE1Session(BleSession):
                 return
             if self.fw_cancel:
                 publish("canceled", i * 16)
-                request.fail(DeviceError("firmware upload canceled"))
+                request.fail(self._stamp(DeviceError("firmware upload canceled")))
                 return
             if i >= len(chunks):
                 publish("verifying", total)
@@ -505,11 +536,11 @@ class DE1Session(BleSession):
             try:
                 self.write(codec.WRITE_TO_MMR, codec.encode_mmr_write(offset, data))
             except LinkDown as exc:
-                request.fail(exc)
+                request.fail(self._stamp(exc))
                 self.link_failed(exc)
                 return
             except PyBurnerKitError as exc:
-                fail(exc)
+                fail(self._stamp(exc))
                 return
             if (i + 1) % 64 == 0:
                 publish("uploading", (i + 1) * 16)
@@ -519,7 +550,7 @@ class DE1Session(BleSession):
             self._fw_waiter = verified
             if not self.guard(lambda: self.write(codec.FW_MAP_REQUEST, codec.encode_fw_map(
                     FirmwareMap(0, 0, 1, codec.FW_REPORT_FIRST)))):
-                request.fail(LinkDown("link lost during verification"))
+                request.fail(self._stamp(LinkDown("link lost during verification")))
 
         def verified(reply: FirmwareMap) -> None:
             if reply.erase:
@@ -529,8 +560,9 @@ class DE1Session(BleSession):
                 publish("completed", total)
                 request.resolve(image.version)
             else:
-                fail(DeviceError(f"firmware verification failed: first bad address "
-                                 f"0x{reply.first_error:06X}", code=reply.first_error))
+                fail(self._stamp(DeviceError(f"firmware verification failed: first bad "
+                                             f"address 0x{reply.first_error:06X}",
+                                             code=reply.first_error)))
 
         self._fw_waiter = erased
         publish("starting", 0)
@@ -539,6 +571,64 @@ class DE1Session(BleSession):
 
 def _op(fn: Callable[..., Any], *args: Any) -> Callable[[DE1Session, Pending], Any]:
     return lambda session, request: fn(session, *args, request)
+
+
+class LaterEvent:
+    """A timer made by :meth:`DE1Client.post_later`: it publishes one event on the client's
+    events thread when it fires, unless :meth:`cancel` came first.
+
+    ``cancel()`` may be called from any thread; once it returned, the event is never
+    published (the flag is checked under the same lock the firing takes). The loop timer
+    itself is dropped on the I/O thread, which owns it.
+    """
+
+    __slots__ = ("_session", "_event", "_lock", "_timer", "_cancelled", "_fired")
+
+    def __init__(self, session: Any, event: Any) -> None:
+        self._session = session
+        self._event = event
+        self._lock = threading.Lock()
+        self._timer: Any = None
+        self._cancelled = False
+        self._fired = False
+
+    @property
+    def event(self) -> Any:
+        return self._event
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    @property
+    def fired(self) -> bool:
+        """True once the event was published."""
+        return self._fired
+
+    def arm(self, delay_s: float) -> None:
+        """Start the timer (I/O thread)."""
+        with self._lock:
+            if self._cancelled:
+                return
+            self._timer = self._session.loop.call_later(delay_s, self._fire)
+
+    def _fire(self) -> None:
+        with self._lock:  # I/O thread; publish only enqueues for the events thread
+            if self._cancelled:
+                return
+            self._fired = True
+            self._timer = None
+            self._session.dispatcher.publish(self._event)
+
+    def cancel(self) -> None:
+        """Make sure the event is never published (any thread; idempotent, never blocks)."""
+        with self._lock:
+            if self._cancelled or self._fired:
+                return
+            self._cancelled = True
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            self._session.call_soon_threadsafe(timer.cancel)
 
 
 class DE1Client(BaseClient):
@@ -616,6 +706,13 @@ class DE1Client(BaseClient):
                                        endpoint=self.endpoint)
 
     # ------------------------------------------------------------------ cached values
+    @property
+    def protocol_errors(self) -> int:
+        """How many notifications could not be decoded or handled (each was logged with the
+        recent frames and dropped; the link carried on)."""
+        session = self._session
+        return 0 if session is None else getattr(session, "protocol_errors", 0)
+
     @property
     def state_info(self) -> Optional[StateInfo]:
         return self._cache.value("state")
@@ -706,7 +803,7 @@ class DE1Client(BaseClient):
 
     def read_calibration(self, target: Union[CalTarget, str] = CalTarget.FLOW, *,
                          factory: bool = False, timeout: TimeoutArg = DEFAULT) -> Calibration:
-        tgt = target if isinstance(target, CalTarget) else CalTarget[str(target).upper()]
+        tgt = self._cal_target(target)
         cmd = CalCommand.READ_FACTORY if factory else CalCommand.READ
         return self._run(f"read calibration {tgt.name}",
                          _op(DE1Session.op_calibration, cmd, tgt), timeout)
@@ -721,6 +818,13 @@ class DE1Client(BaseClient):
         hard-codes it; pyburnerkit does not ship it). A wrong key is refused by the DE1
         (``DeviceError``). Safety limits checked first: a flow or pressure correction of at
         most 2x either way, a temperature offset of at most 10 °C.
+
+        Blocks until the DE1 notified the result. If this call times out, the device may still apply
+        the write later; it is never retried automatically.
+
+        :raises WriteNotAllowedError: the client was not opened with ``allow_writes=True``.
+        :raises ConfigurationError: a value outside the limits above, or a malformed key.
+        :raises DeviceError: the DE1 refused it (wrong key).
         """
         self._need_writes("write_calibration")
         tgt = self._cal_target(target)
@@ -749,7 +853,14 @@ class DE1Client(BaseClient):
 
     def reset_calibration(self, target: Union[CalTarget, str], *, write_key: int,
                           timeout: TimeoutArg = DEFAULT) -> Calibration:
-        """Restore the factory calibration of one target (needs ``allow_writes`` and the key)."""
+        """Restore the factory calibration of one target (needs ``allow_writes`` and the key).
+
+        Blocks until the DE1 notified the result. If this call times out, the device may still apply
+        the write later; it is never retried automatically.
+
+        :raises WriteNotAllowedError: the client was not opened with ``allow_writes=True``.
+        :raises DeviceError: the DE1 refused it (wrong key).
+        """
         self._need_writes("reset_calibration")
         tgt = self._cal_target(target)
         key = self._cal_key(write_key)
@@ -782,9 +893,19 @@ class DE1Client(BaseClient):
         """Request a mode after checking its precondition; with ``wait`` block until the DE1
         reports the resulting state. Returns the state info at return.
 
-        :raises WriteNotAllowedError: a flow start on a client without ``allow_remote_start``.
+        Permissions: starting a flow or maintenance run (espresso, steam, hot water, flush,
+        clean, descale, transport) and skipping to the next frame need
+        ``allow_remote_start=True``; sleep and wake need ``allow_writes=True``; stop, end steam
+        and no-request are always allowed (a stop is never refused; no-request only makes the
+        DE1 report its state). Refused requests send nothing.
+
+        If this call times out, the device may still apply the write later; it is never retried
+        automatically.
+
+        :raises WriteNotAllowedError: the permission above is missing.
         :raises UnsupportedFeatureError: flow start with the GHC active; skip on old firmware.
         :raises DeviceError: the machine is in a state that does not accept the request.
+        :raises DeviceTimeoutError: no answer, or (``wait``) the state did not follow in time.
         """
         if not isinstance(mode, Mode):
             try:
@@ -792,10 +913,7 @@ class DE1Client(BaseClient):
             except ValueError:
                 raise ConfigurationError(f"unknown mode {mode!r}; known: "
                                          f"{', '.join(m.value for m in Mode)}") from None
-        if mode in _MODE_STATE and not self.allow_remote_start:
-            raise WriteNotAllowedError(f"starting {mode.value} remotely is disabled: open the "
-                                       f"client with allow_remote_start=True",
-                                       device=self.family, endpoint=self.endpoint)
+        self._check_mode_allowed(mode)
         started = time.monotonic()
         target = self._run(f"mode {mode.value}", _op(DE1Session.op_mode, mode), timeout,
                            is_write=True)
@@ -821,53 +939,108 @@ class DE1Client(BaseClient):
                           timeout=None if left is None else max(0.1, left))
         return self.state_info  # type: ignore[return-value]
 
+    def _check_mode_allowed(self, mode: Mode) -> None:
+        if mode in _MODE_STATE or mode is Mode.SKIP_TO_NEXT:
+            if not self.allow_remote_start:
+                raise WriteNotAllowedError(
+                    f"{mode.value} over BLE is disabled: open the client with "
+                    f"allow_remote_start=True", device=self.family, endpoint=self.endpoint)
+        elif mode in (Mode.SLEEP, Mode.WAKE):
+            self._need_writes(f"mode {mode.value}")
+
     def sleep(self, **kw: Any) -> StateInfo:
+        """Put the DE1 to sleep (from Idle or Refill; needs ``allow_writes=True``).
+        If this call times out, the device may still apply the write later; it is never retried
+        automatically."""
         return self.request_mode(Mode.SLEEP, **kw)
 
     def wake(self, **kw: Any) -> StateInfo:
+        """Wake the DE1 (it heats up; needs ``allow_writes=True``).
+        If this call times out, the device may still apply the write later; it is never retried
+        automatically."""
         return self.request_mode(Mode.WAKE, **kw)
 
     def stop(self, **kw: Any) -> StateInfo:
+        """Stop whatever runs (always allowed; a no-op when idle or asleep).
+        If this call times out, the device may still apply the write later; it is never retried
+        automatically."""
         return self.request_mode(Mode.STOP, **kw)
 
     def end_steam(self, **kw: Any) -> StateInfo:
-        """End steaming (purge follows); outside steam it stops a running flow."""
+        """End steaming (purge follows); outside steam it stops a running flow (always
+        allowed). If this call times out, the device may still apply the write later; it is never
+        retried automatically."""
         return self.request_mode(Mode.END_STEAM, **kw)
 
     def skip_to_next(self, **kw: Any) -> StateInfo:
+        """Move a running espresso to its next frame (needs ``allow_remote_start=True``).
+        If this call times out, the device may still apply the write later; it is never retried
+        automatically."""
         return self.request_mode(Mode.SKIP_TO_NEXT, **kw)
 
     def start_espresso(self, **kw: Any) -> StateInfo:
+        """Start an espresso from Idle (needs ``allow_remote_start=True``).
+        If this call times out, the device may still apply the write later; it is never retried
+        automatically."""
         return self.request_mode(Mode.ESPRESSO, **kw)
 
     def start_steam(self, **kw: Any) -> StateInfo:
+        """Start steam from Idle (needs ``allow_remote_start=True``).
+        If this call times out, the device may still apply the write later; it is never retried
+        automatically."""
         return self.request_mode(Mode.STEAM, **kw)
 
     def start_hot_water(self, **kw: Any) -> StateInfo:
+        """Start hot water from Idle (needs ``allow_remote_start=True``).
+        If this call times out, the device may still apply the write later; it is never retried
+        automatically."""
         return self.request_mode(Mode.HOT_WATER, **kw)
 
     def start_flush(self, **kw: Any) -> StateInfo:
+        """Start a flush (hot water rinse) from Idle (needs ``allow_remote_start=True``).
+        If this call times out, the device may still apply the write later; it is never retried
+        automatically."""
         return self.request_mode(Mode.FLUSH, **kw)
 
     def stop_flow(self, timeout: TimeoutArg = DEFAULT) -> bool:
-        """Stop a running flow (used by the sequencer); False when there was nothing to stop."""
+        """Stop a running flow (used by the sequencer); False when there was nothing to stop.
+
+        Always allowed (a stop is never refused). Blocks until the Idle request was written.
+        If this call times out, the device may still apply the write later; it is never retried
+        automatically.
+        """
         def op(session: DE1Session, request: Pending) -> None:
             request.resolve(session.stop_flow())
         return self._run("stop flow", op, timeout, is_write=True)
 
     # ------------------------------------------------------------------ settings
     def set_shot_settings(self, timeout: TimeoutArg = DEFAULT, **changes: Any) -> ShotSettings:
-        """Change ShotSettings fields (e.g. ``steam_temp_c=150``), write, read back."""
+        """Change ShotSettings fields (e.g. ``steam_temp_c=150``), write, read back.
+
+        Limits (checked before anything is sent): steam temperature 0 (heater off) or
+        135..160 °C, hot water 0..100 °C, group 0..105 °C, lengths 0..255 s, volumes 0..255 mL,
+        steam flags only FastStart (0x80) and HighPower (0x40). Blocks until the DE1 answered
+        the read-back. If this call times out, the device may still apply the write later; it is
+        never retried automatically.
+
+        :raises WriteNotAllowedError: the client was not opened with ``allow_writes=True``.
+        :raises ConfigurationError: an unknown field or a value outside its limit.
+        """
         self._need_writes("set_shot_settings")
-        current = self.shot_settings or ShotSettings()
         unknown = set(changes) - set(ShotSettings.__dataclass_fields__)
         if unknown:
             raise ConfigurationError(f"unknown shot setting(s): {', '.join(sorted(unknown))}")
-        import dataclasses
-        new = dataclasses.replace(current, **changes)
-        payload = codec.encode_shot_settings(new)  # validates before anything is sent
+        if not changes:
+            raise ConfigurationError("set_shot_settings needs at least one field to change")
+        for name, value in changes.items():  # the DE1's limits, before anything is sent
+            codec.check_shot_setting(name, value)
 
         def op(session: DE1Session, request: Pending) -> None:
+            # merged on the I/O thread with the newest settings, so concurrent calls that
+            # change different fields do not undo each other
+            import dataclasses
+            current = session.cache.value("shot_settings") or ShotSettings()
+            payload = codec.encode_shot_settings(dataclasses.replace(current, **changes))
             session.write(codec.SHOT_SETTINGS, payload)
             back = codec.decode_shot_settings(session.read(codec.SHOT_SETTINGS))
             session.cache.set("shot_settings", back)
@@ -877,7 +1050,14 @@ class DE1Client(BaseClient):
 
     def set_refill_level(self, start_fill_level_mm: float,
                          timeout: TimeoutArg = DEFAULT) -> WaterLevels:
-        """Set the water refill threshold (mm), then read it back."""
+        """Set the water refill threshold (3..70 mm), then read it back.
+
+        Blocks until the DE1 answered the read-back. If this call times out, the device may still
+        apply the write later; it is never retried automatically.
+
+        :raises WriteNotAllowedError: the client was not opened with ``allow_writes=True``.
+        :raises ConfigurationError: the level is outside 3..70 mm.
+        """
         self._need_writes("set_refill_level")
         payload = codec.encode_refill_level(start_fill_level_mm)
 
@@ -889,7 +1069,17 @@ class DE1Client(BaseClient):
         return self._run("set refill level", op, timeout, is_write=True)
 
     def write_setting(self, name: str, value: float, timeout: TimeoutArg = DEFAULT) -> float:
-        """Write an MMR-backed setting (``MMR_SETTINGS``) and return the value read back."""
+        """Write an MMR-backed setting (``MMR_SETTINGS``) and return the value read back.
+
+        Each register's range and resolution (``codec.REGISTERS``: e.g. fan threshold 0..60 °C,
+        flows 0..10 mL/s in 0.1 steps) is checked before anything is sent. Blocks until the DE1
+        answered the read-back. If this call times out, the device may still apply the write later;
+        it is never retried automatically.
+
+        :raises WriteNotAllowedError: the client was not opened with ``allow_writes=True``.
+        :raises ConfigurationError: an unknown setting or a value outside its limit.
+        :raises UnsupportedFeatureError: the setting needs newer firmware.
+        """
         self._need_writes(f"write_setting({name!r})")
         if name not in MMR_SETTINGS:
             raise ConfigurationError(f"{name!r} is not a writable DE1 setting; known: "
@@ -912,7 +1102,13 @@ class DE1Client(BaseClient):
                        timeout: TimeoutArg = 30.0) -> Program:
         """Validate a JSON v2 profile, upload header/frames/ext frames/tail, verify.
 
+        Every value is checked against the DE1's limits before the first frame is sent.
+        Blocks until the header was read back. If this call times out, the device may still apply
+        the write later; it is never retried automatically.
+
         :returns: the compiled :class:`~pyburnerkit.de1.profile.Program` (``.fingerprint``).
+        :raises WriteNotAllowedError: the client was not opened with ``allow_writes=True``.
+        :raises ConfigurationError: the profile is invalid (nothing was sent).
         """
         self._need_writes("upload_profile")
         program = profile if isinstance(profile, Program) else load_profile(profile)
@@ -926,7 +1122,13 @@ class DE1Client(BaseClient):
         """Upload a firmware file: header check, erase, chunks, verify. Progress arrives as
         :class:`UploadProgress` events; :meth:`cancel_firmware_upload` stops it.
 
+        Blocks until the DE1 verified the image. If this call times out, the device may still apply
+        the write later; it is never retried automatically.
+
         :returns: the firmware version from the file header (active after the DE1 restarts).
+        :raises WriteNotAllowedError: the client was not opened with ``allow_writes=True``.
+        :raises ConfigurationError: not a DE1 firmware file (nothing was sent).
+        :raises DeviceError: the DE1 is not idle or asleep, or verification failed.
         """
         self._need_writes("upload_firmware")
         image = load_firmware(firmware)
@@ -937,20 +1139,32 @@ class DE1Client(BaseClient):
         return self._run("upload firmware", _op(DE1Session.op_upload_firmware, image), timeout,
                          is_write=True)
 
-    def post_later(self, delay_s: float, event: Any) -> None:
+    def post_later(self, delay_s: float, event: Any) -> "LaterEvent":
         """Publish ``event`` to this client's subscribers after ``delay_s`` seconds.
 
         The timer runs on the I/O thread's reactor (no extra thread); the event is delivered
         on the events thread in order with the DE1's own events. Used by the shot sequencer
-        for stop-at-time, so it does not wait for the next ShotSample.
+        for stop-at-time and its watchdog, so they do not wait for the next ShotSample.
+        Does not block.
+
+        :returns: a :class:`LaterEvent`; ``cancel()`` it (any thread) and the event is never
+            published. The timer also dies with the client.
+        :raises ConfigurationError: ``delay_s`` outside 0..3600 s.
+        :raises ClientClosedError: the client is closed or not connected yet.
         """
-        if not 0 <= delay_s <= 3600:
+        if isinstance(delay_s, bool) or not isinstance(delay_s, (int, float)) \
+                or not 0 <= delay_s <= 3600:
             raise ConfigurationError(f"delay_s={delay_s!r} s is out of range 0..3600 s")
         session = self._require_session()
-        session.call_soon_threadsafe(  # a no-op once the client is closing
-            lambda: session.loop.call_later(delay_s, session.dispatcher.publish, event))
+        later = LaterEvent(session, event)
+        session.call_soon_threadsafe(later.arm, float(delay_s))  # a no-op once closing
+        return later
 
     def cancel_firmware_upload(self) -> None:
+        """Stop a firmware upload in progress before its next 16-byte chunk (any thread; does
+        not block). Always allowed and sends nothing itself: the DE1 keeps running its
+        installed firmware, the partial image is never verified, and the upload then fails
+        with ``DeviceError("firmware upload canceled")``."""
         session = self._session
         if session is not None:
             session.fw_cancel = True  # type: ignore[attr-defined]

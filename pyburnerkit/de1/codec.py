@@ -123,6 +123,7 @@ def enc_u24p16(value: float, name: str = "value", unit: str = "") -> bytes:
 
 
 def dec_u24p16(data: bytes) -> float:
+    data = _need("U24P16", data, 3)
     return data[0] + data[1] / 256.0 + data[2] / 65536.0
 
 
@@ -135,6 +136,8 @@ def enc_f8_1_7(value: float, name: str = "value", unit: str = "s") -> int:
 
 
 def dec_f8_1_7(raw: int) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= 0xFF:
+        raise ProtocolError(f"F8_1_7: expected one byte (0..255), got {raw!r}")
     return float(raw & 0x7F) if raw & 0x80 else (raw & 0x7F) / 10.0
 
 
@@ -200,25 +203,63 @@ def decode_shot_settings(data: bytes) -> ShotSettings:
                         group_temp_c=group / 256.0)
 
 
+#: What a client may set in ShotSettings (spec section 1.1): field -> (low, high, unit).
+#: Steam temperature is 0 (heater off) or in the range pyDE1 accepts.
+SHOT_SETTINGS_LIMITS: Mapping[str, Tuple[float, float, str]] = {
+    "steam_flags": (0, 0xC0, ""),
+    "steam_temp_c": (135, 160, "°C"),
+    "steam_length_s": (0, 255, "s"),
+    "hot_water_temp_c": (0, 100, "°C"),
+    "hot_water_volume_ml": (0, 255, "mL"),
+    "hot_water_length_s": (0, 255, "s"),
+    "espresso_volume_ml": (0, 255, "mL"),
+    "group_temp_c": (0, 105, "°C"),
+}
+STEAM_FLAG_BITS = 0xC0  # FastStart 0x80, HighPower 0x40
+
+
+def check_shot_setting(name: str, value: float) -> None:
+    """Check one ShotSettings value a client wants to set against the DE1's limits.
+
+    :raises ConfigurationError: naming the value, the limit and the unit.
+    """
+    if name not in SHOT_SETTINGS_LIMITS:
+        raise ConfigurationError(f"unknown shot setting {name!r}; known: "
+                                 f"{', '.join(SHOT_SETTINGS_LIMITS)}")
+    low, high, unit = SHOT_SETTINGS_LIMITS[name]
+    if name == "steam_temp_c" and value == 0 and not isinstance(value, bool):
+        return  # 0 switches the steam heater off
+    _enc_range(name, value, low, high, unit)
+    if name != "group_temp_c" and value != int(value):
+        shown = f"{value!r} {unit}".strip()
+        raise ConfigurationError(f"{name}={shown} must be a whole number in "
+                                 f"{low:g}..{high:g} {unit}".rstrip())
+    if name == "steam_flags" and int(value) & ~STEAM_FLAG_BITS:
+        raise ConfigurationError(f"steam_flags=0x{int(value):02X}: only FastStart (0x80) and "
+                                 f"HighPower (0x40) exist")
+
+
 def encode_shot_settings(s: ShotSettings) -> bytes:
-    """Validate and pack; steam temperature 0 (off) or 130..170 °C, bytes 0..255."""
-    def byte(name: str, v: int, low: int = 0, high: int = 255, unit: str = "") -> int:
-        _enc_range(name, v, low, high, unit)
+    """Pack ShotSettings as the wire carries them (each field one byte, group U16P8).
+
+    Only the wire's own limits are checked here, so settings the DE1 reported can always be
+    written back (end steam does); :func:`check_shot_setting` holds the limits for values a
+    client sets.
+    """
+    def byte(name: str, v: int, unit: str = "") -> int:
+        _enc_range(name, v, 0, 255, unit)
         if v != int(v):
             raise ConfigurationError(f"{name}={v!r} {unit} must be a whole number")
         return int(v)
 
-    if s.steam_temp_c != 0:
-        byte("steam_temp_c", s.steam_temp_c, 130, 170, "°C")
     return _SETTINGS.pack(byte("steam_flags", s.steam_flags),
-                          byte("steam_temp_c", s.steam_temp_c, 0, 170, "°C"),
-                          byte("steam_length_s", s.steam_length_s, 0, 255, "s"),
-                          byte("hot_water_temp_c", s.hot_water_temp_c, 0, 100, "°C"),
-                          byte("hot_water_volume_ml", s.hot_water_volume_ml, 0, 255, "mL"),
-                          byte("hot_water_length_s", s.hot_water_length_s, 0, 255, "s"),
-                          byte("espresso_volume_ml", s.espresso_volume_ml, 0, 255, "mL"),
-                          enc_u16p8(_enc_range("group_temp_c", s.group_temp_c, 0, 105, "°C"),
-                                    "group_temp_c", "°C"))
+                          byte("steam_temp_c", s.steam_temp_c, "°C"),
+                          byte("steam_length_s", s.steam_length_s, "s"),
+                          byte("hot_water_temp_c", s.hot_water_temp_c, "°C"),
+                          byte("hot_water_volume_ml", s.hot_water_volume_ml, "mL"),
+                          byte("hot_water_length_s", s.hot_water_length_s, "s"),
+                          byte("espresso_volume_ml", s.espresso_volume_ml, "mL"),
+                          enc_u16p8(s.group_temp_c, "group_temp_c", "°C"))
 
 
 def decode_temperatures(data: bytes) -> Temperatures:

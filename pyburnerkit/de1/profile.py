@@ -144,6 +144,8 @@ def compile_profile(data: Mapping[str, Any], profile_id: str = "") -> Program:
         trigger = 0.0
         exit_ = step.get("exit")
         if exit_:
+            if not isinstance(exit_, Mapping):
+                raise ConfigurationError(f"{where}: exit must be an object, got {exit_!r}")
             etype, cond = exit_.get("type"), exit_.get("condition")
             if etype not in ("pressure", "flow") or cond not in ("over", "under"):
                 raise ConfigurationError(f"{where}: exit needs type pressure|flow and "
@@ -160,6 +162,8 @@ def compile_profile(data: Mapping[str, Any], profile_id: str = "") -> Program:
                                                   int(round(volume)))))
         limiter = step.get("limiter")
         if limiter:
+            if not isinstance(limiter, Mapping):
+                raise ConfigurationError(f"{where}: limiter must be an object, got {limiter!r}")
             value = _num(f"{where} limiter value", limiter.get("value"), default=0.0) or 0.0
             rng = _num(f"{where} limiter range", limiter.get("range"), default=0.6) or 0.0
             if value > 0:

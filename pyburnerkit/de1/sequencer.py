@@ -10,12 +10,17 @@ is also checked against the DE1 clock on every sample; the other time gates are 
 the DE1's ShotSamples, which arrive at least every ~0.75 s in every state, and on weight
 readings (~10/s).
 
+Timers belong to their sequence: they are cancelled when the sequence completes, when a new
+one starts and when the sequencer closes, and sequence ids are unique in the process, so a
+timer of one sequencer can never act on another sequencer that shares the DE1 client.
+
 Times in the lag model are device seconds; ``time_scale`` (device seconds per real second)
 keeps it right against a sped-up simulator.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import statistics
 import threading
@@ -33,6 +38,30 @@ GATES = ("sequence_start", "sequence_flow_begin", "sequence_expect_drops",
 
 _WEIGHT_STATES = (S.ESPRESSO, S.HOT_WATER)
 
+_sequence_numbers = itertools.count(1)
+_sequence_lock = threading.Lock()
+
+
+def check_stop_targets(stop_at_weight: Optional[float] = None,
+                       stop_at_volume: Optional[float] = None,
+                       stop_at_time: Optional[float] = None) -> None:
+    """Check stop-at targets (None = off): 0.1..2000 g, 0.1..2000 mL, 0.1..600 s.
+
+    :raises ConfigurationError: naming the value, the limit and the unit.
+    """
+    from ..errors import check_range
+    for name, value, high, unit in (("stop_at_weight", stop_at_weight, 2000, "g"),
+                                    ("stop_at_volume", stop_at_volume, 2000, "mL"),
+                                    ("stop_at_time", stop_at_time, 600, "s")):
+        if value is not None:
+            check_range(name, value, 0.1, high, unit)
+
+
+def next_sequence_id() -> int:
+    """A sequence id no other sequence of this process has (any thread)."""
+    with _sequence_lock:
+        return next(_sequence_numbers)
+
 
 class ShotSequencer:
     """Watches one flow sequence at a time and applies the stop-at rules.
@@ -45,6 +74,13 @@ class ShotSequencer:
     :param stop_lead_time, fall_time, weight_adjust: the lag model, seconds (pyDE1's defaults).
     :param watchdog_s: complete a sequence that has not completed this long after it started
         (pyDE1: 270 s), so a lost link or a stuck state does not hold it open; None disables.
+    :raises WriteNotAllowedError: ``auto_tare`` with a scale client not opened with
+        ``allow_writes=True`` (taring changes the scale), or ``move_on_weight`` with a DE1
+        client not opened with ``allow_remote_start=True`` (it sends SkipToNext).
+
+    Stopping a flow is always allowed (a stop is never refused), so stop-at-weight, -volume
+    and -time work on a DE1 client opened without any write permission, e.g. for a shot
+    started on the machine itself.
     """
 
     def __init__(self, de1: Any, scale: Any = None, *, stop_at_weight: Optional[float] = None,
@@ -55,16 +91,20 @@ class ShotSequencer:
                  first_drops_threshold: float = 0.0, last_drops_minimum_time: float = 3.0,
                  watchdog_s: Optional[float] = 270.0, time_scale: float = 1.0,
                  on_event: Optional[Callable[[Any], Any]] = None) -> None:
-        from ..errors import ConfigurationError, check_range
-        for name, value, high, unit in (("stop_at_weight", stop_at_weight, 2000, "g"),
-                                        ("stop_at_volume", stop_at_volume, 2000, "mL"),
-                                        ("stop_at_time", stop_at_time, 600, "s")):
-            if value is not None:
-                check_range(name, value, 0.1, high, unit)
+        from ..errors import ConfigurationError, WriteNotAllowedError, check_range
+        check_stop_targets(stop_at_weight, stop_at_volume, stop_at_time)
         if watchdog_s is not None:
             check_range("watchdog_s", watchdog_s, 1.0, 3600.0, "s")
         if not time_scale > 0:
             raise ConfigurationError(f"time_scale={time_scale!r} must be > 0")
+        if auto_tare and scale is not None and not getattr(scale, "allow_writes", True):
+            raise WriteNotAllowedError(
+                "auto-tare tares the scale: open the scale client with allow_writes=True, or "
+                "pass auto_tare=False", device="scale", endpoint=getattr(scale, "endpoint", None))
+        if any(move_on_weight) and not getattr(de1, "allow_remote_start", True):
+            raise WriteNotAllowedError(
+                "move-on-by-weight sends SkipToNext: open the DE1 client with "
+                "allow_remote_start=True", device="de1", endpoint=getattr(de1, "endpoint", None))
         self.de1 = de1
         self.scale = scale
         self.stop_at_weight = stop_at_weight
@@ -81,8 +121,10 @@ class ShotSequencer:
         self.on_event = on_event
         self._lock = threading.Lock()
         self._subs: List[Any] = []
+        self._timers: List[Any] = []  # LaterEvent handles of the current sequence
+        self._closed = False
         self._complete = threading.Condition(self._lock)
-        self.sequence_id = 0
+        self.sequence_id = 0  # unique in the process once a sequence started
         self.records: List[ShotRecord] = []
         self.triggered: List[StopAtTriggered] = []
         self._reset(None)
@@ -97,9 +139,16 @@ class ShotSequencer:
         return self
 
     def close(self) -> None:
-        for sub in self._subs:
+        """Stop following the clients and cancel every timer of this sequencer (idempotent;
+        any thread, including the clients' callbacks). Nothing of it acts afterwards."""
+        with self._lock:
+            self._closed = True
+            subs, self._subs = self._subs, []
+            timers, self._timers = self._timers, []
+        for sub in subs:
             sub.cancel()
-        self._subs = []
+        for timer in timers:
+            timer.cancel()
 
     def __enter__(self) -> "ShotSequencer":
         return self.start()
@@ -169,6 +218,8 @@ class ShotSequencer:
     def _de1_event(self, event: Any) -> None:
         actions: List[Callable[[], Any]] = []
         with self._lock:
+            if self._closed:  # an event already queued when close() ran
+                return
             if isinstance(event, StateChanged):
                 self._state(event, actions)
             elif isinstance(event, SequencerTimer):
@@ -182,13 +233,14 @@ class ShotSequencer:
         flow = ev.state.is_flow
         was_flow = ev.previous_state is not None and ev.previous_state.is_flow
         if flow and not (was_flow and ev.previous_state == ev.state):
-            self.sequence_id += 1
+            actions.extend(self._drop_timers())  # the previous sequence's timers die here
+            self.sequence_id = next_sequence_id()
             self._reset(ev.state)
             self._set_gate("sequence_start")
             if self.watchdog_s is not None:  # pyDE1 completes a sequence after 270 s anyway
                 dog = SequencerTimer(self.sequence_id, "watchdog")
                 dog_delay = self.watchdog_s / self.ts
-                actions.append(lambda: self.de1.post_later(dog_delay, dog))
+                actions.append(lambda: self._arm(dog_delay, dog))
             if self.auto_tare and ev.state in _WEIGHT_STATES:
                 actions.append(lambda: self.scale.tare(wait=False))
                 self._last_tare = time.monotonic()
@@ -200,7 +252,7 @@ class ShotSequencer:
             if self.stop_at_time is not None:
                 timer = SequencerTimer(self.sequence_id, "stop_at_time")
                 delay = self.stop_at_time / self.ts
-                actions.append(lambda: self.de1.post_later(delay, timer))
+                actions.append(lambda: self._arm(delay, timer))
         if ev.previous_substate is U.PRE_INFUSE and ev.substate is not U.PRE_INFUSE:
             self._set_gate("sequence_exit_preinfuse")
         if self.gates["sequence_flow_begin"] is not None and phase is not FlowPhase.DURING:
@@ -264,6 +316,24 @@ class ShotSequencer:
         current = max(self.elapsed, (time.monotonic() - begin) * self.ts)
         self._trigger("time", self.stop_at_time, current, actions)
 
+    # ------------------------------------------------------------------ timers
+    def _arm(self, delay_s: float, timer: SequencerTimer) -> None:
+        """Start a timer for the sequence ``timer`` names (events thread, no lock held). A
+        sequence that ended (or a sequencer that closed) meanwhile gets no timer."""
+        later = self.de1.post_later(delay_s, timer)
+        with self._lock:
+            current = not self._closed and timer.sequence_id == self.sequence_id and \
+                self.gates["sequence_complete"] is None
+            if current:
+                self._timers.append(later)
+        if not current:
+            later.cancel()
+
+    def _drop_timers(self) -> List[Callable[[], Any]]:
+        """Under the lock: forget this sequence's timers; returns the actions cancelling them."""
+        timers, self._timers = self._timers, []
+        return [timer.cancel for timer in timers]
+
     def _trigger(self, kind: str, target: float, current: float,
                  actions: List[Callable[[], Any]]) -> None:
         self._stop_sent = True
@@ -275,6 +345,8 @@ class ShotSequencer:
     def _weight(self, r: Any) -> None:
         actions: List[Callable[[], Any]] = []
         with self._lock:
+            if self._closed:
+                return
             self._on_weight(r, actions)
         for action in actions:
             self._act(action)
@@ -338,6 +410,8 @@ class ShotSequencer:
     # ------------------------------------------------------------------ finishing
     def _finish(self) -> None:
         self._set_gate("sequence_complete")
+        for cancel in self._drop_timers():  # never blocks: safe under the lock
+            cancel()
         samples = self._samples
         weights = [w for _, w in self._weights]
         final = self.scale.weight if self.scale is not None else None

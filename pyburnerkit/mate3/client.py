@@ -31,10 +31,10 @@ from ..errors import (ConfigurationError, ConnectionLostError, DeviceConnectionE
                       DeviceError, DeviceTimeoutError, ProtocolError, PyBurnerKitError,
                       WriteNotAllowedError, check_range)
 from ..types import ConnectionState
-from . import codec
+from . import codec, limits
 from ._logs import quiet_pymodbus
 from .models import (Device, DeviceMovedError, FieldDef, FieldValue, Layout, Mate3System,
-                     Mode, SystemUpdated)
+                     Mode, SystemUpdated, WritePlan)
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,23 @@ class _LinkDown(Exception):
 
 
 # ------------------------------------------------------------------------------ links
+class _GarbledReply(Exception):
+    """Raised from the pymodbus trace hook: the bytes received cannot be the reply."""
+
+
 class _ModbusLink:
-    """Modbus TCP through pymodbus' synchronous client, on the session thread only."""
+    """Modbus TCP through pymodbus' synchronous client, on the session thread only.
+
+    pymodbus drops a frame it cannot parse and keeps waiting, so on its own a garbled reply
+    looks exactly like silence (a timeout). The link therefore watches the bytes through
+    pymodbus' ``trace_packet`` hook: a reply whose MBAP header cannot answer the request sent
+    (another transaction id, a protocol id other than 0, an impossible length, another unit
+    or function) fails the request at once with :class:`ProtocolError`, and a request that
+    times out after bytes did arrive (a truncated or undecodable reply) is a
+    :class:`ProtocolError` too; only true silence is a :class:`DeviceTimeoutError`. Either
+    way the link is dropped and re-opened, since the byte stream can no longer be trusted.
+    pymodbus is built with ``retries=0``: no request, least of all a write, is ever sent twice.
+    """
 
     def __init__(self, host: str, port: int, unit_id: int, wire: Any, family: str,
                  endpoint: str) -> None:
@@ -97,6 +112,8 @@ class _ModbusLink:
         self.secret = False  # hide the bytes of a password write from the wire log
         self._pymodbus: Any = None
         self._unit_kw = "device_id"
+        self._request: bytes = b""  # the frame last sent
+        self._reply: bytes = b""    # what arrived for it so far
 
     def _make(self) -> Any:
         pm_client = require("pymodbus.client", "mate3")
@@ -104,12 +121,21 @@ class _ModbusLink:
         quiet_pymodbus()  # its ERROR lines are our typed exceptions
         params = inspect.signature(pm_client.ModbusTcpClient.read_holding_registers).parameters
         self._unit_kw = "device_id" if "device_id" in params else "slave"
+        # retries=0: pymodbus would otherwise send a timed-out request (a write too) again.
         return pm_client.ModbusTcpClient(self.host, port=self.port, timeout=3.0, retries=0,
                                          trace_packet=self._trace)
 
     def _trace(self, sending: bool, data: bytes) -> bytes:
-        shown: Any = b"<a password write, not logged>" if self.secret and sending else data
-        (self.wire.sent if sending else self.wire.received)(shown)
+        """pymodbus' packet hook (session thread): log, and refuse a reply that cannot be one."""
+        if sending:
+            self._request, self._reply = bytes(data), b""
+            self.wire.sent(b"<a password write, not logged>" if self.secret else data)
+            return data
+        self._reply = bytes(data)  # pymodbus passes everything received for this request
+        self.wire.received(data)
+        problem = codec.reply_problem(self._request, self._reply)
+        if problem is not None:
+            raise _GarbledReply(problem)
         return data
 
     @property
@@ -141,6 +167,12 @@ class _ModbusLink:
             except OSError:
                 pass
 
+    def _garbled(self, what: str, detail: str, cause: BaseException) -> _LinkDown:
+        err = ProtocolError(f"{what}: garbled reply from the Mate3 ({detail}); the connection "
+                            f"is re-opened", frames=self.wire.recent(), device=self.family,
+                            endpoint=self.endpoint)
+        return _LinkDown(err, cause)
+
     def _execute(self, what: str, call: Callable[[], Any], timeout: float) -> Any:
         try:
             self.open(timeout)  # reopens lazily after an idle close
@@ -148,24 +180,30 @@ class _ModbusLink:
             raise _LinkDown(exc, exc) from exc
         self.client.comm_params.timeout_connect = max(0.05, timeout)
         exceptions = self._pymodbus.exceptions
+        self._request = self._reply = b""
         try:
             response = call()
+        except _GarbledReply as exc:
+            raise self._garbled(what, str(exc), exc) from exc
         except exceptions.ConnectionException as exc:
             err = ConnectionLostError(f"{what}: the connection dropped ({exc})",
                                       device=self.family, endpoint=self.endpoint)
             raise _LinkDown(err, exc) from exc
         except exceptions.ModbusIOException as exc:
+            if self._reply:  # bytes came, but never a reply pymodbus could decode
+                raise self._garbled(what, f"{len(self._reply)} bytes that are no complete "
+                                    f"reply: {self._reply[:32].hex(' ')}", exc) from exc
             err = DeviceTimeoutError(f"{what}: no answer within {timeout:.3g} s",
                                      device=self.family, endpoint=self.endpoint)
             raise _LinkDown(err, exc) from exc
         except exceptions.ModbusException as exc:
-            err = ProtocolError(f"{what}: {exc}", frames=self.wire.recent(),
-                                device=self.family, endpoint=self.endpoint)
-            raise _LinkDown(err, exc) from exc
+            raise self._garbled(what, str(exc), exc) from exc
         except OSError as exc:
             err = ConnectionLostError(f"{what}: {exc}", device=self.family,
                                       endpoint=self.endpoint)
             raise _LinkDown(err, exc) from exc
+        except Exception as exc:  # pymodbus tripping over hostile bytes: still their fault
+            raise self._garbled(what, f"{type(exc).__name__}: {exc}", exc) from exc
         if response is None:
             err = DeviceTimeoutError(f"{what}: no answer", device=self.family,
                                      endpoint=self.endpoint)
@@ -183,18 +221,24 @@ class _ModbusLink:
         what = f"read {count} registers at {address}"
         response = self._execute(
             what, lambda: self.client.read_holding_registers(address, **kw), timeout)
-        values = list(response.registers)
-        if len(values) != count:
-            err = ProtocolError(f"{what}: got {len(values)} registers", frames=self.wire.recent(),
-                                device=self.family, endpoint=self.endpoint)
-            raise _LinkDown(err, err)
+        values = list(getattr(response, "registers", None) or ())
+        if getattr(response, "function_code", None) != 3 or len(values) != count:
+            raise self._garbled(what, f"got {len(values)} registers in a function "
+                                f"{getattr(response, 'function_code', '?')} reply",
+                                ProtocolError(what))
         return values
 
     def write(self, address: int, values: Sequence[int], timeout: float) -> None:
         kw = {self._unit_kw: self.unit_id}
         what = f"write {len(values)} registers at {address}"
-        self._execute(what, lambda: self.client.write_registers(address, list(values), **kw),
-                      timeout)
+        response = self._execute(
+            what, lambda: self.client.write_registers(address, list(values), **kw), timeout)
+        echoed = (getattr(response, "function_code", None), getattr(response, "address", None),
+                  getattr(response, "count", None))
+        if echoed != (16, address, len(values)):
+            raise self._garbled(what, f"the acknowledgement says function {echoed[0]}, "
+                                f"address {echoed[1]}, {echoed[2]} registers",
+                                ProtocolError(what))
 
 
 class _ReplayLink:
@@ -255,6 +299,7 @@ class Mate3Session(Session):
         self.layout: Optional[Layout] = None
         self.requests_sent = 0
         self.registers_read = 0
+        self.protocol_errors = 0  # garbled replies and unsolicited bytes (each drops the link)
         self.warnings: List[str] = []
         self._queue: Deque[Pending] = deque()
         self._next_start = 0.0
@@ -329,13 +374,20 @@ class Mate3Session(Session):
             error = None
         if data:
             self.wire.received(data)
-            cause: BaseException = ProtocolError(f"{len(data)} unsolicited bytes from the Mate3")
+            cause: BaseException = ProtocolError(
+                f"{len(data)} unsolicited bytes from the Mate3; the connection is re-opened",
+                frames=self.wire.recent(), device=self.family, endpoint=self.endpoint)
+            self._count_protocol_error(cause)
         else:
             cause = error or ConnectionResetError("the Mate3 closed the connection")
         if self.idle_close is not None and not data:
             self.link.close()  # we would have closed it soon anyway; reopen on demand
             return
         self.link_failed(cause)
+
+    def _count_protocol_error(self, error: BaseException) -> None:
+        self.protocol_errors += 1
+        log.warning("mate3 %s: %s", self.endpoint, error)
 
     def _arm_idle(self) -> None:
         if self._idle_timer is not None:
@@ -410,12 +462,15 @@ class Mate3Session(Session):
             elif op == "read":
                 result = self._op_read_fields(payload["paths"], deadline, payload["verify"])
             elif op == "write":
-                result = self._op_write(payload["path"], payload["value"], deadline)
+                result = self._op_write(payload["path"], payload["value"], payload["expert"],
+                                        deadline, dry_run=payload.get("dry_run", False))
             elif op == "dump":
                 result = self._op_dump(deadline)
             else:
                 raise AssertionError(op)
         except _LinkDown as down:
+            if isinstance(down.error, ProtocolError):
+                self._count_protocol_error(down.error)
             request.fail(down.error)
             self.link_failed(down.cause)
         except PyBurnerKitError as exc:
@@ -563,38 +618,16 @@ class Mate3Session(Session):
         self._publish(fresh, tuple(paths))
         return {path: fresh.get(path) for path in paths}
 
-    def _op_write(self, path: str, value: Any, deadline: Deadline) -> Optional[FieldValue]:
+    def _op_write(self, path: str, value: Any, expert: bool, deadline: Deadline,
+                  dry_run: bool = False) -> Any:
         system = self.cache.value("system")
-        dev, fdef = self._resolve(system, path)
-        sf_addr: List[int] = []
-        if fdef.scale_factor_field:
-            sf_def = codec.scale_factor_def(dev.did, fdef, dev.length)
-            if sf_def is None:  # never read a register past the block as a scale factor
-                raise ConfigurationError(
-                    f"refusing to write {path}: its scale factor {fdef.scale_factor_field} "
-                    f"lies beyond this {dev.did} block (length {dev.length}), so the value "
-                    f"cannot be scaled")
-            sf_addr = [dev.address + sf_def.start - 1]
-        regs = self._read_plan(
-            codec.coalesce(self._header_addresses(dev) + sf_addr, self.max_registers,
-                           max_gap=0),
-            deadline)
-        if not self._same_block(dev, regs):
-            found_port = regs.get(dev.address + 2) if dev.port is not None else None
-            raise DeviceMovedError(
-                f"refusing to write {path}: the block at {dev.address} is now DID "
-                f"{regs.get(dev.address)} (length {regs.get(dev.address + 1)}"
-                + (f", HUB port {found_port}" if dev.port is not None else "")
-                + f"), not DID {dev.did} (length {dev.length}"
-                + (f", HUB port {dev.port}" if dev.port is not None else "")
-                + "); nothing was written. Read the system again and retry.",
-                device=self.family, endpoint=self.endpoint)
-        sf = codec.scale_factor_of(dev.did, dev.address, fdef, regs) if sf_addr else None
-        encoded = codec.encode_field(fdef, value, sf)
-        address = dev.address + fdef.start - 1
+        plan, encoded, regs = self._prepare_write(system, path, value, expert, deadline)
+        if dry_run:
+            return plan
+        fdef = self._resolve(system, path)[1]
+        address = plan.address
         self.requests_sent += 1
-        secret = fdef.mode is Mode.W and fdef.type.value == "string"
-        self.link.secret = secret
+        self.link.secret = plan.secret
         try:
             self.link.write(address, encoded, self._timeout(deadline))
         finally:
@@ -612,6 +645,121 @@ class Mate3Session(Session):
         self._publish(fresh, (path,))
         return fresh.get(path)
 
+    def _prepare_write(self, system: Mate3System, path: str, value: Any, expert: bool,
+                       deadline: Deadline) -> Tuple[WritePlan, List[int], Dict[int, int]]:
+        """Read what the check needs (the block header, the scale factor, the register a
+        clear command is computed from, the Mate3's nominal voltage), check the value against
+        the field's limit and encode it. Sends no write."""
+        dev, fdef = self._resolve(system, path)
+        if not fdef.mode.writable:
+            raise ConfigurationError(f"{path} is read-only")
+        limit = limits.limit_for(dev.did, fdef.name)
+        wanted = self._header_addresses(dev)
+        sf_addr = None
+        if fdef.scale_factor_field:
+            sf_def = codec.scale_factor_def(dev.did, fdef, dev.length)
+            if sf_def is None:  # never read a register past the block as a scale factor
+                raise ConfigurationError(
+                    f"refusing to write {path}: its scale factor {fdef.scale_factor_field} "
+                    f"lies beyond this {dev.did} block (length {dev.length}), so the value "
+                    f"cannot be scaled")
+            sf_addr = dev.address + sf_def.start - 1
+            wanted.append(sf_addr)
+        companion_addr = _companion_address(dev, limit)
+        if companion_addr is not None:
+            wanted.append(companion_addr)
+        mate3, nominal_addr = _nominal_source(system, limit)
+        if nominal_addr is not None:
+            wanted += self._header_addresses(mate3) + [nominal_addr]
+        regs = self._read_plan(codec.coalesce(wanted, self.max_registers, max_gap=0), deadline)
+        for block in (dev, mate3 if nominal_addr is not None else None):
+            if block is not None and not self._same_block(block, regs):
+                raise self._moved(path, block, regs)
+        sf = codec.scale_factor_of(dev.did, dev.address, fdef, regs) if sf_addr else None
+        nominal = None
+        if nominal_addr is not None:
+            sv_def = codec.block_defs()[64110].fields["system_voltage"]
+            raw, ok = codec.decode_raw(sv_def, [regs[nominal_addr]])
+            nominal = limits.nominal_of(raw, ok)
+        companion_raw = regs.get(companion_addr) if companion_addr is not None else None
+        encoded = checked_registers(path, fdef, value, sf, nominal=nominal,
+                                    companion_raw=companion_raw, expert=expert)
+        secret = codec.is_secret(fdef.name)
+        plan = WritePlan(
+            path=path, value=codec.HIDDEN if secret else value,
+            address=dev.address + fdef.start - 1,
+            registers=() if secret else tuple(encoded), units=fdef.units, scale_factor=sf,
+            limit=limits.describe(fdef, nominal=nominal, companion_raw=companion_raw),
+            mode=fdef.mode, secret=secret)
+        return plan, encoded, regs
+
+    def _moved(self, path: str, dev: Device, regs: Mapping[int, int]) -> DeviceMovedError:
+        found_port = regs.get(dev.address + 2) if dev.port is not None else None
+        return DeviceMovedError(
+            f"refusing to write {path}: the block at {dev.address} is now DID "
+            f"{regs.get(dev.address)} (length {regs.get(dev.address + 1)}"
+            + (f", HUB port {found_port}" if dev.port is not None else "")
+            + f"), not DID {dev.did} (length {dev.length}"
+            + (f", HUB port {dev.port}" if dev.port is not None else "")
+            + "); nothing was written. Read the system again and retry.",
+            device=self.family, endpoint=self.endpoint)
+
+
+def _cached_scale_factor(dev: Device, fdef: FieldDef) -> Optional[int]:
+    if not fdef.scale_factor_field:
+        return None
+    sf_value = dev.values.get(fdef.scale_factor_field)
+    if sf_value is None or not sf_value.implemented:
+        return None
+    return codec.to_int16(int(sf_value.raw) & 0xFFFF)  # SFs are signed
+
+
+def _cached_nominal(system: Mate3System) -> Optional[int]:
+    fv = system.mate3.values.get("system_voltage") if system.mate3 is not None else None
+    return limits.nominal_of(fv.raw, fv.implemented) if fv is not None else None
+
+
+def _cached_register(dev: Device, name: Optional[str]) -> Optional[int]:
+    fv = dev.values.get(name) if name else None
+    return fv.registers[0] if fv is not None and fv.registers else None
+
+
+def checked_registers(path: str, fdef: FieldDef, value: Any, sf: Optional[int], *,
+                      nominal: Optional[int], companion_raw: Optional[int],
+                      expert: bool) -> List[int]:
+    """The one check every write goes through (library, CLI, dry run): the field's documented
+    limit (:mod:`.limits`), then the type, enum option, length and scale-factor resolution
+    (:func:`.codec.encode_field`). Returns the registers to send.
+
+    :raises ConfigurationError: naming the path, the value, the limit and the unit.
+    """
+    limits.check_value(path, fdef, value, nominal=nominal, companion_raw=companion_raw,
+                       expert=expert)
+    return codec.encode_field(fdef, value, sf)
+
+
+def _companion_address(dev: Device, limit: limits.Limit) -> Optional[int]:
+    """Where the register a "write complement" command is computed from sits (None if the
+    field is not such a command or the register lies beyond the block)."""
+    if limit.kind != "complement" or limit.companion is None:
+        return None
+    comp = codec.block_defs()[dev.did].fields.get(limit.companion)
+    if comp is None or comp.end > dev.length + 2:
+        return None
+    return dev.address + comp.start - 1
+
+
+def _nominal_source(system: Mate3System, limit: limits.Limit
+                    ) -> Tuple[Optional[Device], Optional[int]]:
+    """The Mate3 block and the address of its ``system_voltage``, for battery set points."""
+    if limit.kind != "battery" or system.mate3 is None:
+        return None, None
+    mate3 = system.mate3
+    sv_def = codec.block_defs()[64110].fields["system_voltage"]
+    if mate3.did != 64110 or sv_def.end > mate3.length + 2:
+        return None, None
+    return mate3, mate3.address + sv_def.start - 1
+
 
 # ------------------------------------------------------------------------------ facade
 class Mate3Client(BaseClient):
@@ -621,7 +769,9 @@ class Mate3Client(BaseClient):
         ``"sim://mate3"`` (a simulator on 127.0.0.1 owned by this client) or
         ``"replay:FILE.json"`` (reads served from a register dump; no network).
     :param allow_writes: allow :meth:`write` at all (set points and commands can damage
-        equipment); without it every write raises :class:`WriteNotAllowedError`.
+        equipment); without it every write raises :class:`WriteNotAllowedError`. Even then,
+        every value is checked against its field's documented limit before it is sent
+        (:mod:`pyburnerkit.mate3.limits`; :meth:`plan_write` is the dry run).
     :param min_poll_interval: seconds between the starts of two operations (default 1 s, to
         protect the Mate3s' Modbus interface; 0 for dumps and simulators).
     :param request_timeout: seconds to wait for each Modbus reply (capped by the call's
@@ -716,11 +866,13 @@ class Mate3Client(BaseClient):
 
     @property
     def stats(self) -> Dict[str, int]:
-        """Modbus requests sent and registers read since the client was made."""
+        """Modbus requests sent, registers read, and protocol errors (garbled replies,
+        unsolicited bytes; each one re-opened the link) since the client was made."""
         session = self._session
         if not isinstance(session, Mate3Session):
-            return {"requests": 0, "registers": 0}
-        return {"requests": session.requests_sent, "registers": session.registers_read}
+            return {"requests": 0, "registers": 0, "protocol_errors": 0}
+        return {"requests": session.requests_sent, "registers": session.registers_read,
+                "protocol_errors": session.protocol_errors}
 
     @property
     def warnings(self) -> List[str]:
@@ -767,18 +919,30 @@ class Mate3Client(BaseClient):
         """The scaled value of one field, read from the device now."""
         return self.read(path, timeout=timeout)[path].value
 
-    def write(self, path: str, value: Any, timeout: TimeoutArg = DEFAULT) -> Optional[FieldValue]:
-        """Write one field and, for read-write fields, read it back.
+    def write(self, path: str, value: Any, timeout: TimeoutArg = DEFAULT, *,
+              expert: bool = False) -> Optional[FieldValue]:
+        """Write one field and, for read-write fields, read it back; block until the Mate3
+        acknowledged the write (and answered the read-back).
 
-        The value is checked (type, enum, range) before anything is sent, scaled with a
-        scale factor read just before the write, and refused with :class:`DeviceMovedError`
-        if the block at the cached address no longer has the same DID and HUB port. Never
-        retried automatically.
+        The value is checked before anything is sent: the field's documented limit (a range,
+        a battery voltage window scaled to the nominal voltage the Mate3 reports, an
+        enumeration, a text length; see :mod:`pyburnerkit.mate3.limits`), then its type and
+        resolution. The block header, the scale factor and whatever the limit depends on are
+        read just before the write and the check is made again with them; the write is
+        refused with :class:`DeviceMovedError` if the block at the cached address no longer
+        has the same DID and HUB port. If this call times out, the device may still apply the
+        write later; it is never retried automatically.
 
+        :param expert: also write fields that have no documented limit (only their register
+            range is then checked). It never loosens a documented limit.
         :returns: the read-back :class:`FieldValue`, or None for write-only command fields.
         :raises WriteNotAllowedError: the client was not opened with ``allow_writes=True``.
-        :raises ConfigurationError: a bad path, a read-only field or a bad value.
+        :raises ConfigurationError: a bad path, a read-only field, or a value outside the
+            field's limit (the message names the value, the limit and the unit), or a field
+            without a documented limit and no ``expert``.
         :raises DeviceError: the Mate3 refused the write or shows another value afterwards.
+        :raises DeviceTimeoutError: no answer in time (the write may still be applied).
+        :raises ProtocolError: a garbled reply (the write may have been applied).
         """
         if not self.allow_writes:
             shown = codec.HIDDEN if codec.is_secret(path) else repr(value)
@@ -786,13 +950,30 @@ class Mate3Client(BaseClient):
                 f"refusing to write {path}={shown}: the client was not opened with "
                 f"allow_writes=True (set points and commands can damage equipment)",
                 device=self.family, endpoint=self.endpoint)
-        self.validate_write(path, value)
-        return self._op(f"write {path}", {"op": "write", "path": path, "value": value},
-                        timeout, is_write=True)
+        self.validate_write(path, value, expert=expert)
+        return self._op(f"write {path}", {"op": "write", "path": path, "value": value,
+                                          "expert": bool(expert)}, timeout, is_write=True)
 
-    def validate_write(self, path: str, value: Any) -> None:
-        """Check a write without sending anything: the path, the field's mode, the value's
-        type, enum option and range (scaled with the cached scale factor). Never blocks.
+    def plan_write(self, path: str, value: Any, timeout: TimeoutArg = DEFAULT, *,
+                   expert: bool = False) -> WritePlan:
+        """A dry run of :meth:`write`: read what the check needs (block header, scale factor,
+        nominal voltage), check the value exactly as :meth:`write` would, and return the
+        registers it would send, without sending them. Needs no ``allow_writes``: nothing on
+        the device changes. Blocks until those reads are answered.
+
+        :raises ConfigurationError: as :meth:`write`, before anything would be sent.
+        :raises DeviceMovedError: the block at the cached address is another device now.
+        """
+        self.validate_write(path, value, expert=expert)
+        return self._op(f"plan write {path}", {"op": "write", "path": path, "value": value,
+                                               "expert": bool(expert), "dry_run": True},
+                        timeout)
+
+    def validate_write(self, path: str, value: Any, *, expert: bool = False) -> None:
+        """Check a write without sending or reading anything: the path, the field's mode, its
+        documented limit and the value's type, enum option and resolution, with the cached
+        scale factor, nominal voltage and clear-command register. Never blocks. The session
+        checks again with fresh registers just before a write.
 
         :raises ConfigurationError: naming the value, the limit and the unit.
         """
@@ -810,12 +991,11 @@ class Mate3Client(BaseClient):
             raise ConfigurationError(f"{owner} ({dev.name}) has no field {name!r}")
         if not fdef.mode.writable:
             raise ConfigurationError(f"{path} is read-only")
-        sf = None
-        if fdef.scale_factor_field:
-            sf_value = dev.values.get(fdef.scale_factor_field)
-            if sf_value is not None and sf_value.implemented:
-                sf = codec.to_int16(int(sf_value.raw) & 0xFFFF)  # SFs are signed
-        codec.encode_field(fdef, value, sf)
+        limit = limits.limit_for(dev.did, name)
+        checked_registers(path, fdef, value, _cached_scale_factor(dev, fdef),
+                          nominal=_cached_nominal(system),
+                          companion_raw=_cached_register(dev, limit.companion),
+                          expert=expert)
 
     def field_def(self, path: str) -> FieldDef:
         """The definition of the field at ``path`` in the current system."""

@@ -18,6 +18,7 @@ from ..types import Event
 __all__ = [
     "Mode", "FieldType", "FieldDef", "BlockDef", "EnumValue", "Flags", "FieldValue", "BlockInfo",
     "Layout", "Device", "DeviceKind", "Mate3System", "SystemUpdated", "DeviceMovedError",
+    "WritePlan",
 ]
 
 
@@ -347,6 +348,26 @@ class SystemUpdated(Event):
 
     system: Mate3System
     paths: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class WritePlan:
+    """What one write sends, as checked just before sending (see ``Mate3Client.plan_write``).
+
+    ``registers`` go to ``address`` in one FC16 request. ``limit`` says which limit the value
+    was checked against and where that limit comes from. For a password field ``value`` is
+    ``"<hidden>"`` and ``registers`` is empty (``secret`` is True), so a plan never shows it.
+    """
+
+    path: str
+    value: Any
+    address: int
+    registers: Tuple[int, ...]
+    units: str
+    scale_factor: Optional[int]
+    limit: str
+    mode: Mode
+    secret: bool = False
 
 
 class DeviceMovedError(DeviceError):

@@ -129,6 +129,8 @@ class Mate3Sim:
     """
 
     name = "mate3"
+    #: :attr:`received` keeps at most this many requests (the oldest half goes when it is full)
+    RECEIVED_LIMIT = 50000
 
     def __init__(self, registers: Optional[Mapping[int, int]] = None, *,
                  dump: Optional[str] = None, description: Optional[str] = None,
@@ -157,7 +159,11 @@ class Mate3Sim:
         self.single_client = single_client
         self.random = random.Random(seed)
         self.clock = clock
+        #: every request, oldest first: ("read", address, count), ("write", address, values)
+        #: or ("other", function, None); bounded (see RECEIVED_LIMIT) so a long-running
+        #: simulator does not grow without end
         self.received: List[Tuple[str, int, Any]] = []
+        self._writes = 0
         self.reply_delay = 0.0
         self._delay_writes_only = False
         self.host = "127.0.0.1"
@@ -303,7 +309,17 @@ class Mate3Sim:
         return list(self.space.commands)
 
     def writes_received(self) -> int:
-        return sum(1 for kind, _, _ in list(self.received) if kind == "write")
+        """Write requests (FC6/FC16) received since the simulator started, answered or not."""
+        return self._writes
+
+    def _log_request(self, entry: Tuple[str, int, Any]) -> None:
+        """Server thread: remember one request (bounded)."""
+        if entry[0] == "write":
+            self._writes += 1
+        received = self.received
+        received.append(entry)
+        if len(received) > self.RECEIVED_LIMIT:
+            del received[:len(received) - self.RECEIVED_LIMIT // 2]
 
     # ------------------------------------------------------------------ internals
     def _encode_paths(self, values: Mapping[str, Any]) -> Dict[int, int]:
@@ -475,12 +491,11 @@ def _make_server(sim: Mate3Sim, host: str, port: int) -> Any:
                 return
             fc = pdu.function_code
             if fc == 3:
-                sim.received.append(("read", pdu.address, pdu.count))
+                sim._log_request(("read", pdu.address, pdu.count))
             elif fc in (6, 16):
-                values = list(pdu.registers)
-                sim.received.append(("write", pdu.address, values))
+                sim._log_request(("write", pdu.address, list(pdu.registers)))
             else:
-                sim.received.append(("other", fc, None))
+                sim._log_request(("other", fc, None))
             if sim._silent:
                 return
             if sim.reply_delay and (fc in (6, 16) or not sim._delay_writes_only):

@@ -15,8 +15,8 @@ See ``docs/recorder.rst``.
 """
 
 from .alerts import AlertChanged, AlertRule
-from .recorder import (DeviceStateChanged, Recorder, RecorderProgress, SamplesReceived,
-                       SinkHealthChanged, SinkStats)
+from .recorder import (DeviceStateChanged, Recorder, RecorderProgress, RecorderStatus,
+                       SamplesReceived, SinkHealthChanged, SinkStats, SpoolStateChanged)
 from .samples import FieldMeta, Message, Sample
 from .sinks import Sink, SQLiteSink
 from .sinks.sqlite import read_samples, to_dataframe
@@ -25,7 +25,8 @@ from .sources import AfterburnerSource, CallableSource, Source, adapt, register_
 __all__ = ["Recorder", "Sample", "Message", "FieldMeta", "Sink", "SQLiteSink", "PostgresSink",
            "MqttSink", "Source", "CallableSource", "AfterburnerSource", "adapt",
            "register_adapter", "AlertRule", "AlertChanged", "SamplesReceived",
-           "SinkHealthChanged", "DeviceStateChanged", "RecorderProgress", "SinkStats",
+           "SinkHealthChanged", "SpoolStateChanged", "DeviceStateChanged", "RecorderProgress",
+           "RecorderStatus", "SinkStats",
            "read_samples", "to_dataframe", "load_config"]
 
 

@@ -19,6 +19,7 @@ full.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -93,6 +94,19 @@ class AlertRule:
             if isinstance(s, bool) or not isinstance(s, (int, float)) or not s > 0:
                 raise ConfigurationError(
                     f"alert {self.name!r}: silence needs seconds > 0 (seconds), got {s!r}")
+
+    def __repr__(self) -> str:
+        # a command often carries a credential (a webhook token, curl -u user:password)
+        from .secrets import redact_text
+        shown = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "command" and value is not None:
+                value = tuple(redact_text(arg) for arg in value)
+            elif f.name == "message" and value is not None:
+                value = redact_text(value)
+            shown.append(f"{f.name}={value!r}")
+        return f"AlertRule({', '.join(shown)})"
 
     def matches_device(self, family: str, device: str) -> bool:
         return ((self.device is None or self.device == device)

@@ -6,6 +6,8 @@ Example (``pyburnerkit record recorder.toml``)::
     progress_interval = 5           # seconds between progress lines/events
     spool_dir = "/var/lib/pyburnerkit/spool"
     spool_max = 1000000             # samples per sink spool before the oldest are dropped
+    memory_max = 200000             # samples per sink held in memory while the spool's disk
+                                    # is full or unwritable (past it the oldest are LOST)
     env_file = ".env"               # default: a .env next to this file, if present
 
     [[devices]]
@@ -58,6 +60,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from ..errors import ConfigurationError
 from .alerts import AlertRule
+from .secrets import RedactedDict, redact_dsn, scrub, split_secret_env
 
 if sys.version_info >= (3, 11):
     import tomllib as _toml
@@ -79,7 +82,8 @@ SINK_KEYS = {
              "discovery_prefix", "discovery_mode", "connect_timeout", "ack_timeout"},
 }
 PATH_KEYS = {"path", "definitions", "ca_certs", "certfile", "keyfile"}
-RECORDER_KEYS = {"progress_interval", "spool_dir", "spool_max", "env_file", "batch_size"}
+RECORDER_KEYS = {"progress_interval", "spool_dir", "spool_max", "memory_max", "env_file",
+                 "batch_size"}
 DEVICE_KEYS = {"family", "url", "id", "interval", "options"}
 ALERT_KEYS = {"name", "kind", "field", "above", "below", "hysteresis", "values", "seconds",
               "device", "family", "command", "message"}
@@ -112,11 +116,16 @@ def read_env_file(path: str) -> Dict[str, str]:
     return values
 
 
-def _interpolate(value: Any, env: Mapping[str, str], where: str) -> Any:
+def _interpolate(value: Any, env: Mapping[str, str], where: str,
+                 used: Optional[Dict[str, str]] = None) -> Any:
+    """``value`` with ``${VAR}`` substituted; the variables used are noted in ``used``."""
+    if used is None:
+        used = {}
     if isinstance(value, str):
         def sub(match: "re.Match[str]") -> str:
             name, default = match.group(1), match.group(2)
             if name in env:
+                used[name] = env[name]
                 return env[name]
             if default is not None:
                 return default
@@ -124,9 +133,9 @@ def _interpolate(value: Any, env: Mapping[str, str], where: str) -> Any:
                 f"{where}: environment variable {name} is not set (set it, or put it in .env)")
         return _VAR.sub(sub, value)
     if isinstance(value, list):
-        return [_interpolate(v, env, where) for v in value]
+        return [_interpolate(v, env, where, used) for v in value]
     if isinstance(value, dict):
-        return {k: _interpolate(v, env, f"{where}.{k}") for k, v in value.items()}
+        return {k: _interpolate(v, env, f"{where}.{k}", used) for k, v in value.items()}
     return value
 
 
@@ -139,20 +148,47 @@ def _check_keys(section: Mapping[str, Any], allowed: set, where: str) -> None:
 
 @dataclass
 class DeviceSpec:
+    """One ``[[devices]]`` entry. Its ``repr()`` hides credentials (URL passwords, options such
+    as ``password``/``token``, values that came from secret variables)."""
+
     family: str
     url: str
     id: Optional[str] = None
     interval: Optional[float] = None
     options: Dict[str, Any] = field(default_factory=dict)
+    secrets: Tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        options = RedactedDict(self.options, secrets=self.secrets)
+        return scrub(f"DeviceSpec(family={self.family!r}, url={redact_dsn(self.url)!r}, "
+                     f"id={self.id!r}, interval={self.interval!r}, options={options!r})",
+                     self.secrets)
+
+    __str__ = __repr__
 
 
 @dataclass
 class RecorderConfig:
+    """A parsed config. ``repr()``/``str()`` never show a secret: not the DSN or MQTT
+    passwords, not the device credentials, not any value that came from a variable whose name
+    says it is secret (``*PASSWORD*``, ``*TOKEN*``, ``*SECRET*``, ``*API_KEY*``...)."""
+
     devices: List[DeviceSpec] = field(default_factory=list)
     sinks: List[Tuple[str, Dict[str, Any]]] = field(default_factory=list)
     alerts: List[AlertRule] = field(default_factory=list)
     recorder: Dict[str, Any] = field(default_factory=dict)
     path: Optional[str] = None
+    #: values substituted from secret variables: hidden wherever they appear
+    secrets: Tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        sinks = [(kind, RedactedDict(opts, secrets=self.secrets)) for kind, opts in self.sinks]
+        text = (f"RecorderConfig(path={self.path!r}, devices={self.devices!r}, "
+                f"sinks={sinks!r}, alerts={self.alerts!r}, "
+                f"recorder={RedactedDict(self.recorder, secrets=self.secrets)!r})")
+        return scrub(text, self.secrets)
+
+    __str__ = __repr__
 
     def build_sinks(self) -> List[Any]:
         out = []
@@ -253,11 +289,13 @@ def parse_config(data: Mapping[str, Any], *, base_dir: str = ".", path: Optional
         env.update(read_env_file(env_file))
     env.update(os.environ if environ is None else environ)  # the environment wins over .env
 
-    data = _interpolate(dict(data), env, where)
-    recorder = dict(data.get("recorder") or {})
+    used: Dict[str, str] = {}
+    data = _interpolate(dict(data), env, where, used)
+    secrets = split_secret_env(used)
+    recorder = RedactedDict(data.get("recorder") or {}, secrets=secrets)
     if "spool_dir" in recorder and not os.path.isabs(recorder["spool_dir"]):
         recorder["spool_dir"] = os.path.join(base_dir, recorder["spool_dir"])
-    cfg = RecorderConfig(recorder=recorder, path=path)
+    cfg = RecorderConfig(recorder=recorder, path=path, secrets=secrets)
 
     for i, dev in enumerate(_section_list(data, "devices", "device")):
         loc = f"{where} devices[{i}]"
@@ -268,7 +306,8 @@ def parse_config(data: Mapping[str, Any], *, base_dir: str = ".", path: Optional
         if not isinstance(options, dict):
             raise ConfigurationError(f"{loc}: options must be a table")
         cfg.devices.append(DeviceSpec(str(dev["family"]), str(dev["url"]), dev.get("id"),
-                                      dev.get("interval"), dict(options)))
+                                      dev.get("interval"),
+                                      RedactedDict(options, secrets=secrets), secrets))
 
     for i, sink in enumerate(_section_list(data, "sinks", "sink")):
         loc = f"{where} sinks[{i}]"
@@ -281,7 +320,14 @@ def parse_config(data: Mapping[str, Any], *, base_dir: str = ".", path: Optional
         for key in PATH_KEYS & set(opts):
             if isinstance(opts[key], str) and not os.path.isabs(opts[key]):
                 opts[key] = os.path.join(base_dir, opts[key])
-        cfg.sinks.append((kind, opts))
+        if kind == "postgres" and isinstance(opts.get("definitions"), str):
+            # a definition that names no device must stop the config here, not at build
+            from .sinks.postgres import Mate3Definitions
+            try:
+                Mate3Definitions.load(opts["definitions"])
+            except ConfigurationError as exc:
+                raise ConfigurationError(f"{loc}: {exc}") from None
+        cfg.sinks.append((kind, RedactedDict(opts, secrets=secrets)))
 
     for i, rule in enumerate(_section_list(data, "alerts", "alert")):
         loc = f"{where} alerts[{i}]"

@@ -5,7 +5,8 @@ Threads (all named, all stopped and joined by :meth:`Recorder.close`):
 * ``pyburnerkit-recorder-events``: runs your callbacks (progress, sink health, device state,
   alerts, samples), one at a time, never under a recorder lock;
 * ``pyburnerkit-recorder-sink-<name>``: one per sink, writes batches, spools while the sink is
-  down, retries with backoff;
+  down, holds samples in memory while the spool cannot be written (disk full), retries both
+  with backoff;
 * ``pyburnerkit-recorder-poll-<device>``: one per poll source, sleeps on the stop event between
   polls (no busy loop);
 * ``pyburnerkit-recorder-timer``: progress events and silence alerts, on timers;
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Set,
                     Tuple, Type)
 
+from .._core.backoff import Reconnect
 from .._core.dispatcher import Dispatcher, Subscription
 from .._core.timeouts import Deadline
 from ..errors import ClientClosedError, ConfigurationError, DeviceTimeoutError
@@ -37,8 +39,9 @@ from .spool import Spool
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Recorder", "SamplesReceived", "SinkHealthChanged", "DeviceStateChanged",
-           "RecorderProgress", "SinkStats", "default_spool_dir"]
+__all__ = ["Recorder", "SamplesReceived", "SinkHealthChanged", "SpoolStateChanged",
+           "DeviceStateChanged", "RecorderProgress", "RecorderStatus", "SinkStats",
+           "default_spool_dir"]
 
 
 # ------------------------------------------------------------------------------------ events
@@ -59,6 +62,18 @@ class SinkHealthChanged(Event):
 
 
 @dataclass(frozen=True)
+class SpoolStateChanged(Event):
+    """A sink's spool could not be written (``writable`` False: disk full, read-only...;
+    samples are held in memory, ``in_memory`` of them now, up to ``memory_max``) or works
+    again (``writable`` True; what was held in memory goes to the spool or the sink)."""
+
+    sink: str
+    writable: bool
+    error: Optional[BaseException] = None
+    in_memory: int = 0
+
+
+@dataclass(frozen=True)
 class DeviceStateChanged(Event):
     """A source's connection changed (``connected``, ``reconnecting``, ``closed``...)."""
 
@@ -70,6 +85,11 @@ class DeviceStateChanged(Event):
 
 @dataclass(frozen=True)
 class SinkStats:
+    """One sink's figures: ``written`` samples, ``queued`` items in memory, ``spooled`` items
+    on disk, ``dropped`` items lost (memory over its limit, a full spool, nowhere to go at
+    close), ``rejected`` samples the sink refused as bad data, ``spool_error`` why the spool
+    cannot be written right now (None while it works)."""
+
     name: str
     healthy: bool
     written: int
@@ -79,6 +99,53 @@ class SinkStats:
     dropped: int
     failures: int
     rejected: int = 0
+    spool_error: Optional[str] = None
+
+    @property
+    def lost(self) -> int:
+        """Items that will never reach this sink (dropped + rejected)."""
+        return self.dropped + self.rejected
+
+
+@dataclass(frozen=True)
+class RecorderStatus:
+    """Everything :meth:`Recorder.status` knows: is any sample lost, and where the rest are."""
+
+    state: str
+    received: int
+    sinks: Tuple[SinkStats, ...]
+
+    @property
+    def lost(self) -> int:
+        """Items lost over all sinks (0 while nothing was)."""
+        return sum(s.lost for s in self.sinks)
+
+    @property
+    def ok(self) -> bool:
+        """Nothing lost, and every spool can be written."""
+        return self.lost == 0 and all(s.spool_error is None for s in self.sinks)
+
+    def sink(self, name: str) -> SinkStats:
+        for stats in self.sinks:
+            if stats.name == name:
+                return stats
+        raise ConfigurationError(f"no sink named {name!r}; sinks: "
+                                 f"{', '.join(s.name for s in self.sinks)}")
+
+    def problems(self) -> List[str]:
+        """One line per sink that lost samples or cannot spool, e.g. for a final report."""
+        lines = []
+        for s in self.sinks:
+            parts = []
+            if s.dropped:
+                parts.append(f"{s.dropped} dropped")
+            if s.rejected:
+                parts.append(f"{s.rejected} refused by the sink")
+            if s.spool_error:
+                parts.append(f"spool not writable: {s.spool_error}")
+            if parts:
+                lines.append(f"sink {s.name}: {', '.join(parts)}")
+        return lines
 
 
 @dataclass(frozen=True)
@@ -96,7 +163,9 @@ class RecorderProgress(Event):
         sinks = ", ".join(
             f"{s.name} {s.rate:.1f}/s{'' if s.healthy else ' DOWN'}"
             f" spool {s.spooled}"
-            f"{f' dropped {s.dropped}' if s.dropped else ''}" for s in self.sinks)
+            f"{' NOT WRITABLE' if s.spool_error else ''}"
+            f"{f' memory {s.queued}' if s.spool_error else ''}"
+            f"{f' LOST {s.lost}' if s.lost else ''}" for s in self.sinks)
         return (f"[{self.elapsed:7.1f}s] {self.received} samples | devices: {devices or '-'} "
                 f"| sinks: {sinks or '-'}")
 
@@ -117,6 +186,11 @@ class Recorder:
     :param spool_dir: where each sink's spool file lives (default ``~/.cache/pyburnerkit/spool``).
         Samples spooled by an earlier run are written when the sink is next up.
     :param spool_max: items per sink spool before the oldest are dropped (counted, warned).
+    :param memory_max: items per sink held in memory while neither the sink nor its spool can
+        take them (e.g. the spool's disk is full); past it the oldest are dropped (counted,
+        logged as LOST, reported by :meth:`status` and by ``close()`` returning False).
+    :param sink_reconnect: backoff between attempts to reopen a sink that is down and to
+        write a spool that failed (default 0.2 s doubling to 10 s).
     :param progress_interval: seconds between :class:`RecorderProgress` events (None: never).
     :param on_event: a callback for every event (same as :meth:`subscribe`).
 
@@ -128,7 +202,8 @@ class Recorder:
                  alerts: Iterable[AlertRule] = (), spool_dir: Optional[str] = None,
                  spool_max: int = 1_000_000, progress_interval: Optional[float] = 5.0,
                  batch_size: int = 2000, on_event: Optional[Callable[[Event], Any]] = None,
-                 max_pending_events: int = 10000) -> None:
+                 max_pending_events: int = 10000, memory_max: int = 200_000,
+                 sink_reconnect: Optional[Reconnect] = None) -> None:
         self._closed = True
         self.sources: List[Source] = [adapt(s) for s in sources]
         ids = [(s.family, s.device) for s in self.sources]
@@ -146,13 +221,19 @@ class Recorder:
             raise ConfigurationError(
                 f"progress_interval must be a positive number of seconds or None, "
                 f"got {progress_interval!r}")
-        for label, value in (("batch_size", batch_size), ("spool_max", spool_max)):
+        for label, value in (("batch_size", batch_size), ("spool_max", spool_max),
+                             ("memory_max", memory_max)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(
                     f"{label} must be a whole number >= 1 (samples), got {value!r}")
         self.progress_interval = progress_interval
         self.spool_dir = spool_dir or default_spool_dir()
         self.spool_max = spool_max
+        self.memory_max = memory_max
+        if sink_reconnect is not None and not isinstance(sink_reconnect, Reconnect):
+            raise ConfigurationError(f"sink_reconnect must be a Reconnect(...) policy, got "
+                                     f"{sink_reconnect!r}")
+        self.sink_reconnect = sink_reconnect or Reconnect(min_delay=0.2, max_delay=10.0)
         self.batch_size = batch_size
         self.factory = SampleFactory()
         self._dispatcher = Dispatcher("pyburnerkit-recorder-events",
@@ -203,7 +284,9 @@ class Recorder:
         for sink in self.sinks:
             spool = Spool.for_sink(self.spool_dir, sink.name, sink.identity(), self.spool_max)
             worker = SinkWorker(sink, spool, batch_size=self.batch_size,
-                                on_health=self._on_health, on_progress=self._wake_waiters)
+                                memory_limit=self.memory_max, reconnect=self.sink_reconnect,
+                                on_health=self._on_health, on_progress=self._wake_waiters,
+                                on_spool=self._on_spool)
             self._workers.append(worker)
             if sink.wants_messages:
                 self._message_workers.append(worker)
@@ -225,9 +308,12 @@ class Recorder:
     def close(self, timeout: Optional[float] = 10.0) -> bool:
         """Stop sources, flush every sink (to the sink, or to its spool), join every thread.
 
-        Idempotent, safe from any thread including a callback (never joins its own thread).
+        Blocks until every thread stopped or ``timeout`` seconds passed. Idempotent, safe from
+        any thread including a callback (never joins its own thread).
 
-        :returns: True when everything stopped within ``timeout`` seconds.
+        :returns: True when everything stopped within ``timeout`` seconds AND no sample was
+            lost (see :meth:`status`: dropped from a full memory queue or spool, refused by a
+            sink, or with nowhere to go at close). False otherwise, with the reason logged.
         """
         with self._lifecycle:  # a close() racing start() (e.g. from a callback) waits for it
             pass
@@ -265,6 +351,12 @@ class Recorder:
                             worker.sink.name, timeout)
         if first and was_running:
             self._publish_progress()
+        status = self.status()
+        if status.lost:
+            ok = False
+            if first:
+                log.error("recorder closed with %d samples LOST: %s", status.lost,
+                          "; ".join(status.problems()))
         if not self._dispatcher.close(deadline):
             ok = False
         if self._dispatcher.thread is None:
@@ -300,6 +392,16 @@ class Recorder:
     @property
     def running(self) -> bool:
         return self._state == "running"
+
+    @property
+    def lingering(self) -> List[str]:
+        """Names of the recorder's threads still alive (after a ``close()`` that timed out)."""
+        threads = self._poll_threads + [w.thread for w in self._workers]
+        if self._timer_thread is not None:
+            threads.append(self._timer_thread)
+        if self._dispatcher.thread is not None:
+            threads.append(self._dispatcher.thread)
+        return [t.name for t in threads if t.is_alive()]
 
     def __enter__(self) -> "Recorder":
         if self._state == "idle":
@@ -383,7 +485,8 @@ class Recorder:
     def sink_stats(self) -> Tuple[SinkStats, ...]:
         elapsed = max(1e-9, time.monotonic() - (self._started_at or time.monotonic()))
         return tuple(SinkStats(w.sink.name, w.healthy, w.written, w.written / elapsed, w.queued,
-                               w.spooled, w.dropped + w.spool.dropped, w.failures, w.rejected)
+                               w.spooled, w.dropped + w.spool.dropped, w.failures, w.rejected,
+                               w.spool_error)
                      for w in self._workers)
 
     def sink(self, name: str) -> SinkStats:
@@ -391,6 +494,15 @@ class Recorder:
             if stats.name == name:
                 return stats
         raise ConfigurationError(f"no sink named {name!r}")
+
+    def status(self) -> RecorderStatus:
+        """Where every sample is, and whether any was lost (never blocks; any thread).
+
+        ``status().lost`` counts items that will never reach a sink; ``status().ok`` is True
+        while nothing was lost and every spool can be written; ``status().problems()`` says
+        what went wrong, one line per sink.
+        """
+        return RecorderStatus(self._state, self._received, self.sink_stats())
 
     @property
     def device_counts(self) -> Dict[str, int]:
@@ -412,7 +524,7 @@ class Recorder:
             sinks.append(SinkStats(w.sink.name, w.healthy, w.written,
                                    (w.written - last_sink.get(w.sink.name, 0)) / span, w.queued,
                                    w.spooled, w.dropped + w.spool.dropped, w.failures,
-                                   w.rejected))
+                                   w.rejected, w.spool_error))
         if _advance:
             self._last_progress = (now, counts, written)
         return RecorderProgress(now - (self._started_at or now), self._received, device_rates,
@@ -430,8 +542,10 @@ class Recorder:
         ts = time.time() if timestamp is None else timestamp
         make = self.factory.make
         samples = []
-        for channel, field, value, unit in readings:
-            s = make(ts, source.family, source.device, channel, field, value, unit)
+        for reading in readings:
+            # (channel, field, value, unit) or, from sources that know the device kind on
+            # the channel (Mate3 HUB ports), (channel, field, value, unit, kind)
+            s = make(ts, source.family, source.device, *reading)
             if s is not None:
                 samples.append(s)
         if not samples:
@@ -486,6 +600,12 @@ class Recorder:
                                      online, True)])
 
     def _wake_waiters(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def _on_spool(self, name: str, writable: bool, error: Optional[BaseException],
+                  in_memory: int) -> None:
+        self._dispatcher.publish(SpoolStateChanged(name, writable, error, in_memory))
         with self._cond:
             self._cond.notify_all()
 

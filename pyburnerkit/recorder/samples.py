@@ -13,6 +13,9 @@ One sample is one value of one field of one device at one time::
   ``voltage_v``) so vendor docs and existing dashboards still match.
 * ``value`` is a number (int/float, booleans become 0/1) or text; ``text`` carries the name of an
   enumerated value next to its number (``RunState`` 5 -> ``"RUNNING"``).
+* ``kind`` says what sits on the channel when the source knows (Mate3: the HUB device kind,
+  ``charge_controller``, ``fndc``...; "" otherwise). The long-format tables do not store it;
+  it lets a sink tell apart devices that share a port over time (mate3_pg definitions).
 * ``uid`` is unique per sample; databases store it under a unique index, so a batch written twice
   (a retry after a lost acknowledgement) is stored once.
 """
@@ -44,6 +47,7 @@ class Sample:
     value: Union[Number, str, None]
     unit: str = ""
     text: Optional[str] = None
+    kind: str = ""
 
     @property
     def device_key(self) -> Tuple[str, str, str]:
@@ -93,14 +97,14 @@ class SampleFactory:
         self._seq = itertools.count(1)
 
     def make(self, timestamp: float, family: str, device: str, channel: str, field: str,
-             value: Any, unit: str = "") -> Optional[Sample]:
+             value: Any, unit: str = "", kind: str = "") -> Optional[Sample]:
         """A sample, or None when the value is absent (None/NaN) or not a scalar."""
         norm = normalise_value(value)
         if norm is None:
             return None
         number, text = norm
         return Sample(f"{self.run_id}-{next(self._seq)}", timestamp, family, device,
-                      channel, field, number, unit, text)
+                      channel, field, number, unit, text, kind)
 
 
 def normalise_value(value: Any) -> Optional[Tuple[Union[Number, str], Optional[str]]]:
@@ -153,8 +157,11 @@ def sample_to_row(item: Union[Sample, Message]) -> List[Any]:
     """A JSON-ready list (used by the spool)."""
     if isinstance(item, Message):
         return ["M", item.topic, item.payload, item.retain]
-    return ["S", item.uid, item.timestamp, item.family, item.device, item.channel, item.field,
-            item.value, item.unit, item.text]
+    row = ["S", item.uid, item.timestamp, item.family, item.device, item.channel, item.field,
+           item.value, item.unit, item.text]
+    if item.kind:  # rows spooled by earlier versions have no kind: both shapes read back
+        row.append(item.kind)
+    return row
 
 
 def sample_from_row(row: List[Any]) -> Union[Sample, Message]:
@@ -174,4 +181,5 @@ def slug(text: str) -> str:
 def as_dict(sample: Sample) -> Dict[str, Any]:
     return {"uid": sample.uid, "timestamp": sample.timestamp, "family": sample.family,
             "device": sample.device, "channel": sample.channel, "field": sample.field,
-            "value": sample.value, "unit": sample.unit, "text": sample.text}
+            "value": sample.value, "unit": sample.unit, "text": sample.text,
+            "kind": sample.kind}

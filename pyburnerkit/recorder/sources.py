@@ -24,8 +24,9 @@ from .samples import FieldMeta, unit_for_name
 
 log = logging.getLogger(__name__)
 
-#: (channel, field, value, unit)
-Reading = Tuple[str, str, Any, str]
+#: (channel, field, value, unit), or (channel, field, value, unit, kind) from a source that
+#: knows what kind of device sits on the channel (Mate3: ``charge_controller`` on port 3)
+Reading = Tuple[Any, ...]
 Emit = Callable[["Source", List[Reading]], None]
 OnState = Callable[["Source", str, Optional[BaseException]], None]
 
@@ -404,8 +405,8 @@ class ArbinSource(_PollSource):
         out: List[Reading] = []
         for status in self.client.read_all_statuses():
             channel = str(status.channel)
-            out.extend(_dataclass_readings(status, channel, skip=("channel", "aux", "bms",
-                                                                   "smb", "comm_failure")))
+            out.extend(_dataclass_readings(
+                status, channel, skip=("channel", "aux", "bms", "smb", "comm_failure")))
             out.append((channel, "comm_failure", bool(status.comm_failure), ""))
             for kind, readings in (status.aux or {}).items():
                 unit = {"temperature": "°C", "voltage": "V", "pressure": "Pa",
@@ -437,7 +438,9 @@ class Mate3Source(_PollSource):
     """Polls a :class:`~pyburnerkit.mate3.Mate3Client` (``read_all()``) at most once a second
     (the driver enforces the Mate3s' pace). Channel = the HUB port (``"3"``) or ``"mate3"``;
     fields are the SunSpec/OutBack field names (``battery_voltage``); configuration blocks and
-    scale-factor registers are left out. mate3_pg definitions match on port + field."""
+    scale-factor registers are left out. Each sample carries the device kind found on its port
+    (``Sample.kind``: ``charge_controller``, ``single_phase_radian_inverter``...), so mate3_pg
+    definitions match on port + device + field, even after devices were re-plugged."""
 
     default_interval = 5.0
 
@@ -460,6 +463,7 @@ class Mate3Source(_PollSource):
         out: List[Reading] = []
         for path, dev in system.devices():
             channel = str(dev.port) if dev.port is not None else path
+            kind = getattr(dev.kind, "value", str(dev.kind))  # what sits on this port now
             for name, fv in dev.values.items():
                 if not fv.implemented or name in _MATE3_SKIP or name.endswith("_scale_factor") \
                         or fv.units in ("Registers", "Port"):
@@ -469,7 +473,7 @@ class Mate3Source(_PollSource):
                     value = _Labelled(int(value), value.label)
                 elif hasattr(value, "names"):    # Flags: number + set bit names
                     value = _Labelled(int(value), ",".join(value.names))
-                out.append((channel, name, value, _MATE3_UNITS.get(fv.units, fv.units)))
+                out.append((channel, name, value, _MATE3_UNITS.get(fv.units, fv.units), kind))
         return out
 
     def meta(self, channel: str, field: str, unit: str, value: Any) -> FieldMeta:

@@ -21,8 +21,8 @@ from .._core.client import BaseClient
 from .._core.pending import Pending
 from .._core.timeouts import DEFAULT, TimeoutArg
 from ..ble.session import BleSession
-from ..ble.transport import PygattTransport, Transport
-from ..errors import ConfigurationError, ProtocolError
+from ..ble.transport import LinkDown, PygattTransport, Transport
+from ..errors import ConfigurationError, PyBurnerKitError, WriteNotAllowedError
 from . import codec
 from .models import ButtonPressed, ScaleInfo, TareSeen, WeightReading
 
@@ -106,25 +106,31 @@ class SkaleSession(BleSession):
         return self.read(uuid).decode("utf-8", "replace").strip("\x00")
 
     def on_value(self, uuid: str, data: bytes) -> None:
+        """A notification (I/O thread). An undecodable one raises :class:`ProtocolError`;
+        the BLE session logs, counts and drops it."""
+        if uuid == codec.WEIGHT:
+            reading, tare_seen = self.processor.add(codec.decode_weight(data), time.monotonic())
+            if tare_seen:
+                self.processor.tares_seen += 1
+                self.dispatcher.publish(TareSeen())
+            self.cache.set("weight", reading)
+            self.dispatcher.publish(reading)
+        elif uuid == codec.BUTTON:
+            button = codec.decode_button(data)
+            self.dispatcher.publish(ButtonPressed(button))
+            if button == 1 and self.button_tares:  # what both apps do with button 1
+                self._button_tare()
+
+    def _button_tare(self) -> None:
         try:
-            if uuid == codec.WEIGHT:
-                reading, tare_seen = self.processor.add(codec.decode_weight(data),
-                                                        time.monotonic())
-                if tare_seen:
-                    self.processor.tares_seen += 1
-                    self.dispatcher.publish(TareSeen())
-                self.cache.set("weight", reading)
-                self.dispatcher.publish(reading)
-            elif uuid == codec.BUTTON:
-                button = codec.decode_button(data)
-                self.dispatcher.publish(ButtonPressed(button))
-                if button == 1 and self.button_tares:  # what both apps do with button 1
-                    self.guard(lambda: self.write(codec.COMMAND,
-                                                  codec.encode_command(codec.CMD_TARE)))
-                    self.processor.tare_pending_until = \
-                        time.monotonic() + 1.0 / self.processor.scale
-        except ProtocolError as exc:
-            log.warning("scale %s: undecodable notification: %s", self.endpoint, exc)
+            self.write(codec.COMMAND, codec.encode_command(codec.CMD_TARE))
+        except LinkDown:
+            raise  # the session turns it into a reconnect
+        except PyBurnerKitError as exc:  # not fatal: the next press tries again
+            log.warning("scale %s: the button's tare was not acknowledged: %s", self.endpoint,
+                        exc)
+            return
+        self.processor.tare_pending_until = time.monotonic() + 1.0 / self.processor.scale
 
     def op_command(self, cmd: int, request: Pending) -> None:
         self.write(codec.COMMAND, codec.encode_command(cmd))
@@ -143,9 +149,14 @@ class SkaleClient(BaseClient):
     :param address: the scale's Bluetooth address. Other options as for
         :class:`~pyburnerkit.de1.client.DE1Client` (``backend``, ``hci_device``,
         ``serial_port``, ``reset_on_start``, ``send_delay``, ``transport``).
+    :param allow_writes: permit commands that change the scale (tare, display, units).
+        Without it the client only reads; the connect sequence (grams, display on), which
+        the weight stream relies on, is sent either way.
     :param sensor_lag_s: the load cell's delay (Skale: 0.38 s).
     :param time_scale: simulated seconds per real second (a sped-up simulator); 1 for hardware.
-    :param button_tares: tare when button 1 is pressed, as de1app and pyDE1 do.
+    :param button_tares: tare when button 1 is pressed, as de1app and pyDE1 do. Default: on
+        when ``allow_writes`` is, off otherwise.
+    :raises WriteNotAllowedError: ``button_tares=True`` without ``allow_writes=True``.
     """
 
     family = "scale"
@@ -155,15 +166,19 @@ class SkaleClient(BaseClient):
     def __init__(self, address: str, *, backend: str = "gatttool", hci_device: str = "hci0",
                  serial_port: Optional[str] = None, reset_on_start: bool = False,
                  send_delay: Optional[float] = None, transport: Optional[Transport] = None,
-                 sensor_lag_s: float = 0.38, time_scale: float = 1.0,
-                 silence_timeout: Optional[float] = 5.0, button_tares: bool = True,
-                 **options: Any) -> None:
+                 allow_writes: bool = False, sensor_lag_s: float = 0.38,
+                 time_scale: float = 1.0, silence_timeout: Optional[float] = 5.0,
+                 button_tares: Optional[bool] = None, **options: Any) -> None:
         if not isinstance(address, str) or len(address.split(":")) != 6:
             raise ConfigurationError(f"address {address!r} is not a Bluetooth address")
         if not 0 <= sensor_lag_s <= 5:
             raise ConfigurationError(f"sensor_lag_s={sensor_lag_s!r} s is out of range 0..5 s")
         if not time_scale > 0:
             raise ConfigurationError(f"time_scale={time_scale!r} must be > 0")
+        if button_tares and not allow_writes:
+            raise WriteNotAllowedError("button_tares=True tares the scale when its button is "
+                                       "pressed: open the client with allow_writes=True",
+                                       device=self.family, endpoint=address.upper())
         self._transport = transport or PygattTransport(
             backend, hci_device=hci_device, serial_port=serial_port,
             reset_on_start=reset_on_start, send_delay=send_delay)
@@ -171,7 +186,8 @@ class SkaleClient(BaseClient):
         self.time_scale = time_scale
         self._processor = WeightProcessor(sensor_lag_s=sensor_lag_s, time_scale=time_scale)
         self.silence_timeout = silence_timeout
-        self.button_tares = bool(button_tares)
+        self.allow_writes = bool(allow_writes)
+        self.button_tares = self.allow_writes if button_tares is None else bool(button_tares)
         super().__init__(self.address, **options)
 
     def _make_session(self, **common: Any) -> SkaleSession:
@@ -181,6 +197,13 @@ class SkaleClient(BaseClient):
                             button_tares=self.button_tares, **common)
 
     # ------------------------------------------------------------------ cache
+    @property
+    def protocol_errors(self) -> int:
+        """How many notifications could not be decoded or handled (each was logged with the
+        recent frames and dropped; the link carried on)."""
+        session = self._session
+        return 0 if session is None else getattr(session, "protocol_errors", 0)
+
     @property
     def reading(self) -> Optional[WeightReading]:
         return self._cache.value("weight")
@@ -203,22 +226,53 @@ class SkaleClient(BaseClient):
         return self._processor.period_s * self.time_scale
 
     # ------------------------------------------------------------------ commands
+    def _need_writes(self, what: str) -> None:
+        if not self.allow_writes:
+            raise WriteNotAllowedError(f"{what} changes the scale: open the client with "
+                                       f"allow_writes=True", device=self.family,
+                                       endpoint=self.endpoint)
+
     def _command(self, cmd: int, what: str, timeout: TimeoutArg) -> None:
         self._call(Pending(what, lambda s, r: s.op_command(cmd, r), is_write=True), timeout)
 
     def tare(self, *, wait: bool = True, timeout: TimeoutArg = DEFAULT) -> None:
-        """Tare; with ``wait`` block until the scale reports (near) zero."""
+        """Tare; blocks until the command was written and, with ``wait``, until the scale
+        reports (near) zero. Needs ``allow_writes=True``.
+        If this call times out, the device may still apply the write later; it is never
+        retried automatically.
+
+        :raises WriteNotAllowedError: the client was not opened with ``allow_writes=True``.
+        :raises DeviceTimeoutError: no acknowledgement, or (``wait``) no zero in time.
+        """
+        self._need_writes("tare")
         before = self._processor.tares_seen
         self._command(codec.CMD_TARE, "tare", timeout)
         if wait:  # re-checked on every weight reading
             self.wait_for(lambda c: c._processor.tares_seen != before, timeout=timeout)
 
     def display(self, on: bool = True, timeout: TimeoutArg = DEFAULT) -> None:
+        """Switch the display on (and show the weight) or off; blocks until written. Needs
+        ``allow_writes=True``.
+        If this call times out, the device may still apply the write later; it is never
+        retried automatically.
+
+        :raises WriteNotAllowedError: the client was not opened with ``allow_writes=True``.
+        """
+        self._need_writes("display")
         self._command(codec.CMD_DISPLAY_ON if on else codec.CMD_DISPLAY_OFF, "display", timeout)
         if on:
             self._command(codec.CMD_SHOW_WEIGHT, "show weight", timeout)
 
     def units(self, unit: str = "g", timeout: TimeoutArg = DEFAULT) -> None:
+        """Show grams (``"g"``) or ounces (``"oz"``) on the scale; blocks until written. Needs
+        ``allow_writes=True``.
+        If this call times out, the device may still apply the write later; it is never
+        retried automatically.
+
+        :raises WriteNotAllowedError: the client was not opened with ``allow_writes=True``.
+        :raises ConfigurationError: a unit other than g or oz.
+        """
+        self._need_writes("units")
         if unit not in ("g", "oz"):
             raise ConfigurationError(f"unit {unit!r}: expected 'g' or 'oz'")
         self._command(codec.CMD_GRAMS if unit == "g" else codec.CMD_OUNCES, "units", timeout)

@@ -9,8 +9,9 @@ the last one closes (reference counted: no thread outlives the last client).
 
 The pump never runs user code and takes no lock anyone holds for long (only its own queue
 lock, around a deque operation): the handlers it calls only hand each message to the owning
-session's I/O thread (``call_soon_threadsafe``). Sending is done on the pump too: sessions :meth:`_Pump.post` their messages, so one thread owns every
-connection (created, used and closed there).
+session's I/O thread (``call_soon_threadsafe``). Sending is done on the pump too: sessions
+:meth:`_Pump.post` their messages, so one thread owns every connection (created, used,
+closed and freed there: see :class:`_Connections`).
 
 GLib is driven through ``ctypes`` (``libglib-2.0.so.0``): four functions, no PyGObject. The
 reasons are in ``docs/victron.rst``.
@@ -18,13 +19,15 @@ reasons are in ``docs/victron.rst``.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import ctypes
 import ctypes.util
 import logging
 import os
+import sys
 import threading
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from .._core.extras import require
 from ..errors import BackendUnavailableError, ConfigurationError
@@ -286,11 +289,118 @@ class _Pump:
         except Exception:
             log.exception("work posted to the D-Bus pump failed")
 
+    def call_when_idle(self, fn: Callable[[], Any]) -> bool:
+        """Run ``fn()`` on the pump from a new GLib idle source, so after everything of higher
+        priority that is ready now (from any thread, the pump included). ``fn`` must not
+        raise: an exception is logged and dropped.
+
+        :returns: False (and ``fn`` never runs) when no pump is running.
+        """
+        with self._lock:
+            glib = self._glib if self._thread is not None else None
+            self._call_seq += 1
+            key = self._call_seq
+        if glib is None:
+            return False
+
+        def trampoline(_data: Any) -> int:
+            try:
+                fn()
+            except Exception:
+                log.exception("idle work on the D-Bus pump failed")
+            finally:
+                self._calls.pop(key, None)
+            return 0  # G_SOURCE_REMOVE
+        callback = glib.source_func(trampoline)
+        self._calls[key] = callback  # keep it alive until it ran
+        glib.lib.g_idle_add(callback, None)
+        return True
+
     def in_pump(self) -> bool:
         return self._thread is not None and self._thread is threading.current_thread()
 
 
 PUMP = _Pump()
+
+
+class _Connections:
+    """Every connection this process opened, owned by the pump thread from birth to death.
+
+    Why: dbus-python frees the libdbus connection when its Python object dies, on whatever
+    thread drops the last reference. If that is not the pump thread, or the pump still has
+    something to dispatch for it (a queued reply, the ``Disconnected`` signal, a completion
+    for a pending call), GLib's dispatch then runs on freed memory: a segfault or a corrupted
+    heap (seen within a few hundred connect/close cycles with traffic in flight). The first
+    fix kept every closed connection referenced for ever, which cost about 8 KiB per connect
+    or reconnect.
+
+    Now a strong reference is held here from :func:`open_connection` until the connection is
+    provably idle, and the last reference is always dropped *by the pump thread, between two
+    dispatches*: a closed connection is "retired" and freed by :meth:`sweep` once nothing but
+    this list refers to it (the reply handlers of its pending calls, messages posted to the
+    pump, and the sessions' queued work all hold references, so a reference count of one
+    means no dispatch can reach it any more). Sweeps run from a pump idle callback, which GLib
+    only dispatches when no source of higher priority, such as a connection's message queue,
+    is ready. What is still referenced waits for the next sweep (after the next open or
+    close), so the list stays as short as the number of connections still in use.
+    """
+
+    def __init__(self) -> None:
+        self.live: Dict[int, Any] = {}
+        self.retired: List[Any] = []
+        self.sweep_scheduled = False
+
+    def retire(self, conn: Any) -> None:
+        """Pump thread: ``conn`` is closed; free it as soon as nothing refers to it."""
+        if self.live.pop(id(conn), None) is not None:
+            self.retired.append(conn)
+
+    def sweep(self) -> int:
+        """Pump thread, outside any dispatch: drop the retired connections nobody else
+        refers to (their Python objects, and then libdbus's, are freed right here).
+
+        :returns: how many are still waiting.
+        """
+        kept = []
+        while self.retired:
+            conn = self.retired.pop()
+            # Two references mean ours only: the local name and getrefcount's argument.
+            if sys.getrefcount(conn) > 2:
+                kept.append(conn)
+            del conn
+        self.retired = kept
+        return len(kept)
+
+
+_CONNECTIONS = _Connections()
+
+
+@atexit.register
+def _pin_connections_at_exit() -> None:
+    """At interpreter exit module globals are torn down on the main thread, which would free
+    the connections still held here while a daemon pump may iterate GLib: keep them instead
+    (the process is ending; nothing is lost)."""
+    for conn in list(_CONNECTIONS.live.values()) + list(_CONNECTIONS.retired):
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(conn))
+
+
+def retired_connections() -> int:
+    """How many closed connections still wait to be freed (for tests and diagnostics)."""
+    return len(_CONNECTIONS.retired)
+
+
+def _schedule_sweep() -> None:
+    """Pump thread: sweep once GLib has dispatched what is ready now (an idle callback runs
+    only when no default-priority source, such as a connection's message queue, is ready)."""
+    if _CONNECTIONS.sweep_scheduled:
+        return
+    _CONNECTIONS.sweep_scheduled = True
+
+    def sweep() -> None:
+        _CONNECTIONS.sweep_scheduled = False
+        _CONNECTIONS.sweep()
+    if not PUMP.call_when_idle(sweep):
+        _CONNECTIONS.sweep_scheduled = False
 
 
 def open_connection(address: str, setup: Optional[Callable[[Any], Any]] = None) -> Any:
@@ -300,45 +410,49 @@ def open_connection(address: str, setup: Optional[Callable[[Any], Any]] = None) 
     runs (add filters, export objects) before any message of it can be dispatched.
     Never the process-wide ``dbus.SessionBus()``/``SystemBus()`` singletons: closing this one
     affects nobody else. The connection does not exit the process when the bus goes away.
+    Close it with :func:`close_connection` (never let it be garbage-collected: see
+    :class:`_Connections`).
     """
     bindings = require("_dbus_bindings", "victron")
     mainloop = PUMP.mainloop()
 
     def create() -> Any:
+        _CONNECTIONS.sweep()
         conn = bindings.Connection._new_for_bus(address, mainloop=mainloop)
-        # Pinned for the life of the process: see _CLOSED below.
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(conn))
-        conn.set_exit_on_disconnect(False)
-        if setup is not None:
-            setup(conn)
+        _CONNECTIONS.live[id(conn)] = conn
+        try:
+            conn.set_exit_on_disconnect(False)
+            if setup is not None:
+                setup(conn)
+        except BaseException:
+            _close_on_pump(conn, None)
+            raise
         return conn
     return PUMP.run_in_pump(create)
 
 
-#: Closed connections are kept referenced for the life of the process: dbus-python drops the
-#: link between a libdbus connection and its Python object when the object dies, while the
-#: connection's GLib sources and pending calls may still dispatch one more message, which
-#: then hits an assertion and can crash. A closed connection costs a few hundred bytes.
-_CLOSED: list = []
+def _close_on_pump(conn: Any, cleanup: Optional[Callable[[], Any]]) -> None:
+    try:
+        if cleanup is not None:
+            cleanup()
+    except Exception:
+        log.debug("cleaning up a bus connection failed", exc_info=True)
+    try:
+        conn.close()
+    except Exception:
+        log.debug("closing a bus connection failed", exc_info=True)
+    _CONNECTIONS.retire(conn)
+    _CONNECTIONS.sweep()
+    _schedule_sweep()
 
 
 def close_connection(conn: Any, cleanup: Optional[Callable[[], Any]] = None) -> None:
     """Close a connection on the pump thread (see :meth:`_Pump.run_in_pump`); ``cleanup``
-    runs there first (remove filters and exports so the kept connection holds nothing)."""
-    _CLOSED.append(conn)
-
-    def close() -> None:
-        try:
-            if cleanup is not None:
-                cleanup()
-        except Exception:
-            log.debug("cleaning up a bus connection failed", exc_info=True)
-        try:
-            conn.close()
-        except Exception:
-            log.debug("closing a bus connection failed", exc_info=True)
+    runs there first (remove filters and exports, so nothing of ours is called for it again).
+    The connection is freed later, on the pump, once nothing refers to it (:class:`_Connections`).
+    """
     try:
-        PUMP.run_in_pump(close)
+        PUMP.run_in_pump(lambda: _close_on_pump(conn, cleanup))
     except TimeoutError:
         log.warning("the D-Bus pump did not close a connection in time")
 

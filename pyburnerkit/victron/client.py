@@ -44,6 +44,8 @@ _UNKNOWN_METHOD = "org.freedesktop.DBus.Error.UnknownMethod"
 _UNKNOWN_OBJECT = "org.freedesktop.DBus.Error.UnknownObject"
 _NO_REPLY = "org.freedesktop.DBus.Error.NoReply"
 _TIMEOUT_ERRORS = (_NO_REPLY, "org.freedesktop.DBus.Error.Timeout")
+#: Our own name for a reply dbus-python could not even decode (never sent on the bus).
+_MALFORMED_REPLY = "com.pyburnerkit.Error.MalformedReply"
 
 
 def _lowlevel() -> Any:
@@ -124,16 +126,32 @@ class _BusSession(Session):
         kind = msg.get_type()
         if kind == SIGNAL:
             if is_disconnect(msg):
-                self.call_soon_threadsafe(self._disconnected, conn)
+                self._enqueue(self._disconnected, conn)
             else:
-                self.call_soon_threadsafe(self.client._io_signal, self, conn, msg)
+                self._enqueue(self.client._io_signal, self, conn, msg)
         return _lowlevel().HANDLER_RESULT_NOT_YET_HANDLED
 
     def _on_object(self, conn: Any, msg: Any) -> Any:
         if msg.get_type() != METHOD_CALL:
             return _lowlevel().HANDLER_RESULT_NOT_YET_HANDLED
-        self.call_soon_threadsafe(self.client._io_method_call, self, conn, msg)
+        self._enqueue(self.client._io_method_call, self, conn, msg)
         return _lowlevel().HANDLER_RESULT_HANDLED
+
+    def _enqueue(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Any thread: run ``fn(*args)`` on the I/O thread, where nothing it raises can end
+        the thread (see :meth:`_guarded`)."""
+        self.call_soon_threadsafe(self._guarded, fn, *args)
+
+    def _guarded(self, fn: Callable[..., Any], *args: Any) -> None:
+        """I/O thread: what a peer sends must never end the session. A PyBurnerKitError is a
+        peer's fault (counted, logged); anything else is our bug, logged with its traceback
+        and counted, and the session goes on."""
+        try:
+            fn(*args)
+        except PyBurnerKitError as exc:
+            self.client._io_peer_error(None, str(exc))
+        except Exception as exc:
+            self.client._io_unexpected(fn, exc)
 
     # -- I/O thread helpers ------------------------------------------------------------
     def _disconnected(self, conn: Any) -> None:
@@ -152,7 +170,7 @@ class _BusSession(Session):
             try:
                 conn.send_message(msg)
             except Exception as exc:
-                self.call_soon_threadsafe(self._send_failed, conn, exc)
+                self._enqueue(self._send_failed, conn, exc)
         PUMP.post(go)
 
     def _send_failed(self, conn: Any, exc: Exception) -> None:
@@ -183,22 +201,37 @@ class _BusSession(Session):
         self.wire.sent((member, dest, path))
 
         def on_message(reply: Any) -> None:  # GLib thread (or the closing thread)
-            self.call_soon_threadsafe(self._deliver_reply, conn, reply, on_reply)
+            self._enqueue(self._deliver_reply, conn, reply, on_reply)
 
         def go() -> None:  # pump thread, which owns the connection
             try:
                 conn.send_message_with_reply(msg, on_message, seconds, require_main_loop=True)
             except Exception as exc:
-                self.call_soon_threadsafe(
-                    on_reply, False, ("org.freedesktop.DBus.Error.Disconnected", str(exc)))
+                self._enqueue(on_reply, False,
+                              ("org.freedesktop.DBus.Error.Disconnected", str(exc)))
         PUMP.post(go)
 
     def _deliver_reply(self, conn: Any, reply: Any, on_reply: Callable[[Any, Any], Any]) -> None:
-        if reply.get_type() == ERROR:
+        """I/O thread: hand a reply to its caller as ``(True, args)`` or ``(False, (error
+        name, text))``; a reply dbus-python cannot decode, or an error whose text is not a
+        string, becomes our :data:`_MALFORMED_REPLY` error (a ProtocolError for the caller)."""
+        try:
+            is_error = reply.get_type() == ERROR
             args = reply.get_args_list()
-            on_reply(False, (reply.get_error_name(), str(args[0]) if args else ""))
-        else:
-            on_reply(True, reply.get_args_list())
+            name = str(reply.get_error_name() or "") if is_error else ""
+        except Exception as exc:  # e.g. a type dbus-python cannot represent
+            on_reply(False, (_MALFORMED_REPLY, f"undecodable reply: {type(exc).__name__}: "
+                                               f"{exc}"))
+            return
+        if not is_error:
+            on_reply(True, args)
+            return
+        text = args[0] if args else ""
+        if not isinstance(text, str):
+            on_reply(False, (_MALFORMED_REPLY, f"error {name} carried no text but "
+                                               f"{type(text).__name__}"))
+            return
+        on_reply(False, (name, str.__str__(text)))
 
     def reply(self, call: Any, signature: str = "", *args: Any) -> None:
         if call.get_no_reply():
@@ -226,6 +259,8 @@ class _BusSession(Session):
         if name == "org.freedesktop.DBus.Error.Disconnected":
             return ConnectionLostError(f"{what}: {text}", device=self.family,
                                        endpoint=self.endpoint)
+        if name == _MALFORMED_REPLY:
+            return ProtocolError(f"{what}: {text}", device=self.family, endpoint=self.endpoint)
         if name == _UNKNOWN_METHOD:
             return UnsupportedFeatureError(f"{what}: {name}: {text}", code=name, detail=text,
                                            device=self.family, endpoint=self.endpoint)
@@ -238,9 +273,16 @@ class _VictronClient(BaseClient):
     family = "victron"
     _export = False
 
+    #: How many warnings per client name a misbehaving peer at most (then DEBUG only).
+    _WARNED_LIMIT = 256
+
     def __init__(self, endpoint: str, address: str, **kw: Any) -> None:
         super().__init__(endpoint, **kw)
         self.bus_address = address
+        #: Malformed messages from peers that were dropped (each cost only its own entries).
+        self.protocol_errors = 0
+        self._unexpected_errors = 0   # our bugs caught on the I/O thread (tests assert 0)
+        self._warned: Set[str] = set()
 
     def _make_session(self, **common: Any) -> Session:
         return _BusSession(client=self, address=self.bus_address, export=self._export, **common)
@@ -250,6 +292,26 @@ class _VictronClient(BaseClient):
             raise RuntimeError("a blocking pyburnerkit call was made on the D-Bus pump thread; "
                                "it would deadlock")
         super()._guard_blocking()
+
+    # -- I/O thread: misbehaving peers --------------------------------------------------
+    def _io_peer_error(self, peer: Optional[str], what: str) -> None:
+        """Count one malformed message; log it once per peer (later ones at DEBUG)."""
+        self.protocol_errors += 1
+        key = peer or "a peer"
+        if key in self._warned:
+            log.debug("%s: %s sent malformed data again: %s", self.endpoint, key, what)
+            return
+        if len(self._warned) >= self._WARNED_LIMIT:
+            self._warned.clear()
+        self._warned.add(key)
+        log.warning("%s: ignoring malformed data from %s (only the bad entries are lost; "
+                    "more from it are logged at DEBUG): %s", self.endpoint, key, what)
+
+    def _io_unexpected(self, fn: Any, exc: BaseException) -> None:
+        self.protocol_errors += 1
+        self._unexpected_errors += 1
+        log.error("%s: %s failed on the I/O thread; the message was dropped and the client "
+                  "goes on", self.endpoint, getattr(fn, "__qualname__", fn), exc_info=exc)
 
     # -- I/O thread hooks (overridden) -------------------------------------------------
     def _io_opened(self, s: _BusSession) -> None:
@@ -271,13 +333,26 @@ class _VictronClient(BaseClient):
     def _request(self, description: str, dest: str, path: str, iface: str, member: str,
                  signature: str, args: Tuple[Any, ...], convert: Callable[[Any, List[Any]], Any],
                  timeout: TimeoutArg = DEFAULT, *, is_write: bool = False,
-                 wait: bool = True) -> Any:
+                 wait: bool = True, prepare: Optional[Callable[..., None]] = None) -> Any:
         """One D-Bus call on the I/O thread; ``convert(session, reply_args)`` gives the result
         (it may raise a PyBurnerKitError). Blocks unless ``wait`` is False (returns the Pending).
+
+        ``prepare(session, request, send)``, when given, runs first on the I/O thread (e.g.
+        to ask for limits); it calls ``send()`` to go on or fails ``request``. Nothing is sent
+        once the request is done (the caller timed out or the client closed meanwhile).
         """
         seconds = resolve_timeout(timeout, self.timeout)
 
         def start(s: _BusSession, request: Pending) -> None:
+            if prepare is None:
+                send(s, request)
+            else:
+                prepare(s, request, lambda: send(s, request))
+
+        def send(s: _BusSession, request: Pending) -> None:
+            if request.done():
+                return
+
             def done(ok: bool, payload: Any) -> None:
                 if request.done():
                     return
@@ -289,7 +364,8 @@ class _VictronClient(BaseClient):
                 except PyBurnerKitError as exc:
                     request.fail(exc)
                 except Exception as exc:  # a malformed reply
-                    request.fail(ProtocolError(f"{description}: unexpected reply {payload!r}: "
+                    request.fail(ProtocolError(f"{description}: unexpected reply "
+                                               f"{codec._show(payload)}: {type(exc).__name__}: "
                                                f"{exc}", device=self.family,
                                                endpoint=self.endpoint))
             s.call(dest, path, iface, member, signature, args, done,
@@ -360,17 +436,24 @@ class VictronService(_VictronClient):
             b["/Ac/L1/Power"] = 1234.0
         svc.close()
 
+    ``allow_writes=True`` is needed only by :meth:`allocate_device_instance`, which creates a
+    setting in localsettings; publishing our own values never changes another device.
+
     Remote SetValue replies: 0 accepted (also for an unchanged value), 1 not writable or
     not coercible to the item's type, 2 refused by the item's validator.
     """
 
     _export = True
 
-    def __init__(self, name: str, *, bus_address: Optional[str] = None, **kw: Any) -> None:
+    def __init__(self, name: str, *, bus_address: Optional[str] = None,
+                 allow_writes: bool = False, **kw: Any) -> None:
         codec.check_service_name(name)
         address = resolve_bus_address(bus_address)
         super().__init__(name, address, **kw)
         self.name = name
+        #: Needed only for :meth:`allocate_device_instance`, which changes localsettings;
+        #: publishing our own values never needs it.
+        self.allow_writes = bool(allow_writes)
         self._items: Dict[str, _Item] = {}
         self._values: Dict[str, Any] = {}
         self._registered = False
@@ -525,7 +608,19 @@ class VictronService(_VictronClient):
     def allocate_device_instance(self, unique_id: str, device_class: str, preferred: int,
                                  timeout: TimeoutArg = DEFAULT) -> int:
         """Ask localsettings for a VRM device instance (``ClassAndVrmInstance``), publish it
-        as ``/DeviceInstance`` and return it. Call after :meth:`connect`, before register."""
+        as ``/DeviceInstance`` and return it. Call after :meth:`connect`, before register.
+        Blocks until localsettings answered. It creates a setting on the GX, so the service
+        must be opened with ``allow_writes=True``.
+        If this call times out, the device may still apply the write later; it is never
+        retried automatically.
+
+        :raises WriteNotAllowedError: the service was not opened with ``allow_writes=True``.
+        """
+        if not self.allow_writes:
+            raise WriteNotAllowedError(
+                f"allocating a device instance for {unique_id!r} creates a setting in "
+                f"{codec.SETTINGS_SERVICE}: open the service with allow_writes=True",
+                device=self.family, endpoint=self.endpoint)
         if self._session is None:
             self.connect()
         instance = _allocate(self, unique_id, device_class, preferred, timeout)
@@ -748,7 +843,10 @@ class VictronMonitor(_VictronClient):
     ``service_types`` maps a service class (``"com.victronenergy.battery"``) to the paths to
     track (``None`` means all); by default every service and path is tracked. Reads come from
     the cache and never block; :meth:`set_value` blocks until the service replied.
-    Writes need ``allow_writes=True`` (they can switch inverters and chargers).
+    Writes (``set_value*``, every ``settings`` call that changes localsettings) need
+    ``allow_writes=True`` (they can switch inverters and chargers) and are checked against the
+    limits the bus reports before anything is sent. ``protocol_errors`` counts the malformed
+    messages of peers that were dropped (each costs only its own entries).
     """
 
     def __init__(self, *, bus_address: Optional[str] = None,
@@ -765,6 +863,10 @@ class VictronMonitor(_VictronClient):
                 self._types[codec.service_class(cls)] = (
                     None if paths is None else frozenset(codec.check_path(p) for p in paths))
         self._settings_paths: Set[str] = set()
+        #: service -> path -> limits the bus reported (written on the I/O thread, replaced
+        #: whole, so any thread may read it).
+        self._limits: Dict[str, Dict[str, codec.Limits]] = {}
+        self._units: Dict[Tuple[str, str], str] = {}
         self._svcs: Dict[str, _Svc] = {}
         self._owners: Dict[str, Set[str]] = {}
         self._scan_seq = 0
@@ -871,17 +973,36 @@ class VictronMonitor(_VictronClient):
 
     def set_value(self, service: str, path: str, value: Any,
                   timeout: TimeoutArg = DEFAULT) -> None:
-        """SetValue, blocking until the service answered.
+        """SetValue, blocking until the service answered (or ``timeout`` seconds).
+
+        The value is checked first against the path's limits where the bus tells them: the
+        ``Min``/``Max`` a service publishes in GetItems and its signals (localsettings does),
+        and, for a setting of ``com.victronenergy.settings`` not in the cache, its
+        GetMin/GetMax (two more round trips, before anything is written).
+        If this call times out, the device may still apply the write later; it is never
+        retried automatically.
 
         :raises WriteNotAllowedError: the monitor was not opened with ``allow_writes=True``.
+        :raises ConfigurationError: a value D-Bus cannot carry, or outside the path's limits
+            (the message names the value, the limits and the unit where known); nothing is
+            sent.
         :raises SetValueError: the service returned a non-zero code (``.code``).
+        :raises DeviceTimeoutError: no answer within ``timeout``.
         """
         return self._set(service, path, value, timeout, True)
 
     def set_value_nowait(self, service: str, path: str, value: Any,
                          timeout: TimeoutArg = DEFAULT) -> "concurrent.futures.Future[None]":
-        """Like :meth:`set_value` but returns a Future at once. Its result (or exception) is
-        set on the events thread, so its done-callbacks run there too."""
+        """Like :meth:`set_value` but returns a Future at once. Its result (or exception,
+        among them the ConfigurationError of a value outside limits the bus reported) is set
+        on the events thread, so its done-callbacks run there too.
+        If this call times out, the device may still apply the write later; it is never
+        retried automatically.
+
+        :raises WriteNotAllowedError: at once, without ``allow_writes=True``.
+        :raises ConfigurationError: at once, for a value D-Bus cannot carry or outside limits
+            already in the cache.
+        """
         return self._set(service, path, value, timeout, False)
 
     def _set(self, service: str, path: str, value: Any, timeout: TimeoutArg, wait: bool) -> Any:
@@ -889,20 +1010,28 @@ class VictronMonitor(_VictronClient):
         codec.check_path(path)
         if not self.allow_writes:
             raise WriteNotAllowedError(
-                f"SetValue {service}{path}={value!r} refused: open the monitor with "
+                f"SetValue {service}{path}={codec._show(value)} refused: open the monitor with "
                 f"allow_writes=True to change values on the bus", device=self.family,
                 endpoint=self.endpoint)
         wrapped = codec.wrap(value, 1)
+        unit = self._units.get((service, path), "")
+        limits = self._limits.get(service, {}).get(path)
+        prepare = None
+        if limits is not None:
+            _check_limits(f"{service}{path}", value, limits, unit)
+        elif service == codec.SETTINGS_SERVICE:
+            prepare = self._limits_first(service, path, value, unit, timeout)
 
         def convert(s: _BusSession, a: List[Any]) -> None:
             code = int(a[0])
             if code != 0:
-                raise SetValueError(f"SetValue {service}{path}={value!r} was refused with "
+                raise SetValueError(f"SetValue {service}{path}={codec._show(value)} was "
+                                    f"refused with "
                                     f"code {code}", code=code, device=self.family,
                                     endpoint=self.endpoint)
         pending = self._request(f"SetValue {service}{path}", service, path, codec.BUSITEM,
                                 "SetValue", "v", (wrapped,), convert, timeout, is_write=True,
-                                wait=wait)
+                                wait=wait, prepare=prepare)
         if wait:
             return pending
         future: "concurrent.futures.Future[None]" = concurrent.futures.Future()
@@ -924,6 +1053,48 @@ class VictronMonitor(_VictronClient):
                     device=self.family, endpoint=self.endpoint)))
             self._on_io(expire)
         return future
+
+    def _limits_first(self, service: str, path: str, value: Any, unit: str,
+                      timeout: TimeoutArg) -> Callable[..., None]:
+        """A ``prepare`` step for :meth:`_request`: GetMin and GetMax of a setting, then the
+        limit check, then the SetValue (only if the check passed and the caller still waits).
+        A service without GetMin/GetMax (UnknownMethod/UnknownObject) reports no limits."""
+        seconds = resolve_timeout(timeout, self.timeout)
+
+        def prepare(s: _BusSession, request: Pending, send: Callable[[], None]) -> None:
+            got: Dict[str, Any] = {}
+
+            def answer(key: str) -> Callable[[bool, Any], None]:
+                def done(ok: bool, payload: Any) -> None:
+                    if request.done():
+                        return
+                    if ok:
+                        got[key] = payload[0] if payload else None
+                    elif payload[0] in (_UNKNOWN_METHOD, _UNKNOWN_OBJECT):
+                        got[key] = None
+                    else:
+                        request.fail(s.error_for(f"Get{key} {service}{path} (asked before "
+                                                 f"SetValue; nothing was written)", payload))
+                        return
+                    if len(got) == 2:
+                        self._io_check_then_send(request, service, path, value, unit, got,
+                                                 send)
+                return done
+            for key in ("Min", "Max"):
+                s.call(service, path, codec.BUSITEM, f"Get{key}", "", (), answer(key),
+                       None if seconds is None else seconds + 0.5)
+        return prepare
+
+    def _io_check_then_send(self, request: Pending, service: str, path: str, value: Any,
+                            unit: str, got: Mapping[str, Any], send: Callable[[], None]) -> None:
+        try:
+            if got["Min"] is not None and got["Max"] is not None:
+                limits = codec.parse_limits({"Min": got["Min"], "Max": got["Max"]})
+                _check_limits(f"{service}{path}", value, limits or codec.NO_LIMITS, unit)
+        except PyBurnerKitError as exc:
+            request.fail(exc)
+            return
+        send()
 
     def _finish_future(self, event: WriteCompleted) -> None:
         future = getattr(event, "_future", None)
@@ -1028,49 +1199,53 @@ class VictronMonitor(_VictronClient):
     def _io_get_items(self, s: _BusSession, svc: _Svc) -> None:
         scan_id = svc.scan_id
 
-        def current() -> bool:
-            return self._svcs.get(svc.name) is svc and svc.scan_id == scan_id
-
         def got_items(ok: bool, payload: Any) -> None:
-            if not current():
-                return
-            if ok:
-                try:  # a peer's malformed reply must never take the monitor down
-                    items = codec.parse_items(payload[0] if payload else None)
-                except ProtocolError as exc:
-                    self._io_scan_failed(svc.name, f"GetItems: {exc}")
-                    return
-                self._io_scanned(svc, items)
-            elif payload[0] in (_UNKNOWN_METHOD, _UNKNOWN_OBJECT):
-                legacy()
+            if self._svcs.get(svc.name) is svc and svc.scan_id == scan_id:
+                self._io_scan_reply(s, svc, ok, payload)
+        s.call(svc.owner, "/", codec.BUSITEM, "GetItems", "", (), got_items, self.timeout)
+
+    def _io_scan_reply(self, s: _BusSession, svc: _Svc, ok: bool, payload: Any) -> None:
+        """I/O thread: the GetItems answer of a current scan. A malformed entry costs only
+        itself (counted, logged once per service); a reply that is no dict fails the scan."""
+        if not ok:
+            if payload and payload[0] in (_UNKNOWN_METHOD, _UNKNOWN_OBJECT):
+                self._io_legacy_scan(s, svc)
             else:
                 self._io_scan_failed(svc.name, f"GetItems: {payload}")
+            return
+        try:
+            if not isinstance(payload, (list, tuple)) or len(payload) != 1:
+                raise ProtocolError(f"GetItems answered {len(payload or ())} values, not one")
+            entries, limits, problems = codec.split_items(payload[0])
+        except ProtocolError as exc:
+            self._io_peer_error(svc.name, f"GetItems: {exc}")
+            self._io_scan_failed(svc.name, f"GetItems: {exc}")
+            return
+        if problems:
+            self._io_peer_error(svc.name, f"GetItems: {'; '.join(problems[:5])}")
+        self._io_scanned(svc, entries, limits)
 
-        def legacy() -> None:
-            got: Dict[str, Any] = {}
+    def _io_legacy_scan(self, s: _BusSession, svc: _Svc) -> None:
+        """velib's fallback for services without GetItems: the root GetValue/GetText dicts."""
+        scan_id = svc.scan_id
+        got: Dict[str, Any] = {}
 
-            def part(key: str) -> Callable[[bool, Any], None]:
-                def done(ok: bool, payload: Any) -> None:
-                    if not current():
-                        return
-                    try:
-                        got[key] = codec.unwrap(payload[0]) if ok and payload else None
-                    except ProtocolError:
-                        got[key] = None
-                    if len(got) == 2:
-                        if isinstance(got["v"], dict):
-                            try:
-                                items = codec.parse_root_dict(got["v"], got["t"])
-                            except ProtocolError as exc:
-                                self._io_scan_failed(svc.name, f"root GetValue: {exc}")
-                                return
-                            self._io_scanned(svc, items)
-                        else:
-                            self._io_scan_failed(svc.name, "no GetItems and no root dict")
-                return done
-            s.call(svc.owner, "/", codec.BUSITEM, "GetValue", "", (), part("v"), self.timeout)
-            s.call(svc.owner, "/", codec.BUSITEM, "GetText", "", (), part("t"), self.timeout)
-        s.call(svc.owner, "/", codec.BUSITEM, "GetItems", "", (), got_items, self.timeout)
+        def part(key: str) -> Callable[[bool, Any], None]:
+            def done(ok: bool, payload: Any) -> None:
+                if self._svcs.get(svc.name) is not svc or svc.scan_id != scan_id:
+                    return
+                got[key] = payload[0] if ok and payload else None
+                if len(got) < 2:
+                    return
+                try:
+                    items = codec.parse_root_dict(got["v"], got["t"])
+                except ProtocolError as exc:
+                    self._io_scan_failed(svc.name, f"no GetItems, and the root GetValue: {exc}")
+                    return
+                self._io_scanned(svc, items, {})
+            return done
+        s.call(svc.owner, "/", codec.BUSITEM, "GetValue", "", (), part("v"), self.timeout)
+        s.call(svc.owner, "/", codec.BUSITEM, "GetText", "", (), part("t"), self.timeout)
 
     def _io_scan_failed(self, name: str, why: str) -> None:
         log.warning("could not scan %s: %s", name, why)
@@ -1079,7 +1254,8 @@ class VictronMonitor(_VictronClient):
             self._io_forget(name)
         self._io_check_initial(name)
 
-    def _io_scanned(self, svc: _Svc, items: Mapping[str, Tuple[bool, Any, Optional[str]]]) -> None:
+    def _io_scanned(self, svc: _Svc, items: Mapping[str, codec.Entry],
+                    limits: Mapping[str, codec.Limits]) -> None:
         values = {}
         for path, (has, value, text) in items.items():
             if not has or not self._path_wanted(svc.name, path):
@@ -1094,6 +1270,8 @@ class VictronMonitor(_VictronClient):
                 values[path] = svc.values[path]
         svc.values = values
         svc.signal_paths = set()
+        self._limits[svc.name] = {p: lim for p, lim in limits.items()
+                                  if self._path_wanted(svc.name, p)}
         inst = values.get("/DeviceInstance")
         svc.instance = inst.value if inst is not None and isinstance(inst.value, int) else None
         first = not svc.added
@@ -1110,6 +1288,8 @@ class VictronMonitor(_VictronClient):
 
     def _io_forget(self, name: str) -> Optional[_Svc]:
         svc = self._svcs.pop(name, None)
+        self._limits.pop(name, None)
+        self._warned.discard(name)
         if svc is not None and svc.owner is not None:
             names = self._owners.get(svc.owner)
             if names is not None:
@@ -1125,6 +1305,31 @@ class VictronMonitor(_VictronClient):
             self._dispatcher.publish(ServiceRemoved(name, svc.instance))
 
     # -- I/O thread: signals -----------------------------------------------------------
+    @staticmethod
+    def _decode_signal(msg: Any) -> Optional[Tuple[Dict[str, codec.Entry],
+                                                   Dict[str, codec.Limits], List[str]]]:
+        """A BusItem signal -> ``(entries, limits, problems)`` (as :func:`codec.split_items`),
+        or None for a signal that is not ours to read.
+
+        :raises ProtocolError: a message whose body is not one dict; nothing else.
+        """
+        member = msg.get_member()
+        if member not in ("ItemsChanged", "PropertiesChanged"):
+            return None
+        path = msg.get_path()
+        if member == "ItemsChanged" and path != "/":
+            return None  # only the root sends it
+        try:
+            args = msg.get_args_list()
+        except Exception as exc:  # a type dbus-python cannot represent
+            raise ProtocolError(f"{member}: undecodable body: {type(exc).__name__}: {exc}") \
+                from None
+        if len(args) != 1:
+            raise ProtocolError(f"{member} carried {len(args)} values, not one dict")
+        if member == "ItemsChanged":
+            return codec.split_items(args[0])
+        return codec.split_items({path: args[0]})
+
     def _io_signal(self, s: _BusSession, conn: Any, msg: Any) -> None:
         if conn is not s.conn:
             return
@@ -1146,26 +1351,30 @@ class VictronMonitor(_VictronClient):
         if not names:
             return
         try:
-            args = msg.get_args_list()
-            if member == "ItemsChanged":
-                if msg.get_path() != "/":
-                    return  # only the root sends it
-                changes = codec.parse_items(args[0])
-            elif member == "PropertiesChanged":
-                changes = {msg.get_path(): codec.parse_entry(args[0])}
-            else:
-                return
-        except (ProtocolError, IndexError, TypeError, ValueError) as exc:
-            log.warning("ignoring a malformed %s from %s: %s", member, msg.get_sender(), exc)
+            decoded = self._decode_signal(msg)
+        except ProtocolError as exc:
+            for name in sorted(names):
+                self._io_peer_error(name, str(exc))
             return
+        if decoded is None:
+            return
+        changes, limits, problems = decoded
+        if problems:
+            for name in sorted(names):
+                self._io_peer_error(name, f"{member}: {'; '.join(problems[:5])}")
         self._wire.received((member, len(changes)))
         for name in list(names):
             svc = self._svcs.get(name)
             if svc is not None:
-                self._io_apply_changes(svc, changes)
+                self._io_apply_changes(svc, changes, limits)
 
-    def _io_apply_changes(self, svc: _Svc,
-                          changes: Mapping[str, Tuple[bool, Any, Optional[str]]]) -> None:
+    def _io_apply_changes(self, svc: _Svc, changes: Mapping[str, codec.Entry],
+                          limits: Mapping[str, codec.Limits]) -> None:
+        wanted_limits = {p: lim for p, lim in limits.items() if self._path_wanted(svc.name, p)}
+        if wanted_limits:
+            known = dict(self._limits.get(svc.name, {}))
+            known.update(wanted_limits)
+            self._limits[svc.name] = known
         updated = {}
         for path, (has, value, text) in changes.items():
             if not has or not self._path_wanted(svc.name, path):
@@ -1186,8 +1395,8 @@ class VictronMonitor(_VictronClient):
             self._dispatcher.publish(ValuesChanged(svc.name, MappingProxyType(updated)))
 
     # -- I/O thread: settings helper support -------------------------------------------
-    def _io_settings_seen(self, s: _BusSession, owner: str,
-                          values: Mapping[str, Any]) -> None:
+    def _io_settings_seen(self, s: _BusSession, owner: str, values: Mapping[str, Any],
+                          limits: Mapping[str, codec.Limits]) -> None:
         name = codec.SETTINGS_SERVICE
         self._settings_paths.update(values)
         svc = self._svcs.get(name)
@@ -1199,10 +1408,10 @@ class VictronMonitor(_VictronClient):
         fresh = {p: (True, v, None) for p, v in values.items()}
         if not svc.added:
             svc.added = True
-            self._io_apply_changes(svc, fresh)
+            self._io_apply_changes(svc, fresh, limits)
             self._dispatcher.publish(ServiceAdded(self._io_publish(svc)))
         else:
-            self._io_apply_changes(svc, fresh)
+            self._io_apply_changes(svc, fresh, limits)
 
 
 # ====================================================================== Settings
@@ -1220,9 +1429,34 @@ def _allocate(client: _VictronClient, unique_id: str, device_class: str, preferr
     return instance
 
 
+def _check_limits(name: str, value: Any, limits: codec.Limits, unit: str, *,
+                  integer: bool = False) -> Any:
+    """``value`` if it lies within the limits the bus reported (``NO_LIMITS``: anything
+    goes), else a ConfigurationError naming the value, the limits and the unit. Numbers are
+    shown exactly (no rounding of large limits)."""
+    low, high = limits
+    if low is None or high is None:
+        return value
+    unit_text = f" {unit}" if unit else ""
+    span = f"{_exact(low)}..{_exact(high)}{unit_text}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise ConfigurationError(f"{name} must be a number in {span}, got {codec._show(value)}")
+    if integer and value != int(value):
+        raise ConfigurationError(f"{name} must be a whole number in {span}, got {value!r}")
+    if not low <= value <= high:
+        raise ConfigurationError(f"{name}={_exact(value)}{unit_text} is out of range: the "
+                                 f"limit is {span}")
+    return value
+
+
+def _exact(number: Any) -> str:
+    if isinstance(number, float) and number.is_integer() and abs(number) < 2 ** 53:
+        return str(int(number))   # 58.0 -> "58"
+    return repr(number)
+
+
 def codec_check_int(name: str, value: Any, low: int, high: int) -> int:
-    from ..errors import check_range
-    return check_range(name, value, low, high, integer=True)
+    return int(_check_limits(name, value, (low, high), "", integer=True))
 
 
 def _check_setting(entry: Any) -> Setting:
@@ -1230,27 +1464,54 @@ def _check_setting(entry: Any) -> Setting:
         entry = Setting(*entry)
     if not isinstance(entry, Setting):
         raise ConfigurationError(f"expected a Setting(path, default, min, max, silent), "
-                                 f"got {entry!r}")
+                                 f"got {codec._show(entry)}")
     codec.check_path(entry.path)
     if not entry.path.startswith("/Settings/"):
         raise ConfigurationError(f"setting path {entry.path} must start with /Settings/")
     if isinstance(entry.default, bool) or not isinstance(entry.default, (int, float, str)):
         raise ConfigurationError(f"default of {entry.path} must be an int, float or str (its "
-                                 f"type is the setting's type), got {entry.default!r}")
+                                 f"type is the setting's type), got {codec._show(entry.default)}")
+    if isinstance(entry.default, str):
+        codec.wrap(entry.default)   # text D-Bus can carry
+    if not isinstance(entry.unit, str):
+        raise ConfigurationError(f"unit of {entry.path} must be a str like 'A', got "
+                                 f"{codec._show(entry.unit)}")
     for key in ("min", "max"):
         limit = getattr(entry, key)
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float))):
-            raise ConfigurationError(f"{key} of {entry.path} must be a number, got {limit!r}")
-    if (isinstance(entry.default, (int, float)) and entry.min is not None
-            and entry.max is not None and not entry.min <= entry.default <= entry.max):
-        raise ConfigurationError(f"default {entry.default!r} of {entry.path} is out of range: "
-                                 f"the limit is {entry.min}..{entry.max}")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float))
+                                  or limit != limit or limit in (float("inf"), float("-inf"))):
+            raise ConfigurationError(f"{key} of {entry.path} must be a finite number, got "
+                                     f"{codec._show(limit)}")
+    if (entry.min is None) != (entry.max is None):
+        raise ConfigurationError(f"{entry.path}: give both min and max or neither (got min "
+                                 f"{entry.min}, max {entry.max})")
+    limits = _setting_limits(entry)
+    if limits is not None and limits[0] is not None and limits[0] > limits[1]:
+        raise ConfigurationError(f"{entry.path}: min {entry.min} is above max {entry.max}"
+                                 f"{' ' + entry.unit if entry.unit else ''}")
+    if isinstance(entry.default, (int, float)) and limits is not None:
+        _check_limits(f"default of {entry.path}", entry.default, limits, entry.unit)
     return entry
+
+
+def _setting_limits(entry: Setting) -> Optional[codec.Limits]:
+    """The limits localsettings will hold for ``entry``: none for a string setting, and
+    min = max = 0 (or none given) means no limits."""
+    if isinstance(entry.default, str):
+        return None
+    if entry.min is None or (entry.min == 0 and entry.max == 0):
+        return codec.NO_LIMITS
+    return entry.min, entry.max
 
 
 def _add_settings(client: _VictronClient, settings: Iterable[Any], timeout: TimeoutArg,
                   monitor: Optional[VictronMonitor] = None) -> Dict[str, Any]:
     entries = [_check_setting(e) for e in settings]
+    if not client.allow_writes:
+        paths = ", ".join(e.path for e in entries[:3]) + (" ..." if len(entries) > 3 else "")
+        raise WriteNotAllowedError(
+            f"AddSettings ({paths}) refused: it creates or changes settings on the GX; open "
+            f"the client with allow_writes=True", device=client.family, endpoint=client.endpoint)
     if not entries:
         return {}
     payload = codec.add_settings_request(
@@ -1268,7 +1529,12 @@ def _add_settings(client: _VictronClient, settings: Iterable[Any], timeout: Time
             else:
                 out[entry.path] = value
         if monitor is not None and out and owner_box:
-            monitor._io_settings_seen(s, owner_box[0], out)
+            for entry in entries:
+                if entry.path in out and entry.unit:
+                    monitor._units[(codec.SETTINGS_SERVICE, entry.path)] = entry.unit
+            limits = {e.path: _setting_limits(e) for e in entries if e.path in out}
+            monitor._io_settings_seen(s, owner_box[0], out,
+                                      {p: lim for p, lim in limits.items() if lim is not None})
         if errors:
             lines = "; ".join(f"{p}: {codec.setting_error_text(c)}" for p, c in errors.items())
             raise SettingsError(f"AddSettings refused {len(errors)} of {len(entries)} "
@@ -1288,7 +1554,7 @@ def _add_settings(client: _VictronClient, settings: Iterable[Any], timeout: Time
             raise DeviceError(f"{codec.SETTINGS_SERVICE} is not on the bus: {exc}",
                               device=client.family, endpoint=client.endpoint) from exc
     return client._request("AddSettings", codec.SETTINGS_SERVICE, "/", codec.SETTINGS_IFACE,
-                           "AddSettings", "aa{sv}", (payload,), convert, timeout)
+                           "AddSettings", "aa{sv}", (payload,), convert, timeout, is_write=True)
 
 
 class VictronSettings:
@@ -1304,31 +1570,54 @@ class VictronSettings:
 
     def add(self, settings: Iterable[Union[Setting, Tuple[Any, ...]]],
             timeout: TimeoutArg = DEFAULT) -> Dict[str, Any]:
-        """Create (or find) the settings in one call; returns ``{path: current value}``.
+        """Create (or find) the settings in one AddSettings call, blocking until
+        localsettings answered; returns ``{path: current value}``. An existing setting keeps
+        its value, but takes the given default and limits.
+        If this call times out, the device may still apply the write later; it is never
+        retried automatically.
 
+        :raises WriteNotAllowedError: the monitor was not opened with ``allow_writes=True``.
+        :raises ConfigurationError: a malformed entry, min above max, or a default outside
+            min..max (naming the value, the limits and the unit); nothing is sent.
         :raises SettingsError: for refused entries, naming each path and error code.
         """
         return _add_settings(self._monitor, settings, timeout, self._monitor)
 
     def add_settings(self, settings: Iterable[Union[Setting, Tuple[Any, ...]]],
                      timeout: TimeoutArg = DEFAULT) -> Dict[str, Any]:
-        """The same as :meth:`add` (aiovelib's name)."""
+        """The same as :meth:`add` (aiovelib's name).
+        If this call times out, the device may still apply the write later; it is never
+        retried automatically."""
         return self.add(settings, timeout)
 
     def get(self, path: str, default: Any = None) -> Any:
         return self._monitor.get_value(codec.SETTINGS_SERVICE, path, default)
 
     def set(self, path: str, value: Any, timeout: TimeoutArg = DEFAULT) -> None:
-        """SetValue on a setting (needs ``allow_writes``); localsettings refuses out-of-range
-        or mistyped values with -1 (:class:`SetValueError`)."""
+        """SetValue on a setting, blocking until localsettings answered (needs
+        ``allow_writes``). The value is checked against the setting's min/max first (from the
+        cache, else GetMin/GetMax); localsettings itself refuses a mistyped value with -1
+        (:class:`SetValueError`).
+        If this call times out, the device may still apply the write later; it is never
+        retried automatically.
+
+        :raises ConfigurationError: outside the setting's limits (value, limits and unit in
+            the message); nothing is written.
+        """
         self._monitor.set_value(codec.SETTINGS_SERVICE, path, value, timeout)
 
     def remove(self, paths: Iterable[str], timeout: TimeoutArg = DEFAULT) -> Dict[str, int]:
-        """RemoveSettings: ``{path: 0 or -1}``."""
-        if not self._monitor.allow_writes:
-            raise WriteNotAllowedError("removing settings needs allow_writes=True",
-                                       device="victron", endpoint=self._monitor.endpoint)
+        """RemoveSettings, blocking until localsettings answered: ``{path: 0 or -1}``.
+        If this call times out, the device may still apply the write later; it is never
+        retried automatically.
+
+        :raises WriteNotAllowedError: the monitor was not opened with ``allow_writes=True``.
+        """
         plist = [codec.check_path(p) for p in paths]
+        if not self._monitor.allow_writes:
+            raise WriteNotAllowedError(f"RemoveSettings ({', '.join(plist[:3])}) refused: "
+                                       f"open the monitor with allow_writes=True",
+                                       device="victron", endpoint=self._monitor.endpoint)
         dbus = require("dbus", "victron")
         return self._monitor._request(
             "RemoveSettings", codec.SETTINGS_SERVICE, "/", codec.SETTINGS_IFACE,
@@ -1337,5 +1626,11 @@ class VictronSettings:
 
     def allocate_instance(self, unique_id: str, device_class: str, preferred: int,
                           timeout: TimeoutArg = DEFAULT) -> int:
-        """Allocate a VRM device instance for ``unique_id`` (``ClassAndVrmInstance``)."""
+        """Allocate a VRM device instance for ``unique_id`` (``ClassAndVrmInstance``, an
+        AddSettings call that creates a setting); blocks until localsettings answered.
+        If this call times out, the device may still apply the write later; it is never
+        retried automatically.
+
+        :raises WriteNotAllowedError: the monitor was not opened with ``allow_writes=True``.
+        """
         return _allocate(self._monitor, unique_id, device_class, preferred, timeout)

@@ -106,6 +106,8 @@ def check_destination(name: Any) -> str:
 
 def service_class(name: str) -> str:
     """The first three dot-separated parts: ``com.victronenergy.grid.x`` -> ``...grid``."""
+    if not isinstance(name, str):
+        raise ConfigurationError(f"service name {_show(name)} is not a string")
     return ".".join(name.split(".")[:3])
 
 
@@ -145,15 +147,41 @@ def wrap(value: Any, variant_level: int = 0) -> Any:
     if isinstance(value, float):
         return dbus.Double(value, **kw)
     if isinstance(value, str):
-        return dbus.String(value, **kw)
+        return dbus.String(_sendable_text(value), **kw)
     if isinstance(value, (list, tuple)):
         return _wrap_list(list(value), kw)
     if isinstance(value, Mapping):
-        return dbus.Dictionary({str(k): wrap(v, 1) for k, v in value.items()},
-                               signature="sv", **kw)
+        for key in value:
+            if not isinstance(key, str):
+                raise ConfigurationError(f"dict key {_show(key)} cannot be sent on D-Bus: the "
+                                         f"keys of a dict value must be str")
+        return dbus.Dictionary({_sendable_text(str.__str__(k)): wrap(v, 1)
+                                for k, v in value.items()}, signature="sv", **kw)
     raise ConfigurationError(
-        f"value {value!r} of type {type(value).__name__} cannot be sent on D-Bus (use None, "
-        f"bool, int, float, str, or a list of one of those)")
+        f"value {_show(value)} of type {type(value).__name__} cannot be sent on D-Bus (use "
+        f"None, bool, int, float, str, or a list of one of those)")
+
+
+def _sendable_text(text: str) -> str:
+    """``text`` if D-Bus can carry it (valid UTF-8 without NUL), else ConfigurationError."""
+    if "\x00" in text:
+        raise ConfigurationError(f"text {_show(text)} contains a NUL character, which D-Bus "
+                                 f"strings cannot carry")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ConfigurationError(f"text {_show(text)} is not valid Unicode ({exc.reason}); "
+                                 f"D-Bus strings are UTF-8") from None
+    return text
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    """A repr for error messages that never raises (a dbus.Byte's str() can) and stays short."""
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _wrap_list(items: List[Any], kw: Dict[str, Any]) -> Any:
@@ -167,11 +195,11 @@ def _wrap_list(items: List[Any], kw: Dict[str, Any]) -> Any:
             return dbus.Array([dbus.Int32(v) for v in items], signature="i", **kw)
         if all(INT64_MIN <= v <= INT64_MAX for v in items):
             return dbus.Array([dbus.Int64(v) for v in items], signature="x", **kw)
-        raise ConfigurationError(f"list {items!r} holds an int wider than 64 bits")
+        raise ConfigurationError(f"list {_show(items)} holds an int wider than 64 bits")
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
         return dbus.Array([dbus.Double(float(v)) for v in items], signature="d", **kw)
     if all(isinstance(v, str) for v in items):
-        return dbus.Array([dbus.String(v) for v in items], signature="s", **kw)
+        return dbus.Array([dbus.String(_sendable_text(v)) for v in items], signature="s", **kw)
     return dbus.Array([wrap(v, 1) for v in items], signature="v", **kw)
 
 
@@ -190,83 +218,196 @@ def items_dict(items: Iterable[Tuple[str, Any, str]]) -> Any:
 
 
 # ------------------------------------------------------------------ D-Bus -> Python
+#: What a GetItems / ItemsChanged / PropertiesChanged entry says: (has a Value, the value,
+#: the Text or None when it carried none).
+Entry = Tuple[bool, Any, Optional[str]]
+#: A path's limits as the bus reports them: ``(min, max)``; ``(None, None)`` when the bus
+#: says there are none (localsettings' min = max = 0).
+Limits = Tuple[Optional[float], Optional[float]]
+NO_LIMITS: Limits = (None, None)
+
+#: D-Bus allows 32 levels of arrays plus 32 of structs; variants add more. Deeper is garbage.
+_MAX_DEPTH = 96
+
+
 def unwrap(value: Any) -> Any:
-    """Plain Python for any dbus-python value; every empty array becomes ``None`` (invalid)."""
-    dbus = _dbus()
+    """Plain Python for any dbus-python value; every empty array becomes ``None`` (invalid).
+
+    :raises ProtocolError: for anything that is not a D-Bus value (a Unix fd, a Python object
+        D-Bus cannot carry, nesting deeper than D-Bus allows). Nothing else, whatever it gets.
+    """
+    try:
+        return _unwrap(value, _dbus(), 0)
+    except ProtocolError:
+        raise
+    except RecursionError:
+        raise ProtocolError("a D-Bus value nested too deeply") from None
+    except Exception as exc:   # e.g. an unhashable dict key built by a hostile payload
+        raise ProtocolError(f"undecodable D-Bus value {_show(value)}: {type(exc).__name__}: "
+                            f"{exc}") from None
+
+
+def _unwrap(value: Any, dbus: Any, depth: int) -> Any:
+    if depth > _MAX_DEPTH:
+        raise ProtocolError("a D-Bus value nested too deeply")
+    if value is None:
+        return None
+    if isinstance(value, bool):            # dbus.Boolean is an int, plain bool too
+        return bool(value)
     if isinstance(value, dbus.Boolean):
         return bool(value)
-    if isinstance(value, (dbus.Byte, dbus.Int16, dbus.UInt16, dbus.Int32, dbus.UInt32,
-                          dbus.Int64, dbus.UInt64)):
+    if isinstance(value, int):             # dbus.Byte, Int16 ... UInt64 and plain int
         return int(value)
-    if isinstance(value, dbus.Double):
+    if isinstance(value, float):           # dbus.Double and plain float
         return float(value)
-    if isinstance(value, (dbus.String, dbus.ObjectPath, dbus.Signature)):
-        return str(value)
-    if isinstance(value, (dbus.Array, list)):
+    if isinstance(value, str):             # dbus.String, ObjectPath, Signature and plain str
+        return str.__str__(value)
+    if isinstance(value, bytes):           # dbus.ByteArray and plain bytes
+        return bytes(value)
+    if isinstance(value, list):            # dbus.Array and plain list
         if len(value) == 0:
             return None
-        return [unwrap(v) for v in value]
-    if isinstance(value, (dbus.Struct, tuple)):
-        return tuple(unwrap(v) for v in value)
-    if isinstance(value, (dbus.Dictionary, dict)):
-        return {unwrap(k): unwrap(v) for k, v in value.items()}
-    if isinstance(value, (dbus.ByteArray, bytes)):
-        return bytes(value)
-    if isinstance(value, (bool, int, float, str)) or value is None:
-        return value
-    raise ProtocolError(f"unexpected D-Bus value {value!r} ({type(value).__name__})")
+        return [_unwrap(v, dbus, depth + 1) for v in value]
+    if isinstance(value, tuple):           # dbus.Struct and plain tuple
+        return tuple(_unwrap(v, dbus, depth + 1) for v in value)
+    if isinstance(value, dict):            # dbus.Dictionary and plain dict
+        return {_unwrap(k, dbus, depth + 1): _unwrap(v, dbus, depth + 1)
+                for k, v in value.items()}
+    raise ProtocolError(f"unexpected D-Bus value {_show(value)} ({type(value).__name__})")
 
 
-def parse_items(payload: Any) -> Dict[str, Tuple[bool, Any, Optional[str]]]:
+def text_of(value: Any, what: str = "Text") -> str:
+    """A D-Bus string as a plain ``str``; anything else (a ``dbus.Byte``, a struct) is a
+    ProtocolError, never a ``str()`` that may raise or make up text."""
+    if isinstance(value, str):
+        return str.__str__(value)
+    raise ProtocolError(f"{what} must be a string, got {_show(value)} "
+                        f"({type(value).__name__})")
+
+
+def parse_entry(entry: Any) -> Entry:
+    """One ``{"Value", "Text", ...}`` dict -> ``(has_value, value, text or None)``.
+
+    :raises ProtocolError: not a dict, a Value that is no D-Bus value, or a Text that is not a
+        string. Nothing else.
+    """
+    if not isinstance(entry, Mapping):
+        raise ProtocolError(f"expected a dict with Value and Text, got {_show(entry)}")
+    has_value = "Value" in entry
+    value = unwrap(entry["Value"]) if has_value else None
+    text = entry.get("Text")
+    return has_value, value, (None if text is None else text_of(text))
+
+
+def parse_limits(entry: Any) -> Optional[Limits]:
+    """The ``Min``/``Max`` of an entry (localsettings sends them): None when it carries neither,
+    :data:`NO_LIMITS` for min = max = 0 (localsettings' "no limits"), else ``(min, max)``.
+
+    :raises ProtocolError: not a dict, or limits that are not numbers or not in order.
+    """
+    if not isinstance(entry, Mapping):
+        raise ProtocolError(f"expected a dict with Min and Max, got {_show(entry)}")
+    if "Min" not in entry and "Max" not in entry:
+        return None
+    low, high = unwrap(entry.get("Min", 0)), unwrap(entry.get("Max", 0))
+    for name, limit in (("Min", low), ("Max", high)):
+        if (isinstance(limit, bool) or not isinstance(limit, (int, float))
+                or not math.isfinite(limit)):
+            raise ProtocolError(f"{name} must be a finite number, got {_show(limit)}")
+    if low == 0 and high == 0:
+        return NO_LIMITS
+    if low > high:
+        raise ProtocolError(f"Min {low} is above Max {high}")
+    return low, high
+
+
+def split_items(payload: Any) -> Tuple[Dict[str, Entry], Dict[str, Limits], List[str]]:
+    """An ``a{sa{sv}}`` (GetItems, ItemsChanged), entry by entry: a malformed entry costs only
+    itself. Returns ``(entries, limits, problems)``: ``{path: Entry}``, ``{path: Limits}`` for
+    the entries that carry Min/Max, and one line per skipped entry.
+
+    :raises ProtocolError: when the payload itself is not a dict.
+    """
+    if not isinstance(payload, Mapping):
+        raise ProtocolError(f"expected a dict of paths, got {_show(payload)}")
+    entries: Dict[str, Entry] = {}
+    limits: Dict[str, Limits] = {}
+    problems: List[str] = []
+    for path, entry in payload.items():
+        try:
+            if not isinstance(path, str) or not _PATH_RE.match(path):
+                raise ProtocolError("the key is not an object path")
+            parsed, bounds = parse_entry(entry), parse_limits(entry)
+        except ProtocolError as exc:
+            problems.append(f"{_show(path, 40)}: {exc.args[0] if exc.args else exc}")
+            continue
+        path = str.__str__(path)
+        entries[path] = parsed
+        if bounds is not None:
+            limits[path] = bounds
+    return entries, limits, problems
+
+
+def parse_items(payload: Any) -> Dict[str, Entry]:
     """An ``a{sa{sv}}`` (GetItems, ItemsChanged) -> ``{path: (has_value, value, text)}``.
 
     Entries without ``Value`` keep ``has_value=False`` (only limits changed); entries without
     ``Text`` give ``text=None`` (the caller falls back to ``str(value)``).
 
-    :raises ProtocolError: when the payload is not a mapping of paths to mappings.
+    :raises ProtocolError: when the payload is not a mapping of paths to well-formed entries
+        (the message names the bad entries).
     """
-    if not isinstance(payload, Mapping):
-        raise ProtocolError(f"expected a dict of paths, got {type(payload).__name__}")
-    out: Dict[str, Tuple[bool, Any, Optional[str]]] = {}
-    for path, entry in payload.items():
-        if not isinstance(entry, Mapping):
-            raise ProtocolError(f"entry for {path!r} is not a dict: {entry!r}")
-        out[str(path)] = parse_entry(entry)
-    return out
+    entries, _limits, problems = split_items(payload)
+    if problems:
+        shown = "; ".join(problems[:5]) + (f" (+{len(problems) - 5} more)"
+                                           if len(problems) > 5 else "")
+        raise ProtocolError(f"{len(problems)} malformed entr{'y' if len(problems) == 1 else 'ies'}"
+                            f": {shown}")
+    return entries
 
 
-def parse_entry(entry: Mapping[str, Any]) -> Tuple[bool, Any, Optional[str]]:
-    """One ``{"Value", "Text", ...}`` dict -> ``(has_value, value, text or None)``."""
-    if not isinstance(entry, Mapping):
-        raise ProtocolError(f"expected a dict with Value and Text, got {entry!r}")
-    has_value = "Value" in entry
-    value = unwrap(entry["Value"]) if has_value else None
-    text = entry.get("Text")
-    return has_value, value, (None if text is None else str(text))
+def parse_root_dict(values: Any, texts: Any) -> Dict[str, Entry]:
+    """The legacy velib root ``GetValue``/``GetText`` dicts (relative keys) -> absolute paths.
 
-
-def parse_root_dict(values: Any, texts: Any) -> Dict[str, Tuple[bool, Any, Optional[str]]]:
-    """The legacy velib root ``GetValue``/``GetText`` dicts (relative keys) -> absolute paths."""
+    :raises ProtocolError: values is not a dict of relative paths, or holds garbage.
+    """
     if not isinstance(values, Mapping):
         raise ProtocolError("the root GetValue did not return a dict (no legacy scan possible)")
     texts = texts if isinstance(texts, Mapping) else {}
-    out: Dict[str, Tuple[bool, Any, Optional[str]]] = {}
+    out: Dict[str, Entry] = {}
     for key, value in values.items():
-        text = texts.get(key)
-        out["/" + str(key).lstrip("/")] = (True, unwrap(value), None if text is None else str(text))
+        path = "/" + text_of(key, "a root GetValue key").lstrip("/")
+        if not _PATH_RE.match(path):
+            raise ProtocolError(f"root GetValue key {_show(key)} is not a relative path")
+        try:
+            text = texts.get(key)
+        except TypeError:   # a key of the other dict that cannot be compared
+            text = None
+        out[path] = (True, unwrap(value), None if text is None else text_of(text))
     return out
 
 
 # ------------------------------------------------------------------ text and types
 def default_text(path: str, value: Any, *, invalid: str = "---") -> str:
-    """velib's text rule: ``---`` for invalid, ``/ProductId`` in hex, else ``str(value)``."""
+    """velib's text rule: ``---`` for invalid, ``/ProductId`` in hex, else ``str(value)``.
+    Never raises (a ``dbus.Byte``'s own ``str()`` can)."""
     if value is None:
         return invalid
-    if path == "/ProductId" and isinstance(value, int) and not isinstance(value, bool):
-        return f"0x{value:X}"
+    if isinstance(value, bool):
+        return str(bool(value))
+    if isinstance(value, int):
+        if isinstance(path, str) and path == "/ProductId":
+            return f"0x{int(value):X}"
+        return str(int(value))
     if isinstance(value, float):
+        value = float(value)
         return f"{value:g}" if math.isfinite(value) else str(value)
-    return str(value)
+    if isinstance(value, str):
+        return str.__str__(value)
+    try:
+        return str(value)
+    except Exception:
+        return _show(value)
 
 
 def coerce(value: Any, kind: Optional[type], *, name: str = "value") -> Any:
@@ -298,22 +439,24 @@ def coerce(value: Any, kind: Optional[type], *, name: str = "value") -> Any:
             return list(value)
     else:
         return value
-    raise ConfigurationError(f"{name}={value!r} is not a valid {kind.__name__}")
+    raise ConfigurationError(f"{name}={_show(value)} is not a valid {kind.__name__}")
 
 
 def parse_class_instance(text: Any) -> Tuple[str, int]:
     """``"grid:30"`` -> ``("grid", 30)``, else ProtocolError."""
     if not isinstance(text, str) or text.count(":") != 1:
-        raise ProtocolError(f"expected 'class:instance', got {text!r}")
-    cls, _, number = text.partition(":")
+        raise ProtocolError(f"expected 'class:instance', got {_show(text)}")
+    cls, _, number = str.__str__(text).partition(":")
     try:
         return cls, int(number)
     except ValueError:
-        raise ProtocolError(f"expected 'class:instance', got {text!r}") from None
+        raise ProtocolError(f"expected 'class:instance', got {_show(text)}") from None
 
 
 def setting_error_text(code: int) -> str:
-    name, meaning = ADD_SETTING_ERRORS.get(code, (f"Unknown{code}", "unknown error code"))
+    if isinstance(code, bool) or not isinstance(code, int):
+        return f"Unknown ({_show(code)}): not an error code"
+    name, meaning = ADD_SETTING_ERRORS.get(int(code), (f"Unknown{code}", "unknown error code"))
     return f"{name} ({code}): {meaning}"
 
 
@@ -346,15 +489,20 @@ def add_settings_request(entries: Iterable[Mapping[str, Any]]) -> Any:
 
 
 def parse_add_settings_reply(reply: Any) -> List[Tuple[Optional[str], int, Any]]:
-    """The ``aa{sv}`` reply -> ``[(path or None, error code, value or None)]`` in order."""
+    """The ``aa{sv}`` reply -> ``[(path or None, error code, value or None)]`` in order.
+
+    :raises ProtocolError: the reply is not a list of dicts with an integer ``error``.
+    """
     if not isinstance(reply, (list, tuple)):
         raise ProtocolError(f"AddSettings replied {type(reply).__name__}, expected a list")
     out = []
     for entry in reply:
         if not isinstance(entry, Mapping):
-            raise ProtocolError(f"AddSettings reply entry is not a dict: {entry!r}")
+            raise ProtocolError(f"AddSettings reply entry is not a dict: {_show(entry)}")
         path = entry.get("path")
         code = unwrap(entry.get("error", -1))
-        out.append((None if path is None else str(path), int(code),
+        if isinstance(code, bool) or not isinstance(code, int):
+            raise ProtocolError(f"AddSettings reply: error must be an integer, got {_show(code)}")
+        out.append((None if path is None else text_of(path, "path"), code,
                     unwrap(entry["value"]) if "value" in entry else None))
     return out

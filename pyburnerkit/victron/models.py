@@ -52,13 +52,16 @@ class ServiceInfo:
 @dataclass(frozen=True)
 class Setting:
     """One entry of an AddSettings call. The type of ``default`` (int, float, str) is the
-    setting's type; ``min``/``max`` of None mean no limit; ``silent`` hides changes from logs."""
+    setting's type; ``min``/``max`` of None mean no limit (give both or neither); ``silent``
+    hides changes from logs. ``unit`` never goes on the bus: it only makes the errors of
+    out-of-range writes clearer (``"A"``, ``"V"``, ``"%"``)."""
 
     path: str
     default: Any
     min: Optional[float] = None
     max: Optional[float] = None
     silent: bool = False
+    unit: str = ""
 
 
 @dataclass(frozen=True)

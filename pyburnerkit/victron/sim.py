@@ -145,6 +145,7 @@ class _Exported:
         self.sim = sim
         self.name = name
         self.conn: Any = None
+        self._filter: Any = None
 
     def connect(self) -> None:
         loop = self.sim.loop
@@ -164,6 +165,7 @@ class _Exported:
         def setup(c: Any) -> None:
             c.add_message_filter(on_filter)
             c._register_object_path("/", on_object, None, True)
+        self._filter = on_filter
         conn = open_connection(self.sim.address, setup)
         # RequestName's answer comes from the daemon: a blocking call on the pump (which
         # owns the connection) cannot deadlock.
@@ -171,7 +173,7 @@ class _Exported:
             lambda: conn.send_message_with_reply_and_block(self._request_name(low), 5.0))
         code = int(reply.get_args_list()[0])
         if code not in (1, 4):
-            close_connection(conn)
+            self._close(conn)
             raise DeviceConnectionError(f"simulator: {self.name} is taken (code {code})")
         self.conn = conn
 
@@ -184,12 +186,20 @@ class _Exported:
     def _lost(self, conn: Any) -> None:
         if conn is self.conn:
             self.conn = None
-            close_connection(conn)
+            self._close(conn)
 
     def close(self) -> None:
         conn, self.conn = self.conn, None
         if conn is not None:
-            close_connection(conn)
+            self._close(conn)
+
+    def _close(self, conn: Any) -> None:
+        on_filter = self._filter
+
+        def cleanup() -> None:  # nothing of ours may be called for a connection being freed
+            conn.remove_message_filter(on_filter)
+            conn._unregister_object_path("/")
+        close_connection(conn, cleanup)
 
     # -- sending (built on the sim thread, sent by the pump, which owns the connection) --
     def _send(self, msg: Any) -> None:
@@ -574,6 +584,7 @@ class VictronSim:
         self.reply_delay = 0.0
         self.silent = False
         self.settings_writes = 0
+        self._calls_received: Dict[Tuple[str, str], int] = {}
         self.settings = SimSettings(self)
         self.services: Dict[str, SimService] = {}
         if demo:
@@ -710,6 +721,8 @@ class VictronSim:
     def _incoming(self, exported: _Exported, conn: Any, msg: Any) -> None:
         if conn is not exported.conn:
             return
+        key = (exported.name, str(msg.get_member()))  # counted on receipt, held back or not
+        self._calls_received[key] = self._calls_received.get(key, 0) + 1
         if isinstance(exported, SimService) and msg.get_member() == "SetValue":
             path = msg.get_path()  # counted on receipt, even when the reply is held back
             exported.set_calls[path] = exported.set_calls.get(path, 0) + 1
@@ -736,6 +749,11 @@ class VictronSim:
 
     def value(self, service: str, path: str) -> Any:
         return self.run_on_thread(lambda: self.services[service].values.get(path))
+
+    def calls(self, service: str, member: str) -> int:
+        """How many ``member`` method calls ``service`` received (counted on receipt, also
+        while replies are held back or silenced)."""
+        return self.run_on_thread(lambda: self._calls_received.get((service, member), 0))
 
     def set_calls(self, service: str, path: str) -> int:
         return self.run_on_thread(lambda: self.services[service].set_calls.get(path, 0))

@@ -40,23 +40,41 @@ def test_options_before_the_subcommand_and_text_output(sim: AfterburnerSim, caps
 def test_set_run_and_save(sim: AfterburnerSim, capsys: Any) -> None:
     host = f"127.0.0.1:{sim.port}"
     code, out, err = run(capsys, "afterburner", "set", "desired_temperature=25", "FrostOn=3",
-                         "--host", host, "--format", "jsonl")
+                         "--host", host, "--format", "jsonl", "--allow-writes")
     assert code == 0, err
     assert json.loads(out) == {"desired_temperature": 25, "FrostOn": 3}
     assert sim.snapshot()["FrostOn"] == 3
-    code, out, _ = run(capsys, "afterburner", "run", "on", "--host", host, "--format", "json")
+    code, out, _ = run(capsys, "afterburner", "--allow-writes", "run", "on", "--host", host,
+                       "--format", "json")
     assert code == 0 and json.loads(out)["run_state"] == "STARTING"
-    code, _, _ = run(capsys, "afterburner", "save", "--host", host)
+    code, _, _ = run(capsys, "afterburner", "save", "--host", host, "--allow-writes")
     assert code == 0 and sim.nvsave_count == 1
+    # Stopping needs no opt-in: it makes the heater safe.
+    code, out, err = run(capsys, "afterburner", "run", "off", "--host", host, "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["run_state"] in ("STOPPING", "COOLING", "STOPPED")
+
+
+def test_writes_without_allow_writes_are_one_line_usage_errors(sim: AfterburnerSim,
+                                                               capsys: Any) -> None:
+    host = f"127.0.0.1:{sim.port}"
+    for command, words in (("set", ["set", "desired_temperature=25"]), ("run on", ["run", "on"]),
+                           ("save", ["save"])):
+        code, out, err = run(capsys, "afterburner", *words, "--host", host)
+        assert code == 2 and out == "", err
+        assert err == (f"pyburnerkit: error: 'afterburner {command}' changes the heater: add "
+                       "--allow-writes to allow it ('run off' needs no opt-in)\n")
+    assert sim.received == [] and sim.nvsave_count == 0
 
 
 def test_usage_and_device_errors_are_one_line_with_exit_codes(sim: AfterburnerSim,
                                                              capsys: Any) -> None:
     host = f"127.0.0.1:{sim.port}"
-    code, _, err = run(capsys, "afterburner", "set", "desired_temperature=99", "--host", host)
+    code, _, err = run(capsys, "afterburner", "set", "desired_temperature=99", "--host", host,
+                       "--allow-writes")
     assert code == 2 and "8..35 °C" in err and "Traceback" not in err
     code, _, err = run(capsys, "afterburner", "set", "PumpMin=2", "--host", host)
-    assert code == 1 and "allow_writes" in err
+    assert code == 2 and "--allow-writes" in err and err.count("\n") == 1
     code, _, err = run(capsys, "afterburner", "set", "oops", "--host", host)
     assert code == 2 and "KEY=VALUE" in err
     code, _, err = run(capsys, "afterburner", "bogus")

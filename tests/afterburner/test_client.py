@@ -15,7 +15,7 @@ from pyburnerkit import (ClientClosedError, ConfigurationError, ConnectionState,
                          UnsupportedFeatureError, WriteNotAllowedError)
 from pyburnerkit.afterburner import (AfterburnerClient, AfterburnerSim, DemandMode, RunState,
                                      StartRefused, StatusChanged, Timer)
-from pyburnerkit.afterburner.client import parse_endpoint
+from pyburnerkit.afterburner.client import Exchange, parse_endpoint
 
 from ..helpers import CallInThread, Recorder, wait_until
 
@@ -58,21 +58,38 @@ def test_bad_input_is_refused_before_anything_is_sent(client: AfterburnerClient,
     assert len(sim.received) == before
 
 
-def test_tuning_writes_need_allow_writes(sim: AfterburnerSim) -> None:
+def test_writes_need_allow_writes_but_stopping_never_does(sim: AfterburnerSim) -> None:
     with AfterburnerClient(f"127.0.0.1:{sim.port}", refresh_grace=0.2) as heater:
         before = len(sim.received)
-        with pytest.raises(WriteNotAllowedError, match="allow_writes=True"):
-            heater.set_pump_limits(min_hz=2.0)
-        with pytest.raises(WriteNotAllowedError):
+        with pytest.raises(WriteNotAllowedError,
+                           match=r"^set_desired_temperature\(\) changes the heater: open the "
+                                 r"client with allow_writes=True \(CLI: --allow-writes\)"):
+            heater.set_desired_temperature(20)
+        with pytest.raises(WriteNotAllowedError, match=r"^start\(\) "):
+            heater.start()
+        with pytest.raises(WriteNotAllowedError, match=r"^set_fanmin\(\) "):
             heater.set_fanmin(1700)
-        assert len(sim.received) == before
-        heater.set_desired_temperature(20)  # everyday control stays allowed
+        assert len(sim.received) == before  # refused before submitting: nothing to wait for
+        assert not heater.stop().run_state.is_heating  # the safety stop is never refused
+        assert {"Run": 0, "SQuery": 1} in list(sim.received)
+
+
+def test_a_write_that_skips_its_own_check_is_refused_at_the_last_gate(
+        sim: AfterburnerSim) -> None:
+    # Every write method checks allow_writes itself (so that the message names it); the
+    # request path checks again, so a write method added without that check is refused too.
+    with AfterburnerClient(f"127.0.0.1:{sim.port}", refresh_grace=0.2) as heater:
+        with pytest.raises(WriteNotAllowedError, match="allow_writes=True"):
+            heater._exchange("a new write", Exchange({"TempDesired": 30}), 3.0)
+        heater.read_system_info(timeout=3)
+        assert not any("TempDesired" in frame for frame in list(sim.received))
 
 
 def test_device_ignoring_a_value_raises_device_error() -> None:
     # An OEM controller on the bus makes the firmware refuse set-point and mode changes.
     with AfterburnerSim(tick=0, oem=True).start() as sim, \
-            AfterburnerClient(f"127.0.0.1:{sim.port}", refresh_grace=0.2) as heater:
+            AfterburnerClient(f"127.0.0.1:{sim.port}", refresh_grace=0.2,
+                              allow_writes=True) as heater:
         with pytest.raises(UnsupportedFeatureError):
             heater.set_desired_temperature(25)
         with pytest.raises(DeviceError, match="did not take Thermostat=0: it reports 1"):
@@ -81,7 +98,8 @@ def test_device_ignoring_a_value_raises_device_error() -> None:
 
 def test_start_and_stop(sim: AfterburnerSim) -> None:
     events = Recorder()
-    with AfterburnerClient(f"127.0.0.1:{sim.port}", refresh_grace=0.2, on_event=events) as heater:
+    with AfterburnerClient(f"127.0.0.1:{sim.port}", refresh_grace=0.2, on_event=events,
+                           allow_writes=True) as heater:
         assert heater.start().run_state.is_on
         sim.advance(60)
         heater.wait_for(lambda c: c.status.run_state in (RunState.IGNITED, RunState.RUNNING),
@@ -96,7 +114,8 @@ def test_start_and_stop(sim: AfterburnerSim) -> None:
 def test_start_refused_raises_with_the_firmware_reason(sim: AfterburnerSim) -> None:
     sim.set(temp_c=30.0)
     events = Recorder()
-    with AfterburnerClient(f"127.0.0.1:{sim.port}", refresh_grace=0.2, on_event=events) as heater:
+    with AfterburnerClient(f"127.0.0.1:{sim.port}", refresh_grace=0.2, on_event=events,
+                           allow_writes=True) as heater:
         with pytest.raises(DeviceError, match="Ambient too warm!") as info:
             heater.start()
         assert info.value.detail == "Ambient too warm!"
@@ -121,7 +140,8 @@ def test_timers_system_info_clock_and_save(client: AfterburnerClient,
 
 
 def test_fuel_gauge_reset_waits_for_the_held_back_report(sim: AfterburnerSim) -> None:
-    with AfterburnerClient(f"127.0.0.1:{sim.port}", refresh_grace=0.2) as heater:
+    with AfterburnerClient(f"127.0.0.1:{sim.port}", refresh_grace=0.2,
+                           allow_writes=True) as heater:
         assert heater.status.pump_count > 1000
         worker = CallInThread(lambda: heater.reset_fuel_gauge(timeout=10))
         wait_until(lambda: any("PumpCount" in f for f in list(sim.received)))
@@ -194,7 +214,7 @@ def test_no_websocket_pings_are_sent(client: AfterburnerClient, sim: Afterburner
 
 
 def test_restart_reconnects_and_rerequests_the_full_state(sim: AfterburnerSim) -> None:
-    with AfterburnerClient(f"127.0.0.1:{sim.port}", refresh_grace=0.2,
+    with AfterburnerClient(f"127.0.0.1:{sim.port}", refresh_grace=0.2, allow_writes=True,
                            reconnect=Reconnect(0.05, 0.2)) as heater:
         port = sim.port
         sim.close()
@@ -245,7 +265,7 @@ def test_events_iterator_ends_when_the_client_closes(client: AfterburnerClient,
 
 
 def test_in_process_simulator_url() -> None:
-    with AfterburnerClient("sim://?tick=0&speed=100&seed=1") as heater:
+    with AfterburnerClient("sim://?tick=0&speed=100&seed=1", allow_writes=True) as heater:
         assert heater.endpoint == "sim"
         assert heater.status.run_state is RunState.STOPPED
         heater.set_desired_temperature(26)
@@ -282,7 +302,8 @@ def test_credentials_never_reach_logs_or_reprs(sim: AfterburnerSim, caplog: Any)
 
 
 def test_closed_client_refuses_calls(sim: AfterburnerSim) -> None:
-    heater = AfterburnerClient(f"127.0.0.1:{sim.port}", refresh_grace=0.2).connect()
+    heater = AfterburnerClient(f"127.0.0.1:{sim.port}", refresh_grace=0.2,
+                               allow_writes=True).connect()
     heater.close()
     with pytest.raises(ClientClosedError):
         heater.set_desired_temperature(20)

@@ -244,3 +244,29 @@ def test_cyclic_mode_suspends_above_the_threshold() -> None:
     model.settings["CyclicOffStored"] = 1  # reported as 2 °C
     assert model.start() == "Immediate Cyclic suspension!"
     assert model.run_state == RunState.SUSPENDED and model.run_state.is_on
+
+
+def test_a_clock_change_alone_sends_the_date_without_the_query_keys(sim: AfterburnerSim,
+                                                                    raw: Any) -> None:
+    # The firmware's system frame after a date change carries DateTime (and Time12hr) only;
+    # SysUpTime comes with a query, which is what marks a frame as a query's answer.
+    conn = raw()
+    full_dump(conn)
+    conn.recv_until("GPin1")
+    conn.send({"DateTime": "3/2/2027 04:05:06"})
+    frame = conn.recv_until("DateTime")[-1]
+    assert frame["DateTime"] == "3/2/2027 04:05:06" and "SysUpTime" not in frame
+    conn.send({"DateTime": "3/2/2027 04:05:06", "SQuery": 1})
+    assert "SysVer" in conn.recv_until("DateTime")[-1]
+
+
+def test_a_refresh_cancels_an_earlier_timer_query(sim: AfterburnerSim, raw: Any) -> None:
+    # Refresh re-primes the timer report, so TQuery must come after it to be answered.
+    conn = raw()
+    full_dump(conn)
+    conn.recv_until("GPin1")
+    conn.send({"TQuery": 3, "Refresh": 1, "SQuery": 1})
+    assert not any("TimerStart" in f for f in conn.recv_until("SysUpTime"))
+    conn.send({"Refresh": 1, "TQuery": 3, "SQuery": 1})
+    frames = conn.recv_until("SysUpTime")
+    assert [f["TimerStart"] for f in frames if "TimerStart" in f] == ["3 00:00"]

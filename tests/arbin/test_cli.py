@@ -52,27 +52,40 @@ def test_status_formats(sim, env, capsys) -> None:
 def test_control_commands_and_errors(sim, env, capsys) -> None:
     port = str(sim.port)
     code, _, err = run(capsys, "arbin", "assign", "--port", port, "--channel", "2",
-                       "--schedule", "Nope.sdx")
+                       "--schedule", "Nope.sdx", "--allow-writes")
     assert code == 1 and "schedule not found (code 0x13)" in err
-    assert run(capsys, "arbin", "assign", "--port", port, "--channel", "2", "--schedule",
-               "MV_Charge.sdx")[0] == 0
+    assert run(capsys, "arbin", "--allow-writes", "assign", "--port", port, "--channel", "2",
+               "--schedule", "MV_Charge.sdx")[0] == 0  # the option also works before it
     code, out, _ = run(capsys, "arbin", "start", "--port", port, "--channel", "2",
-                       "--test-name", "cli-test", "--format", "json")
+                       "--test-name", "cli-test", "--format", "json", "--allow-writes")
     assert code == 0 and json.loads(out)["result"] == "ok"
     assert sim.channel_status(2).test_name == "cli-test"
     assert run(capsys, "arbin", "set-mv", "--port", port, "--channel", "2", "--mv", "1",
-               "--value", "0.5")[0] == 0
+               "--value", "0.5", "--allow-writes")[0] == 0
     assert sim.meta_variables(2) == {1: 0.5}
     code, out, _ = run(capsys, "arbin", "watch", "--port", port, "--channel", "2",
                        "--interval", "0.05", "--count", "2", "--format", "jsonl")
     lines = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and len(lines) == 2 and lines[0]["state"] == "Charge"
-    assert run(capsys, "arbin", "stop", "--port", port, "--all")[0] == 0
+    assert run(capsys, "arbin", "stop", "--port", port, "--all", "--allow-writes")[0] == 0
     assert not sim.channel_status(2).is_running
     code, _, err = run(capsys, "arbin", "status", "--port", port, "--channel", "99")
     assert code == 2 and "1..16" in err
     code, _, err = run(capsys, "arbin", "status", "--port", port, "--channel", "1", "--all")
     assert code == 2
+
+
+def test_control_commands_need_allow_writes_and_send_nothing_without(sim, env, capsys) -> None:
+    # Regression: assign / start / set-mv used to run without --allow-writes (docs/cli.rst).
+    port = str(sim.port)
+    for argv in (["assign", "--channel", "2", "--schedule", "MV_Charge.sdx"],
+                 ["start", "--channel", "2", "--test-name", "t"],
+                 ["set-mv", "--channel", "2", "--mv", "1", "--value", "0.5"],
+                 ["stop", "--all"]):
+        code, out, err = run(capsys, "arbin", *argv, "--port", port)
+        assert code == 2 and out == "", argv
+        assert err.count("\n") == 1 and "--allow-writes" in err and "Traceback" not in err
+    assert sim.logins == 0 and sim.run_sync(lambda: list(sim.received)) == []
 
 
 def test_missing_credentials_and_wrong_password(sim, capsys, monkeypatch) -> None:

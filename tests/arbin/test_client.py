@@ -139,10 +139,12 @@ def test_writes_need_allow_writes_and_bad_values_never_reach_the_cycler(sim, cli
     before = commands()
     for call in (lambda: client.start("t"), lambda: client.assign_schedule("x.sdx"),
                  lambda: client.set_meta_variable(1, 1.0), lambda: client.jump_to_step(2),
-                 lambda: client.resume(), lambda: client.continue_test()):
+                 lambda: client.resume(), lambda: client.continue_test(),
+                 lambda: client.set_meta_variables({1: 1.0}), lambda: client.stop(),
+                 lambda: client.stop(all_channels=True)):
         with pytest.raises(WriteNotAllowedError, match="allow_writes=True"):
             call()
-    client.stop()  # always allowed: it makes the channel safe
+    writer.stop()  # the one command below that reaches the cycler
     with pytest.raises(ConfigurationError, match=r"meta variable number=17 .* 1\.\.16"):
         writer.set_meta_variable(17, 1.0)
     with pytest.raises(ConfigurationError, match="71 characters"):
@@ -155,7 +157,7 @@ def test_writes_need_allow_writes_and_bad_values_never_reach_the_cycler(sim, cli
         writer.set_meta_variables({(1, 2, 3): 1.0})
     with pytest.raises(ConfigurationError, match=r"channel=17 .* 1\.\.16"):
         writer.set_meta_variables({(17, 1): 1.0})
-    with pytest.raises(ConfigurationError, match="1..160 entries"):
+    with pytest.raises(ConfigurationError, match=r"0 entries .* 1\.\.160 entries"):
         writer.set_meta_variables({})
     assert commands() == before + 1  # only the stop reached the cycler
 
@@ -358,3 +360,63 @@ def test_command_the_cycler_lacks_is_unsupported_and_the_link_stays(clients) -> 
         assert client.read_status().channel == 1
         assert sim.logins == 1 and sim.count(UnknownRequest) == 2  # no reconnect needed
         client.close()
+
+
+def test_a_decoder_bug_is_a_protocol_error_and_never_kills_the_io_thread(sim, clients,
+                                                                         monkeypatch) -> None:
+    # Whatever goes wrong while a received frame is handled (here: a decoder with a bug) must
+    # end as ProtocolError plus the documented recovery (reconnect), never as a dead client.
+    client = make(sim, clients).connect()
+    real = codec.decode_feedback
+    broken = threading.Event()
+
+    def decode_once_broken(frame: bytes) -> Any:
+        if not broken.is_set() and codec.command_of(frame) == codec.GET_SERIAL_FEEDBACK:
+            broken.set()
+            raise ValueError("a bug in a decoder")
+        return real(frame)
+
+    monkeypatch.setattr(codec, "decode_feedback", decode_once_broken)
+    with pytest.raises(ProtocolError, match="a bug in a decoder") as info:
+        client.read_serial()
+    assert isinstance(info.value.__cause__, ValueError)
+    assert client.protocol_errors == 1
+    client.wait_for(lambda c: c.connected, timeout=10)
+    assert client.io_thread.is_alive() and not client.closed
+    assert client.read_serial() == 207855
+
+
+def test_stray_partial_frame_while_idle_never_fails_the_next_request(sim, clients) -> None:
+    # CTI is lock-step: bytes that arrive while nothing is outstanding are out of step. A
+    # partial frame used to sit in the reader and corrupt the next request's feedback (which
+    # then failed with ProtocolError, after the cycler had carried the request out).
+    client = make(sim, clients, ChannelClient, channel=1, allow_writes=True).connect()
+    sim.preset(1, schedule="Rest+207855.sdx")
+    stray = codec.encode_feedback(codec.command_feedback(codec.STOP_SCHEDULE, 0, 0))[:40]
+    sim.send_raw(stray)
+    wait_until(lambda: client._session._reader.buffered == len(stray),
+               message="the stray bytes reaching the client")
+    client.set_meta_variable(1, 0.5)  # goes out on a fresh link and succeeds
+    assert sim.meta_variables(1) == {1: 0.5} and sim.count(codec.SetMVRequest) == 1
+    assert client.protocol_errors == 1 and sim.logins == 2
+
+
+def test_a_replaced_watch_never_publishes_its_poll_in_flight(sim, clients) -> None:
+    events = Recorder()
+    client = make(sim, clients, on_event=events).connect()
+    first = client.watch(0.01, channels=[4])
+    events.wait_for(lambda e: isinstance(e, StatusSnapshot))
+    sim.delay_responses(0.5)  # every poll the cycler receives from now on answers late
+    sim.preset(4, schedule="Rest+207855.sdx")  # so polls received from now on show it running
+    polls = sim.count(codec.ChannelInfoRequest)
+    wait_until(lambda: sim.count(codec.ChannelInfoRequest) > polls,
+               message="a poll of the first watch in flight")
+    second = client.watch(0.01, channels=[5])  # replaces the first while its poll is held
+    sim.delay_responses(0)
+    events.wait_for(lambda e: isinstance(e, StatusSnapshot)
+                    and [s.channel for s in e.statuses] == [5])
+    first.cancel()
+    second.cancel()
+    running_four = [e for e in events.events if isinstance(e, StatusSnapshot)
+                    and any(s.channel == 4 and s.is_running for s in e.statuses)]
+    assert running_four == [], "the replaced watch published its late poll"

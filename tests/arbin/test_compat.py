@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 
 import pytest
 
@@ -13,9 +12,10 @@ from pyburnerkit.arbin.compat import (ChannelInterface, CyclerInterface, login_d
                                       status_dict)
 from pyburnerkit.errors import ConfigurationError
 
+from .captures import captures_dir
 from .conftest import SECRET, USER
 
-CAPTURES = Path("/work/shared/data/arbin/captures")
+CAPTURES = captures_dir()  # fails the module (never skips it) when the captures are missing
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_readme_cycler_interface(sim, creds) -> None:
 def test_readme_channel_interface(sim, creds, caplog) -> None:
     config = {"channel": 2, "test_name": "fake_test_name", "schedule_name": "Rest+207855.sdx",
               "ip_address": "127.0.0.1", "port": sim.port, "timeout_s": 3,
-              "msg_buffer_size": 4096}
+              "msg_buffer_size": 4096, "allow_writes": True}
     with ChannelInterface(config) as channel_interface:
         assert channel_interface.read_channel_status()["status"] == "Idle"
         assert channel_interface.start_test() is True
@@ -77,7 +77,7 @@ def test_readme_channel_interface(sim, creds, caplog) -> None:
 
 
 def test_missing_schedule_or_test_name_returns_false(sim, creds) -> None:
-    config = {"channel": 1, "ip_address": "127.0.0.1", "port": sim.port}
+    config = {"channel": 1, "ip_address": "127.0.0.1", "port": sim.port, "allow_writes": True}
     with ChannelInterface(config) as channel_interface:
         assert channel_interface.assign_schedule() is False
         assert channel_interface.start_test() is False

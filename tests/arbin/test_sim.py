@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import struct
 
 import pytest
 
@@ -13,6 +14,18 @@ from pyburnerkit.arbin.sim import ArbinSim
 from pyburnerkit.errors import ConfigurationError
 
 from .conftest import SECRET, USER, RawCti
+
+
+def ask_raw(cti: RawCti, frame: bytes):
+    """Send a hand-made frame and decode the one feedback."""
+    cti.sock.sendall(frame)
+    while True:
+        data = cti.sock.recv(1 << 20)
+        if not data:
+            raise ConnectionResetError("the simulator closed the connection")
+        frames = cti.reader.feed(data)
+        if frames:
+            return codec.decode_feedback(frames[0])
 
 
 def info(cti: RawCti, index: int, aux: int = 0):
@@ -253,3 +266,63 @@ def test_unknown_commands_get_the_unknown_command_feedback(sim: ArbinSim) -> Non
             _read_one(cti)
     with pytest.raises(ConfigurationError, match="login"):
         ArbinSim(unsupported={codec.LOGIN})
+
+
+@pytest.mark.parametrize("step_index", [-1, -5, -0x80000000])
+def test_negative_jump_step_is_refused_and_never_poisons_the_cycler(sim: ArbinSim,
+                                                                    step_index: int) -> None:
+    # A hostile client can put any i32 in the step field. It used to be stored as the step
+    # index, after which every request of every client failed in the cell model.
+    sim.preset(1, schedule="Rest+207855.sdx")
+    raw = codec.build_frame(codec.JUMP_CHANNEL, struct.pack("<ii", step_index, 0) + bytes(101),
+                            feedback=False)
+    with RawCti(sim.port) as hostile, RawCti(sim.port) as polite:
+        reply = ask_raw(hostile, raw)
+        assert reply.result is StartResult.INVALID_GO_STEP and reply.channel_index == 0
+        assert info(polite, 0).statuses[0].step_and_cycle == "[1] 1: Step_A, Rest"
+        assert info(hostile, -1).statuses[0].is_running
+
+
+def test_silence_from_a_command_applies_it_and_answers_nothing_more(sim: ArbinSim) -> None:
+    sim.preset(1, schedule="Rest+207855.sdx")
+    sim.silence_from(codec.SET_MV)
+    with RawCti(sim.port) as cti:
+        assert info(cti, 0).statuses[0].is_running  # answered: the trigger has not come yet
+        cti.sock.sendall(codec.encode_request(codec.SetMVRequest(0, 52, 1.5)))
+        cti.sock.sendall(codec.encode_request(codec.ChannelInfoRequest(0)))
+        cti.sock.settimeout(0.3)
+        with pytest.raises(socket.timeout):
+            cti.sock.recv(1 << 16)
+    assert sim.meta_variables(1) == {1: 1.5}  # applied, only the answers are lost
+    sim.silence(False)
+    with RawCti(sim.port) as cti:
+        assert info(cti, 0).statuses[0].channel == 1
+
+
+@pytest.mark.parametrize("request_args", [
+    (codec.STOP_SCHEDULE, struct.pack("<IB", 0xFFFFFFFE, 0) + bytes(101)),
+    (codec.RESUME_SCHEDULE, struct.pack("<IB", 0x80000000, 0) + bytes(101)),
+    (codec.SET_MV, struct.pack("<Iii16xif16x", 0xFFFFFFFE, 1, 52, 1, 1.0)),
+])
+def test_u32_channel_fields_beyond_i32_get_an_answer_not_a_dropped_link(sim: ArbinSim,
+                                                                         request_args) -> None:
+    # Stop, resume and set-MV carry the channel as u32; the feedback echoes it as i32 (the
+    # same four bytes). Values above 0x7FFFFFFF used to break the reply and cost the link.
+    command, args = request_args
+    with RawCti(sim.port) as cti:
+        reply = ask_raw(cti, codec.build_frame(command, args, feedback=False))
+        assert not reply.ok and reply.channel_index < 0
+        assert struct.pack("<i", reply.channel_index) == args[:4]
+        assert info(cti, 0).statuses[0].channel == 1  # the same link still serves
+
+
+def test_the_request_record_is_bounded_but_counts_everything(clock) -> None:
+    # A simulator serving for days used to keep every request it ever received.
+    with ArbinSim(2, username=USER, password=SECRET, clock=clock, max_recorded=5).start() as sim:
+        with RawCti(sim.port) as cti:
+            for _ in range(20):
+                info(cti, 0)
+        assert len(sim.run_sync(lambda: list(sim.received))) == 5
+        assert sim.count(codec.ChannelInfoRequest) == 20 and sim.count(codec.LoginRequest) == 1
+    with pytest.raises(ConfigurationError, match="max_recorded"):
+        ArbinSim(2, max_recorded=-1)

@@ -180,6 +180,32 @@ class ClientContract:
         wait_until(lambda: len(seen.events) > count, message="events after callback failures")
         assert client.events_thread.is_alive()
 
+    def test_a_trace_hook_that_raises_never_stops_the_io_thread(
+            self, harness: Harness, clients: List[Any]) -> None:
+        # Regression: a raising trace= hook used to kill the I/O thread on the first frame.
+        hook_errors: List[BaseException] = []
+        hook_threads: List[str] = []
+        traced: List[str] = []
+
+        def trace(direction: str, frame: Any) -> None:
+            traced.append(direction)
+            raise RuntimeError("trace bug")
+
+        def on_error(error: BaseException, payload: Any) -> None:
+            hook_threads.append(threading.current_thread().name)
+            hook_errors.append(error)
+
+        client = self.connect(harness, clients, trace=trace, on_callback_error=on_error)
+        harness.read(client, 5.0)
+        harness.write(client, 5.0)
+        harness.read(client, 5.0)
+        assert traced, "the trace hook never ran"
+        assert client.io_thread.is_alive()
+        assert client.callback_errors >= 1
+        wait_until(lambda: hook_errors, message="on_callback_error for the trace hook")
+        assert isinstance(hook_errors[0], RuntimeError)
+        assert set(hook_threads) == {client.events_thread.name}
+
     def test_callbacks_run_on_the_events_thread_and_may_block(
             self, harness: Harness, clients: List[Any]) -> None:
         threads: List[str] = []

@@ -24,6 +24,7 @@ class AfterburnerHarness(SimulatorHarness):
 
     def make_client(self, **options: Any) -> AfterburnerClient:
         options.setdefault("refresh_grace", 0.2)
+        options.setdefault("allow_writes", True)  # the contract's write is a set point
         return AfterburnerClient(f"127.0.0.1:{self.port}", **options)
 
     def read(self, client: AfterburnerClient, timeout: Any) -> Any:

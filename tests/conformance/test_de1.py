@@ -65,6 +65,27 @@ class DE1Harness(Harness):
     def has_fresh_data(self, client: DE1Client) -> bool:
         return not client.stale and client.state_info is not None
 
+    # ---- used by the stress layer (test_de1_stress.py, test_de1_writes.py)
+    def start_with(self, **rig_options: Any) -> None:
+        """:meth:`start` with simulator options (e.g. ``calibration_key``)."""
+        rig_options.setdefault("with_scale", False)
+        self.env = RigOnPath(**rig_options)
+
+    def on_sim(self, fn: Any) -> Any:
+        """Run ``fn`` on the simulator's thread (to read or poke the simulated DE1 safely)."""
+        assert self.env is not None
+        return self.env.rig.run(fn)
+
+    @property
+    def sim_de1(self) -> Any:
+        assert self.env is not None
+        return self.env.de1
+
+    def writes_to(self, uuid: str) -> int:
+        """How many writes of any kind the simulated DE1 received on one characteristic."""
+        assert self.env is not None
+        return sum(1 for u, _ in list(self.env.de1.writes) if u == uuid)
+
 
 
 class TestDE1Contract(ClientContract):

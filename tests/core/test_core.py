@@ -137,6 +137,14 @@ def test_check_range_messages_name_value_limit_and_unit() -> None:
     with pytest.raises(ConfigurationError, match=r"x=12 V is out of range: the limit is 0..10 V"):
         check_range("x", 12, 0, 10, "V")
     assert check_range("x", 3.0, 0, 10, integer=True) == 3
+    # Regression: limits were printed with :g, so 2147483647 read as 2.14748e+09.
+    with pytest.raises(ConfigurationError, match=r"the limit is 0\.\.2147483647 s$"):
+        check_range("x", -1, 0, 2147483647, "s")
+    # Regression: an infinite value with integer=True raised OverflowError from int().
+    with pytest.raises(ConfigurationError, match=r"x=inf s is out of range"):
+        check_range("x", float("inf"), 0, 10, "s", integer=True)
+    with pytest.raises(ConfigurationError, match=r"in 0\.5\.\.2\.5 V, got NaN"):
+        check_range("x", float("nan"), 0.5, 2.5, "V")
     assert isinstance(ConfigurationError("x"), ValueError)
 
 
@@ -152,7 +160,7 @@ def test_missing_extra_names_the_pip_command(monkeypatch: Any) -> None:
 
 def test_close_all_and_log_to_stderr(capsys: Any) -> None:
     from pyburnerkit.afterburner import AfterburnerClient
-    clients = [AfterburnerClient("sim://?tick=0").connect() for _ in range(2)]
+    clients = [AfterburnerClient("sim://?tick=0", allow_writes=True).connect() for _ in range(2)]
     assert pyburnerkit.close_all() >= 2
     assert all(c.closed for c in clients)
     handler = pyburnerkit.log_to_stderr("INFO")
@@ -176,7 +184,7 @@ def test_close_is_bounded_when_a_callback_hangs(caplog: Any) -> None:
         entered.set()
         release.wait(30)
 
-    client = AfterburnerClient("sim://?tick=0").connect()
+    client = AfterburnerClient("sim://?tick=0", allow_writes=True).connect()
     client.subscribe(stuck)
     client.set_desired_temperature(25)
     assert entered.wait(5)
@@ -194,7 +202,7 @@ def test_wait_for_predicate_may_call_blocking_methods() -> None:
     # The predicate runs with no lock held: a blocking call inside it must not deadlock
     # against the I/O thread writing the cache.
     from pyburnerkit.afterburner import AfterburnerClient
-    with AfterburnerClient("sim://?tick=0") as heater:
+    with AfterburnerClient("sim://?tick=0", allow_writes=True) as heater:
         calls: List[int] = []
 
         def predicate(client: Any) -> bool:
@@ -203,3 +211,97 @@ def test_wait_for_predicate_may_call_blocking_methods() -> None:
 
         assert heater.wait_for(predicate, timeout=10) is True
         assert len(calls) == 3
+
+
+def test_wire_log_survives_a_raising_trace_and_hides_frames_it_cannot_redact(caplog: Any) -> None:
+    from pyburnerkit._core.wire import WireLog
+
+    failures: List[Any] = []
+
+    def trace(direction: str, frame: Any) -> None:
+        raise RuntimeError("trace bug")
+
+    def redact(frame: Any) -> Any:
+        if "secret" in str(frame):
+            raise ValueError("cannot parse")
+        return frame
+
+    wire = WireLog("generic", trace=trace, redact=redact,
+                   on_trace_error=lambda hook, exc, payload: failures.append((hook, exc, payload)))
+    with caplog.at_level("DEBUG", logger="pyburnerkit.generic.wire"):
+        wire.sent("hello")
+        wire.received("password=secret")
+    assert wire.trace_errors == 2
+    assert [f[2][0] for f in failures] == [">>", "<<"]
+    assert failures[0][0] is trace and isinstance(failures[0][1], RuntimeError)
+    assert [frame for _, _, frame in wire.recent()] == ["hello", "<frame hidden: redaction failed>"]
+    assert "secret" not in caplog.text
+
+
+def test_dispatcher_reports_a_hook_failure_on_the_events_thread_once_logged(caplog: Any) -> None:
+    seen: List[Any] = []
+    done = threading.Event()
+
+    def on_error(error: BaseException, payload: Any) -> None:
+        seen.append((threading.current_thread().name, error, payload))
+        if len(seen) == 2:
+            done.set()
+
+    dispatcher = Dispatcher("pyburnerkit-test-events", on_callback_error=on_error)
+    dispatcher.start()
+    try:
+        hook = object()
+        dispatcher.hook_failed(hook, RuntimeError("one"), ("<<", "a"))
+        dispatcher.hook_failed(hook, RuntimeError("two"), ("<<", "b"))
+        assert done.wait(5.0)
+    finally:
+        assert dispatcher.close(Deadline(5.0))
+    assert dispatcher.callback_errors == 2
+    assert {name for name, _, _ in seen} == {"pyburnerkit-test-events"}
+    assert [payload for _, _, payload in seen] == [("<<", "a"), ("<<", "b")]
+    assert caplog.text.count("logged once per hook") == 1
+
+
+def test_a_late_link_error_between_attempts_never_schedules_a_second_retry() -> None:
+    """Regression: a second link_failed() while a retry was already scheduled added a second
+    retry timer, so two transports were opened and the first one leaked."""
+    from pyburnerkit._core.session import Session
+    from pyburnerkit._core.wire import WireLog
+    from pyburnerkit.types import ConnectionState
+
+    opened: List[float] = []
+    second_open = threading.Event()
+
+    class Flaky(Session):
+        def open_transport(self, deadline: Deadline) -> None:
+            opened.append(0.0)
+            if len(opened) == 1:
+                self.established()
+                # the link breaks, and a second error from the same dying link follows
+                self.link_failed(ConnectionResetError("reset"))
+                self.link_failed(BrokenPipeError("late error from the same link"))
+            else:
+                second_open.set()
+                self.established()
+
+        def close_transport(self) -> None:
+            pass
+
+    dispatcher = Dispatcher("pyburnerkit-generic-test-events")
+    session = Flaky(endpoint="test", cache=StateCache(), dispatcher=dispatcher,
+                    wire=WireLog("generic"), connect_timeout=5.0,
+                    reconnect=Reconnect(min_delay=0.05, max_delay=0.05, jitter=0.0))
+    dispatcher.start()
+    session.start()
+    try:
+        assert second_open.wait(5.0)
+        # A second, leaked retry would open a third transport one retry delay later.
+        connected = threading.Event()
+        session.loop.call_soon_threadsafe(session.loop.call_later, 0.3, connected.set)
+        assert connected.wait(5.0)
+        assert len(opened) == 2, opened
+        assert session.state is ConnectionState.CONNECTED
+    finally:
+        session.shutdown()
+        session.thread.join(5.0)
+        dispatcher.close(Deadline(5.0))

@@ -33,11 +33,12 @@ def test_status_mode_and_errors(rig_on_path: RigOnPath, capsys) -> None:
     assert code == 0
     status = json.loads(out)
     assert status["state"] == "SLEEP" and status["firmware_build"] == 1333
-    code, out, _ = run(capsys, "de1", "--address", address, "mode", "wake", "--format", "json")
+    code, out, _ = run(capsys, "de1", "--address", address, "mode", "wake", "--allow-writes",
+                         "--format", "json")
     assert code == 0 and json.loads(out)["state"] == "IDLE"
-    code, out, _ = run(capsys, "de1", "mode", "hotwater", "--address", address)
+    code, out, _ = run(capsys, "de1", "mode", "hotwater", "--address", address, "--allow-writes")
     assert code == 0 and "HOT_WATER" in out
-    code, _, err = run(capsys, "de1", "mode", "espresso", "--address", address)
+    code, _, err = run(capsys, "de1", "mode", "espresso", "--address", address, "--allow-writes")
     assert code == 1 and "DeviceError" in err and "HOT_WATER" in err
     code, _, err = run(capsys, "de1", "mode", "frappe", "--address", address)
     assert code == 2 and "unknown mode 'frappe'" in err
@@ -53,17 +54,18 @@ def test_profile_and_firmware_upload(rig_on_path: RigOnPath, capsys, tmp_path) -
     path = tmp_path / "profile.json"
     path.write_text(json.dumps(PROFILE))
     code, out, _ = run(capsys, "de1", "profile", "upload", str(path), "--address", address,
-                       "--format", "json")
+                       "--allow-writes", "--format", "json")
     assert code == 0 and json.loads(out)["frames"] == 2
     assert rig_on_path.rig.run(lambda: rig_on_path.de1.profiles_accepted) == 1
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(dict(PROFILE, steps=[])))
-    code, _, err = run(capsys, "de1", "profile", "upload", str(bad), "--address", address)
+    code, _, err = run(capsys, "de1", "profile", "upload", str(bad), "--address", address,
+                       "--allow-writes")
     assert code == 2 and "non-empty 'steps'" in err
     fw = tmp_path / "bootfwupdate.dat"
     fw.write_bytes(make_test_image(version=1402, body_bytes=256))
     code, out, _ = run(capsys, "de1", "firmware", "upload", str(fw), "--address", address,
-                       "--format", "json")
+                       "--allow-writes", "--format", "json")
     assert code == 0 and json.loads(out)["version"] == 1402
 
 
@@ -73,7 +75,8 @@ def test_shot_with_stop_at_weight_and_scale_commands(rig_on_path: RigOnPath, cap
     viz = tmp_path / "shot.json"
     code, out, err = run(capsys, "de1", "shot", "--stop-at-weight", "28", "--scale",
                          env.skale.address, "--address", env.de1.address, "--time-scale",
-                         str(SPEED), "--visualizer", str(viz), "--format", "json")
+                         str(SPEED), "--visualizer", str(viz), "--format", "json",
+                         "--allow-writes")
     assert code == 0, err
     result = json.loads(out)
     assert result["stop_reason"] == "weight" and abs(result["final_weight_g"] - 28) < 2.0
@@ -81,7 +84,7 @@ def test_shot_with_stop_at_weight_and_scale_commands(rig_on_path: RigOnPath, cap
     code, _, err = run(capsys, "de1", "shot", "--address", env.de1.address)
     assert code == 2 and "--stop-at-weight" in err
     code, out, _ = run(capsys, "scale", "tare", "--address", env.skale.address, "--format",
-                       "json")
+                       "json", "--allow-writes")
     assert code == 0 and json.loads(out)["tared"] is True
     code, out, _ = run(capsys, "scale", "watch", "--duration", "0.5", "--address",
                        env.skale.address, "--format", "jsonl")
@@ -143,7 +146,7 @@ def test_interrupted_shot_stops_the_machine(rig_on_path: RigOnPath, capsys, monk
 
     monkeypatch.setattr(ShotSequencer, "wait_complete", interrupted)
     code, _, _ = run(capsys, "de1", "shot", "--stop-at-time", "500", "--address",
-                     rig_on_path.de1.address, "--time-scale", str(SPEED))
+                     rig_on_path.de1.address, "--time-scale", str(SPEED), "--allow-writes")
     assert code == 130
     requests = rig_on_path.rig.run(lambda: list(rig_on_path.de1.state_requests))
     assert requests[-2:] == [S.ESPRESSO, S.IDLE]

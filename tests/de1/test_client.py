@@ -140,8 +140,13 @@ def test_end_steam_by_settings_or_purge_mode(rig: DE1Rig, de1: DE1Client) -> Non
 
 
 def test_remote_start_must_be_enabled(rig: DE1Rig) -> None:
-    with make(rig) as client:
+    with make(rig, allow_writes=True) as client:
         client.wake()
+        with pytest.raises(WriteNotAllowedError, match="allow_remote_start=True"):
+            client.start_espresso()
+    with make(rig) as client:
+        with pytest.raises(WriteNotAllowedError, match="allow_writes=True"):
+            client.wake()
         with pytest.raises(WriteNotAllowedError, match="allow_remote_start=True"):
             client.start_espresso()
         with pytest.raises(WriteNotAllowedError, match="allow_writes=True"):
@@ -153,7 +158,7 @@ def test_remote_start_must_be_enabled(rig: DE1Rig) -> None:
 
 def test_ghc_active_refuses_flow_starts() -> None:
     with DE1Rig(speed=SPEED, ghc_active=True, with_scale=False) as rig:
-        with make(rig, allow_remote_start=True) as client:
+        with make(rig, allow_remote_start=True, allow_writes=True) as client:
             assert client.info.ghc_active
             client.wake()
             with pytest.raises(UnsupportedFeatureError, match="group head controller"):
@@ -191,7 +196,8 @@ def test_settings_written_and_read_back(rig: DE1Rig, de1: DE1Client) -> None:
     assert rig.run(lambda: rig.de1.registers[0x803854]) == 0
     with pytest.raises(ConfigurationError, match=r"fan_threshold=90 °C is out of range"):
         de1.write_setting("fan_threshold", 90)
-    with pytest.raises(ConfigurationError, match="steam_temp_c=100"):
+    with pytest.raises(ConfigurationError,
+                       match=r"steam_temp_c=100 °C is out of range: the limit is 135..160 °C"):
         de1.set_shot_settings(steam_temp_c=100)
     with pytest.raises(ConfigurationError, match="not a writable DE1 setting"):
         de1.write_setting("serial_number", 3)
@@ -313,3 +319,21 @@ def test_lost_mmr_replies_are_asked_for_again_during_init(rig: DE1Rig) -> None:
         assert client.registers["heater_phase2_flow"] == 4.0
     kinds = [e.state.value for e in states.events if type(e).__name__ == "ConnectionStateChanged"]
     assert kinds[:2] == ["connecting", "connected"], kinds  # no failed attempt, no reconnect
+
+
+def test_a_bug_in_a_notification_handler_never_kills_the_io_thread(
+        rig: DE1Rig, de1: DE1Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: anything but ProtocolError raised while handling a notification (here a
+    decoder bug) escaped to the I/O thread and closed the client. It is a ProtocolError now:
+    logged with the recent frames, counted, the notification dropped, the client alive."""
+    from pyburnerkit.de1 import codec
+
+    def broken(data: bytes) -> None:
+        raise ValueError("decoder bug")
+
+    monkeypatch.setattr(codec, "decode_water_levels", broken)
+    de1.wait_for(lambda c: c.protocol_errors >= 2, timeout=10)  # every ~0.1 s while asleep
+    assert de1.io_thread.is_alive() and de1.connected
+    assert de1.read_state().state is S.SLEEP
+    monkeypatch.undo()
+    assert de1.read_water_levels().level_mm > 0

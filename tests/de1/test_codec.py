@@ -52,11 +52,19 @@ def test_shot_settings_golden_and_limits() -> None:
     s = codec.decode_shot_settings(raw)
     assert s == ShotSettings(0, 160, 120, 85, 120, 45, 200, 92.0)
     assert codec.encode_shot_settings(s) == raw
-    with pytest.raises(ConfigurationError, match=r"steam_temp_c=120 °C is out of range.*130"):
-        codec.encode_shot_settings(ShotSettings(steam_temp_c=120))
-    with pytest.raises(ConfigurationError, match="group_temp_c"):
-        codec.encode_shot_settings(ShotSettings(group_temp_c=130.0))
+    # what a client may set (spec 1.1): steam 0 (off) or pyDE1's 135..160 °C
+    with pytest.raises(ConfigurationError, match=r"steam_temp_c=120 °C is out of range.*135"):
+        codec.check_shot_setting("steam_temp_c", 120)
+    with pytest.raises(ConfigurationError, match=r"group_temp_c=130.0 °C .*0..105 °C"):
+        codec.check_shot_setting("group_temp_c", 130.0)
+    with pytest.raises(ConfigurationError, match="only FastStart"):
+        codec.check_shot_setting("steam_flags", 0x01)
+    codec.check_shot_setting("steam_temp_c", 0)  # steam heater off
     assert codec.encode_shot_settings(ShotSettings(steam_temp_c=0))[1] == 0  # steam off
+    # what the DE1 reported can always be packed again (end steam writes it back)
+    assert codec.encode_shot_settings(ShotSettings(steam_temp_c=170))[1] == 170
+    with pytest.raises(ConfigurationError, match="group_temp_c"):
+        codec.encode_shot_settings(ShotSettings(group_temp_c=300.0))
 
 
 def test_versions_and_f8_1_7() -> None:

@@ -53,7 +53,8 @@ def test_pygatt_default_send_delay_also_works(rig_on_path: RigOnPath) -> None:
 def test_shot_with_stop_at_weight_both_devices_through_pygatt(rig_on_path: RigOnPath) -> None:
     env = rig_on_path
     de1 = de1_client(env)
-    scale = SkaleClient(env.skale.address, send_delay=SEND_DELAY, time_scale=SPEED)
+    scale = SkaleClient(env.skale.address, send_delay=SEND_DELAY, time_scale=SPEED,
+                        allow_writes=True)
     try:
         de1.connect()
         scale.connect()
@@ -102,3 +103,33 @@ def test_scan_by_name_through_the_fake_hcitool(rig_on_path: RigOnPath) -> None:
     skale = scan(1.0, name="Skale")
     assert [d["address"] for d in skale] == [rig_on_path.skale.address]
     assert scan(1.0, address=rig_on_path.skale.address)[0]["name"] == "Skale"
+
+
+def test_a_dropped_link_names_the_device_and_endpoint(rig_on_path: RigOnPath) -> None:
+    """Regression: the error a call in flight got when the BLE link dropped (the transport's
+    ``LinkDown``) named neither the device nor its endpoint, unlike every other error."""
+    from pyburnerkit.errors import ConnectionLostError
+
+    from ..helpers import CallInThread, wait_until
+    env = rig_on_path
+    address = env.de1.address
+    events = Recorder()
+
+    def fan_writes() -> int:
+        return sum(1 for uuid, data in list(env.de1.writes)
+                   if uuid == codec.WRITE_TO_MMR and data[1:4] == b"\x80\x38\x08")
+
+    with de1_client(env, on_event=events, timeout=20).connect() as de1:
+        env.rig.host.delay_responses(30.0)  # the write reaches the DE1, its ack is held
+        call = CallInThread(lambda: de1.write_setting("fan_threshold", 40))
+        wait_until(lambda: fan_writes() == 1, message="the write reaching the DE1")
+        env.rig.host.delay_responses(0.0)
+        env.rig.host.drop_all()
+        call.join(10.0)
+        error = call.error
+        assert isinstance(error, ConnectionLostError), error
+        assert (error.device, error.endpoint) == ("de1", address)
+        assert f"[de1 {address}]" in str(error)
+        dropped = events.wait_for(lambda e: isinstance(e, ConnectionStateChanged)
+                                  and e.state is ConnectionState.RECONNECTING)
+        assert (dropped.error.device, dropped.error.endpoint) == ("de1", address)

@@ -24,7 +24,8 @@ from .test_profile_firmware import PROFILE
 def pair(rig: DE1Rig) -> Iterator[Tuple[DE1Client, SkaleClient]]:
     de1 = DE1Client(rig.de1.address, transport=sim_transport(rig), allow_remote_start=True,
                     allow_writes=True)
-    scale = SkaleClient(rig.skale.address, transport=sim_transport(rig), time_scale=SPEED)
+    scale = SkaleClient(rig.skale.address, transport=sim_transport(rig), time_scale=SPEED,
+                        allow_writes=True)
     try:
         de1.connect()
         scale.connect()
@@ -81,7 +82,9 @@ def test_stop_at_time_uses_the_de1_clock(pair: Any) -> None:
         record = shot(de1, seq)
     assert record.stop_reason == "time"
     assert 8.0 <= seq.triggered[0].current < 9.0
-    assert 8.0 <= record.elapsed_s[-1] < 10.0
+    # the stop-at-time timer may fire before the 8.0 s sample arrives (samples come every
+    # 0.25 s of DE1 time), so the last sample recorded can be the one before it
+    assert 8.0 - 0.26 <= record.elapsed_s[-1] < 10.0
 
 
 def test_profile_targets_and_move_on_by_weight(rig: DE1Rig, pair: Any) -> None:
@@ -110,7 +113,8 @@ def test_stop_at_time_fires_between_samples_on_a_timer() -> None:
     speed samples come every 0.25 s, and 1.1 s lies between the 1.0 s and 1.25 s samples, so a
     per-sample check could only trigger on a sample at or after 1.25 s of flow."""
     rig = DE1Rig(speed=1.0).start()
-    de1 = DE1Client(rig.de1.address, transport=sim_transport(rig), allow_remote_start=True)
+    de1 = DE1Client(rig.de1.address, transport=sim_transport(rig), allow_remote_start=True,
+                    allow_writes=True)
     seen = []
     try:
         de1.connect()
@@ -141,3 +145,28 @@ def test_watchdog_completes_a_sequence_that_does_not_end(rig: DE1Rig, pair: Any)
     de1.stop()
     with pytest.raises(ConfigurationError, match="watchdog_s=0.1 s is out of range"):
         ShotSequencer(de1, None, watchdog_s=0.1)
+
+
+def test_timers_of_a_closed_sequencer_never_act_on_a_later_one(rig: DE1Rig, pair: Any) -> None:
+    """Regression: a closed sequencer's watchdog fired inside a later shot and ended it (the
+    timer was never cancelled and every sequencer numbered its sequences from 1). Here the
+    first sequencer's watchdog (20 s) is due while the second sequencer's shot pours: it must
+    have died with the first sequencer, and the second shot stops at its weight."""
+    from pyburnerkit.de1.models import SequencerTimer
+    de1, scale = pair
+    timers = Recorder()
+    de1.subscribe(timers, SequencerTimer)
+    with ShotSequencer(de1, None, stop_at_time=2.0, watchdog_s=20.0,
+                       time_scale=SPEED) as first_seq:
+        first = shot(de1, first_seq)
+    assert first.stop_reason == "time"
+    de1.wait_for(lambda c: c.state is S.IDLE, timeout=20)
+    after_close = len(timers.events)
+    with ShotSequencer(de1, scale, stop_at_weight=30, time_scale=SPEED) as second_seq:
+        second = shot(de1, second_seq)
+    assert second.stop_reason == "weight", second.extra
+    assert second.extra["watchdog"] is False
+    assert abs(second.final_weight_g - 30) < 1.5, second.final_weight_g
+    assert len(second.elapsed_s) > 10  # the whole pour was recorded, not cut short
+    assert second.extra["sequence_id"] != first.extra["sequence_id"]
+    assert timers.events[after_close:] == [], "a closed sequencer's timer still fired"

@@ -89,7 +89,7 @@ def test_write_needs_allow_writes_and_then_writes(capsys, sim):
     path = "charge_controllers[3].config.absorb_volts"
     code, out, err = run(capsys, "mate3", "write", "--host", sim.endpoint, "--set",
                          f"{path}=57.6")
-    assert code == 1 and "--allow-writes" in err and sim.writes_received() == 0
+    assert code == 2 and "--allow-writes" in err and sim.writes_received() == 0
     code, out, err = run(capsys, "mate3", "write", "--host", sim.endpoint, "--allow-writes",
                          "--min-poll-interval", "0", "--set", f"{path}=57.6",
                          "--set", "mate3.system_name=cabin",
@@ -194,4 +194,4 @@ def test_password_writes_are_hidden_in_command_output(capsys, sim):
     assert sim.commands[-1][0] == 40069 + 13  # it was sent all the same
     code, out, err = run(capsys, "mate3", "write", "--host", sim.endpoint,
                          "--set", "mate3.write_password=hunter22")
-    assert code == 1 and "hunter22" not in out + err
+    assert code == 2 and "hunter22" not in out + err

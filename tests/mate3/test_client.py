@@ -9,8 +9,8 @@ import time
 import pytest
 
 from pyburnerkit import (ClientClosedError, ConfigurationError, ConnectionState,
-                         DeviceConnectionError, DeviceError, DeviceTimeoutError, Reconnect,
-                         WriteNotAllowedError)
+                         DeviceConnectionError, DeviceError, DeviceTimeoutError, ProtocolError,
+                         Reconnect, WriteNotAllowedError)
 from pyburnerkit.mate3 import codec
 from pyburnerkit.mate3.client import Mate3Client, parse_endpoint
 from pyburnerkit.mate3.models import DeviceMovedError, EnumValue, SystemUpdated
@@ -114,11 +114,16 @@ def test_drop_reconnects_and_rereads(sim, make_client):
 
 
 def test_garbage_reply_fails_the_call_and_the_link_recovers(sim, make_client):
-    client = make_client(sim, request_timeout=0.3,
+    # A garbled reply used to surface as DeviceTimeoutError (pymodbus drops the frame and
+    # waits); it is a ProtocolError now, raised as soon as the bytes cannot be the reply.
+    client = make_client(sim, request_timeout=2.0,
                          reconnect=Reconnect(min_delay=0.05, max_delay=0.2, jitter=0))
     sim.send_garbage(1)
-    with pytest.raises((DeviceTimeoutError, DeviceError, DeviceConnectionError)):
+    started = time.monotonic()
+    with pytest.raises(ProtocolError, match="garbled reply") as info:
         client.read_all()
+    assert time.monotonic() - started < 1.0  # not after the 2 s request timeout
+    assert info.value.frames  # the recent frames, for a bug report
     client.wait_for(lambda c: c.connected and not c.stale, timeout=10)
     assert client.read_value("fndcs[5].state_of_charge") == SOC
 
@@ -383,7 +388,7 @@ def test_handled_faults_leave_a_bare_stderr_quiet():
     import sys
     script = r"""
 import socket, struct
-from pyburnerkit import DeviceTimeoutError
+from pyburnerkit import DeviceTimeoutError, ProtocolError
 from pyburnerkit.mate3.client import Mate3Client
 from pyburnerkit.mate3.sim import Mate3Sim
 with Mate3Sim().start() as sim:
@@ -392,8 +397,8 @@ with Mate3Sim().start() as sim:
             fault()
             try:
                 c.read_all()
-            except DeviceTimeoutError:
-                print("timeout")
+            except (DeviceTimeoutError, ProtocolError) as exc:
+                print(type(exc).__name__)
             sim.silence(False)
             c.read_all()
         for tid in range(10):  # clients hanging up mid-request
@@ -413,7 +418,8 @@ finally:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=120, cwd=root, env=dict(os.environ, PYTHONPATH=root))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["timeout", "timeout", "DeviceConnectionError"]
+    assert done.stdout.split() == ["DeviceTimeoutError", "ProtocolError",
+                                   "DeviceConnectionError"]
     assert done.stderr == ""
 
 

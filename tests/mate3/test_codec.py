@@ -283,3 +283,9 @@ def test_random_chains_decode_or_raise_protocol_error(chain, dids):
     except ProtocolError:
         return
     codec.build_system(layout, regs, 0.0)
+
+
+def test_decode_block_without_its_length_register_is_a_protocol_error():
+    # Found by the stress layer's fuzzing: a truncated image raised KeyError, not ProtocolError.
+    with pytest.raises(ProtocolError, match="length register 40909 is missing"):
+        codec.decode_block(64111, 40908, {40908: 64111}, 0.0)

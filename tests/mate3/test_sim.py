@@ -13,6 +13,7 @@ from pymodbus.client import ModbusTcpClient
 
 from pyburnerkit import ConfigurationError
 from pyburnerkit.mate3 import codec
+from pyburnerkit.mate3.client import Mate3Client
 from pyburnerkit.mate3.sim import Mate3Sim
 
 from .conftest import eventually
@@ -209,3 +210,14 @@ def test_without_live_the_dump_stays_exactly_as_recorded(make_sim, make_client):
     assert server.registers == codec.bundled_dump()
     assert [fv.raw for _, d in again.blocks() for fv in d.values.values()] == \
         [fv.raw for _, d in first.blocks() for fv in d.values.values()]
+
+
+def test_the_request_log_is_bounded_and_writes_are_still_counted(sim):
+    # A simulator serving for days must not grow without end; writes_received() keeps counting.
+    sim.RECEIVED_LIMIT = 10
+    with Mate3Client(sim.endpoint, min_poll_interval=0, allow_writes=True) as client:
+        client.write("charge_controllers[3].config.absorb_volts", 57.6)
+        for _ in range(3):
+            client.read_all()
+    assert len(sim.received) <= 10
+    assert sim.writes_received() == 1

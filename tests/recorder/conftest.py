@@ -6,7 +6,7 @@ from typing import Iterator
 
 import pytest
 
-from .services import Mosquitto, PostgresCluster
+from .services import Mosquitto, PostgresCluster, SmallDisk
 
 _db_counter = itertools.count(1)
 
@@ -43,3 +43,14 @@ def broker() -> Iterator[Mosquitto]:
         yield b
     finally:
         b.destroy()
+
+
+@pytest.fixture
+def small_disk() -> Iterator[SmallDisk]:
+    """A 512 KiB tmpfs (really fills up; SQLite's WAL index alone takes 32 KiB of it);
+    unmounted afterwards."""
+    disk = SmallDisk("512k")
+    try:
+        yield disk
+    finally:
+        disk.destroy()

@@ -7,6 +7,7 @@ PostgreSQL refuses to run as root, so when the tests run as root the cluster run
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import pwd
@@ -181,3 +182,56 @@ class Mosquitto:
     def destroy(self) -> None:
         self.stop(kill=True)
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+class SmallDisk:
+    """A tiny tmpfs mounted at a fresh directory: a disk that really fills up.
+
+    Needs root (``mount``), as the CI machines run the tests. A mount that fails is a test
+    FAILURE with the reason, never a skip. :meth:`fill` takes every free byte, :meth:`free`
+    gives them back, :meth:`read_only` remounts it read-only (root ignores permission bits,
+    not a read-only mount).
+    """
+
+    def __init__(self, size: str = "64k") -> None:
+        self.path = tempfile.mkdtemp(prefix="pbk-disk-")
+        self.filler = os.path.join(self.path, "filler")
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0777",
+                                 "tmpfs", self.path], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, timeout=30)
+        if result.returncode != 0:
+            os.rmdir(self.path)
+            pytest.fail(f"cannot mount a {size} tmpfs at {self.path} (the disk-full tests "
+                        f"need root and mount): {result.stdout.strip()}", pytrace=False)
+
+    def fill(self) -> int:
+        """Write a file until the disk says ENOSPC; returns the bytes it took."""
+        taken = 0
+        chunk = b"\0" * 1024
+        with open(self.filler, "ab", buffering=0) as fh:
+            while True:
+                try:
+                    taken += fh.write(chunk)
+                except OSError as exc:
+                    if exc.errno != errno.ENOSPC:
+                        raise
+                    return taken
+
+    def free(self) -> None:
+        """Space returns: the filler is removed."""
+        if os.path.exists(self.filler):
+            os.remove(self.filler)
+
+    def remount(self, *options: str) -> None:
+        subprocess.run(["mount", "-o", ",".join(("remount",) + options), self.path],
+                       check=True, timeout=30)
+
+    def read_only(self, on: bool = True) -> None:
+        self.remount("ro" if on else "rw")
+
+    def destroy(self) -> None:
+        for argv in (["umount", self.path], ["umount", "-l", self.path]):
+            if subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              timeout=30).returncode == 0:
+                break
+        shutil.rmtree(self.path, ignore_errors=True)

@@ -116,10 +116,11 @@ def test_mate3_pg_definitions_fill_the_users_tables(tmp_path, pg_dsn):
     mate = PushSource("mate3-1", family="mate3")
     rec = _rec(tmp_path, [mate], [PostgresSink(pg_dsn, definitions=str(path))])
     with rec:
-        mate.push({"battery_voltage": 52.4}, channel="1")
-        mate.push({"watts": 310.0}, channel="2")
-        mate.push({"watts": 999.0}, channel="3")  # port 3 is not in the definitions
-        rec.wait_for(lambda r: r.sink("postgres").written == 3, timeout=20)
+        mate.push({"battery_voltage": 52.4}, channel="1", kind="single_phase_radian_inverter")
+        mate.push({"watts": 310.0}, channel="2", kind="charge_controller")
+        mate.push({"watts": 999.0}, channel="3", kind="charge_controller")  # not defined
+        mate.push({"watts": 777.0}, channel="2", kind="fx_inverter")  # another device: no
+        rec.wait_for(lambda r: r.sink("postgres").written == 4, timeout=20)
     rows = _rows(pg_dsn, "SELECT timestamp, battery_voltage, cc1_watts FROM my_database_table "
                          "ORDER BY timestamp")
     assert [(r[1], r[2]) for r in rows] == [(52.4, None), (None, 310.0)]
@@ -128,9 +129,10 @@ def test_mate3_pg_definitions_fill_the_users_tables(tmp_path, pg_dsn):
 
 def test_definitions_are_validated(tmp_path):
     with pytest.raises(ConfigurationError, match="db_column"):
-        Mate3Definitions({"t": [{"port": 1, "field": "x"}]})
+        Mate3Definitions({"t": [{"port": 1, "device": "fndc", "field": "x"}]})
     with pytest.raises(ConfigurationError, match="identifier"):
-        Mate3Definitions({"t": [{"port": 1, "field": "x", "db_column": "a;drop"}]})
+        Mate3Definitions({"t": [{"port": 1, "device": "fndc", "field": "x",
+                                 "db_column": "a;drop"}]})
 
 
 def test_options_are_validated():
@@ -181,17 +183,18 @@ def test_mate3_pg_text_columns_get_text(tmp_path, pg_dsn):
     with psycopg.connect(pg_dsn) as conn:
         conn.execute("CREATE TABLE inverter (timestamp timestamptz NOT NULL, "
                      "mode varchar(40), mode_code double precision, serial text)")
+    fx = "fx_inverter"
     definitions = {"Inverter": [  # unquoted SQL names: any case names the same table
-        {"port": 1, "field": "operating_mode", "db_column": "Mode"},
-        {"port": 2, "field": "operating_mode", "db_column": "mode_code"},
-        {"port": 1, "field": "serial_number", "db_column": "serial"}]}
+        {"port": 1, "device": fx, "field": "operating_mode", "db_column": "Mode"},
+        {"port": 2, "device": fx, "field": "operating_mode", "db_column": "mode_code"},
+        {"port": 1, "device": fx, "field": "serial_number", "db_column": "serial"}]}
     mate = PushSource("mate3-1", family="mate3")
     rec = _rec(tmp_path, [mate], [PostgresSink(pg_dsn, definitions=definitions)])
     with rec:
         mate.push({"operating_mode": _Labelled(3, "Inverting"), "serial_number": "SN-42"},
-                  channel="1")
+                  channel="1", kind=fx)
         rec.wait_for(lambda r: r.sink("postgres").written == 2, timeout=20)
-        mate.push({"operating_mode": _Labelled(2, "Charging")}, channel="2")
+        mate.push({"operating_mode": _Labelled(2, "Charging")}, channel="2", kind=fx)
         rec.wait_for(lambda r: r.sink("postgres").written == 3, timeout=20)
     rows = _rows(pg_dsn, "SELECT mode, mode_code, serial FROM inverter ORDER BY timestamp")
     assert rows == [("Inverting", None, "SN-42"), (None, 2.0, None)]

@@ -208,7 +208,7 @@ def test_a_failed_start_leaves_nothing_running(tmp_path):
     source, _ = counter_source()
     rec = Recorder([source], [SQLiteSink(str(tmp_path / "r.db"))], spool_dir=str(blocker),
                    progress_interval=None)
-    with pytest.raises(OSError):
+    with pytest.raises(ConfigurationError, match="spool directory .* is not writable"):
         rec.start()
     assert not rec.running
     assert not any(t.name.startswith("pyburnerkit-recorder") and t.is_alive()
@@ -216,22 +216,26 @@ def test_a_failed_start_leaves_nothing_running(tmp_path):
 
 
 def test_a_broken_spool_is_reported_not_silent(tmp_path):
-    """The spool's own database fails (here: its connection is gone, as with a vanished or
-    full disk) while the sink is down: the worker reports the sink unhealthy with the error
-    instead of dying silently, and the recorder still closes cleanly."""
-    from pyburnerkit.recorder import SinkHealthChanged
+    """The spool's own database fails (here: its connection is gone, as with a vanished
+    disk) while the sink is down: the worker says so (a SpoolStateChanged event with the
+    error), keeps the samples in memory, reopens the spool and spools them; nothing is lost."""
+    from pyburnerkit.recorder import SpoolStateChanged
     blocker = tmp_path / "f"
     blocker.write_text("x")
     src = PushSource()
     rec = Recorder([src], [SQLiteSink(str(blocker / "r.db"))], spool_dir=str(tmp_path / "sp"),
                    progress_interval=None)
-    health = []
-    rec.subscribe(health.append, SinkHealthChanged)
+    spool_events = []
+    rec.subscribe(spool_events.append, SpoolStateChanged)
     with rec:
-        rec.wait_for(lambda r: health, timeout=20)  # down: cannot open the database
+        rec.wait_for(lambda r: not r.sink("sqlite").healthy and r.sink("sqlite").failures,
+                     timeout=20)  # down: cannot open the database
         rec._workers[0].spool._db.close()
         src.push({"v": 1})
-        rec.wait_for(lambda r: any("closed" in str(h.error).lower() for h in health),
+        rec.wait_for(lambda r: len(spool_events) == 2 and r.sink("sqlite").spooled == 1,
                      timeout=20)
-    broken = [h for h in health if "closed" in str(h.error).lower()]
-    assert broken[0].sink == "sqlite" and broken[0].healthy is False
+    broken, back = spool_events
+    assert broken.sink == "sqlite" and broken.writable is False
+    assert "closed" in str(broken.error).lower() and broken.in_memory == 1
+    assert back.writable is True and back.error is None
+    assert rec.status().lost == 0

@@ -52,6 +52,10 @@ def test_row_roundtrip():
     assert sample_from_row(sample_to_row(s)) == s
     m = Message("alerts/x", "{}", True)
     assert sample_from_row(sample_to_row(m)) == m
+    k = Sample("u-2", 1.0, "mate3", "house", "3", "watts", 5, "W", None, "charge_controller")
+    assert sample_from_row(sample_to_row(k)) == k
+    # a row spooled by a version without kinds still reads back
+    assert sample_from_row(["S", "u-1", 12.5, "fam", "dev", "ch", "f", 3, "V", "NAME"]) == s
 
 
 def _samples(n, start=0):

@@ -23,9 +23,11 @@ class PushSource(Source):
         self.started.set()
         self.state("connected")
 
-    def push(self, values: dict, channel: str = "", units: Optional[dict] = None) -> None:
+    def push(self, values: dict, channel: str = "", units: Optional[dict] = None,
+             kind: str = "") -> None:
+        """Emit ``values``; ``kind`` is the device kind on the channel (as Mate3 sources say)."""
         units = units or {}
-        self.emit([(channel, k, v, units.get(k, "")) for k, v in values.items()])
+        self.emit([(channel, k, v, units.get(k, ""), kind) for k, v in values.items()])
 
 
 class Counter:
@@ -124,3 +126,34 @@ class Subscriber:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def gate_sink(name: str = "gate"):
+    """A real in-memory sink the test can take down and bring back: ``sink.up.clear()`` makes
+    ``open()`` and ``write()`` fail like a lost server; ``sink.up.set()`` brings it back.
+    ``sink.stored`` maps uid -> sample (so a duplicate write is visible in ``sink.writes``)."""
+    from pyburnerkit.recorder import Sample, Sink
+
+    class _Gate(Sink):
+        def __init__(self) -> None:
+            self.name = name
+            self.up = threading.Event()
+            self.up.set()
+            self.stored: dict = {}
+            self.writes = 0
+            self.lock = threading.Lock()
+
+        def open(self) -> None:
+            if not self.up.is_set():
+                raise ConnectionError(f"{name} is down (test)")
+
+        def write(self, items: Any) -> None:
+            if not self.up.is_set():
+                raise ConnectionError(f"{name} went down (test)")
+            with self.lock:
+                for item in items:
+                    if isinstance(item, Sample):
+                        self.writes += 1
+                        self.stored[item.uid] = item
+
+    return _Gate()

@@ -71,7 +71,8 @@ def test_processor_flow_period_and_resets() -> None:
 
 @pytest.fixture
 def scale(rig: DE1Rig) -> Iterator[SkaleClient]:
-    client = SkaleClient(rig.skale.address, transport=sim_transport(rig), time_scale=SPEED)
+    client = SkaleClient(rig.skale.address, transport=sim_transport(rig), time_scale=SPEED,
+                         allow_writes=True)
     client.connect()
     try:
         yield client
@@ -119,7 +120,7 @@ def test_skale_through_pygatt_with_reconnect(rig_on_path: RigOnPath) -> None:
     env = rig_on_path
     events = Recorder()
     with SkaleClient(env.skale.address, send_delay=SEND_DELAY, time_scale=SPEED,
-                     reconnect=Reconnect(min_delay=0.05, max_delay=0.5),
+                     allow_writes=True, reconnect=Reconnect(min_delay=0.05, max_delay=0.5),
                      on_event=events).connect() as scale:
         env.rig.run(lambda: setattr(env.rig.bench, "extra_g", 50.0))
         scale.wait_for(lambda c: c.weight == 50.0, timeout=10)
@@ -137,8 +138,10 @@ def test_the_scale_is_released_while_the_de1_sleeps(rig: DE1Rig) -> None:
     """pyDE1's capture/release (spec section 10): the scale link is dropped while the DE1
     sleeps, with no reconnect attempts, and re-captured when the DE1 leaves Sleep."""
     from pyburnerkit.de1.client import DE1Client
-    de1 = DE1Client(rig.de1.address, transport=sim_transport(rig), timeout=5)
-    scale = SkaleClient(rig.skale.address, transport=sim_transport(rig), time_scale=SPEED)
+    de1 = DE1Client(rig.de1.address, transport=sim_transport(rig), timeout=5,
+                    allow_writes=True)
+    scale = SkaleClient(rig.skale.address, transport=sim_transport(rig), time_scale=SPEED,
+                        allow_writes=True)
     states = Recorder()
 
     def since_follow() -> list:  # link states after the first release

@@ -190,8 +190,10 @@ def test_settings_add_read_write_and_events(monitor: VictronMonitor, sim: Victro
     monitor.settings.set("/Settings/Pbk/Int", 8)
     assert monitor.wait_for_value("com.victronenergy.settings", "/Settings/Pbk/Int",
                                   lambda v: v == 8, timeout=5) == 8
+    with pytest.raises(ConfigurationError, match=r"11.*0\.\.10"):
+        monitor.settings.set("/Settings/Pbk/Int", 11)          # out of range: never sent
     with pytest.raises(SetValueError) as err:
-        monitor.settings.set("/Settings/Pbk/Int", 11)          # out of range: -1
+        monitor.settings.set("/Settings/Pbk/Int", 7.5)         # not whole: the service says -1
     assert err.value.code == -1
     again = monitor.settings.add([Setting("/Settings/Pbk/Int", 5, 0, 10)])
     assert again == {"/Settings/Pbk/Int": 8}                   # an existing setting keeps its value
@@ -223,7 +225,7 @@ def test_device_instance_allocation(monitor: VictronMonitor, sim: VictronSim) ->
     b = monitor.settings.allocate_instance("drv_B", "grid", 30)
     assert (a, b) == (30, 31)       # the sim's grid meter publishes 30 but has no setting
     assert monitor.settings.allocate_instance("drv_A", "grid", 30) == 30
-    svc = make_service(sim, "com.victronenergy.grid.alloc")
+    svc = make_service(sim, "com.victronenergy.grid.alloc", allow_writes=True)
     try:
         svc.connect()
         assert svc.allocate_device_instance("drv_C", "grid", 30) == 32

@@ -27,14 +27,14 @@ def test_get_and_set(sim: VictronSim, capsys) -> None:
     out = json.loads(capsys.readouterr().out)
     assert out["value"] == 0xB012 and out["text"] == "0xB012"
     assert main(["victron", "set", sim.SOLAR, "/Mode", "4", "--bus-address", sim.address,
-                 "--format", "json"]) == 0
+                 "--format", "json", "--allow-writes"]) == 0
     assert json.loads(capsys.readouterr().out)["value"] == 4
     assert sim.value(sim.SOLAR, "/Mode") == 4
 
 
 def test_set_refused_is_exit_1(sim: VictronSim, capsys) -> None:
     assert main(["victron", "set", sim.GRID, "/Ac/Power", "5", "--bus-address",
-                 sim.address]) == 1
+                 sim.address, "--allow-writes"]) == 1
     assert "refused with code 1" in capsys.readouterr().err
 
 

@@ -18,7 +18,10 @@ TimescaleDB: ``hypertable="auto"`` (default) turns the table into a hypertable o
 
 mate3_pg users: ``definitions="config.yaml"`` (its ``tables: {name: [{port, device, field,
 db_column}]}`` file) also writes those wide tables, one row per poll (``timestamp`` column plus
-the listed columns), so existing dashboards keep working. Columns the sink creates are
+the listed columns), so existing dashboards keep working. Each column receives the value of
+the device its entry names on the port it names (``device: charge_controller``, ``port: 3``),
+never another device's: a port that holds another kind of device leaves the column empty, and
+an unknown or ambiguous device name is refused when the file is read. Columns the sink creates are
 ``double precision`` (numbers; enumerated values as their number); a column that already exists
 as ``text``/``varchar`` receives the text instead (the enum name, or the value as text).
 """
@@ -35,6 +38,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 from ..._core.extras import require
 from ...errors import ConfigurationError
 from ..samples import Sample, slug
+from ..secrets import dsn_secrets, redact_dsn, redact_text, scrub
 from .base import Item, Sink
 
 log = logging.getLogger(__name__)
@@ -50,63 +54,154 @@ def _ident(name: str, what: str) -> str:
     return name
 
 
-def redact_dsn(dsn: str) -> str:
-    """The DSN with any password replaced by ``***`` (for logs and reprs)."""
-    text = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", dsn)
-    return re.sub(r"(password\s*=\s*)(\S+)", r"\1***", text, flags=re.I)
+#: the Mate3 devices a definition may name (``Device.kind`` of pyburnerkit.mate3, which are
+#: mate3_pg's singular device names) and the HUB ports they sit on
+MATE3_HUB_DEVICES = ("charge_controller", "fndc", "fx_inverter", "single_phase_radian_inverter",
+                     "split_phase_radian_inverter")
+MATE3_SYSTEM_DEVICE = "mate3"          # the Mate3s itself: no HUB port (channel "mate3")
+MATE3_PORTS = range(1, 11)             # HUB4 / HUB10 ports
+_DEVICE_ALIASES = {                    # mate3 0.6 plural group names, the simulator's names
+    **{f"{kind}s": kind for kind in MATE3_HUB_DEVICES},
+    "cc": "charge_controller", "fx": "fx_inverter", "gs_single": "single_phase_radian_inverter",
+    "gs_split": "split_phase_radian_inverter", "flexnet_dc": "fndc",
+}
+_AMBIGUOUS_DEVICES = {
+    "inverter": ("fx_inverter", "single_phase_radian_inverter", "split_phase_radian_inverter"),
+    "radian": ("single_phase_radian_inverter", "split_phase_radian_inverter"),
+    "radian_inverter": ("single_phase_radian_inverter", "split_phase_radian_inverter"),
+    "gs": ("single_phase_radian_inverter", "split_phase_radian_inverter"),
+    "gs_inverter": ("single_phase_radian_inverter", "split_phase_radian_inverter"),
+}
+
+
+def mate3_device_kind(name: Any, where: str) -> str:
+    """The device kind a definition's ``device`` names, or a ConfigurationError saying why
+    it names none (unknown, ambiguous, a configuration block)."""
+    known = MATE3_HUB_DEVICES + (MATE3_SYSTEM_DEVICE,)
+    if name is None or str(name).strip() == "":
+        raise ConfigurationError(
+            f"{where}: needs a device (one of {', '.join(known)}): the HUB port alone does "
+            f"not say which device's value the column should hold")
+    key = re.sub(r"[\s\-]+", "_", str(name).strip().lower())
+    for candidate in (key, key[:-1] if key.endswith("s") else key):
+        if candidate in known:
+            return candidate
+    if key in _DEVICE_ALIASES:
+        return _DEVICE_ALIASES[key]
+    singular = key[:-1] if key.endswith("s") else key
+    if singular in _AMBIGUOUS_DEVICES:
+        raise ConfigurationError(
+            f"{where}: device {name!r} is ambiguous: it could be any of "
+            f"{', '.join(_AMBIGUOUS_DEVICES[singular])}; name one")
+    if key.endswith(("_config", "_configuration", "_configs")):
+        raise ConfigurationError(
+            f"{where}: device {name!r} is a configuration block; the recorder records the "
+            f"real-time values of {', '.join(known)} (name one of those)")
+    import difflib
+    close = difflib.get_close_matches(key, list(known) + list(_DEVICE_ALIASES), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigurationError(
+        f"{where}: unknown device {str(name)!r}{hint}; known: {', '.join(known)}")
+
+
+def _mate3_port(port: Any, kind: str, where: str) -> str:
+    """The channel a definition's device is recorded under: its HUB port, or "mate3"."""
+    if kind == MATE3_SYSTEM_DEVICE:
+        if port not in (None, "", 0, "0"):
+            raise ConfigurationError(
+                f"{where}: device 'mate3' (the Mate3s itself) has no HUB port; leave port out "
+                f"(got port {port!r})")
+        return MATE3_SYSTEM_DEVICE
+    try:
+        number = int(str(port).strip()) if not isinstance(port, bool) else None
+    except ValueError:
+        number = None
+    if number is None or number not in MATE3_PORTS:
+        raise ConfigurationError(
+            f"{where}: HUB port {port!r} of the {kind} is out of range: the limit is "
+            f"{MATE3_PORTS.start}..{MATE3_PORTS.stop - 1} (HUB port number)")
+    return str(number)
 
 
 class Mate3Definitions:
-    """mate3_pg's YAML definitions: table -> [(port, device, field, db_column)]."""
+    """mate3_pg's YAML definitions: table -> [(port, device kind, field, db_column)].
+
+    Every entry names its device (``charge_controller``, ``fndc``, ``fx_inverter``,
+    ``single_phase_radian_inverter``, ``split_phase_radian_inverter``, or ``mate3`` for the
+    Mate3s itself; mate3 0.6's plural names work too) and a column only ever receives the value
+    of that device on that port: if the port holds another kind of device, the column stays
+    empty. A device name that is unknown, ambiguous (``inverter``) or a configuration block is
+    refused with the reason.
+    """
 
     def __init__(self, tables: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
         self.tables: Dict[str, List[Tuple[str, str, str, str]]] = {}
+        if not isinstance(tables, Mapping):
+            raise ConfigurationError(f"definitions must map table names to lists of entries, "
+                                     f"got {type(tables).__name__}")
         for table, entries in tables.items():
             _ident(str(table), "definitions table")
+            if entries is not None and (isinstance(entries, (str, bytes, Mapping))
+                                        or not isinstance(entries, Sequence)):
+                raise ConfigurationError(f"definitions table {table!r}: expected a list of "
+                                         f"entries (port, device, field, db_column)")
             seen = set()
             rows = []
-            for entry in entries or ():
+            for index, entry in enumerate(entries or ()):
+                where = f"definitions table {table!r} entry {index + 1}"
                 try:
-                    port, device = str(entry["port"]), str(entry.get("device", ""))
                     field, column = str(entry["field"]), str(entry["db_column"])
                 except (KeyError, TypeError) as exc:
                     raise ConfigurationError(
-                        f"definitions table {table!r}: each entry needs port, field and "
-                        f"db_column, got {entry!r}") from exc
+                        f"{where}: each entry needs port, device, field and db_column, "
+                        f"got {entry!r}") from exc
+                kind = mate3_device_kind(entry.get("device"), where)
+                port = _mate3_port(entry.get("port"), kind, where)
                 _ident(column, f"definitions {table}.db_column")
                 if column == "timestamp" or column in seen:
                     raise ConfigurationError(
                         f"definitions table {table!r}: db_column {column!r} is used twice "
                         f"(or is the reserved 'timestamp')")
                 seen.add(column)
-                rows.append((port, device, field, column))
+                rows.append((port, kind, field, column))
             self.tables[str(table)] = rows
+        self._by_field: Dict[Tuple[str, str, str], List[Tuple[str, str]]] = {}
+        for table, rows in self.tables.items():
+            for port, kind, field, column in rows:
+                self._by_field.setdefault((port, kind, field), []).append((table, column))
 
     @classmethod
     def load(cls, path: str) -> "Mate3Definitions":
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+        """Read a mate3_pg definitions file.
+
+        :raises ConfigurationError: unreadable, not YAML, or an entry that names no device
+            (the message names the file, the table and the entry).
+        """
+        try:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+        except OSError as exc:
+            raise ConfigurationError(f"definitions file {path!r} cannot be read: "
+                                     f"{exc.strerror or exc}") from None
         try:
             import yaml  # type: ignore[import-not-found]
-            data = yaml.safe_load(text)
         except ImportError:
             data = parse_simple_yaml(text)
+        else:
+            try:
+                data = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise ConfigurationError(f"{path}: not valid YAML: {exc}") from None
         if not isinstance(data, dict) or not isinstance(data.get("tables"), dict):
             raise ConfigurationError(f"{path}: expected a 'tables:' mapping (mate3_pg format)")
-        return cls(data["tables"])
+        try:
+            return cls(data["tables"])
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{path}: {exc}") from None
 
     def columns_for(self, sample: Sample) -> List[Tuple[str, str]]:
-        """(table, column) pairs this sample fills."""
-        out = []
-        channel = sample.channel
-        for table, rows in self.tables.items():
-            for port, device, field, column in rows:
-                if field != sample.field:
-                    continue
-                if channel in (port, f"{port}/{device}", f"{device}/{port}",
-                               f"{port}:{device}"):
-                    out.append((table, column))
-        return out
+        """(table, column) pairs this sample fills: same port, same device kind, same field."""
+        return self._by_field.get((sample.channel, sample.kind, sample.field), [])
 
 
 def parse_simple_yaml(text: str) -> Dict[str, Any]:
@@ -179,6 +274,27 @@ def parse_simple_yaml(text: str) -> Dict[str, Any]:
 DEFAULT_TABLE = "pyburnerkit_samples"
 
 
+def _check_dsn(dsn: str) -> None:
+    """Refuse a connection string libpq cannot parse, without quoting libpq's message (it
+    quotes the text around the problem: often a piece of the password)."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:  # pragma: no cover - the constructor required psycopg already
+        return
+    hint = ("quote key/value values that hold spaces or quotes (password='a b', with \\' for "
+            "a quote) and percent-encode @ : / in a URL password (p%40ss)")
+    try:
+        parsed = conninfo_to_dict(dsn)
+    except Exception:
+        raise ConfigurationError(f"PostgreSQL dsn {redact_dsn(dsn)!r} is not a valid "
+                                 f"connection string: {hint}") from None
+    if "://" in dsn and any("@" in str(parsed.get(k, "")) for k in ("host", "port", "dbname")):
+        # libpq split the URL at the password's first "@": the rest of the password would
+        # become a host name (and show in every connection error)
+        raise ConfigurationError(f"PostgreSQL dsn {redact_dsn(dsn)!r} has an unencoded @ "
+                                 f"(or /) in its password: {hint}")
+
+
 def psycopg_error() -> Any:
     return require("psycopg", "postgres").Error
 
@@ -220,7 +336,10 @@ class PostgresSink(Sink):
         if hypertable not in ("auto", True, False):
             raise ConfigurationError(
                 f"hypertable={hypertable!r} must be 'auto', true or false")
+        _check_dsn(dsn)
         self.dsn = dsn
+        #: the password(s) as libpq reads them: removed from any error message we pass on
+        self._secrets = dsn_secrets(dsn)
         self.name = name
         self.table = _ident(table, "table")
         self.hypertable = hypertable
@@ -242,6 +361,10 @@ class PostgresSink(Sink):
     def identity(self) -> str:
         return f"postgres:{redact_dsn(self.dsn)}/{self.table}"
 
+    def _safe(self, message: str) -> str:
+        """An error message fit to log: no password, whatever form it was given in."""
+        return scrub(redact_text(message), self._secrets)
+
     def open(self) -> None:
         psycopg = require("psycopg", "postgres")
         try:
@@ -249,7 +372,7 @@ class PostgresSink(Sink):
                                    autocommit=False)
         except psycopg.Error as exc:  # never show the DSN: it may hold the password
             raise ConnectionError(f"PostgreSQL connection failed: "
-                                  f"{redact_dsn(str(exc))}") from None
+                                  f"{self._safe(str(exc))}") from None
         try:
             self._create_schema(conn)
         except BaseException:
