@@ -174,8 +174,8 @@ class BaseClient:
     def close(self, timeout: Optional[float] = 5.0) -> bool:
         """Close the client: idempotent, irreversible, safe from any thread and from callbacks.
 
-        Fails every pending call with :class:`ClientClosedError`, stops the I/O and events
-        threads and joins them against one deadline, never joining the thread it runs on.
+        Fails every pending call with :class:`~pyburnerkit.errors.ClientClosedError`, stops the I/O
+        and events threads and joins them against one deadline, never joining the thread it runs on.
 
         :returns: True when every thread stopped in time; False (and a warning) otherwise.
         """

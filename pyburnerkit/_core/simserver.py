@@ -95,7 +95,7 @@ class SimServer:
     def start(self, host: str = "127.0.0.1", port: int = 0, *, listen: bool = True) -> "SimServer":
         """Start the sim thread, listening on ``host:port`` (0 picks a free port) if asked.
 
-        :returns: self; :attr:`port` then holds the real port.
+        :returns: self; its ``port`` attribute then holds the real port.
         """
         if listen:
             sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)

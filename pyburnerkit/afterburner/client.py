@@ -28,8 +28,8 @@ Requests made while a round is on the wire wait in the next round, whose command
 only then: one update later they are answered. Only another client's query or refresh can
 produce a ``SysUpTime`` frame we did not ask for; that can complete a round early, so every
 setter still checks the reported value, and a value that does not show yet is checked once
-more on the next round before :class:`DeviceError` is raised. A caller that times out simply
-leaves its round; nothing waits for it.
+more on the next round before :class:`~pyburnerkit.errors.DeviceError` is raised. A caller that
+times out simply leaves its round; nothing waits for it.
 """
 
 from __future__ import annotations
@@ -561,9 +561,9 @@ class AfterburnerSession(Session):
         """Decode and apply one text frame from the controller (I/O thread).
 
         Never raises: a frame that cannot be decoded - or a bug met while handling it -
-        becomes a :class:`ProtocolError` that is logged, counted (``protocol_errors``) and
-        dropped; after :data:`MAX_BAD_FRAMES` in a row the link is rebuilt. Nothing of a frame
-        that fails is applied.
+        becomes a :class:`~pyburnerkit.errors.ProtocolError` that is logged, counted
+        (``protocol_errors``) and dropped; after :data:`MAX_BAD_FRAMES` in a row the link is
+        rebuilt. Nothing of a frame that fails is applied.
         """
         round_ = self._round
         try:
@@ -736,9 +736,9 @@ class AfterburnerClient(BaseClient):
         (``sim://?speed=60&tick=0.2&seed=1``).
     :param allow_writes: allow changing the heater. Without it every method that changes
         something (starting, set points, modes, settings, timers, the clock, ``save``, the
-        pyBurner setters) raises :class:`WriteNotAllowedError` before anything is sent. The
-        only exceptions make the heater safe and are always allowed: :meth:`stop` /
-        ``run(False)`` / ``set_runmode(0)`` and ``prime_pump(False)``. pyBurner code ports
+        pyBurner setters) raises :class:`~pyburnerkit.errors.WriteNotAllowedError` before anything
+        is sent. The only exceptions make the heater safe and are always allowed: :meth:`stop`
+        / ``run(False)`` / ``set_runmode(0)`` and ``prime_pump(False)``. pyBurner code ports
         with this one keyword: ``Client(ip, allow_writes=True)``.
     :param liveness_interval: seconds of silence after which ``{"SQuery":1}`` checks the link.
     :param liveness_timeout: seconds to wait for that answer before reconnecting; also how
@@ -748,8 +748,8 @@ class AfterburnerClient(BaseClient):
     Every method is thread-safe; commands are serialised on the I/O thread
     ``pyburnerkit-afterburner-<endpoint>-io``; callbacks run on ``...-events``. The controller
     acknowledges nothing, so setters block until the controller has answered a query sent
-    after them and the pushed state shows the value; they raise :class:`DeviceError` when it
-    shows something else or ignored the value.
+    after them and the pushed state shows the value; they raise
+    :class:`~pyburnerkit.errors.DeviceError` when it shows something else or ignored the value.
     """
 
     family = "afterburner"

@@ -9,8 +9,8 @@ CTI is lock-step: one request, one feedback, no request id. The session therefor
 request on the wire at a time and queues the rest. If a caller gives up on a request before
 its feedback came (its ``timeout``), the late feedback could be taken for the next one's, so
 the session reconnects (and logs in again) to get back in step. A request that was on the
-wire when the link dropped fails with :class:`ConnectionLostError` and is never resent;
-requests still queued go out on the next link after the log-in.
+wire when the link dropped fails with :class:`~pyburnerkit.errors.ConnectionLostError` and is
+never resent; requests still queued go out on the next link after the log-in.
 """
 
 from __future__ import annotations
@@ -327,10 +327,10 @@ class ArbinSession(Session):
         """The frame handler: what the I/O thread does with bytes read from the cycler.
 
         Cuts them into frames (token, length), checks each (checksum, extended code), decodes
-        it and hands it to the request it answers. Never raises: anything wrong with what the
-        peer sent - or a bug met while handling it - becomes a :class:`ProtocolError` that is
-        logged, counted (``protocol_errors``), fails the request on the wire and drops the link
-        so that the next one starts in step (queued requests wait for it).
+        it and hands it to the request it answers. Never raises: anything wrong with what the peer
+        sent - or a bug met while handling it - becomes a :class:`~pyburnerkit.errors.ProtocolError`
+        that is logged, counted (``protocol_errors``), fails the request on the wire and drops the
+        link so that the next one starts in step (queued requests wait for it).
         """
         try:
             frames = self._reader.feed(data)
@@ -749,7 +749,7 @@ class ChannelClient(CyclerClient):
         stop, resume, continue, jump, meta variables. Stop is no exception: it ends a running
         test (``all_channels=True``: every test on a shared cycler), and CTI stop is not what
         keeps a cell safe (the cycler's own safety limits are). Without it those commands raise
-        :class:`WriteNotAllowedError` and send nothing.
+        :class:`~pyburnerkit.errors.WriteNotAllowedError` and send nothing.
     :param test_name: / :param schedule: defaults for :meth:`start` / :meth:`assign_schedule`.
 
     Every command checks its values (channels against the cycler's channel count, meta

@@ -352,7 +352,7 @@ class ChannelStatus:
     schedule: str = ""
     test_name: str = ""
     exit_condition: str = ""
-    step_and_cycle: str = ""
+    step_and_cycle: str = ""  #: step and cycle as the cycler words them; see :attr:`step`
     barcode: str = ""
     can_config_name: str = ""
     smb_config_name: str = ""

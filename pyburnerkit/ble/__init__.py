@@ -3,7 +3,10 @@
 * :mod:`.transport`: pygatt (gatttool default, BGAPI selectable) and an in-process transport;
 * :mod:`.session`: the worker thread that owns every pygatt call of a client's adapter;
 * :mod:`.peripheral`, :mod:`.simhost`, :mod:`.fakegatt`: simulated peripherals served to
-  unmodified pygatt through fake ``gatttool`` and ``hcitool`` programs.
+  unmodified pygatt through fake ``gatttool`` and ``hcitool`` programs;
+* :mod:`.uuids` (``uuid16``), :mod:`.bench` (``Bench``, the simulated world's clock and cup)
+  and :mod:`.rig` (``SimRig``, ``bench_peripheral``): what the DE1 and scale families share,
+  so that neither imports the other.
 
 Importing this package does not import pygatt.
 """

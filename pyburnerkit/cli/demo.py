@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import sys
 import time
-from typing import Any
+from typing import Any, Callable, List, Optional, Tuple
 
-from .main import GROUPS
+from . import plugins
 
 
 def register(subparsers: Any) -> None:
@@ -24,15 +22,12 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def families() -> list:
+def families() -> List[Tuple[str, Optional[Callable[..., None]], Optional[str]]]:
+    """``(name, demo, why_not)`` per registered family with a demo; ``demo`` is None and
+    ``why_not`` names the pip command when the family cannot run here."""
     found = []
-    for name in GROUPS:
-        module_name = f"{__package__}.{name}"
-        if name in ("sim", "demo", "record") or importlib.util.find_spec(module_name) is None:
-            continue
-        module = importlib.import_module(module_name)
-        if hasattr(module, "demo"):
-            found.append((name, module.demo))
+    for family, demo, why_not in plugins.hooks("cli_demo"):
+        found.append((family.name, demo if why_not is None else None, why_not))
     return found
 
 
@@ -43,15 +38,20 @@ def run(args: argparse.Namespace) -> int:
 
     chosen = families()
     if args.only:
-        unknown = set(args.only) - {name for name, _ in chosen}
+        unknown = set(args.only) - {name for name, _, _ in chosen}
         if unknown:
             from .common import UsageError
             raise UsageError(f"no demo for {', '.join(sorted(unknown))}")
-        chosen = [(n, d) for n, d in chosen if n in args.only]
+        chosen = [c for c in chosen if c[0] in args.only]
     started = time.monotonic()
-    for name, demo in chosen:
+    ran = 0
+    for name, demo, why_not in chosen:
+        if demo is None:
+            write(f"== {name} == skipped: {why_not}")
+            continue
         write(f"== {name} ==")
         demo(write, duration=args.duration)
+        ran += 1
     write(f"demo finished in {time.monotonic() - started:.1f} s "
-          f"({len(chosen)} device families, all on simulators)")
+          f"({ran} device families, all on simulators)")
     return 0

@@ -1,7 +1,8 @@
 """Entry point of the ``pyburnerkit`` command.
 
-Each subcommand group lives in its own module exposing ``register(subparsers)``; a group whose
-module is absent from this installation is simply not offered. Expected failures print one line
+Each device family's group comes from the family registry (:mod:`pyburnerkit.families`,
+third-party families included): its CLI module exposes ``register(subparsers)``. The generic
+commands (``sim``, ``demo``, ``record``) follow. Expected failures print one line
 on stderr and exit 1 (device or connection) or 2 (usage); only bugs show a traceback.
 """
 
@@ -9,17 +10,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import logging
 import sys
 from typing import List, Optional
 
 from .. import __version__
 from ..errors import ConfigurationError, PyBurnerKitError, WriteNotAllowedError
+from . import plugins
 from .common import EXIT_DEVICE, EXIT_USAGE, UsageError
 
-#: Subcommand modules in the order ``--help`` lists them.
-GROUPS = ["afterburner", "arbin", "mate3", "victron", "de1", "scale", "sim", "demo", "record"]
+#: The commands that are no family's, listed after the families in ``--help``.
+GENERIC = ["sim", "demo", "record"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,11 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="log to stderr (-v info, -vv debug, -vvv wire frames)")
     sub = parser.add_subparsers(dest="group", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for name in GROUPS:
-        module_name = f"{__package__}.{name}"
-        if importlib.util.find_spec(module_name) is None:
+    for family, module, why_not in plugins.hooks("cli"):
+        if module is None:  # a plug-in whose CLI module is broken: say so, offer the rest
+            plugins.warn(f"no {family.name} commands ({why_not})")
             continue
-        importlib.import_module(module_name).register(sub)
+        module.register(sub)
+    for name in GENERIC:
+        importlib.import_module(f"{__package__}.{name}").register(sub)
+    plugins.report_problems()
     return parser
 
 

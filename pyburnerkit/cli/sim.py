@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
+import argparse
 from typing import Any
 
-from .main import GROUPS
+from ..errors import BackendUnavailableError
+from . import plugins
 
 
 def register(subparsers: Any) -> None:
@@ -16,10 +16,22 @@ def register(subparsers: Any) -> None:
                     "where it listens first.")
     sub = group.add_subparsers(dest="family", metavar="FAMILY")
     sub.required = True
-    for name in GROUPS:
-        module_name = f"{__package__}.{name}"
-        if name in ("sim", "demo", "record") or importlib.util.find_spec(module_name) is None:
-            continue
-        module = importlib.import_module(module_name)
-        if hasattr(module, "register_sim"):
-            module.register_sim(sub)
+    for family, register_sim, why_not in plugins.hooks("cli_sim"):
+        if register_sim is None:
+            plugins.warn(f"no simulator for {why_not}")
+        elif why_not is not None:
+            _register_missing(sub, family, why_not)
+        else:
+            register_sim(sub)
+
+
+def _register_missing(sub: Any, family: Any, why_not: str) -> None:
+    """A family whose extra is absent stays listed, and says which pip command adds it."""
+    parser = sub.add_parser(family.name, help=f"(not installed: {why_not})",
+                            description=why_not)
+
+    def refuse(args: argparse.Namespace) -> int:
+        raise BackendUnavailableError(family.extra or family.name,
+                                      (family.requires or (family.name,))[0])
+
+    parser.set_defaults(handler=refuse)

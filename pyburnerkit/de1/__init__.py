@@ -1,7 +1,8 @@
 """Decent DE1 espresso machine over BLE (pygatt).
 
-``from pyburnerkit.de1.client import DE1Client``; the simulator is :mod:`.sim`, profiles
-:mod:`.profile`, firmware :mod:`.firmware`, the shot sequencer :mod:`.sequencer`.
+``from pyburnerkit.de1.client import DE1Client``; the simulator is ``pyburnerkit.de1.sim``,
+profiles ``pyburnerkit.de1.profile``, firmware ``pyburnerkit.de1.firmware``, the shot sequencer
+``pyburnerkit.de1.sequencer``.
 Importing this package does not import pygatt.
 """
 

@@ -574,7 +574,7 @@ def _op(fn: Callable[..., Any], *args: Any) -> Callable[[DE1Session, Pending], A
 
 
 class LaterEvent:
-    """A timer made by :meth:`DE1Client.post_later`: it publishes one event on the client's
+    """A timer made by :meth:`~pyburnerkit.de1.DE1Client.post_later`: it publishes one event on the client's
     events thread when it fires, unless :meth:`cancel` came first.
 
     ``cancel()`` may be called from any thread; once it returned, the event is never
@@ -1120,7 +1120,7 @@ class DE1Client(BaseClient):
     def upload_firmware(self, firmware: Union[str, bytes], *,
                         timeout: TimeoutArg = 3600.0) -> int:
         """Upload a firmware file: header check, erase, chunks, verify. Progress arrives as
-        :class:`UploadProgress` events; :meth:`cancel_firmware_upload` stops it.
+        :class:`~pyburnerkit.de1.models.UploadProgress` events; :meth:`cancel_firmware_upload` stops it.
 
         Blocks until the DE1 verified the image. If this call times out, the device may still apply
         the write later; it is never retried automatically.
@@ -1147,7 +1147,7 @@ class DE1Client(BaseClient):
         for stop-at-time and its watchdog, so they do not wait for the next ShotSample.
         Does not block.
 
-        :returns: a :class:`LaterEvent`; ``cancel()`` it (any thread) and the event is never
+        :returns: a :class:`~pyburnerkit.de1.client.LaterEvent`; ``cancel()`` it (any thread) and the event is never
             published. The timer also dies with the client.
         :raises ConfigurationError: ``delay_s`` outside 0..3600 s.
         :raises ClientClosedError: the client is closed or not connected yet.

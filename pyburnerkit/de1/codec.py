@@ -12,18 +12,14 @@ from __future__ import annotations
 import struct
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+from ..ble.uuids import uuid16
 from ..errors import ConfigurationError, ProtocolError
 from .models import (CalCommand, CalTarget, Calibration, FirmwareMap, FirmwareVersion,
                      Frame, MachineState, ShotSample, ShotSettings, StateInfo, SubState,
                      Temperatures, Versions, WaterLevels)
 
 # ---------------------------------------------------------------------- UUIDs (section 1)
-
-
-def uuid16(short: int) -> str:
-    """The full lowercase 128-bit UUID of a 16-bit Bluetooth SIG-base UUID."""
-    return f"0000{short:04x}-0000-1000-8000-00805f9b34fb"
-
+# uuid16 lives in pyburnerkit.ble.uuids (the scale codec uses it too); still importable here.
 
 SERVICE = uuid16(0xA000)
 VERSIONS = uuid16(0xA001)

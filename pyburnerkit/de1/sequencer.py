@@ -66,6 +66,11 @@ def next_sequence_id() -> int:
 class ShotSequencer:
     """Watches one flow sequence at a time and applies the stop-at rules.
 
+    :param de1: the DE1 client to follow and act on.
+    :param scale: a scale client, or None. Duck-typed (the de1 family does not import the
+        scale family), shaped as :class:`~pyburnerkit.scale.client.SkaleClient` is:
+        ``subscribe(callback)``, ``tare(wait=)``, ``weight``; the events with ``weight_g`` and
+        ``weight_time`` are its weight readings.
     :param stop_at_weight: grams, or None (a profile's ``target_weight`` applies when
         ``profile_can_override`` and none is given).
     :param stop_at_volume: mL of pour volume (after preinfusion), or None.
@@ -134,8 +139,9 @@ class ShotSequencer:
         self._subs.append(self.de1.subscribe(self._de1_event, StateChanged, ShotSampleEvent,
                                              SequencerTimer))
         if self.scale is not None:
-            from ..scale.models import WeightReading
-            self._subs.append(self.scale.subscribe(self._weight, WeightReading))
+            # the scale is duck-typed (de1 does not import the scale family): every event of
+            # it reaches _weight, which keeps only weight readings
+            self._subs.append(self.scale.subscribe(self._weight))
         return self
 
     def close(self) -> None:
@@ -343,6 +349,8 @@ class ShotSequencer:
 
     # ------------------------------------------------------------------ weights
     def _weight(self, r: Any) -> None:
+        if not (hasattr(r, "weight_g") and hasattr(r, "weight_time")):
+            return  # not a weight reading (a button, a tare seen, a link change)
         actions: List[Callable[[], Any]] = []
         with self._lock:
             if self._closed:

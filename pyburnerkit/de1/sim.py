@@ -4,8 +4,9 @@ profile and firmware upload acceptance. Built on the same codec as the client.
 
 It is a :class:`~pyburnerkit.ble.peripheral.Peripheral` hosted by a
 :class:`~pyburnerkit.ble.simhost.BleSimHost`; pygatt reaches it through the fake ``gatttool``,
-fast tests through the in-process transport. :class:`Bench` is the physical world it shares
-with a simulated scale: one simulated clock (``speed`` times real time) and the cup.
+fast tests through the in-process transport. A :class:`~pyburnerkit.ble.bench.Bench` is the
+physical world it shares with a simulated scale: one simulated clock (``speed`` times real time)
+and the cup. ``Bench`` is re-exported here for the code that imported it from this module.
 
 Hydraulic model (deliberately simple): the puck is a conductance that grows as it erodes;
 the group first fills its headspace (no pressure, no drops), then the pump follows the frame's
@@ -15,16 +16,16 @@ it leaves the shower screen. When the pump stops, flow decays with ``stop_tau_s`
 
 from __future__ import annotations
 
-import bisect
 import logging
 import math
 import random
 import struct
-import time
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
+from ..ble.bench import Bench
 from ..ble.peripheral import (PROP_NOTIFY, PROP_READ, PROP_WRITE, GattCharacteristic,
                               Peripheral)
+from ..ble.rig import SimRig, bench_peripheral
 from . import codec
 from .models import (CalCommand, CalTarget, Calibration, FirmwareMap, FirmwareVersion, Frame,
                      MachineState as S, ShotSample, ShotSettings, StateInfo, SubState as U,
@@ -39,55 +40,6 @@ DEFAULT_FRAMES = (
     Frame(0x01 | 0x02 | 0x04 | 0x40, 4.0, 92.0, 8.0, 4.0, 0),   # flow 4, exit over 4 bar
     Frame(0x40, 9.0, 92.0, 60.0, 0.0, 0),                       # pressure 9 bar
 )
-
-
-class Bench:
-    """The physical world shared by simulated devices: a sped-up clock and the cup."""
-
-    def __init__(self, speed: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
-        if not speed > 0:
-            raise ValueError("speed must be > 0")
-        self.speed = float(speed)
-        self._clock = clock
-        self._t0 = clock()
-        self._times: List[float] = [0.0]
-        self._mass: List[float] = [0.0]
-        self.extra_g = 0.0  # things put on the scale by hand (tests)
-
-    def now(self) -> float:
-        """Simulated seconds since the bench was set up."""
-        return (self._clock() - self._t0) * self.speed
-
-    def real_delay(self, sim_seconds: float) -> float:
-        return sim_seconds / self.speed
-
-    def deposit(self, t: float, grams: float) -> None:
-        """``grams`` land in the cup at simulated time ``t`` (times must not go backwards)."""
-        if grams <= 0:
-            return
-        if t < self._times[-1]:
-            t = self._times[-1]
-        self._times.append(t)
-        self._mass.append(self._mass[-1] + grams)
-        if len(self._times) > 20000:
-            del self._times[:10000]
-            del self._mass[:10000]
-
-    def mass_at(self, t: float) -> float:
-        """Cup contents (g) at simulated time ``t``."""
-        i = bisect.bisect_right(self._times, t) - 1
-        if i < 0:
-            return self._mass[0] + self.extra_g
-        if i + 1 < len(self._times):
-            t0, t1 = self._times[i], self._times[i + 1]
-            m0, m1 = self._mass[i], self._mass[i + 1]
-            frac = 0.0 if t1 <= t0 else (t - t0) / (t1 - t0)
-            return m0 + (m1 - m0) * frac + self.extra_g
-        return self._mass[i] + self.extra_g
-
-    def empty_cup(self) -> None:
-        t = self.now()
-        self._times, self._mass = [t], [0.0]
 
 
 class DE1Peripheral(Peripheral):
@@ -590,56 +542,33 @@ class DE1Peripheral(Peripheral):
         self.notify(codec.CALIBRATION, codec.encode_calibration(reply))
 
 
-class DE1Rig:
+class DE1Rig(SimRig):
     """A simulated radio with a DE1 and a Skale II on one bench (what ``pyburnerkit sim de1``
-    runs). ``start()`` listens on 127.0.0.1; :meth:`tool_dir` writes the fake programs."""
+    runs). ``start()`` listens on 127.0.0.1; :meth:`tool_dir` writes the fake programs.
+
+    The Skale comes from the scale family's simulator, found by name through
+    :func:`~pyburnerkit.ble.rig.bench_peripheral`: the de1 package does not import the scale
+    package. Without ``skale_address`` the Skale keeps its own default address.
+    """
 
     def __init__(self, *, speed: float = 1.0, firmware_build: int = 1333,
                  ghc_active: bool = False, de1_address: str = DEFAULT_DE1_ADDRESS,
                  skale_address: Optional[str] = None, seed: Optional[int] = None,
                  with_scale: bool = True, **de1_options: Any) -> None:
-        from ..ble.simhost import BleSimHost
-        from ..scale.sim import DEFAULT_SKALE_ADDRESS, SkalePeripheral
-        self.bench = Bench(speed)
-        self.host = BleSimHost(seed=seed)
-        self.de1 = self.host.add(DE1Peripheral(de1_address, bench=self.bench,
-                                               firmware_build=firmware_build,
-                                               ghc_active=ghc_active, seed=seed, **de1_options))
-        self.skale = None
+        super().__init__(speed=speed, seed=seed)
+        self.de1 = self.add(DE1Peripheral(de1_address, bench=self.bench,
+                                          firmware_build=firmware_build,
+                                          ghc_active=ghc_active, seed=seed, **de1_options))
+        self.skale: Any = None
         if with_scale:
-            self.skale = self.host.add(SkalePeripheral(skale_address or DEFAULT_SKALE_ADDRESS,
-                                                       bench=self.bench, seed=seed))
-        self._started = False
+            skale_class = bench_peripheral("scale")
+            address = (skale_address,) if skale_address else ()  # else the Skale's default
+            self.skale = self.add(skale_class(*address, bench=self.bench, seed=seed))
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> "DE1Rig":
-        self.host.start(host, port)
-        self.host.run_sync(self._start_models)
-        self._started = True
+        """Listen on ``host:port`` and start the DE1 (then the Skale) model; returns self."""
+        super().start(host, port)
         return self
-
-    def _start_models(self) -> None:
-        self.de1.start()
-        if self.skale is not None:
-            self.skale.start()
-
-    def tool_dir(self, directory: str) -> str:
-        return self.host.tool_dir(directory)
-
-    def run(self, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` on the simulator thread (to poke the models safely)."""
-        return self.host.run_sync(fn)
-
-    def close(self) -> None:
-        if self._started:
-            try:
-                self.host.run_sync(lambda: (self.de1.stop(),
-                                            self.skale.stop() if self.skale else None))
-            except Exception:
-                pass
-        self.host.close()
 
     def __enter__(self) -> "DE1Rig":
         return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()

@@ -1,8 +1,8 @@
 """OutBack Mate3/Mate3s over Modbus TCP (SunSpec blocks).
 
-``Mate3Client`` (in :mod:`pyburnerkit.mate3.client`, needs ``pip install "pyburnerkit[mate3]"``)
-reads and writes the whole OutBack system; :mod:`~pyburnerkit.mate3.codec` is the pure register
-codec; :mod:`~pyburnerkit.mate3.sim` a Modbus TCP simulator of a Mate3s.
+:class:`Mate3Client` (needs ``pip install "pyburnerkit[mate3]"``) reads and writes the whole
+OutBack system; ``pyburnerkit.mate3.codec`` is the pure register codec and :class:`Mate3Sim` a
+Modbus TCP simulator of a Mate3s.
 """
 
 from .models import (BlockInfo, Device, DeviceKind, DeviceMovedError, EnumValue, FieldValue,

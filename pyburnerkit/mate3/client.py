@@ -10,16 +10,17 @@ Requests never cross the end of the map and never ask for more than ``max_regist
 registers; a full read coalesces the whole map across block boundaries (13 requests for the
 chinezbrun system), and every full read re-checks the block headers it covers, re-walking the
 chain when the devices changed.
+
+The Modbus TCP link itself (pymodbus, garbled-reply detection) is the shared
+:class:`~pyburnerkit.transports.modbus.ModbusLink`; this module adds only the Mate3's wording.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
-import socket
 import time
 from collections import deque
-from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .._core.client import BaseClient
 from .._core.extras import require
@@ -27,21 +28,18 @@ from .._core.loop import TimerHandle
 from .._core.pending import Pending
 from .._core.session import Session
 from .._core.timeouts import DEFAULT, Deadline, TimeoutArg
-from ..errors import (ConfigurationError, ConnectionLostError, DeviceConnectionError,
-                      DeviceError, DeviceTimeoutError, ProtocolError, PyBurnerKitError,
+from ..errors import (ConfigurationError, ConnectionLostError, DeviceError,
+                      DeviceTimeoutError, ProtocolError, PyBurnerKitError,
                       WriteNotAllowedError, check_range)
+from ..transports.modbus import EXCEPTION_NAMES, ModbusLink, ModbusLinkDown
 from ..types import ConnectionState
 from . import codec, limits
-from ._logs import quiet_pymodbus
 from .models import (Device, DeviceMovedError, FieldDef, FieldValue, Layout, Mate3System,
                      Mode, SystemUpdated, WritePlan)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 502
-EXCEPTION_NAMES = {1: "illegal function", 2: "illegal data address", 3: "illegal data value",
-                   4: "server device failure", 5: "acknowledge", 6: "server device busy",
-                   10: "gateway path unavailable", 11: "gateway target failed to respond"}
 
 
 def parse_endpoint(endpoint: str, port: Optional[int] = None) -> Tuple[str, str, int]:
@@ -75,170 +73,20 @@ def parse_endpoint(endpoint: str, port: Optional[int] = None) -> Tuple[str, str,
     return "tcp", host, int(number)
 
 
-class _LinkDown(Exception):
-    """Inside the session: fail the operation with ``error`` and then drop the link."""
-
-    def __init__(self, error: PyBurnerKitError, cause: BaseException) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.cause = cause
-
-
 # ------------------------------------------------------------------------------ links
-class _GarbledReply(Exception):
-    """Raised from the pymodbus trace hook: the bytes received cannot be the reply."""
+#: The shared link's error, under the name this module (and its tests) always used.
+_LinkDown = ModbusLinkDown
 
 
-class _ModbusLink:
-    """Modbus TCP through pymodbus' synchronous client, on the session thread only.
-
-    pymodbus drops a frame it cannot parse and keeps waiting, so on its own a garbled reply
-    looks exactly like silence (a timeout). The link therefore watches the bytes through
-    pymodbus' ``trace_packet`` hook: a reply whose MBAP header cannot answer the request sent
-    (another transaction id, a protocol id other than 0, an impossible length, another unit
-    or function) fails the request at once with :class:`ProtocolError`, and a request that
-    times out after bytes did arrive (a truncated or undecodable reply) is a
-    :class:`ProtocolError` too; only true silence is a :class:`DeviceTimeoutError`. Either
-    way the link is dropped and re-opened, since the byte stream can no longer be trusted.
-    pymodbus is built with ``retries=0``: no request, least of all a write, is ever sent twice.
-    """
+class _ModbusLink(ModbusLink):
+    """The shared Modbus TCP link, speaking of "the Mate3" in its messages (session thread)."""
 
     def __init__(self, host: str, port: int, unit_id: int, wire: Any, family: str,
                  endpoint: str) -> None:
-        self.host, self.port, self.unit_id = host, port, unit_id
-        self.family, self.endpoint = family, endpoint
-        self.wire = wire
-        self.client: Any = None
-        self.secret = False  # hide the bytes of a password write from the wire log
-        self._pymodbus: Any = None
-        self._unit_kw = "device_id"
-        self._request: bytes = b""  # the frame last sent
-        self._reply: bytes = b""    # what arrived for it so far
-
-    def _make(self) -> Any:
-        pm_client = require("pymodbus.client", "mate3")
-        self._pymodbus = require("pymodbus", "mate3")
-        quiet_pymodbus()  # its ERROR lines are our typed exceptions
-        params = inspect.signature(pm_client.ModbusTcpClient.read_holding_registers).parameters
-        self._unit_kw = "device_id" if "device_id" in params else "slave"
-        # retries=0: pymodbus would otherwise send a timed-out request (a write too) again.
-        return pm_client.ModbusTcpClient(self.host, port=self.port, timeout=3.0, retries=0,
-                                         trace_packet=self._trace)
-
-    def _trace(self, sending: bool, data: bytes) -> bytes:
-        """pymodbus' packet hook (session thread): log, and refuse a reply that cannot be one."""
-        if sending:
-            self._request, self._reply = bytes(data), b""
-            self.wire.sent(b"<a password write, not logged>" if self.secret else data)
-            return data
-        self._reply = bytes(data)  # pymodbus passes everything received for this request
-        self.wire.received(data)
-        problem = codec.reply_problem(self._request, self._reply)
-        if problem is not None:
-            raise _GarbledReply(problem)
-        return data
-
-    @property
-    def sock(self) -> Optional[socket.socket]:
-        return None if self.client is None else self.client.socket
-
-    def open(self, timeout: float) -> None:
-        if self.client is None:
-            self.client = self._make()
-        if self.client.socket is not None:
-            return
-        self.client.comm_params.timeout_connect = max(0.05, timeout)
-        if not self.client.connect():
-            raise DeviceConnectionError(
-                f"cannot connect to the Mate3 at {self.host}:{self.port} (is Modbus/SunSpec "
-                f"enabled on the Mate, and no other Modbus client connected?)",
-                device=self.family, endpoint=self.endpoint)
-
-    def close(self) -> None:
-        if self.client is not None:
-            self.client.close()
-
-    def abort(self) -> None:
-        """From another thread: wake a blocked request (its recv sees EOF)."""
-        sock = self.sock
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def _garbled(self, what: str, detail: str, cause: BaseException) -> _LinkDown:
-        err = ProtocolError(f"{what}: garbled reply from the Mate3 ({detail}); the connection "
-                            f"is re-opened", frames=self.wire.recent(), device=self.family,
-                            endpoint=self.endpoint)
-        return _LinkDown(err, cause)
-
-    def _execute(self, what: str, call: Callable[[], Any], timeout: float) -> Any:
-        try:
-            self.open(timeout)  # reopens lazily after an idle close
-        except DeviceConnectionError as exc:
-            raise _LinkDown(exc, exc) from exc
-        self.client.comm_params.timeout_connect = max(0.05, timeout)
-        exceptions = self._pymodbus.exceptions
-        self._request = self._reply = b""
-        try:
-            response = call()
-        except _GarbledReply as exc:
-            raise self._garbled(what, str(exc), exc) from exc
-        except exceptions.ConnectionException as exc:
-            err = ConnectionLostError(f"{what}: the connection dropped ({exc})",
-                                      device=self.family, endpoint=self.endpoint)
-            raise _LinkDown(err, exc) from exc
-        except exceptions.ModbusIOException as exc:
-            if self._reply:  # bytes came, but never a reply pymodbus could decode
-                raise self._garbled(what, f"{len(self._reply)} bytes that are no complete "
-                                    f"reply: {self._reply[:32].hex(' ')}", exc) from exc
-            err = DeviceTimeoutError(f"{what}: no answer within {timeout:.3g} s",
-                                     device=self.family, endpoint=self.endpoint)
-            raise _LinkDown(err, exc) from exc
-        except exceptions.ModbusException as exc:
-            raise self._garbled(what, str(exc), exc) from exc
-        except OSError as exc:
-            err = ConnectionLostError(f"{what}: {exc}", device=self.family,
-                                      endpoint=self.endpoint)
-            raise _LinkDown(err, exc) from exc
-        except Exception as exc:  # pymodbus tripping over hostile bytes: still their fault
-            raise self._garbled(what, f"{type(exc).__name__}: {exc}", exc) from exc
-        if response is None:
-            err = DeviceTimeoutError(f"{what}: no answer", device=self.family,
-                                     endpoint=self.endpoint)
-            raise _LinkDown(err, TimeoutError(what))
-        if response.isError():
-            code = getattr(response, "exception_code", None)
-            name = EXCEPTION_NAMES.get(code, "exception")
-            raise DeviceError(f"{what}: the Mate3 answered Modbus exception {code} ({name})",
-                              code=code, detail=name, device=self.family,
-                              endpoint=self.endpoint)
-        return response
-
-    def read(self, address: int, count: int, timeout: float) -> List[int]:
-        kw = {"count": count, self._unit_kw: self.unit_id}
-        what = f"read {count} registers at {address}"
-        response = self._execute(
-            what, lambda: self.client.read_holding_registers(address, **kw), timeout)
-        values = list(getattr(response, "registers", None) or ())
-        if getattr(response, "function_code", None) != 3 or len(values) != count:
-            raise self._garbled(what, f"got {len(values)} registers in a function "
-                                f"{getattr(response, 'function_code', '?')} reply",
-                                ProtocolError(what))
-        return values
-
-    def write(self, address: int, values: Sequence[int], timeout: float) -> None:
-        kw = {self._unit_kw: self.unit_id}
-        what = f"write {len(values)} registers at {address}"
-        response = self._execute(
-            what, lambda: self.client.write_registers(address, list(values), **kw), timeout)
-        echoed = (getattr(response, "function_code", None), getattr(response, "address", None),
-                  getattr(response, "count", None))
-        if echoed != (16, address, len(values)):
-            raise self._garbled(what, f"the acknowledgement says function {echoed[0]}, "
-                                f"address {echoed[1]}, {echoed[2]} registers",
-                                ProtocolError(what))
+        super().__init__(host, port, unit_id=unit_id, wire=wire, extra="mate3", device=family,
+                         endpoint=endpoint, peer="the Mate3",
+                         connect_hint="is Modbus/SunSpec enabled on the Mate, and no other "
+                                      "Modbus client connected?")
 
 
 class _ReplayLink:
@@ -769,13 +617,15 @@ class Mate3Client(BaseClient):
         ``"sim://mate3"`` (a simulator on 127.0.0.1 owned by this client) or
         ``"replay:FILE.json"`` (reads served from a register dump; no network).
     :param allow_writes: allow :meth:`write` at all (set points and commands can damage
-        equipment); without it every write raises :class:`WriteNotAllowedError`. Even then,
-        every value is checked against its field's documented limit before it is sent
-        (:mod:`pyburnerkit.mate3.limits`; :meth:`plan_write` is the dry run).
+        equipment); without it every write raises
+        :class:`~pyburnerkit.errors.WriteNotAllowedError`. Even then, every value is checked against
+        its field's documented limit before it is sent (:mod:`pyburnerkit.mate3.limits`;
+        :meth:`plan_write` is the dry run).
     :param min_poll_interval: seconds between the starts of two operations (default 1 s, to
         protect the Mate3s' Modbus interface; 0 for dumps and simulators).
     :param request_timeout: seconds to wait for each Modbus reply (capped by the call's
-        timeout); silence past it is :class:`DeviceTimeoutError` and the link is re-opened.
+        timeout); silence past it is :class:`~pyburnerkit.errors.DeviceTimeoutError` and the link is
+        re-opened.
     :param idle_close: close the TCP connection after this many idle seconds and reopen it on
         the next call (the Mate3s serves one Modbus client at a time); None keeps it open.
     :param poll_interval: also read the whole system in the background every so many seconds

@@ -25,6 +25,9 @@ from typing import (Any, Dict, Iterable, List, Mapping, MutableMapping, Optional
                     Tuple)
 
 from ..errors import ConfigurationError, ProtocolError, check_range
+# The Modbus/TCP reply check lives with the shared link that uses it; re-exported here, where
+# it used to be (pure: importing it imports no pymodbus).
+from ..transports.modbus import reply_problem  # noqa: F401
 from .models import (BlockDef, BlockInfo, Device, DeviceKind, EnumValue, FieldDef, FieldType,
                      FieldValue, Flags, Layout, Mate3System, Mode, empty_groups, group_of)
 
@@ -302,54 +305,6 @@ def parse_value(fdef: FieldDef, text: str) -> Any:
     if number != number or number in (float("inf"), float("-inf")):
         raise ConfigurationError(f"{fdef.name} takes a finite number, got {text!r}")
     return number
-
-
-# ------------------------------------------------------------------------------ replies
-def reply_problem(request: bytes, reply: bytes) -> Optional[str]:
-    """Why ``reply`` (the bytes received so far) cannot be the Modbus/TCP answer to
-    ``request`` (the frame sent), or None while it still can be.
-
-    Judges only what has arrived: the MBAP transaction id, protocol id (0), length, unit id,
-    then the function code (the request's, or it with 0x80 for an exception) and, for the
-    function codes a Mate3 client sends (3 and 16), the exact length of the answer.
-    """
-    if len(request) < 8:
-        return None  # not a frame this driver builds: nothing to compare with
-    if len(reply) >= 2 and reply[0:2] != request[0:2]:
-        return (f"transaction id {int.from_bytes(reply[0:2], 'big')}, expected "
-                f"{int.from_bytes(request[0:2], 'big')}")
-    if len(reply) >= 4 and reply[2:4] != b"\0\0":
-        return f"protocol id {int.from_bytes(reply[2:4], 'big')}, expected 0"
-    if len(reply) < 6:
-        return None
-    length = int.from_bytes(reply[4:6], "big")
-    if not 3 <= length <= 254:
-        return f"MBAP length {length}, the limit is 3..254"
-    if len(reply) >= 7 and reply[6] != request[6]:
-        return f"unit id {reply[6]}, expected {request[6]}"
-    if len(reply) < 8:
-        return None
-    function, sent = reply[7], request[7]
-    if function == sent | 0x80:
-        return None if length == 3 else f"an exception reply of length {length}, expected 3"
-    if function != sent:
-        return f"function code {function} in reply to function {sent}"
-    expected = _reply_length(request)
-    if expected is not None and length != expected:
-        return f"MBAP length {length} for function {function}, expected {expected}"
-    if function == 3 and len(reply) >= 9 and reply[8] != expected - 3:  # type: ignore[operator]
-        return f"byte count {reply[8]}, expected {expected - 3}"  # type: ignore[operator]
-    return None
-
-
-def _reply_length(request: bytes) -> Optional[int]:
-    """The MBAP length of the normal answer to a request this driver builds."""
-    function = request[7]
-    if function == 3 and len(request) >= 12:
-        return 3 + 2 * int.from_bytes(request[10:12], "big")  # unit, function, count, data
-    if function == 16:
-        return 6  # unit, function, address, quantity
-    return None
 
 
 # ------------------------------------------------------------------------------ one block

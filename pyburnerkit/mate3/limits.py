@@ -176,7 +176,7 @@ def _inside(value: float, ranges: Sequence[Tuple[float, float]]) -> bool:
 def check_value(path: str, fdef: FieldDef, value: Any, *, nominal: Optional[int] = None,
                 companion_raw: Optional[int] = None, expert: bool = False) -> None:
     """Refuse ``value`` for the field at ``path`` unless it is within the field's documented
-    limit. Enumerations, text and addresses are checked by :func:`~.codec.encode_field`;
+    limit. Enumerations, text and addresses are checked by ``codec.encode_field``;
     this checks numbers, battery set points and clear commands, and refuses fields without a
     documented limit unless ``expert``.
 

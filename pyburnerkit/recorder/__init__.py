@@ -20,7 +20,8 @@ from .recorder import (DeviceStateChanged, Recorder, RecorderProgress, RecorderS
 from .samples import FieldMeta, Message, Sample
 from .sinks import Sink, SQLiteSink
 from .sinks.sqlite import read_samples, to_dataframe
-from .sources import AfterburnerSource, CallableSource, Source, adapt, register_adapter
+from .adapters.afterburner import AfterburnerSource
+from .sources import CallableSource, Source, adapt, register_adapter
 
 __all__ = ["Recorder", "Sample", "Message", "FieldMeta", "Sink", "SQLiteSink", "PostgresSink",
            "MqttSink", "Source", "CallableSource", "AfterburnerSource", "adapt",

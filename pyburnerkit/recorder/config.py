@@ -58,6 +58,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from .. import families as registry
 from ..errors import ConfigurationError
 from .alerts import AlertRule
 from .secrets import RedactedDict, redact_dsn, scrub, split_secret_env
@@ -74,13 +75,8 @@ __all__ = ["RecorderConfig", "load_config", "parse_config", "read_env_file"]
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
-SINK_KEYS = {
-    "sqlite": {"path", "synchronous"},
-    "postgres": {"dsn", "table", "hypertable", "definitions", "connect_timeout"},
-    "mqtt": {"host", "port", "topic_root", "username", "password", "tls", "ca_certs", "certfile",
-             "keyfile", "tls_insecure", "client_id", "keepalive", "qos", "discovery",
-             "discovery_prefix", "discovery_mode", "connect_timeout", "ack_timeout"},
-}
+#: option names of the built-in sinks (the registry in pyburnerkit.families holds them)
+SINK_KEYS = {entry.name: set(entry.keys or ()) for entry in registry.BUILTIN_SINKS}
 PATH_KEYS = {"path", "definitions", "ca_certs", "certfile", "keyfile"}
 RECORDER_KEYS = {"progress_interval", "spool_dir", "spool_max", "memory_max", "env_file",
                  "batch_size"}
@@ -198,15 +194,7 @@ class RecorderConfig:
             count = names.get(kind, 0)
             names[kind] = count + 1
             opts.setdefault("name", kind if count == 0 else f"{kind}{count + 1}")
-            if kind == "sqlite":
-                from .sinks.sqlite import SQLiteSink
-                out.append(SQLiteSink(**opts))
-            elif kind == "postgres":
-                from .sinks.postgres import PostgresSink
-                out.append(PostgresSink(**opts))
-            elif kind == "mqtt":
-                from .sinks.mqtt import MqttSink
-                out.append(MqttSink(**opts))
+            out.append(registry.get_sink(kind).load()(**opts))
         return out
 
     def build_sources(self) -> List[Any]:
@@ -312,11 +300,14 @@ def parse_config(data: Mapping[str, Any], *, base_dir: str = ".", path: Optional
     for i, sink in enumerate(_section_list(data, "sinks", "sink")):
         loc = f"{where} sinks[{i}]"
         kind = sink.get("type")
-        if kind not in SINK_KEYS:
+        kinds = {entry.name: entry for entry in registry.sinks()}
+        if kind not in kinds:
             raise ConfigurationError(
-                f"{loc}: type={kind!r} must be one of {', '.join(sorted(SINK_KEYS))}")
+                f"{loc}: type={kind!r} must be one of {', '.join(sorted(kinds))}")
         opts = {k: v for k, v in sink.items() if k != "type"}
-        _check_keys(opts, SINK_KEYS[kind] | {"name"}, loc)
+        keys = kinds[kind].keys
+        if keys is not None:  # a plug-in sink may leave the check of its options to itself
+            _check_keys(opts, set(keys) | {"name"}, loc)
         for key in PATH_KEYS & set(opts):
             if isinstance(opts[key], str) and not os.path.isabs(opts[key]):
                 opts[key] = os.path.join(base_dir, opts[key])

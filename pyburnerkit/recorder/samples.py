@@ -30,7 +30,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-__all__ = ["Sample", "Message", "FieldMeta", "SampleFactory", "normalise_value", "unit_for_name",
+__all__ = ["Sample", "Message", "FieldMeta", "SampleFactory", "Labelled", "normalise_value",
+           "unit_for_name",
            "sample_to_row", "sample_from_row"]
 
 Number = Union[int, float]
@@ -107,6 +108,23 @@ class SampleFactory:
                       channel, field, number, unit, text, kind)
 
 
+class Labelled:
+    """A number with a label (Mate3 enums and flags); recorded as value + text.
+
+    An adapter wraps a driver value in it when the driver's type is not an :class:`enum.Enum`
+    but still carries a name for its number.
+    """
+
+    __slots__ = ("value", "name")
+
+    def __init__(self, value: int, label: str) -> None:
+        self.value = value
+        self.name = label
+
+    def __repr__(self) -> str:
+        return f"Labelled({self.value!r}, {self.name!r})"
+
+
 def normalise_value(value: Any) -> Optional[Tuple[Union[Number, str], Optional[str]]]:
     """Value to (value, enum text): bool -> 0/1, Enum -> (number, NAME), NaN/None -> None."""
     if value is None:
@@ -118,7 +136,7 @@ def normalise_value(value: Any) -> Optional[Tuple[Union[Number, str], Optional[s
         return str(raw), value.name
     if isinstance(value, bool):
         return int(value), None
-    if type(value).__name__ == "_Labelled":  # a driver's number + label (Mate3 enums, flags)
+    if isinstance(value, Labelled):  # a driver's number + label (Mate3 enums, flags)
         return value.value, value.name
     if isinstance(value, int):
         return value, None

@@ -1,5 +1,5 @@
 """Atomax Skale II over BLE (pygatt): tare, display, units, weight stream with flow and period
-estimation. Import :class:`SkaleClient` from :mod:`pyburnerkit.scale.client`."""
+estimation. Import :class:`SkaleClient` from ``pyburnerkit.scale.client``."""
 
 from __future__ import annotations
 

@@ -29,6 +29,14 @@ from .models import ButtonPressed, ScaleInfo, TareSeen, WeightReading
 log = logging.getLogger(__name__)
 
 
+_ASLEEP_STATES = frozenset({"SLEEP", "GOING_TO_SLEEP"})
+
+
+def _asleep(machine_state: Any) -> bool:
+    """Whether a DE1 machine state (an enum member, compared by name) means asleep."""
+    return getattr(machine_state, "name", None) in _ASLEEP_STATES
+
+
 class WeightProcessor:
     """Period estimation and flow from raw weight arrivals (pure; unit-testable)."""
 
@@ -296,11 +304,22 @@ class SkaleClient(BaseClient):
 
     def follow(self, de1: Any) -> Any:
         """Release this scale while ``de1`` sleeps and capture it when the DE1 leaves Sleep,
-        as pyDE1 does (spec section 10). Returns the subscription; ``cancel()`` it to stop."""
-        from ..de1.models import MachineState, StateChanged
+        as pyDE1 does (spec section 10). Returns the subscription; ``cancel()`` it to stop.
 
-        def on_state(event: Any) -> None:
-            asleep = event.state in (MachineState.SLEEP, MachineState.GOING_TO_SLEEP)
+        ``de1`` is duck-typed, as :class:`~pyburnerkit.de1.client.DE1Client` is shaped (the
+        scale family does not import the de1 family): it needs ``subscribe(callback)`` and a
+        ``state``; an event with ``state`` and ``substate`` is a machine-state change, and the
+        states named ``SLEEP`` and ``GOING_TO_SLEEP`` mean asleep. Non-blocking: releases at
+        once when ``de1`` is asleep already; later releases and captures are queued to this
+        scale's I/O thread from ``de1``'s events thread.
+        """
+
+        def on_event(event: Any) -> None:
+            # every event of de1 arrives here; only a machine-state change has a substate
+            # (a connection change has a state but no substate)
+            if not hasattr(event, "substate"):
+                return
+            asleep = _asleep(getattr(event, "state", None))
             try:
                 # both run in order on the scale's I/O thread, a no-op when already there
                 if asleep:
@@ -310,9 +329,8 @@ class SkaleClient(BaseClient):
             except Exception as exc:  # a closed scale: nothing to follow any more
                 log.debug("scale follow: %s", exc)
 
-        sub = de1.subscribe(on_state, StateChanged)
-        state = getattr(de1, "state", None)
-        if state in (MachineState.SLEEP, MachineState.GOING_TO_SLEEP):
+        sub = de1.subscribe(on_event)
+        if _asleep(getattr(de1, "state", None)):
             self.release()
         return sub
 

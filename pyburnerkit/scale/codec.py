@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Tuple
 
+from ..ble.uuids import uuid16
 from ..errors import ConfigurationError, ProtocolError
-from ..de1.codec import uuid16
 
 SERVICE = uuid16(0xFF08)
 COMMAND = uuid16(0xEF80)

@@ -1,15 +1,15 @@
-"""A simulated Skale II: weight following the cup on a :class:`~pyburnerkit.de1.sim.Bench`
-(so it follows the simulated DE1's flow), reported with the sensor lag, tare, display, units
-and buttons."""
+"""A simulated Skale II: weight following the cup on a :class:`~pyburnerkit.ble.bench.Bench`
+(so it follows the flow of a simulated DE1 on the same bench), reported with the sensor lag,
+tare, display, units and buttons."""
 
 from __future__ import annotations
 
 import random
 from typing import Any, Optional
 
+from ..ble.bench import Bench
 from ..ble.peripheral import (PROP_NOTIFY, PROP_READ, PROP_WRITE, GattCharacteristic,
                               Peripheral)
-from ..de1.sim import Bench
 from . import codec
 
 DEFAULT_SKALE_ADDRESS = "CF:75:75:5E:A1:E5"
@@ -98,3 +98,8 @@ class SkalePeripheral(Peripheral):
             self.grams = True
         elif cmd == codec.CMD_OUNCES:
             self.grams = False
+
+
+#: What another BLE family's rig puts on its bench for a scale (see
+#: :func:`pyburnerkit.ble.rig.bench_peripheral`).
+BENCH_PERIPHERAL = SkalePeripheral

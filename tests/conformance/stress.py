@@ -172,6 +172,27 @@ def undocumented(call: Callable[[], Any],
     return None
 
 
+def run_on_io(client: Any, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn(session, *args)`` on ``client``'s I/O thread, as a frame handler runs there, and
+    return what it returned (or raise what it raised). Blocks at most 10 s."""
+    done = threading.Event()
+    box: List[Any] = [None, None]
+    session = client._session
+
+    def go() -> None:
+        try:
+            box[0] = fn(session, *args)
+        except BaseException as exc:  # handed to the test
+            box[1] = exc
+        finally:
+            done.set()
+    session.loop.call_soon_threadsafe(go)
+    assert done.wait(10), "the I/O thread did not run the call"
+    if box[1] is not None:
+        raise box[1]
+    return box[0]
+
+
 @dataclass
 class WriteOp:
     """One device-changing operation in a family's write-safety table.

@@ -34,7 +34,7 @@ from pyburnerkit.afterburner.client import Exchange, Round, _run_state_is
 from pyburnerkit.afterburner.sim import SYSTEM_GROUP
 
 from ..helpers import Recorder, wait_until
-from .stress import DOCUMENTED_ERRORS, cycle, hammer, undocumented
+from .stress import DOCUMENTED_ERRORS, cycle, hammer, run_on_io, undocumented
 
 FUZZ = settings(max_examples=400, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
@@ -66,25 +66,6 @@ def connect(sim: AfterburnerSim, **options: Any) -> AfterburnerClient:
     return AfterburnerClient(f"127.0.0.1:{sim.port}", **options).connect()
 
 
-def run_on_io(client: AfterburnerClient, fn: Callable[..., Any], *args: Any) -> Any:
-    """Run ``fn(session, *args)`` on the client's I/O thread and return what it returned (or
-    raise what it raised)."""
-    done = threading.Event()
-    box: List[Any] = [None, None]
-    session = client._session
-
-    def go() -> None:
-        try:
-            box[0] = fn(session, *args)
-        except BaseException as exc:  # handed to the test
-            box[1] = exc
-        finally:
-            done.set()
-    session.loop.call_soon_threadsafe(go)
-    assert done.wait(10), "the I/O thread did not run the call"
-    if box[1] is not None:
-        raise box[1]
-    return box[0]
 
 
 def percentile(values: List[float], fraction: float) -> float:

@@ -29,7 +29,7 @@ from pyburnerkit.victron.bus import PUMP
 from pyburnerkit.victron.sim import SimService, VictronSim
 
 from ..helpers import wait_until
-from .stress import DOCUMENTED_ERRORS, cycle, hammer, undocumented
+from .stress import DOCUMENTED_ERRORS, cycle, hammer, run_on_io, undocumented
 
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
@@ -57,24 +57,6 @@ def monitor(sim: VictronSim) -> Iterator[VictronMonitor]:
         mon.close()
 
 
-def run_on_io(client: Any, fn: Callable[..., Any], *args: Any) -> Any:
-    """Run ``fn(session, *args)`` on the client's I/O thread and wait for it."""
-    done = threading.Event()
-    box: List[Any] = [None, None]
-    session = client._session
-
-    def go() -> None:
-        try:
-            box[0] = fn(session, *args)
-        except BaseException as exc:  # handed to the test
-            box[1] = exc
-        finally:
-            done.set()
-    session.loop.call_soon_threadsafe(go)
-    assert done.wait(10), "the I/O thread did not run the call"
-    if box[1] is not None:
-        raise box[1]
-    return box[0]
 
 
 # ====================================================================== 1. concurrency

@@ -83,7 +83,7 @@ def discovery_config(prefix: str, root: str, family: str, device: str, channel: 
         "device": {
             "identifiers": [node],
             "name": f"{family} {device}",
-            "manufacturer": _MANUFACTURERS.get(family, family),
+            "manufacturer": _manufacturer(family),
             "model": family,
         },
         "origin": {"name": "pyburnerkit", "sw_version": sw_version, "support_url": ORIGIN_URL},
@@ -121,9 +121,13 @@ def device_discovery_config(prefix: str, node: str,
     return f"{prefix}/device/{node}/config", payload
 
 
-_MANUFACTURERS = {"afterburner": "Afterburner (Ray Jones)", "mate3": "OutBack Power",
-                  "victron": "Victron Energy", "de1": "Decent Espresso",
-                  "scale": "Atomax (Skale)", "arbin": "Arbin Instruments"}
+def _manufacturer(family: str) -> str:
+    """The manufacturer the family registry names; the family itself for an unknown one."""
+    from ...families import families
+    for entry in families():
+        if entry.name == family:
+            return entry.manufacturer or family
+    return family
 
 
 def _close_orphan_sockets(exc: BaseException) -> None:
@@ -147,9 +151,11 @@ def _close_orphan_sockets(exc: BaseException) -> None:
 class MqttSink(Sink):
     """Publish samples to an MQTT broker, with Home Assistant discovery.
 
-    :param host, port: the broker (8883 is usual with ``tls=True``).
+    :param host: the broker's host name or address.
+    :param port: the broker's port (8883 is usual with ``tls=True``).
     :param topic_root: the first level of every topic.
-    :param username, password: broker credentials (the password never appears in logs).
+    :param username: broker user name.
+    :param password: broker password (it never appears in logs).
     :param tls: use TLS; ``ca_certs`` (a CA file; default: the system store), ``certfile`` /
         ``keyfile`` (client certificate), ``tls_insecure`` (skip host name checks).
     :param discovery: publish Home Assistant discovery configs under ``discovery_prefix``.
@@ -330,7 +336,7 @@ class MqttSink(Sink):
                 wake()
 
     def maintain(self) -> None:
-        """Called by the worker after :attr:`wake`: report a lost connection, re-publish
+        """Called by the worker after ``wake``: report a lost connection, re-publish
         discovery if HA came online."""
         if self._client is None:
             return

@@ -1,0 +1,72 @@
+"""Recorder adapter of the DE1 family (push); its demo also starts the Skale, which
+shares the simulated radio."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, List, Tuple
+
+from ..samples import FieldMeta
+from ..sources import Emit, OnState, PushSource, Source, dataclass_readings
+
+
+class DE1Source(PushSource):
+    """Follows a :class:`~pyburnerkit.de1.client.DE1Client` (push): machine state and
+    substate (``state`` / ``substate``, enum names kept), every shot sample (``group_pressure_bar``
+    ...), water level and heater temperatures, under the driver's unit-suffixed names."""
+
+    family_name = "de1"
+
+    def start(self, emit: Emit, on_state: OnState) -> None:
+        super().start(emit, on_state)
+        from ...de1.models import (ShotSampleEvent, StateChanged, TemperaturesChanged,
+                                  WaterLevelsChanged)
+
+        def on_event(event: Any) -> None:
+            if isinstance(event, StateChanged):
+                self.emit([("", "state", event.state, ""), ("", "substate", event.substate, "")])
+            elif isinstance(event, ShotSampleEvent):
+                readings = dataclass_readings(event.sample, "")
+                readings.append(("", "volume_total_ml", event.volume_total_ml, "mL"))
+                self.emit(readings)
+            elif isinstance(event, WaterLevelsChanged):
+                self.emit(dataclass_readings(event.levels, ""))
+            elif isinstance(event, TemperaturesChanged):
+                self.emit(dataclass_readings(event.temperatures, ""))
+
+        self._subscriptions.append(self.client.subscribe(
+            on_event, StateChanged, ShotSampleEvent, WaterLevelsChanged, TemperaturesChanged))
+        self._follow_connection()
+        if not self._connect_in_background():
+            info = self.client.state_info
+            if info is not None:
+                self.emit([("", "state", info.state, ""), ("", "substate", info.substate, "")])
+            self.state("connected")
+
+    def meta(self, channel: str, field: str, unit: str, value: Any) -> FieldMeta:
+        base = super().meta(channel, field, unit, value)
+        if field in ("sample_time", "frame_number") or field.startswith(("set_", "target_")):
+            return FieldMeta(base.unit, base.device_class, base.state_class, True)
+        if field == "volume_total_ml":  # restarts with every shot
+            return FieldMeta(base.unit, base.device_class, "total", base.diagnostic)
+        return base
+
+
+def demo_sources() -> Tuple[List[Source], Callable[[], None]]:
+    """The DE1 and Skale simulators share one simulated radio; no Bluetooth adapter exists
+    in a demo, so the clients use the simulator's in-process GATT link. Returns both sources
+    and the cleanup (``pyburnerkit record --demo``)."""
+    from .scale import ScaleSource  # the rig's Skale is recorded by the scale adapter
+    from ...ble.transport import SimTransport
+    from ...de1.client import DE1Client
+    from ...de1.sim import DE1Rig
+    from ...scale.client import SkaleClient
+    rig = DE1Rig(speed=1.0).start()
+    try:
+        de1 = DE1Client(rig.de1.address, transport=SimTransport(rig.host), retry_first=True)
+        skale = SkaleClient(rig.skale.address, transport=SimTransport(rig.host),
+                            retry_first=True)
+    except BaseException:
+        rig.close()
+        raise
+    return [DE1Source(de1, device="demo-de1", owns_client=True),
+            ScaleSource(skale, device="demo-skale", owns_client=True)], rig.close
