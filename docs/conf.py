@@ -61,7 +61,8 @@ def _public_bases(app, name, obj, options, bases):
 
 
 # A private type that a public signature names, and the public entry that documents it.
-_PRIVATE_ALIASES = {"pyburnerkit._core.timeouts._Default": "pyburnerkit.types.DEFAULT"}
+_PRIVATE_ALIASES = {"pyburnerkit._core.timeouts._Default": "pyburnerkit.types.DEFAULT",
+                    "pyburnerkit.types._Default": "pyburnerkit.types.DEFAULT"}
 
 
 def _private_target(app, env, node, contnode):

@@ -6,25 +6,9 @@ import math
 import time
 from typing import Optional, Union
 
-
-class _Default:
-    """The 'not given' marker: use the client's finite default timeout."""
-
-    _instance: Optional["_Default"] = None
-
-    def __new__(cls) -> "_Default":
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "DEFAULT"
-
-    def __reduce__(self) -> str:
-        return "DEFAULT"
+from ..types import DEFAULT, _Default
 
 
-DEFAULT = _Default()
 TimeoutArg = Union[float, int, None, _Default]
 
 
