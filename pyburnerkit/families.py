@@ -24,7 +24,7 @@ import importlib.util
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Optional, Tuple, TypeVar, Union
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Type, TypeVar, Union
 
 from .errors import BackendUnavailableError, ConfigurationError
 
@@ -214,22 +214,23 @@ def _entry_points(group: str) -> List[Any]:
     return list(importlib.metadata.entry_points(group=group))
 
 
-def _discover(group: str, builtins: Iterable[_T], kind: type) -> Dict[str, _T]:
+def _discover(group: str, builtins: Iterable[_T], kind: Type[_T]) -> Dict[str, _T]:
     """Built-ins, then every entry point of ``group``; a broken or duplicate plug-in is logged
     and recorded in :func:`problems`, and the others still load."""
     found: Dict[str, _T] = {item.name: item for item in builtins}
     for ep in sorted(_entry_points(group), key=lambda e: e.name):
         where = f"{ep.value} ({group} entry point {ep.name!r})"
         try:
-            item = ep.load()
+            loaded: Any = ep.load()
         except Exception as exc:  # whatever a third-party import raises: report, go on
             _report(ConfigurationError(f"plug-in {where} failed to load: "
                                        f"{type(exc).__name__}: {exc}"))
             continue
-        if not isinstance(item, kind):
-            _report(ConfigurationError(f"plug-in {where} is a {type(item).__name__}, "
+        if not isinstance(loaded, kind):
+            _report(ConfigurationError(f"plug-in {where} is a {type(loaded).__name__}, "
                                        f"not a pyburnerkit {kind.__name__}"))
             continue
+        item: _T = loaded
         if item.name in found:
             _report(ConfigurationError(f"plug-in {where} registers {item.name!r}, which is "
                                        f"already taken; ignored"))

@@ -2,7 +2,8 @@
 # The two commands of README.rst:
 #   sh tools/dev.sh demo   run the main job on the built-in simulators (no hardware)
 #   sh tools/dev.sh test   install what the tests need and run the full test suite
-# and, for CI: sh tools/dev.sh docs   build the documentation with warnings as errors
+# and, for CI: sh tools/dev.sh docs        build the documentation with warnings as errors
+#              sh tools/dev.sh typecheck   mypy pyburnerkit (no error allowed)
 # Both create a virtual environment in .venv (override with PYBURNERKIT_VENV) and install the
 # package into it. Run as root on Debian, they also install the system packages the drivers and
 # their tests use (dbus-daemon, mosquitto, PostgreSQL, build headers); otherwise they say which
@@ -85,19 +86,24 @@ case "$command" in
         ;;
     test)
         system_packages
-        make_venv "all,test,docs"
+        make_venv "all,test,docs,typecheck"
         exec "$VENV/bin/python" -m pytest "$@"
+        ;;
+    typecheck)
+        system_packages
+        make_venv "all,test,docs,typecheck"
+        exec "$VENV/bin/python" -m mypy pyburnerkit "$@"
         ;;
     docs)
         # The API reference imports every client, so the "all" extras are needed. Warnings are
         # errors and every cross-reference must resolve (-W -n).
         system_packages
-        make_venv "all,test,docs"
+        make_venv "all,test,docs,typecheck"
         rm -rf build/docs
         exec "$VENV/bin/python" -m sphinx -b html -n -W --keep-going -q docs build/docs "$@"
         ;;
     *)
-        echo "usage: sh tools/dev.sh demo|test|docs [arguments]" >&2
+        echo "usage: sh tools/dev.sh demo|test|docs|typecheck [arguments]" >&2
         exit 2
         ;;
 esac

@@ -174,7 +174,10 @@ class SimServer:
 
     def disconnect(self) -> None:
         """Drop every connected client at once (a TCP reset), like a device reboot."""
-        self.run_sync(lambda: [c.close(reset=True) for c in list(self.connections)])
+        def reset_all() -> None:
+            for conn in list(self.connections):
+                conn.close(reset=True)
+        self.run_sync(reset_all)
 
     def refuse_connections(self, count: int) -> None:
         """Reset the next ``count`` connection attempts as soon as they arrive."""
@@ -187,7 +190,10 @@ class SimServer:
 
     def send_raw(self, data: bytes) -> None:
         """Write raw bytes to every client, bypassing the protocol (garbage injection)."""
-        self.run_sync(lambda: [c._send_now(data) for c in list(self.connections)])
+        def send_all() -> None:
+            for conn in list(self.connections):
+                conn._send_now(data)
+        self.run_sync(send_all)
 
     @property
     def client_count(self) -> int:

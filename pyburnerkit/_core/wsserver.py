@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import struct
-from typing import List, Optional, Tuple
+from typing import List, Optional, Tuple, Union
 
 from .simserver import SimConnection, SimServer
 
@@ -36,7 +36,7 @@ def encode_frame(opcode: int, payload: bytes) -> bytes:
     return head + payload
 
 
-def parse_frame_header(buf: bytes) -> Optional[Tuple[bool, int, int, Optional[bytes], int]]:
+def parse_frame_header(buf: Union[bytes, bytearray]) -> Optional[Tuple[bool, int, int, Optional[bytes], int]]:
     """(fin, opcode, payload length, mask key, header length), or None if incomplete."""
     if len(buf) < 2:
         return None

@@ -636,7 +636,7 @@ class AfterburnerSession(Session):
 
         if "StartString" in obj:
             self._start_string(str(obj["StartString"]))
-        if status:
+        if heater is not None:  # built exactly when the frame had status keys
             self.keys = keys
             self._have_main = self._have_main or MAIN_GROUP_KEY in status
             self._have_extended = self._have_extended or EXTENDED_GROUP_KEY in status
@@ -647,7 +647,7 @@ class AfterburnerSession(Session):
             self.cache.set("timers", tuple(self.timers[i] for i in sorted(self.timers)))
             for timer in timers.values():
                 self.dispatcher.publish(TimerChanged(timer))
-        if system:
+        if info is not None:  # built exactly when the frame had system keys
             self.system_keys = system_keys
             self.cache.update([("system", info), ("system_keys", dict(system_keys))])
             self.dispatcher.publish(SystemInfoChanged(info))

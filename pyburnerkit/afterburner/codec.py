@@ -415,9 +415,9 @@ def timer_commands(timer: Timer) -> Dict[str, str]:
         if value is not None and not isinstance(value, _dt.time):
             raise ConfigurationError(
                 f"timer {name} must be a datetime.time (HH:MM) or None, got {value!r}")
-    for name, value in (("repeat", timer.repeat), ("next_only", timer.next_only)):
-        if not isinstance(value, bool) and value not in (0, 1):
-            raise ConfigurationError(f"timer {name} must be True or False, got {value!r}")
+    for name, flag in (("repeat", timer.repeat), ("next_only", timer.next_only)):
+        if not isinstance(flag, bool) and flag not in (0, 1):
+            raise ConfigurationError(f"timer {name} must be True or False, got {flag!r}")
     if isinstance(timer.days, str) or not isinstance(timer.days, Iterable):
         raise ConfigurationError(f"timer days must be a set of day names, got {timer.days!r}")
     unknown = set(timer.days) - set(WEEKDAYS)

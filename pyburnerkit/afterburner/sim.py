@@ -353,11 +353,17 @@ class AfterburnerSim(WebSocketSimServer):
 
     def reply_error(self, code: int) -> None:
         """The heater reports error ``code`` (an ErrorState) and shuts down if burning."""
-        self.run_sync(lambda: (self.model.fault(int(code)), self._after_change()))
+        def fault() -> None:
+            self.model.fault(int(code))
+            self._after_change()
+        self.run_sync(fault)
 
     def send_garbage(self, text: str = '{"RunState":') -> None:
         """Send one undecodable text frame to every client."""
-        self.run_sync(lambda: [self.send_text(c, text) for c in list(self._tracked)])
+        def send_all() -> None:
+            for conn in list(self._tracked):
+                self.send_text(conn, text)
+        self.run_sync(send_all)
 
     def silence(self, on: bool = True) -> None:
         """Stop (or resume) sending anything; links stay open and commands are still taken."""
@@ -657,6 +663,7 @@ class AfterburnerSim(WebSocketSimServer):
         if self.silenced:
             return
         values = self._all_values()
+        group: Tuple[str, ...]
         for group in (MAIN_GROUP, EXTENDED_GROUP):
             self._send_changed(group, values)
         for timer_id, timer in self.timers.items():

@@ -115,14 +115,19 @@ def resolve_credentials(username: Optional[str] = None, password: Optional[str] 
                                                   or os.environ.get(USERNAME_VAR))
     secret = password if password is not None else (file_values.get(PASSWORD_VAR)
                                                     or os.environ.get(PASSWORD_VAR))
-    for value, what, var in ((user, "username", USERNAME_VAR), (secret, "password", PASSWORD_VAR)):
-        if not isinstance(value, str) or not value:
-            raise ConfigurationError(
-                f"no Arbin CTI {what}: pass {what}=, or set {var} in the environment or in a "
-                ".env file (env_file=)")
+    user = _credential(user, "username", USERNAME_VAR)
+    secret = _credential(secret, "password", PASSWORD_VAR)
     # Check the field sizes now, without echoing the values.
-    codec.LoginRequest(user, secret).encode_args()  # type: ignore[arg-type]
-    return Credentials(user, secret)  # type: ignore[arg-type]
+    codec.LoginRequest(user, secret).encode_args()
+    return Credentials(user, secret)
+
+
+def _credential(value: Any, what: str, var: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(
+            f"no Arbin CTI {what}: pass {what}=, or set {var} in the environment or in a "
+            ".env file (env_file=)")
+    return value
 
 
 class _Call:
@@ -573,8 +578,9 @@ class CyclerClient(BaseClient):
 
     def _in_process_sim(self) -> Any:
         from .sim import ArbinSim
-        return self._own_simulator(
-            lambda: ArbinSim(**self._sim_options).start(listen=False))  # type: ignore[arg-type]
+        options = self._sim_options
+        assert options is not None  # only a sim:// client gets an in-process simulator
+        return self._own_simulator(lambda: ArbinSim(**options).start(listen=False))
 
     def _redact_frame(self, frame: Any) -> Any:
         return codec.redact(frame)
@@ -604,9 +610,14 @@ class CyclerClient(BaseClient):
                 out[int(topic[8:])] = snap.value
         return dict(sorted(out.items()))
 
-    def is_stale(self, channel: Optional[int] = None) -> bool:
-        """True when the channel's cached status (or, without one, anything) is not live."""
-        return self._cache.is_stale(None if channel is None else channel_topic(channel))
+    def is_stale(self, channel: Union[int, str, None] = None) -> bool:
+        """True when the channel's cached status (or, without one, anything) is not live.
+
+        A string is a cache topic, as for the other clients' ``is_stale(topic)``.
+        """
+        if channel is None or isinstance(channel, str):
+            return self._cache.is_stale(channel)
+        return self._cache.is_stale(channel_topic(channel))
 
     # ------------------------------------------------------------------ helpers
     def _check_channel(self, channel: Any, name: str = "channel") -> int:
@@ -797,7 +808,7 @@ class ChannelClient(CyclerClient):
             raise ConfigurationError(f"{what} needs at least one channel")
         return chosen
 
-    def read_status(self, channel: Optional[int] = None,  # type: ignore[override]
+    def read_status(self, channel: Optional[int] = None,
                     timeout: TimeoutArg = DEFAULT) -> ChannelStatus:
         """The status of this client's channel (or of ``channel``)."""
         return super().read_status(self.channel if channel is None else channel, timeout)

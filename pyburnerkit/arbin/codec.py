@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple, Type
+from typing import Any, Dict, List, Optional, Tuple, Type, Union
 
 from ..errors import ConfigurationError, ProtocolError
 from .models import (AUX_TYPES, AssignResult, AuxReading, BmsReading, ChannelState,
@@ -188,7 +188,7 @@ def build_frame(command: int, args: bytes, *, feedback: bool) -> bytes:
     return body + struct.pack("<H", checksum(body))
 
 
-def frame_total(header: bytes, *, feedback: bool) -> int:
+def frame_total(header: Union[bytes, bytearray], *, feedback: bool) -> int:
     """The total size of the frame that starts with ``header`` (at least 12 bytes).
 
     :raises ProtocolError: a wrong token or an impossible length.
@@ -747,7 +747,6 @@ def decode_channel_record(args: bytes, pos: int) -> Tuple[ChannelStatus, int]:
         index, kind = struct.unpack_from("<II", args, pos)
         pos += 8
         if kind == 1:
-            value: Any
             value, pos = _cstring(args, pos, "SMB value")
         else:
             if len(args) - pos < 8:
@@ -841,7 +840,7 @@ def command_feedback(request_command: int, channel_index: int, result: int) -> C
     return CommandFeedback(fb, channel_index, RESULT_TYPES[fb](result))
 
 
-def command_of(frame: bytes) -> Optional[int]:
+def command_of(frame: Union[bytes, bytearray]) -> Optional[int]:
     """The command code of a frame (None when it is too short); no checks."""
     if len(frame) < 16:
         return None

@@ -465,6 +465,7 @@ class ArbinSim(SimServer):
         if self._silent_from is not None and request.command == self._silent_from:
             self._silent, self._silent_from = True, None
         state: _ConnState = conn.state
+        reply: Optional[bytes]
         if isinstance(request, codec.LoginRequest):
             reply = self._login(state, request)
         elif not state.logged_in:

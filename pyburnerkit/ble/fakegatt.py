@@ -15,7 +15,7 @@ import socket
 import sys
 import time
 from collections import deque
-from typing import Deque, Optional, Tuple
+from typing import Deque, Optional, Tuple, Union
 
 _EMPTY = "[                 ][LE]> "
 
@@ -50,7 +50,7 @@ class _DeadSocket:
 
 class _FakeGatttool:
     def __init__(self, addr: Tuple[str, int]) -> None:
-        self.sock = _connect_host(addr)
+        self.sock: Union[socket.socket, _DeadSocket] = _connect_host(addr)
         self.address: Optional[str] = None  # last address given to connect
         self.connected = False
         self.pending: Deque[Tuple[str, str]] = deque()  # (kind, extra) awaiting a host reply

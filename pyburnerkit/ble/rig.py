@@ -13,7 +13,7 @@ importing that family: families never import each other (ARCHITECTURE section 10
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, List, Optional, Type
+from typing import Any, Callable, List, Optional, Protocol
 
 from .bench import Bench
 from .peripheral import Peripheral
@@ -22,7 +22,15 @@ from .simhost import BleSimHost
 __all__ = ["SimRig", "bench_peripheral"]
 
 
-def bench_peripheral(family: str) -> Type[Peripheral]:
+class BenchPeripheralClass(Protocol):
+    """A family's ``BENCH_PERIPHERAL``: a peripheral class built as
+    ``cls(address=<the family's default>, *, bench=None, seed=None)``."""
+
+    def __call__(self, address: str = ..., *, bench: Optional[Bench] = None,
+                 seed: Optional[int] = None) -> Peripheral: ...
+
+
+def bench_peripheral(family: str) -> BenchPeripheralClass:
     """The simulated peripheral class of the BLE family ``family``.
 
     Each BLE family's ``sim`` module names it ``BENCH_PERIPHERAL``; its constructor takes

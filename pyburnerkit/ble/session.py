@@ -11,7 +11,7 @@ this class replays the subscriptions and the initialisation.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence, TypeVar
 
 from .._core.pending import Pending
 from .._core.session import Session
@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 #: A request's payload: ``op(session, request)``; it resolves the request itself (now or later).
 Op = Callable[["BleSession", Pending], Any]
+
+_E = TypeVar("_E", bound=BaseException)
 
 
 class BleSession(Session):
@@ -46,7 +48,7 @@ class BleSession(Session):
         transport.device = self.family
         transport.endpoint = self.endpoint
 
-    def _stamp(self, exc: BaseException) -> BaseException:
+    def _stamp(self, exc: _E) -> _E:
         """Fill in ``device``/``endpoint`` of one of our errors that lacks them."""
         if isinstance(exc, PyBurnerKitError):
             if exc.device is None:

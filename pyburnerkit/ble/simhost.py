@@ -117,7 +117,10 @@ class BleSimHost(SimServer):
 
     def drop_all(self) -> None:
         """Every peripheral drops its central (a remote disconnect)."""
-        self.run_sync(lambda: [p.drop_link() for p in self.peripherals.values()])
+        def go() -> None:
+            for p in self.peripherals.values():
+                p.drop_link()
+        self.run_sync(go)
 
     # ------------------------------------------------------------------ in-process centrals
     def connect_local(self, address: str, link: InProcessLink) -> None:

@@ -263,8 +263,10 @@ def demo(write: Callable[[str], None], *, duration: float) -> None:
         write(f"arbin: simulated cycler on {sim.host}:{sim.port}")
         with ChannelClient(sim.host, sim.port, channel=1, username="demo",
                            password="demo-password", allow_writes=True) as ch:
+            info = ch.info
+            assert info is not None  # connect() returns only after the log-in cached it
             write(f"arbin: logged in, {ch.channel_count} channels, serial "
-                  f"{ch.info.serial_number}")
+                  f"{info.serial_number}")
             ch.assign_schedule("CC_Cycle.sdx")
             ch.start("pyburnerkit-demo")
             deadline = time.monotonic() + max(0.2, duration)

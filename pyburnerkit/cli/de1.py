@@ -385,12 +385,16 @@ def demo(write: Callable[[str], None], *, duration: float = 6.0) -> None:
         started = time.monotonic()
         de1 = DE1Client(rig.de1.address, allow_writes=True, allow_remote_start=True,
                         send_delay=0.002).connect()
+        state, info, levels = de1.state, de1.info, de1.water_levels
+        assert state is not None and info is not None and levels is not None  # read at connect
         write(f"de1: connected through pygatt + fake gatttool in "
-              f"{time.monotonic() - started:.2f} s; {de1.state.name}, firmware build "
-              f"{de1.info.firmware_build}, water {de1.water_levels.level_mm:.1f} mm")
+              f"{time.monotonic() - started:.2f} s; {state.name}, firmware build "
+              f"{info.firmware_build}, water {levels.level_mm:.1f} mm")
         scale = SkaleClient(rig.skale.address, send_delay=0.002, time_scale=speed,
                             allow_writes=True).connect()
-        write(f"de1: Skale connected ({scale.info.model}, battery {scale.info.battery})")
+        scale_info = scale.info
+        assert scale_info is not None  # read at connect
+        write(f"de1: Skale connected ({scale_info.model}, battery {scale_info.battery})")
         de1.wake()
         with ShotSequencer(de1, scale, stop_at_weight=30.0, time_scale=speed) as seq:
             de1.start_espresso()

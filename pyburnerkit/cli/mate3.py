@@ -320,9 +320,12 @@ def demo(write: Callable[[str], None], *, duration: float = 6.0) -> None:
         with Mate3Client(sim.endpoint, min_poll_interval=0.2, allow_writes=True,
                          timeout=10.0) as mate3:
             system = mate3.system
+            assert system is not None  # connect() returns only after the first full read
+            common = system.common
+            assert common is not None  # the simulator's map always has the common model
             write(f"mate3: connected to modbus://{sim.endpoint} and walked the SunSpec map in "
                   f"{time.monotonic() - started:.3f} s ({mate3.stats['requests']} requests); "
-                  f"{system.common.model.value} firmware {system.common.version.value}")
+                  f"{common.model.value} firmware {common.version.value}")
             for path, dev in system.devices():
                 where = f" on HUB port {dev.port}" if dev.port is not None else ""
                 write(f"mate3:   {path}: {dev.name}{where}")

@@ -13,6 +13,7 @@ as events. Mode requests check the preconditions of spec section 2 first. Flow s
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -20,7 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Union
 
 from .._core.client import BaseClient
 from .._core.pending import Pending
-from .._core.timeouts import DEFAULT, TimeoutArg
+from .._core.timeouts import DEFAULT, TimeoutArg, resolve_timeout
 from ..ble.session import BleSession
 from ..ble.transport import LinkDown, PygattTransport, Transport
 from ..errors import (ConfigurationError, check_range, DeviceError, DeviceTimeoutError,
@@ -132,8 +133,8 @@ class DE1Session(BleSession):
             log.info("de1 %s: no reply for %d MMR register(s), asking again: %s", self.endpoint,
                      len(missing), ", ".join(f"0x{a:06X}" for a in missing))
         for address in missing:
-            if not self.guard(lambda a=address: self.write(codec.READ_FROM_MMR,
-                                                           codec.encode_mmr_read(a, 1))):
+            if not self.guard(functools.partial(self.write, codec.READ_FROM_MMR,
+                                                codec.encode_mmr_read(address, 1))):
                 return
 
     def on_link_down(self) -> None:
@@ -164,7 +165,7 @@ class DE1Session(BleSession):
                 self._init_flags()
 
         for address, words in reads:
-            if not self.guard(lambda a=address, w=words: self.mmr_read(a, w, one_done)):
+            if not self.guard(functools.partial(self.mmr_read, address, words, one_done)):
                 return
         self._arm_mmr_retry()
 
@@ -200,7 +201,8 @@ class DE1Session(BleSession):
     def _init_done(self) -> None:
         self.on_link_down()  # the init timers are done with
         r = self.registers
-        info = DE1Info(versions=self.versions,  # type: ignore[arg-type]
+        assert self.versions is not None  # begin_init read them
+        info = DE1Info(versions=self.versions,
                        firmware_build=self.build, features=FeatureFlags.from_build(self.build),
                        hw_config=r.get(0x800000, 0), model=r.get(0x800004, 0),
                        cpu_board_model=r.get(0x800008, 0) / 1000.0,
@@ -678,6 +680,7 @@ class DE1Client(BaseClient):
         super().__init__(self.address, **options)
 
     def _make_session(self, **common: Any) -> DE1Session:
+        assert self.timeout is not None  # BaseClient validated it as a positive number
         return DE1Session(transport=self._transport, address=self.address,
                           silence_timeout=self.silence_timeout, op_timeout=min(self.timeout, 5.0),
                           line_frequency=self.line_frequency, init_timeout=self.init_timeout,
@@ -933,8 +936,8 @@ class DE1Client(BaseClient):
             else:
                 def want(i: StateInfo) -> bool:
                     return i.state is target
-            left = None if timeout is None else (self.timeout if timeout is DEFAULT
-                                                 else timeout) - (time.monotonic() - started)
+            seconds = resolve_timeout(timeout, self.timeout)  # validated by _run already
+            left = None if seconds is None else seconds - (time.monotonic() - started)
             self.wait_for(lambda c: c.state_info is not None and want(c.state_info),
                           timeout=None if left is None else max(0.1, left))
         return self.state_info  # type: ignore[return-value]

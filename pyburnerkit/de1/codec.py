@@ -10,7 +10,7 @@ value the wire format cannot carry.
 from __future__ import annotations
 
 import struct
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, TypedDict
 
 from ..ble.uuids import uuid16
 from ..errors import ConfigurationError, ProtocolError
@@ -582,7 +582,20 @@ FW_BOARD_MARKER = 0xDE100001
 FW_HEADER = struct.Struct("<IIIIIII32sI")
 
 
-def decode_firmware_header(data: bytes) -> Dict[str, object]:
+class FirmwareHeader(TypedDict):
+    """The 64-byte header of a firmware file, as :func:`decode_firmware_header` returns it."""
+
+    checksum: int
+    board_marker: int
+    version: int
+    byte_count: int
+    cpu_bytes: int
+    dcsum: int
+    iv: bytes
+    hsum: int
+
+
+def decode_firmware_header(data: bytes) -> FirmwareHeader:
     data = _need("firmware header", data, 64, at_least=True)
     (checksum, marker, version, byte_count, cpu_bytes, _unused, dcsum, iv,
      hsum) = FW_HEADER.unpack(data[:64])

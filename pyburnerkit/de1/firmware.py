@@ -48,15 +48,15 @@ def load_firmware(source: Union[str, bytes]) -> FirmwareImage:
         raise ConfigurationError(
             f"not a DE1 firmware file: board marker 0x{header['board_marker']:08X}, expected "
             f"0x{codec.FW_BOARD_MARKER:08X}")
-    count = int(header["byte_count"])  # type: ignore[arg-type]
+    count = int(header["byte_count"])
     if 64 + count != len(data):
         raise ConfigurationError(
             f"firmware header says {count} bytes after the 64-byte header but the file has "
             f"{len(data) - 64}")
-    if int(header["cpu_bytes"]) > count:  # type: ignore[arg-type]
+    if int(header["cpu_bytes"]) > count:
         raise ConfigurationError("firmware header: CPUBytes exceeds ByteCount")
-    return FirmwareImage(data, int(header["version"]), count,  # type: ignore[arg-type]
-                         int(header["cpu_bytes"]))  # type: ignore[arg-type]
+    return FirmwareImage(data, int(header["version"]), count,
+                         int(header["cpu_bytes"]))
 
 
 def make_test_image(version: int = 1350, body_bytes: int = 1024, seed: int = 1) -> bytes:

@@ -8,7 +8,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union, overload
 
 from ..errors import ConfigurationError
 from . import codec
@@ -42,6 +42,14 @@ class Program:
     def fingerprint(self) -> str:
         """SHA-1 over the concatenated wire bytes (header, frames, ext frames, tail)."""
         return hashlib.sha1(self.wire).hexdigest()
+
+
+@overload
+def _num(where: str, value: Any, *, default: float) -> float: ...
+
+
+@overload
+def _num(where: str, value: Any, *, default: None = None) -> Optional[float]: ...
 
 
 def _num(where: str, value: Any, *, default: Optional[float] = None) -> Optional[float]:

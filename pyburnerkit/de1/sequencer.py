@@ -383,12 +383,12 @@ class ShotSequencer:
                 self._trigger("weight", self.target_weight, r.weight_g, actions)
                 return
         idx = self.frame
-        if self.active_state is S.ESPRESSO and idx < len(self.move_on) and \
-                self.move_on[idx] and idx not in self._moved_frames:
+        move_on = self.move_on[idx] if idx < len(self.move_on) else None
+        if self.active_state is S.ESPRESSO and move_on and idx not in self._moved_frames:
             base = self._frame_weight or 0.0
-            if self._due(r.weight_time, r.weight_g - base, self.move_on[idx], flow, now, period):
+            if self._due(r.weight_time, r.weight_g - base, move_on, flow, now, period):
                 self._moved_frames.add(idx)
-                self._emit(StopAtTriggered("move on by weight", self.move_on[idx],
+                self._emit(StopAtTriggered("move on by weight", move_on,
                                            r.weight_g - base, idx))
                 actions.append(self.de1.skip_to_next)
 

@@ -185,7 +185,8 @@ class DE1Peripheral(Peripheral):
             self.state = new
             self.notify(codec.STATE_INFO, codec.encode_state_info(new))
 
-    def _timed(self, seconds: float, then: Tuple[S, U]) -> None:
+    def _timed(self, seconds: float, then: Optional[Tuple[S, U]]) -> None:
+        """Stay ``seconds``, then enter ``then`` (``None``: end the flow)."""
         self._until = self._t + seconds
         self._next_state = then
 
@@ -242,14 +243,14 @@ class DE1Peripheral(Peripheral):
             self._set_state(st, U.PRE_INFUSE if self.header[2] > 0 else U.POUR)
         elif st is S.STEAM:
             self._set_state(st, U.STEAMING)
-            self._timed(float(self.settings.steam_length_s or 255), None)  # type: ignore[arg-type]
+            self._timed(float(self.settings.steam_length_s or 255), None)
         elif st is S.HOT_WATER:
             self._set_state(st, U.POUR)
-            self._timed(float(self.settings.hot_water_length_s or 255), None)  # type: ignore
+            self._timed(float(self.settings.hot_water_length_s or 255), None)
         elif st is S.HOT_WATER_RINSE:
             self._set_state(st, U.POUR)
             timeout = self.registers[0x803848] / 10.0 if self.build >= 1283 else 255.0
-            self._timed(timeout or 255.0, None)  # type: ignore[arg-type]
+            self._timed(timeout or 255.0, None)
 
     def _end_flow(self) -> None:
         st = self.state.state
@@ -451,9 +452,11 @@ class DE1Peripheral(Peripheral):
             return
         kind, index, value = codec.decode_frame_write(data)
         if kind == "frame" and index < count:
-            self._upload_frames[index] = value  # type: ignore[assignment]
+            assert isinstance(value, Frame)  # decode_frame_write's value for a frame
+            self._upload_frames[index] = value
         elif kind == "ext":
-            self._upload_ext[index] = value  # type: ignore[assignment]
+            assert isinstance(value, tuple)  # (limit, range) for an extension frame
+            self._upload_ext[index] = value
 
     def _mmr_read(self, data: bytes) -> None:
         length, address, _ = codec.decode_mmr(data)
@@ -514,11 +517,11 @@ class DE1Peripheral(Peripheral):
         header = codec.decode_firmware_header(bytes(self.fw_image[:64]))
         if header["board_marker"] != codec.FW_BOARD_MARKER:
             return 0
-        total = 64 + int(header["byte_count"])  # type: ignore[arg-type]
+        total = 64 + int(header["byte_count"])
         for offset in range(0, total, 16):
             if offset not in self.fw_received:
                 return offset
-        self.fw_installed = int(header["version"])  # type: ignore[arg-type]
+        self.fw_installed = int(header["version"])
         return codec.FW_NO_ERRORS
 
     def _calibration(self, c: Calibration) -> None:

@@ -32,7 +32,7 @@ from ..errors import (ConfigurationError, ConnectionLostError, DeviceError,
                       DeviceTimeoutError, ProtocolError, PyBurnerKitError,
                       WriteNotAllowedError, check_range)
 from ..transports.modbus import EXCEPTION_NAMES, ModbusLink, ModbusLinkDown
-from ..types import ConnectionState
+from ..types import ConnectionState, _Default
 from . import codec, limits
 from .models import (Device, DeviceMovedError, FieldDef, FieldValue, Layout, Mate3System,
                      Mode, SystemUpdated, WritePlan)
@@ -211,6 +211,7 @@ class Mate3Session(Session):
         # The Mate3s never speaks unasked: readable while idle means EOF, a reset or garbage.
         sock = self._watched
         self._unwatch()
+        error: Optional[OSError]
         try:
             data = sock.recv(4096) if sock is not None else b""
         except (BlockingIOError, InterruptedError):
@@ -517,7 +518,7 @@ class Mate3Session(Session):
         if companion_addr is not None:
             wanted.append(companion_addr)
         mate3, nominal_addr = _nominal_source(system, limit)
-        if nominal_addr is not None:
+        if mate3 is not None and nominal_addr is not None:
             wanted += self._header_addresses(mate3) + [nominal_addr]
         regs = self._read_plan(codec.coalesce(wanted, self.max_registers, max_gap=0), deadline)
         for block in (dev, mate3 if nominal_addr is not None else None):
@@ -733,8 +734,8 @@ class Mate3Client(BaseClient):
     # ------------------------------------------------------------------ operations
     def _op(self, description: str, payload: Dict[str, Any], timeout: TimeoutArg,
             is_write: bool = False) -> Any:
-        seconds = self.timeout if timeout is DEFAULT else timeout
-        payload["deadline"] = Deadline(seconds)  # type: ignore[arg-type]
+        seconds = self.timeout if isinstance(timeout, _Default) else timeout  # DEFAULT
+        payload["deadline"] = Deadline(seconds)
         return self._call(Pending(description, payload, is_write=is_write), timeout)
 
     def read_all(self, timeout: TimeoutArg = DEFAULT) -> Mate3System:

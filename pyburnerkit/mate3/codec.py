@@ -178,11 +178,11 @@ def decode_field(fdef: FieldDef, regs: Sequence[int], sf: Optional[int] = None,
         return None, None, False, None
     ftype = fdef.type
     if ftype in _ENUMS:
-        value = EnumValue(raw, fdef.options.get(raw))
-        return value, value, True, None
+        enum_value = EnumValue(raw, fdef.options.get(raw))
+        return enum_value, enum_value, True, None
     if ftype in _FLAGS:
-        value = Flags(raw, fdef.flags)
-        return value, value, True, None
+        flag_value = Flags(raw, fdef.flags)
+        return flag_value, flag_value, True, None
     if fdef.scale_factor_field and ftype in _NUMBERS:
         if not sf_ok or sf is None or not -SF_LIMIT <= sf <= SF_LIMIT:
             return raw, None, True, (
@@ -362,7 +362,7 @@ def decode_block(did: int, address: int, regs: Mapping[int, int], read_at: float
         sf_ok = True
         if fdef.scale_factor_field:
             sf_addr = address + sf_def.start - 1 if sf_def is not None else None
-            if sf_def is None or sf_addr not in regs:
+            if sf_def is None or sf_addr is None or sf_addr not in regs:
                 sf_ok = False
             else:
                 sf, sf_ok = decode_raw(sf_def, [regs[sf_addr]])
@@ -552,7 +552,9 @@ def build_system(layout: Layout, regs: Mapping[int, int], read_at: float,
             common = _device(DeviceKind.COMMON, block, regs, read_at)
         elif block.did in PAIRS and block.port is not None:
             cfg_did, kind, cfg_kind = PAIRS[block.did]
-            group = groups[group_of(kind)]  # type: ignore[index]
+            group_name = group_of(kind)
+            assert group_name is not None  # every PAIRS kind is a device group
+            group = groups[group_name]
             if block.port in group:
                 notes.append(f"two {block.did} blocks on port {block.port}; keeping the first")
                 others.append(_device(kind, block, regs, read_at))
@@ -589,7 +591,7 @@ def build_system(layout: Layout, regs: Mapping[int, int], read_at: float,
     elif mate3_config is not None:
         others.append(_device(DeviceKind.MATE3_CONFIG, mate3_config, regs, read_at))
     return Mate3System(common=common, mate3=mate3_dev, others=tuple(others), layout=layout,
-                       read_at=read_at, **groups)  # type: ignore[arg-type]
+                       read_at=read_at, **groups)
 
 
 def _with_config(dev: Device, cfg: Optional[Device]) -> Device:
@@ -627,7 +629,7 @@ def update_values(system: Mate3System, regs: Mapping[int, int],
     common = refresh("common", system.common) if system.common is not None else None
     others = tuple(refresh(f"others[{i}]", d) for i, d in enumerate(system.others))
     return Mate3System(common=common, mate3=mate3, others=others, layout=system.layout,
-                       read_at=system.read_at, **groups)  # type: ignore[arg-type]
+                       read_at=system.read_at, **groups)
 
 
 # ------------------------------------------------------------------------------ paths
@@ -657,7 +659,8 @@ def coalesce(addresses: Iterable[int], max_registers: int = MAX_REGISTERS,
     that may be bridged.
     """
     requests: List[Tuple[int, int]] = []
-    start = last = None
+    start: Optional[int] = None
+    last = 0
     for addr in sorted(set(addresses)):
         if start is None:
             start = last = addr
@@ -666,10 +669,10 @@ def coalesce(addresses: Iterable[int], max_registers: int = MAX_REGISTERS,
         if addr - start + 1 <= max_registers and gap_ok:
             last = addr
             continue
-        requests.append((start, last - start + 1))  # type: ignore[operator]
+        requests.append((start, last - start + 1))
         start = last = addr
     if start is not None:
-        requests.append((start, last - start + 1))  # type: ignore[operator]
+        requests.append((start, last - start + 1))
     return requests
 
 
@@ -804,7 +807,7 @@ def build_image(specs: Sequence[BlockSpec], *, template: Optional[Mapping[int, i
         template = bundled_dump()
     try:
         tpl_layout = layout_from_registers(template, base)
-        tpl_blocks = {}
+        tpl_blocks: Dict[int, BlockInfo] = {}
         for block in tpl_layout.blocks:
             tpl_blocks.setdefault(block.did, block)
     except ProtocolError:

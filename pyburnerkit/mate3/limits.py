@@ -132,7 +132,8 @@ def window(fdef: FieldDef, nominal: Optional[int] = None) -> List[Tuple[float, f
         problem = _nominal_problem(nominal)
         if problem is not None:
             raise ConfigurationError(f"{fdef.name}: {problem}")
-        factor = nominal / REFERENCE_NOMINAL  # type: ignore[operator]
+        assert nominal is not None  # _nominal_problem reports a missing one
+        factor = nominal / REFERENCE_NOMINAL
         return [(round(lo * factor, 3), round(hi * factor, 3)) for lo, hi in limit.ranges]
     raise ConfigurationError(f"{fdef.name} has no numeric limit (kind {limit.kind})")
 

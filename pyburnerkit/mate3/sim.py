@@ -202,7 +202,7 @@ class _LiveModel:
         soc = soc_value.raw if soc_value is not None and soc_value.implemented else 80
         self.soc = float(min(100, max(0, soc)))
         start = time.localtime(sim.clock())
-        self.day_seconds = start.tm_hour * 3600 + start.tm_min * 60 + start.tm_sec
+        self.day_seconds: float = start.tm_hour * 3600 + start.tm_min * 60 + start.tm_sec
 
     def step(self, dt: float) -> None:
         self.day_seconds = (self.day_seconds + dt) % 86400

@@ -23,7 +23,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Type
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from .. import families as registry
 from ..errors import ConfigurationError
@@ -337,7 +337,7 @@ def _adapter_path(family: str) -> Optional[str]:
     return None
 
 
-def adapter_class(family: str) -> Type[Source]:
+def adapter_class(family: str) -> Callable[..., Source]:
     """The adapter class of ``family``, imported now.
 
     :raises ConfigurationError: the family has no recorder adapter.

@@ -99,9 +99,9 @@ class SkaleSession(BleSession):
         # pyDE1's connect sequence: grams, display on (0xED then 0xEC)
         for cmd in (codec.CMD_GRAMS, codec.CMD_DISPLAY_ON, codec.CMD_SHOW_WEIGHT):
             self.write(codec.COMMAND, codec.encode_command(cmd))
-        info = ScaleInfo(*(self._text(u) for u in (codec.MODEL, codec.MANUFACTURER,
-                                                   codec.FIRMWARE_REV, codec.HARDWARE_REV,
-                                                   codec.SOFTWARE_REV)),
+        info = ScaleInfo(self._text(codec.MODEL), self._text(codec.MANUFACTURER),
+                         self._text(codec.FIRMWARE_REV), self._text(codec.HARDWARE_REV),
+                         self._text(codec.SOFTWARE_REV),
                          battery=codec.decode_battery(self.read(codec.BATTERY))
                          if codec.BATTERY in self.handles else -1)
         self.cache.update((("info", info), ("display_on", True), ("grams", True)))
@@ -199,6 +199,7 @@ class SkaleClient(BaseClient):
         super().__init__(self.address, **options)
 
     def _make_session(self, **common: Any) -> SkaleSession:
+        assert self.timeout is not None  # BaseClient validated it as a positive number
         return SkaleSession(transport=self._transport, address=self.address,
                             silence_timeout=self.silence_timeout,
                             op_timeout=min(self.timeout, 5.0), processor=self._processor,

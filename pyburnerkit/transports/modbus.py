@@ -89,8 +89,9 @@ def reply_problem(request: bytes, reply: bytes) -> Optional[str]:
     expected = _reply_length(request)
     if expected is not None and length != expected:
         return f"MBAP length {length} for function {function}, expected {expected}"
-    if function == 3 and len(reply) >= 9 and reply[8] != expected - 3:  # type: ignore[operator]
-        return f"byte count {reply[8]}, expected {expected - 3}"  # type: ignore[operator]
+    if (function == 3 and expected is not None and len(reply) >= 9
+            and reply[8] != expected - 3):
+        return f"byte count {reply[8]}, expected {expected - 3}"
     return None
 
 
@@ -246,6 +247,7 @@ class ModbusLink:
         self.client.comm_params.timeout_connect = max(0.05, timeout)
         exceptions = self._pymodbus.exceptions
         self._request = self._reply = b""
+        err: PyBurnerKitError
         try:
             response = call()
         except _GarbledReply as exc:

@@ -26,7 +26,8 @@ import random
 import socket
 import struct
 import threading
-from typing import Any, Callable, Coroutine, Dict, Iterable, List, Mapping, Optional, Set, Tuple
+from typing import (Any, Callable, Coroutine, Dict, Iterable, List, Mapping, Optional, Set, Tuple,
+                    cast)
 
 from .._core.extras import require
 from .._core.timeouts import Deadline
@@ -451,7 +452,9 @@ def _make_server(sim: ModbusSimServer, host: str, port: int) -> Any:
             if self.transport is None:
                 return  # the client already left: nobody to answer
             if sim._take_garbage():
-                self.transport.write(bytes(sim.random.getrandbits(8) for _ in range(9)))
+                # pymodbus declares a BaseTransport; a TCP server's is an asyncio.Transport
+                cast(asyncio.Transport, self.transport).write(
+                    bytes(sim.random.getrandbits(8) for _ in range(9)))
                 return
             code = sim._take_error()
             if code is not None:

@@ -170,7 +170,9 @@ class _Pump:
             self._users -= 1
             if self._users > 0 or self._thread is None:
                 return
-            thread, loop, lib = self._thread, self._loop, self._glib.lib  # type: ignore
+            glib = self._glib
+            assert glib is not None  # acquire() made it before it started the thread
+            thread, loop, lib = self._thread, self._loop, glib.lib
             self._thread = None
             self._loop = None
             # g_main_loop_quit before run() began would be lost: wait until it is running.

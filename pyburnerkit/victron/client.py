@@ -276,6 +276,8 @@ class _VictronClient(BaseClient):
     #: How many warnings per client name a misbehaving peer at most (then DEBUG only).
     _WARNED_LIMIT = 256
 
+    allow_writes: bool  # set by each subclass
+
     def __init__(self, endpoint: str, address: str, **kw: Any) -> None:
         super().__init__(endpoint, **kw)
         self.bus_address = address
@@ -935,7 +937,7 @@ class VictronMonitor(_VictronClient):
                 f"{sorted(self._types or ())})")
         return self.wait_for(lambda c: c._cache.value(name), timeout)
 
-    def wait_for_value(self, service: str, path: str, predicate: Callable[[Any], Any] = None,
+    def wait_for_value(self, service: str, path: str, predicate: Optional[Callable[[Any], Any]] = None,
                        timeout: TimeoutArg = DEFAULT) -> Any:
         """Block until ``predicate(value)`` holds (default: the path is seen); return it."""
         def check(c: "VictronMonitor") -> Any:
@@ -1198,11 +1200,13 @@ class VictronMonitor(_VictronClient):
 
     def _io_get_items(self, s: _BusSession, svc: _Svc) -> None:
         scan_id = svc.scan_id
+        owner = svc.owner
+        assert owner is not None  # a scan asks for items only once the owner is known
 
         def got_items(ok: bool, payload: Any) -> None:
             if self._svcs.get(svc.name) is svc and svc.scan_id == scan_id:
                 self._io_scan_reply(s, svc, ok, payload)
-        s.call(svc.owner, "/", codec.BUSITEM, "GetItems", "", (), got_items, self.timeout)
+        s.call(owner, "/", codec.BUSITEM, "GetItems", "", (), got_items, self.timeout)
 
     def _io_scan_reply(self, s: _BusSession, svc: _Svc, ok: bool, payload: Any) -> None:
         """I/O thread: the GetItems answer of a current scan. A malformed entry costs only
@@ -1228,6 +1232,9 @@ class VictronMonitor(_VictronClient):
     def _io_legacy_scan(self, s: _BusSession, svc: _Svc) -> None:
         """velib's fallback for services without GetItems: the root GetValue/GetText dicts."""
         scan_id = svc.scan_id
+        owner = svc.owner
+        # Only a current scan gets here, and a link-down voids the scan as it clears the owner.
+        assert owner is not None
         got: Dict[str, Any] = {}
 
         def part(key: str) -> Callable[[bool, Any], None]:
@@ -1244,8 +1251,8 @@ class VictronMonitor(_VictronClient):
                     return
                 self._io_scanned(svc, items, {})
             return done
-        s.call(svc.owner, "/", codec.BUSITEM, "GetValue", "", (), part("v"), self.timeout)
-        s.call(svc.owner, "/", codec.BUSITEM, "GetText", "", (), part("t"), self.timeout)
+        s.call(owner, "/", codec.BUSITEM, "GetValue", "", (), part("v"), self.timeout)
+        s.call(owner, "/", codec.BUSITEM, "GetText", "", (), part("t"), self.timeout)
 
     def _io_scan_failed(self, name: str, why: str) -> None:
         log.warning("could not scan %s: %s", name, why)
@@ -1486,7 +1493,8 @@ def _check_setting(entry: Any) -> Setting:
         raise ConfigurationError(f"{entry.path}: give both min and max or neither (got min "
                                  f"{entry.min}, max {entry.max})")
     limits = _setting_limits(entry)
-    if limits is not None and limits[0] is not None and limits[0] > limits[1]:
+    if (limits is not None and limits[0] is not None and limits[1] is not None
+            and limits[0] > limits[1]):
         raise ConfigurationError(f"{entry.path}: min {entry.min} is above max {entry.max}"
                                  f"{' ' + entry.unit if entry.unit else ''}")
     if isinstance(entry.default, (int, float)) and limits is not None:

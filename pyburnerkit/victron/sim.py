@@ -533,7 +533,7 @@ class SimSettings(_Exported):
         return 0, value
 
     def add_setting(self, base: str, group: Any, name: Any, default: Any, kind: Any, lo: Any,
-                    hi: Any, silent: bool = False) -> int:
+                    hi: Any, *, silent: bool = False) -> int:
         dbus = require("dbus", "victron")
         kind = str(kind)
         if kind not in ("i", "f", "s"):
@@ -674,6 +674,10 @@ class VictronSim:
             if exported.conn is None:
                 exported.connect()
 
+    def _close_all(self) -> None:
+        for exported in self._all():
+            exported.close()
+
     def run_on_thread(self, fn: Callable[[], Any], timeout: float = 10.0) -> Any:
         """Run ``fn()`` on the simulator thread and return its result (from another thread)."""
         done = threading.Event()
@@ -700,7 +704,7 @@ class VictronSim:
         self._closed = True
         if self._thread is not None:
             try:
-                self.run_on_thread(lambda: [e.close() for e in self._all()], timeout=5)
+                self.run_on_thread(self._close_all, timeout=5)
             except Exception:
                 log.debug("closing sim connections failed", exc_info=True)
             self.loop.stop()
@@ -785,7 +789,7 @@ class VictronSim:
     def restart(self, timeout: float = 10.0) -> None:
         """The daemon dies and comes back on the same address; the services re-register."""
         self.daemon.stop()  # first, so every connection drops at once
-        self.run_on_thread(lambda: [e.close() for e in self._all()], timeout=timeout)
+        self.run_on_thread(self._close_all, timeout=timeout)
         self.daemon.start(timeout)
         self.run_on_thread(self._connect_all, timeout=timeout)
 

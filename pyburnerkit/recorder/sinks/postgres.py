@@ -184,7 +184,7 @@ class Mate3Definitions:
             raise ConfigurationError(f"definitions file {path!r} cannot be read: "
                                      f"{exc.strerror or exc}") from None
         try:
-            import yaml  # type: ignore[import-not-found]
+            import yaml  # type: ignore[import-not-found,import-untyped,unused-ignore]
         except ImportError:
             data = parse_simple_yaml(text)
         else:
@@ -452,7 +452,7 @@ class PostgresSink(Sink):
                                         s.channel, s.field, number, text, s.unit))
                 cur.execute(f"INSERT INTO {self.table} SELECT {', '.join(COLUMNS)} "
                             "FROM _pbk_incoming ON CONFLICT DO NOTHING")
-                new = {}
+                new: Dict[Tuple[str, str], float] = {}
                 for s in samples:
                     if (s.family, s.device) not in self._views:
                         new.setdefault((s.family, s.device), s.timestamp)

@@ -149,7 +149,8 @@ class SQLiteSink(Sink):
 # ---------------------------------------------------------------------------------- reading
 def _query(family: Optional[str], device: Optional[str], field: Optional[str],
            since: Optional[float], until: Optional[float]) -> Tuple[str, List[Any]]:
-    where, args = [], []
+    where: List[str] = []
+    args: List[Any] = []
     for column, value in (("family", family), ("device", device), ("field", field)):
         if value is not None:
             where.append(f"{column} = ?")
