@@ -420,3 +420,11 @@ def test_a_replaced_watch_never_publishes_its_poll_in_flight(sim, clients) -> No
     running_four = [e for e in events.events if isinstance(e, StatusSnapshot)
                     and any(s.channel == 4 and s.is_running for s in e.statuses)]
     assert running_four == [], "the replaced watch published its late poll"
+
+
+def test_is_stale_takes_a_cache_topic_as_every_client_does(cycler: CyclerClient) -> None:
+    # Regression: a topic string was looked up as "channel/<topic>" and so always read stale.
+    cycler.read_status(1, timeout=5)
+    assert cycler.is_stale("cycler") is False  # the login feedback is fresh
+    assert cycler.is_stale(1) is False
+    assert cycler.is_stale("no-such-topic") is True
