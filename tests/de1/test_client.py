@@ -237,6 +237,9 @@ def test_firmware_upload_verifies_and_reports_progress(rig: DE1Rig, de1: DE1Clie
     assert de1.upload_firmware(image, timeout=60) == 1400
     assert rig.run(lambda: bytes(rig.de1.fw_image)) == image
     assert rig.run(lambda: rig.de1.fw_installed) == 1400
+    # Progress events reach callbacks on the events thread, which may still be delivering the
+    # last one when the call returns: wait for it (this assertion flaked under load before).
+    progress.wait_for(lambda e: e.phase == "completed")
     phases = [e.phase for e in progress.events]
     assert phases[0] == "starting" and "uploading" in phases and phases[-1] == "completed"
 
