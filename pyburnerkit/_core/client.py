@@ -8,7 +8,7 @@ import threading
 import time
 import warnings
 import weakref
-from typing import Any, Callable, Iterator, Optional, Type, TypeVar
+from typing import Any, Callable, Generic, Iterator, Optional, Type, TypeVar
 
 from ..errors import (ClientClosedError, ConfigurationError, ConnectTimeoutError,
                       DeviceTimeoutError)
@@ -24,9 +24,11 @@ from .wire import WireLog
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-C = TypeVar("C", bound="BaseClient")
+C = TypeVar("C", bound="BaseClient[Any]")
+#: The family's session class (what ``_make_session`` builds and ``_require_session`` returns).
+S = TypeVar("S", bound=Session)
 
-_live_clients: "weakref.WeakSet[BaseClient]" = weakref.WeakSet()
+_live_clients: "weakref.WeakSet[BaseClient[Any]]" = weakref.WeakSet()
 _live_lock = threading.Lock()
 
 
@@ -59,13 +61,16 @@ def _check_seconds(name: str, value: Any, *, allow_none: bool = False) -> Option
     return float(value)
 
 
-class BaseClient:
+class BaseClient(Generic[S]):
     """Shared behaviour of every client. See ``docs/threading.rst`` for the contract.
 
     Every public method is thread-safe. Blocking methods take ``timeout=`` in seconds (the
     client's ``timeout`` by default, ``None`` only when passed explicitly means forever) and
     raise :class:`RuntimeError` at once when called on the client's own I/O thread.
     Callbacks run on the client's ``...-events`` thread, one at a time, in event order.
+
+    Generic over the family's session class ``S``: a family writes
+    ``class HeaterClient(BaseClient[HeaterSession])`` and :meth:`_require_session` is typed.
     """
 
     family = "generic"
@@ -99,7 +104,7 @@ class BaseClient:
                              on_trace_error=self._dispatcher.hook_failed)
         if on_event is not None:
             self._dispatcher.subscribe(on_event)
-        self._session: Optional[Session] = None
+        self._session: Optional[S] = None
         self._sim: Any = None
         self._outstanding: "weakref.WeakSet[Pending]" = weakref.WeakSet()
         self._lock = threading.Lock()
@@ -109,7 +114,7 @@ class BaseClient:
             _live_clients.add(self)
 
     # ------------------------------------------------------------------ for subclasses
-    def _make_session(self, **common: Any) -> Session:
+    def _make_session(self, **common: Any) -> S:
         """Build the family's session; ``common`` holds the shared constructor arguments."""
         raise NotImplementedError
 
@@ -125,7 +130,7 @@ class BaseClient:
         """The in-process simulator of a ``sim://`` client (None otherwise)."""
         return self._sim
 
-    def _build_session(self, **common: Any) -> Session:
+    def _build_session(self, **common: Any) -> S:
         try:
             return self._make_session(**common)
         except BaseException:
@@ -342,7 +347,7 @@ class BaseClient:
         return ClientClosedError("the client is closed", device=self.family,
                                  endpoint=self.endpoint)
 
-    def _require_session(self) -> Session:
+    def _require_session(self) -> S:
         if self._closing:
             raise self._closed_error()
         if self._session is None:
