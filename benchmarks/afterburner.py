@@ -178,7 +178,7 @@ def soak_operations(heater: AfterburnerClient) -> dict:
         "save": heater.save,
         "read_system_info": heater.read_system_info,
         "read_timers": heater.read_timers,
-        "refresh": heater.refresh,
+        "read_status": heater.read_status,
     }
 
 

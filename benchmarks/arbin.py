@@ -84,7 +84,7 @@ def main() -> int:
         line = server.stdout.readline()  # type: ignore[union-attr]
         port = int(line.split("127.0.0.1:")[1].split(";")[0])
         raw = RawCti(port)
-        ours = CyclerClient("127.0.0.1", port, username=USER, password=SECRET, aux=False)
+        ours = CyclerClient(f"127.0.0.1:{port}", username=USER, password=SECRET, aux=False)
         ours.connect()
         try:
             # warm up both paths

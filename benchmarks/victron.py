@@ -5,7 +5,7 @@
 Both sides run on the same private dbus-daemon (started here), in this process.
 
 1. GetItems scan of a ``--paths``-path service published by :class:`VictronService`:
-   ours is ``VictronMonitor.fetch_items`` (a request through the session thread, values
+   ours is ``VictronMonitor.read_items`` (a request through the session thread, values
    unwrapped into plain Python ``ItemValue`` objects); the baseline is a loop-less private
    ``dbus.bus.BusConnection`` doing ``call_blocking("GetItems")`` and nothing else (the reply
    stays in dbus types).
@@ -58,10 +58,10 @@ def bench_scan(address: str, paths: int, scans: int) -> List[str]:
     mon.connect()
     raw = dbus.bus.BusConnection(address)
     try:
-        ours = timed(lambda: mon.fetch_items(name), scans)
+        ours = timed(lambda: mon.read_items(name), scans)
         base = timed(lambda: raw.call_blocking(name, "/", codec.BUSITEM, "GetItems", "", ()),
                      scans)
-        assert len(mon.fetch_items(name)) == paths
+        assert len(mon.read_items(name)) == paths
     finally:
         raw.close()
         mon.close()

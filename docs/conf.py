@@ -5,6 +5,7 @@ Built by ``.ci/run`` with ``-W -n`` (warnings are errors, every cross-reference 
 
 import os
 import sys
+import typing
 
 from docutils import nodes
 
@@ -31,6 +32,8 @@ nitpick_ignore_regex = [
     ("py:class", r"(typing|collections\.abc|concurrent\.futures|datetime|_dt|threading|socket"
                  r"|enum|pathlib|logging|random)\..*"),
     ("py:class", r"(Any|Optional|Callable|Iterator|Iterable|Mapping|Sequence|T|C|S|U)"),
+    # type variables, which have no entry to link to, under their module's name
+    ("py:class", r"pyburnerkit(\.\w+)*\.(T|C|S|U|_S|_T)"),
 ]
 
 
@@ -53,6 +56,7 @@ def _public_bases(app, name, obj, options, bases):
     """
     public = []
     for base in bases:
+        base = typing.get_origin(base) or base  # BaseClient[Session] -> BaseClient
         if _is_private(base):
             base = next(b for b in base.__mro__ if not _is_private(b))
         if base not in public:
@@ -65,6 +69,28 @@ _PRIVATE_ALIASES = {"pyburnerkit._core.timeouts._Default": "pyburnerkit.types.DE
                     "pyburnerkit.types._Default": "pyburnerkit.types.DEFAULT"}
 
 
+def _core_private_names():
+    """Classes of ``pyburnerkit._core`` that :mod:`pyburnerkit.driver` does not make public,
+    by bare name: signatures of the driver classes name them unqualified."""
+    import importlib
+    import pkgutil
+
+    import pyburnerkit._core as core
+    from pyburnerkit import driver
+
+    found = {"_Default": "pyburnerkit.types._Default"}
+    for info in pkgutil.iter_modules(core.__path__):
+        module = importlib.import_module(f"pyburnerkit._core.{info.name}")
+        for name, obj in vars(module).items():
+            if (isinstance(obj, type) and obj.__module__ == module.__name__
+                    and name not in driver.__all__):
+                found[name] = f"{module.__name__}.{name}"
+    return found
+
+
+_CORE_PRIVATE = _core_private_names()
+
+
 def _private_target(app, env, node, contnode):
     """Resolve a type hint that names a private pyburnerkit class (``_Default``, ``_Batch``, a
     class of ``pyburnerkit._core``): to its public entry when there is one, else as plain text.
@@ -74,6 +100,8 @@ def _private_target(app, env, node, contnode):
     target = node.get("reftarget", "")
     if node.get("refdomain") != "py":
         return None
+    if target in _CORE_PRIVATE:  # an unqualified hint (``from __future__ import annotations``)
+        target = _CORE_PRIVATE[target]
     if not target.startswith("pyburnerkit.") or not _private(target):
         return None
     alias = _PRIVATE_ALIASES.get(target)

@@ -3,8 +3,10 @@
     python examples/de1_shot.py                          # against the built-in simulator
     python examples/de1_shot.py DE1_ADDRESS SKALE_ADDRESS  # real machine and scale
 
-With no addresses it starts the simulated DE1 + Skale (sped up 6x) behind a fake gatttool
-put first on PATH, so the very same pygatt path runs as with hardware.
+With no addresses it starts the simulated DE1 pouring into a simulated Skale (one bench, sped
+up 6x, ``pyburnerkit.rigs.espresso.DE1Rig``) behind a fake gatttool put first on PATH, so the
+very same pygatt path runs as with hardware. (A single simulated device needs none of this:
+``DE1Client("sim://")``.)
 """
 
 import os
@@ -36,7 +38,7 @@ def main() -> None:
     if len(sys.argv) >= 3:
         de1_address, scale_address = sys.argv[1], sys.argv[2]
     else:
-        from pyburnerkit.de1.sim import DE1Rig
+        from pyburnerkit.rigs.espresso import DE1Rig
         time_scale = 6.0
         rig = DE1Rig(speed=time_scale).start()
         tools = rig.tool_dir(tempfile.mkdtemp(prefix="de1-example-"))

@@ -1,7 +1,8 @@
 """Print the state of every battery on a Venus OS bus as it changes.
 
     python examples/victron_battery_monitor.py          # against its own simulated bus
-    python examples/victron_battery_monitor.py --bus-address unix:path=/run/dbus/system_bus_socket
+    python examples/victron_battery_monitor.py --bus system    # on a GX device
+    python examples/victron_battery_monitor.py --bus unix:path=/run/dbus/system_bus_socket
 """
 
 from __future__ import annotations
@@ -9,15 +10,17 @@ from __future__ import annotations
 import argparse
 
 from pyburnerkit.victron import ServiceAdded, ValuesChanged, VictronMonitor
-from pyburnerkit.victron.sim import VictronSim
 
 PATHS = ["/Soc", "/Dc/0/Voltage", "/Dc/0/Current", "/Dc/0/Power", "/ProductName"]
 
 
-def run(bus_address: str, updates: int, out=print) -> int:
-    """Print battery state until ``updates`` changes were seen; returns how many were."""
-    with VictronMonitor(bus_address=bus_address,
-                        service_types={"com.victronenergy.battery": PATHS}) as mon:
+def run(bus: str, updates: int, out=print) -> int:
+    """Print battery state until ``updates`` changes were seen; returns how many were.
+
+    ``bus``: "system", "session", a D-Bus address, or "sim://" (a simulated bus inside the
+    monitor, with a battery whose values move).
+    """
+    with VictronMonitor(bus, service_types={"com.victronenergy.battery": PATHS}) as mon:
         known = set()
         for name, instance in mon.services().items():
             known.add(name)
@@ -42,14 +45,12 @@ def run(bus_address: str, updates: int, out=print) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bus-address", default=None)
+    parser.add_argument("--bus", default="sim://?interval=0.5",
+                        help="system, session, a D-Bus address or sim:// (default: a "
+                             "simulated bus)")
     parser.add_argument("--updates", type=int, default=10)
     args = parser.parse_args()
-    if args.bus_address:
-        run(args.bus_address, args.updates)
-    else:
-        with VictronSim(interval=0.5) as sim:
-            run(sim.address, args.updates)
+    run(args.bus, args.updates)
 
 
 if __name__ == "__main__":

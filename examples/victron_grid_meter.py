@@ -3,10 +3,10 @@
 Run against the simulated bus (no GX needed)::
 
     python examples/victron_grid_meter.py              # starts its own simulated bus
-    python examples/victron_grid_meter.py --bus-address unix:path=/run/dbus/system_bus_socket
+    python examples/victron_grid_meter.py --bus unix:path=/run/dbus/system_bus_socket
 
-On a GX device pass ``--bus-address system`` (or ``session``, which picks the bus the way Venus
-programs do); without --bus-address it always starts its own simulated bus.
+On a GX device pass ``--bus system``; without ``--bus`` the service starts its own simulated
+bus (``sim://``, with the localsettings that allocates the device instance).
 """
 
 from __future__ import annotations
@@ -16,14 +16,16 @@ import math
 import time
 
 from pyburnerkit.victron import VictronService
-from pyburnerkit.victron.sim import VictronSim
 
 
-def run(bus_address: str, seconds: float, out=print) -> float:
-    """Publish a meter for ``seconds``; returns the last power published."""
+def run(bus: str, seconds: float, out=print) -> float:
+    """Publish a meter for ``seconds`` on ``bus`` ("system", "session", a D-Bus address or
+    "sim://"); returns the last power published."""
     # allow_writes: allocating the device instance creates a setting in localsettings.
-    with VictronService("com.victronenergy.grid.example_meter", bus_address=bus_address,
+    with VictronService("com.victronenergy.grid.example_meter", bus,
                         allow_writes=True) as svc:
+        if svc.simulator is not None:
+            out(f"simulated bus: DBUS_SESSION_BUS_ADDRESS={svc.bus_address}")
         svc.add_mandatory_paths(process_name=__file__, connection="example",
                                 product_name="Example grid meter", product_id=0xFFFF,
                                 firmware_version="1.0", connected=1)
@@ -49,17 +51,12 @@ def run(bus_address: str, seconds: float, out=print) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bus-address", default=None,
-                        help="publish on this bus ('system', 'session' or a D-Bus address) "
-                             "instead of a private simulated one")
+    parser.add_argument("--bus", default="sim://",
+                        help="publish on this bus ('system', 'session' or a D-Bus address); "
+                             "default: a private simulated one")
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
-    if args.bus_address:
-        run(args.bus_address, args.seconds)
-    else:
-        with VictronSim() as sim:  # localsettings is needed for the device instance
-            print(f"simulated bus: DBUS_SESSION_BUS_ADDRESS={sim.address}")
-            run(sim.address, args.seconds)
+    run(args.bus, args.seconds)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import importlib.util
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Optional, Tuple, Type, TypeVar, Union
+from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Tuple, Type, TypeVar, Union
 
 from .errors import BackendUnavailableError, ConfigurationError
 
@@ -133,7 +133,7 @@ class SinkType:
     factory: str
     extra: Optional[str] = None
     requires: Tuple[str, ...] = ()
-    keys: Optional[frozenset] = None
+    keys: Optional[FrozenSet[str]] = None
 
     def load(self) -> Any:
         return load_path(self.factory)
@@ -174,15 +174,16 @@ BUILTIN_FAMILIES: Tuple[Family, ...] = (
            cli_demo=_CLI + "victron:demo",
            recorder=_ADAPTERS + "victron:VictronSource",
            recorder_demo=_ADAPTERS + "victron:demo_sources"),
-    # the DE1 simulator rig also runs the Skale: de1's hooks cover both BLE families
+    # the DE1 simulator rig (pyburnerkit.rigs, above both families) also runs the Skale:
+    # de1's hooks cover both BLE families
     Family("de1", "Decent DE1 espresso machine (BLE)", "de1", "Decent Espresso", ("pygatt",),
-           client="pyburnerkit.de1:DE1Client", simulator="pyburnerkit.de1.sim:DE1Rig",
+           client="pyburnerkit.de1:DE1Client", simulator="pyburnerkit.rigs.espresso:DE1Rig",
            cli=_CLI + "de1", cli_sim=_CLI + "de1:register_sim", cli_demo=_CLI + "de1:demo",
            recorder=_ADAPTERS + "de1:DE1Source",
            recorder_demo=_ADAPTERS + "de1:demo_sources"),
     Family("scale", "Atomax Skale II scale (BLE)", "scale", "Atomax (Skale)", ("pygatt",),
            client="pyburnerkit.scale:SkaleClient",
-           simulator="pyburnerkit.scale.sim:SkalePeripheral",
+           simulator="pyburnerkit.scale.sim:SkaleSim",
            cli=_CLI + "scale", recorder=_ADAPTERS + "scale:ScaleSource"),
 )
 

@@ -3,7 +3,7 @@
 #   sh tools/dev.sh demo   run the main job on the built-in simulators (no hardware)
 #   sh tools/dev.sh test   install what the tests need and run the full test suite
 # and, for CI: sh tools/dev.sh docs        build the documentation with warnings as errors
-#              sh tools/dev.sh typecheck   mypy pyburnerkit (no error allowed)
+#              sh tools/dev.sh typecheck   mypy --strict on the package and the plug-in example
 # Both create a virtual environment in .venv (override with PYBURNERKIT_VENV) and install the
 # package into it. Run as root on Debian, they also install the system packages the drivers and
 # their tests use (dbus-daemon, mosquitto, PostgreSQL, build headers); otherwise they say which
@@ -92,7 +92,10 @@ case "$command" in
     typecheck)
         system_packages
         make_venv "all,test,docs,typecheck"
-        exec "$VENV/bin/python" -m mypy pyburnerkit "$@"
+        # --strict on everything shipped (a superset of the default checks), and on the worked
+        # plug-in family, which is what third-party authors copy
+        "$VENV/bin/python" -m mypy --strict pyburnerkit "$@"
+        exec "$VENV/bin/python" -m mypy --strict examples/plugin_family/src/pyburnerkit_thermo "$@"
         ;;
     docs)
         # The API reference imports every client, so the "all" extras are needed. Warnings are

@@ -8,7 +8,7 @@ import threading
 import time
 import warnings
 import weakref
-from typing import Any, Callable, Generic, Iterator, Optional, Type, TypeVar
+from typing import Any, Callable, Generic, Iterator, Optional, Type, TypeVar, Union, cast
 
 from ..errors import (ClientClosedError, ConfigurationError, ConnectTimeoutError,
                       DeviceTimeoutError)
@@ -18,7 +18,8 @@ from .cache import StateCache
 from .dispatcher import Dispatcher, Subscription
 from .pending import Pending
 from .session import Session
-from .timeouts import DEFAULT, Deadline, TimeoutArg, resolve_timeout
+from ..types import DEFAULT, _Default
+from .timeouts import Deadline, TimeoutArg, resolve_timeout
 from .wire import WireLog
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class BaseClient(Generic[S]):
     Callbacks run on the client's ``...-events`` thread, one at a time, in event order.
 
     Generic over the family's session class ``S``: a family writes
-    ``class HeaterClient(BaseClient[HeaterSession])`` and :meth:`_require_session` is typed.
+    ``class HeaterClient(BaseClient[HeaterSession])`` and ``_require_session()`` is typed.
     """
 
     family = "generic"
@@ -78,8 +79,8 @@ class BaseClient(Generic[S]):
     default_timeout = 5.0
     default_connect_timeout = 10.0
 
-    def __init__(self, endpoint: str, *, timeout: float = DEFAULT,  # type: ignore[assignment]
-                 connect_timeout: float = DEFAULT,  # type: ignore[assignment]
+    def __init__(self, endpoint: str, *, timeout: Union[float, _Default] = DEFAULT,
+                 connect_timeout: Union[float, _Default] = DEFAULT,
                  reconnect: Optional[Reconnect] = Reconnect(), retry_first: bool = False,
                  on_event: Optional[Callable[[Event], Any]] = None,
                  on_callback_error: Optional[Callable[[BaseException, Any], Any]] = None,
@@ -313,7 +314,7 @@ class BaseClient(Generic[S]):
         if not result:
             raise DeviceTimeoutError(f"the condition did not hold within {seconds:g} s",
                                      device=self.family, endpoint=self.endpoint)
-        return result
+        return cast(T, result)  # the cache returns what ``check`` returned: predicate's value
 
     def subscribe(self, callback: Callable[[Any], Any],
                   *event_types: Type[Event]) -> Subscription:

@@ -6,7 +6,7 @@ import collections
 import logging
 import threading
 import traceback
-from typing import Any, Callable, Deque, Iterator, List, Optional, Tuple, Type
+from typing import Any, Callable, Deque, Iterator, List, Optional, Set, Tuple, Type
 
 from .timeouts import Deadline
 
@@ -120,7 +120,7 @@ class Dispatcher:
         self._subscriptions: List[Subscription] = []
         self._streams: List[EventStream] = []
         self._lock = threading.Lock()
-        self._logged: set = set()
+        self._logged: Set[Any] = set()
         self._thread: Optional[threading.Thread] = None
         self._closing = False
 

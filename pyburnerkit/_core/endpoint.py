@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, Optional
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional
 from urllib.parse import parse_qsl, urlsplit
 
 from ..errors import ConfigurationError
 
-__all__ = ["Endpoint", "parse_endpoint", "SIM"]
+__all__ = ["Endpoint", "parse_endpoint", "sim_options", "flag", "SIM"]
 
 #: The scheme of the in-process simulator.
 SIM = "sim"
@@ -81,7 +81,7 @@ def parse_endpoint(text: object, *, scheme: str, default_port: Optional[int] = N
     accepted = [scheme, *[s for s in schemes if s != scheme], SIM]
     forms = f"host, host:port, {', '.join(s + '://' for s in accepted)}"
     if not isinstance(text, str) or not text.strip():
-        raise ConfigurationError(f"expected a {what} endpoint ({forms}), got {text!r}")
+        raise ConfigurationError(f"expected an endpoint for the {what} ({forms}), got {text!r}")
     raw = text.strip()
     if opaque and _OPAQUE_ADDRESS.match(raw):
         return Endpoint(raw, scheme, host=raw)
@@ -98,6 +98,11 @@ def parse_endpoint(text: object, *, scheme: str, default_port: Optional[int] = N
     except ValueError as exc:
         raise ConfigurationError(f"bad {what} endpoint {text!r}: {exc} (expected {forms})") \
             from None
+    if "@" in parts.netloc:
+        # never echo the text: what precedes "@" is a user name and perhaps a password
+        raise ConfigurationError(
+            f"{what} endpoint must not carry credentials (user:password@); pass them as the "
+            f"client's own arguments (username=, password=, or an env file)")
     found = parts.scheme.lower()
     if found not in accepted:
         raise ConfigurationError(
@@ -116,3 +121,44 @@ def parse_endpoint(text: object, *, scheme: str, default_port: Optional[int] = N
     return Endpoint(text.strip(), found, host=host,
                     port=port if port is not None else (None if found == SIM else default_port),
                     path=parts.path, options=options)
+
+
+def flag(text: str) -> bool:
+    """A ``sim://`` on/off option: ``1/true/yes/on`` or a bare ``?name`` is on,
+    ``0/false/no/off`` is off; anything else raises ``ValueError``."""
+    lowered = text.strip().lower()
+    if lowered in ("", "1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
+def sim_options(options: Mapping[str, str], kinds: Mapping[str, Callable[[str], Any]], *,
+                aliases: Optional[Mapping[str, str]] = None,
+                limits: Optional[Mapping[str, Callable[[Any], Any]]] = None,
+                what: str = "sim://") -> Dict[str, Any]:
+    """Turn the query of a ``sim://`` endpoint into simulator constructor keywords.
+
+    :param kinds: option name -> converter from its text (``float``, ``int``, :func:`flag`...).
+    :param aliases: other spellings of an option name (``ambient`` for ``ambient_c``).
+    :param limits: option name -> check of the converted value, returning it (or raising
+        ``ConfigurationError``); run here so that a bad endpoint is refused when the client is
+        made, not later on its I/O thread.
+    :raises ConfigurationError: an unknown option (the message lists the known ones) or a value
+        its converter refuses.
+    """
+    kwargs: Dict[str, Any] = {}
+    for key, text in options.items():
+        name = (aliases or {}).get(key, key)
+        convert = kinds.get(name)
+        if convert is None:
+            raise ConfigurationError(f"unknown {what} option {key!r}; known: "
+                                     f"{', '.join(sorted(kinds))}")
+        try:
+            value = convert(text)
+        except ValueError:
+            raise ConfigurationError(f"{what} option {key}={text!r} is not valid") from None
+        check = (limits or {}).get(name)
+        kwargs[name] = check(value) if check is not None else value
+    return kwargs

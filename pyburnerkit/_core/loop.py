@@ -19,11 +19,11 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 
 class TimerHandle:
-    """A call scheduled with :meth:`EventLoop.call_later`; ``cancel()`` it from the loop thread."""
+    """A call scheduled with :meth:`pyburnerkit.driver.EventLoop.call_later`; ``cancel()`` it from the loop thread."""
 
     __slots__ = ("when", "seq", "callback", "args", "cancelled")
 
-    def __init__(self, when: float, seq: int, callback: Callable[..., Any], args: tuple) -> None:
+    def __init__(self, when: float, seq: int, callback: Callable[..., Any], args: Tuple[Any, ...]) -> None:
         self.when = when
         self.seq = seq
         self.callback = callback
@@ -40,7 +40,7 @@ class TimerHandle:
 class EventLoop:
     """Readers, timers and cross-thread calls, dispatched on the thread that calls :meth:`run`.
 
-    Only :meth:`call_soon_threadsafe`, :meth:`stop` and :meth:`in_loop_thread` may be used from
+    Only :meth:`call_soon_threadsafe`, :meth:`stop` and :meth:`~pyburnerkit.driver.EventLoop.in_loop_thread` may be used from
     other threads; everything else belongs to the loop thread.
     """
 
@@ -50,7 +50,7 @@ class EventLoop:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
-        self._calls: Deque[Tuple[Callable[..., Any], tuple]] = collections.deque()
+        self._calls: Deque[Tuple[Callable[..., Any], Tuple[Any, ...]]] = collections.deque()
         self._timers: List[TimerHandle] = []
         self._seq = itertools.count()
         self._readers: Dict[int, Callable[[], Any]] = {}
@@ -70,6 +70,7 @@ class EventLoop:
         self._wake()
 
     def in_loop_thread(self) -> bool:
+        """Whether the caller is the thread running :meth:`run` (safe from any thread)."""
         return self.thread_id == threading.get_ident()
 
     def _wake(self) -> None:
@@ -81,6 +82,8 @@ class EventLoop:
 
     # -- loop thread ------------------------------------------------------------------------
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> TimerHandle:
+        """Run ``callback(*args)`` on the loop thread after ``delay`` seconds; loop thread only
+        (from elsewhere, go through :meth:`call_soon_threadsafe`)."""
         handle = TimerHandle(time.monotonic() + max(0.0, delay), next(self._seq), callback, args)
         heapq.heappush(self._timers, handle)
         return handle
@@ -88,7 +91,7 @@ class EventLoop:
     def add_reader(self, fileobj: Any, callback: Callable[[], Any]) -> int:
         """Call ``callback()`` whenever ``fileobj`` is readable.
 
-        :returns: the file descriptor; pass it to :meth:`remove_reader` (a socket closed
+        :returns: the file descriptor; pass it to :meth:`~pyburnerkit.driver.EventLoop.remove_reader` (a socket closed
             elsewhere no longer knows its descriptor).
         """
         fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
@@ -99,6 +102,7 @@ class EventLoop:
         return fd
 
     def remove_reader(self, fd: Any) -> None:
+        """Stop watching ``fd`` (a descriptor or a socket); loop thread only."""
         if not isinstance(fd, int):
             try:
                 fd = fd.fileno()

@@ -63,3 +63,15 @@ def shutdown_socket(sock: Optional[socket.socket]) -> None:
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+
+def release_socket(loop: EventLoop, sock: Optional[socket.socket], fd: int = -1) -> None:
+    """Stop watching ``fd`` (when >= 0) on ``loop`` and close ``sock`` (when given); never
+    raises. Loop thread only: what a session's ``close_transport`` does with its socket."""
+    if fd >= 0:
+        loop.remove_reader(fd)
+    if sock is not None:
+        try:
+            sock.close()
+        except OSError:
+            pass

@@ -1,15 +1,18 @@
-"""A one-shot result slot that the session fills and a blocked caller waits on."""
+"""A one-shot result slot that the session fills and a blocked caller waits on, and the queue
+of such slots for a protocol with one request on the wire at a time."""
 
 from __future__ import annotations
 
+import collections
 import threading
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Deque, List, Optional
 
 _UNSET = object()
 
 
 class Pending:
-    """Completed exactly once, by :meth:`resolve` or :meth:`fail`; the first call wins.
+    """Completed exactly once, by :meth:`~pyburnerkit.driver.Pending.resolve` or
+    :meth:`~pyburnerkit.driver.Pending.fail`; the first call wins.
 
     First-wins makes the timeout race harmless: a caller that gives up claims the slot with its
     own timeout error, and a late answer from the device is then simply ignored.
@@ -29,12 +32,15 @@ class Pending:
         self._callbacks: List[Callable[["Pending"], Any]] = []
 
     def done(self) -> bool:
+        """Whether the request was resolved or failed (never blocks)."""
         return self._event.is_set()
 
     def resolve(self, value: Any = None) -> bool:
+        """Complete with ``value``, from any thread; False if it was already complete."""
         return self._complete(value, None)
 
     def fail(self, error: BaseException) -> bool:
+        """Complete with ``error`` (raised by :meth:`result`); False if already complete."""
         return self._complete(_UNSET, error)
 
     def _complete(self, value: Any, error: Optional[BaseException]) -> bool:
@@ -60,7 +66,7 @@ class Pending:
         return self._event.wait(timeout)
 
     def result(self) -> Any:
-        """The value, or raise the error. Only valid once :meth:`done`."""
+        """The value, or raise the error. Only valid once :meth:`~pyburnerkit.driver.Pending.done`."""
         if self._error is not None:
             raise self._error
         return None if self._value is _UNSET else self._value
@@ -68,3 +74,38 @@ class Pending:
     @property
     def error(self) -> Optional[BaseException]:
         return self._error
+
+
+class RequestQueue:
+    """Requests waiting for the wire, oldest first, for a protocol that has one request
+    outstanding at a time. I/O thread only (not locked).
+
+    A request whose caller gave up before its turn is skipped, never sent; on a dropped link
+    :meth:`take_unsent` hands back the ones never sent, which then wait for the next link
+    (nothing of theirs can have reached the device).
+    """
+
+    __slots__ = ("_waiting",)
+
+    def __init__(self) -> None:
+        self._waiting: Deque[Pending] = collections.deque()
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def append(self, request: Pending) -> None:
+        self._waiting.append(request)
+
+    def pop_live(self) -> Optional[Pending]:
+        """The oldest request still wanted (dropping abandoned ones on the way), or None."""
+        while self._waiting:
+            request = self._waiting.popleft()
+            if not request.done():
+                return request
+        return None
+
+    def take_unsent(self) -> List[Pending]:
+        """Empty the queue; return the requests still wanted, oldest first."""
+        unsent = [p for p in self._waiting if not p.done()]
+        self._waiting.clear()
+        return unsent

@@ -12,7 +12,7 @@ Life of a link::
 
 Requests (:class:`~pyburnerkit._core.pending.Pending`) handed in by the facade are started only
 on a connected link. Requests started and not yet answered when the link drops fail with
-:class:`ConnectionLostError` and are never sent again: a heater start or a cycler step must not
+:class:`~pyburnerkit.errors.ConnectionLostError` and are never sent again: a heater start or a cycler step must not
 run twice. Requests that were still waiting for a link stay queued for the next one, bounded by
 their caller's timeout.
 """
@@ -79,7 +79,7 @@ class Session:
         """Open the link and start the protocol hand-shake; call :meth:`established` later.
 
         May block until ``deadline`` (use ``self.loop.wait_io`` so that close interrupts it).
-        Raise ``OSError`` or a :class:`PyBurnerKitError` on failure.
+        Raise ``OSError`` or a :class:`~pyburnerkit.errors.PyBurnerKitError` on failure.
         """
         raise NotImplementedError
 
@@ -103,7 +103,7 @@ class Session:
     def take_unsent(self) -> List[Pending]:
         """On a drop: the started requests that never reached the wire (a family that queues
         requests behind the one in flight returns them). They wait for the next link instead
-        of failing with :class:`ConnectionLostError`."""
+        of failing with :class:`~pyburnerkit.errors.ConnectionLostError`."""
         return []
 
     @property
@@ -113,7 +113,7 @@ class Session:
 
     def start_now(self, request: Pending) -> None:
         """Start a request of the session's own (I/O thread only): on the connected link, or
-        fail it with :class:`DeviceTimeoutError` when there is none."""
+        fail it with :class:`~pyburnerkit.errors.DeviceTimeoutError` when there is none."""
         if self.state is ConnectionState.CONNECTED:
             self._start(request)
         else:

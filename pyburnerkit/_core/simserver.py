@@ -17,7 +17,7 @@ import socket
 import struct
 import threading
 import time
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple, TypeVar
 
 from .loop import EventLoop, TimerHandle
 from .timeouts import Deadline
@@ -57,6 +57,9 @@ class SimConnection:
         self.server._drop(self, reset=reset)
 
 
+_S = TypeVar("_S", bound="SimServer")
+
+
 class SimServer:
     """Base class of the socket simulators. Subclasses override the ``on_*`` hooks."""
 
@@ -92,7 +95,7 @@ class SimServer:
         """The sim thread started (arm model timers here)."""
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self, host: str = "127.0.0.1", port: int = 0, *, listen: bool = True) -> "SimServer":
+    def start(self: _S, host: str = "127.0.0.1", port: int = 0, *, listen: bool = True) -> _S:
         """Start the sim thread, listening on ``host:port`` (0 picks a free port) if asked.
 
         :returns: self; its ``port`` attribute then holds the real port.
@@ -117,14 +120,18 @@ class SimServer:
 
     def close(self, timeout: float = 5.0) -> None:
         """Drop every client, stop listening and join the sim thread (bounded, idempotent)."""
-        self.loop.stop()
         thread = self._thread
+        if thread is None:
+            # never started: no thread will run the loop's own close, so release it here
+            self.loop.close()
+            return
+        self.loop.stop()
         if thread is not None and thread is not threading.current_thread():
             thread.join(Deadline(timeout).remaining())
             if thread.is_alive():
                 log.warning("%s did not stop within %s s", thread.name, timeout)
 
-    def __enter__(self) -> "SimServer":
+    def __enter__(self: _S) -> _S:
         if self._thread is None:
             self.start()
         return self

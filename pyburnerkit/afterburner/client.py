@@ -39,21 +39,27 @@ import logging
 import socket
 import time
 import traceback
-from typing import (Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Set,
-                    Tuple)
-from urllib.parse import parse_qs, urlsplit
+from typing import (TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Iterable, List, Mapping,
+                    Optional, Set, Tuple, Type, TypeVar)
 
 from .._core.client import BaseClient
+from .._core.endpoint import Endpoint, parse_endpoint
 from .._core.extras import require
-from .._core.net import connect_tcp, shutdown_socket
+from .._core.net import connect_tcp, release_socket, shutdown_socket
 from .._core.pending import Pending
 from .._core.session import Session
-from .._core.timeouts import DEFAULT, Deadline, TimeoutArg
+from .._core.timeouts import Deadline, TimeoutArg
 from ..errors import (ConfigurationError, DeviceConnectionError, DeviceError, ProtocolError,
                       UnsupportedFeatureError, WriteNotAllowedError, check_range)
+from ..types import DEFAULT
 from . import codec
 from .models import (DemandMode, HeaterStatus, RunState, StartRefused, StatusChanged,
                      SystemInfo, SystemInfoChanged, ThermostatMethod, Timer, TimerChanged)
+
+if TYPE_CHECKING:
+    from .sim import AfterburnerSim
+
+E = TypeVar("E", DemandMode, ThermostatMethod)
 
 log = logging.getLogger(__name__)
 
@@ -86,34 +92,20 @@ _EVENT_KEYS = frozenset({"StartString", "Reboot", "LoadWebContent", "TimerRefres
                          "TimerConflict"})
 
 
-def parse_endpoint(url: str) -> Tuple[str, str, int, str, Dict[str, str]]:
-    """``host``, ``host:port``, ``ws://host[:port][/path]`` or ``sim://[?opts]``.
+def parse_url(text: object) -> Endpoint:
+    """Read an endpoint string the Afterburner way: ``host``, ``host:port``,
+    ``ws://host[:port][/path]`` (port 81 and path ``/`` unless given, as the firmware serves
+    them) or ``sim://[?options]``. The shared ``parse_endpoint`` does the parsing; this only
+    supplies the family's scheme and port, and refuses ``wss://`` with the reason.
 
-    :returns: (scheme, host, port, path, options)
-    :raises ConfigurationError: for anything else.
+    :raises ConfigurationError: anything else (the message names the string and the forms).
     """
-    if not isinstance(url, str) or not url.strip():
-        raise ConfigurationError(f"expected a host, host:port, ws:// or sim:// URL, got {url!r}")
-    text = url.strip()
-    if "://" not in text:
-        text = "ws://" + text
-    parts = urlsplit(text)
-    options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    if parts.scheme == "sim":
-        return "sim", "in-process", 0, "/", options
-    if parts.scheme not in ("ws", "wss"):
+    endpoint = parse_endpoint(text, scheme="ws", default_port=DEFAULT_PORT, schemes=("wss",),
+                              what="Afterburner")
+    if endpoint.scheme == "wss":
         raise ConfigurationError(
-            f"unsupported URL scheme {parts.scheme!r} in {url!r}: use ws:// or sim://")
-    if parts.scheme == "wss":
-        raise ConfigurationError(
-            "wss:// is not supported: the released firmware serves plain ws:// only")
-    if not parts.hostname:
-        raise ConfigurationError(f"no host in {url!r}")
-    try:
-        port = parts.port or DEFAULT_PORT
-    except ValueError as exc:
-        raise ConfigurationError(f"bad port in {url!r}: {exc}") from exc
-    return "ws", parts.hostname, port, parts.path or "/", options
+            f"wss:// is not supported ({text!r}): the released firmware serves plain ws:// only")
+    return endpoint
 
 
 # ----------------------------------------------------------------------------------- requests
@@ -215,12 +207,13 @@ def build_round(requests: List[Pending]) -> Tuple[List[Dict[str, Any]], Dict[str
 class AfterburnerSession(Session):
     family = "afterburner"
 
-    def __init__(self, *, url: str, sim_factory: Optional[Callable[[], Any]],
+    def __init__(self, *, address: Endpoint,
+                 sim_factory: Optional[Callable[[], "AfterburnerSim"]],
                  liveness_interval: float, liveness_timeout: float, refresh_grace: float,
                  **common: Any) -> None:
         super().__init__(**common)
         self._websocket = require("websocket", "afterburner")
-        self.url = url
+        self.address = address
         self.sim_factory = sim_factory
         self.liveness_interval = liveness_interval
         self.liveness_timeout = liveness_timeout
@@ -258,13 +251,14 @@ class AfterburnerSession(Session):
 
     # ------------------------------------------------------------------ transport
     def open_transport(self, deadline: Deadline) -> None:
-        scheme, host, port, path, _ = parse_endpoint(self.url)
+        address = self.address
         if self.sim_factory is not None:
             sock = self.sim_factory().attach()
             ws_url = "ws://afterburner.sim/"
         else:
-            sock = connect_tcp(self.loop, host, port, deadline, on_socket=self._remember)
-            ws_url = f"ws://{host}:{port}{path}"
+            sock = connect_tcp(self.loop, address.host, address.port or DEFAULT_PORT, deadline,
+                               on_socket=self._remember)
+            ws_url = f"ws://{address.netloc}{address.path or '/'}"
         self._sock = sock
         ws = self._websocket.WebSocket(enable_multithread=False, skip_utf8_validation=True)
         sock.settimeout(deadline.remaining())
@@ -307,12 +301,7 @@ class AfterburnerSession(Session):
         sock, self._sock = self._sock, None
         self.ws = None
         self._link_up = False
-        if sock is not None:
-            self.loop.remove_reader(self._fd)
-            try:
-                sock.close()
-            except OSError:
-                pass
+        release_socket(self.loop, sock, self._fd if sock is not None else -1)
 
     def take_unsent(self) -> List[Pending]:
         # Requests still waiting for their round never reached the wire: they wait for the
@@ -513,8 +502,10 @@ class AfterburnerSession(Session):
         self._settling = still
 
     def _settled(self, exchange: Exchange) -> bool:
+        if exchange.settle is None:
+            return True
         try:
-            return bool(exchange.settle(self))  # type: ignore[misc]
+            return bool(exchange.settle(self))
         except ProtocolError:
             return False  # a value the controller sent cannot be read: not settled (yet)
 
@@ -728,22 +719,31 @@ class AfterburnerSession(Session):
 
 
 # ----------------------------------------------------------------------------------- facade
-class AfterburnerClient(BaseClient):
+class AfterburnerClient(BaseClient[AfterburnerSession]):
     """A connection to one Afterburner controller (or its simulator).
 
-    :param url: ``"192.168.4.1"``, ``"host:81"``, ``"ws://host:81/"`` (port 81 and path ``/``
-        by default, as the firmware serves them) or ``"sim://"`` for the built-in simulator
-        (``sim://?speed=60&tick=0.2&seed=1``).
+    :param endpoint: ``"192.168.4.1"``, ``"host:81"``, ``"ws://host:81/"`` (port 81 and path
+        ``/`` by default, as the firmware serves them) or ``"sim://"`` for the built-in
+        simulator, run in process (``"sim://?speed=60&tick=0.2&seed=1"``; the options are
+        :class:`~pyburnerkit.afterburner.AfterburnerSim`'s).
     :param allow_writes: allow changing the heater. Without it every method that changes
         something (starting, set points, modes, settings, timers, the clock, ``save``, the
-        pyBurner setters) raises :class:`~pyburnerkit.errors.WriteNotAllowedError` before anything
-        is sent. The only exceptions make the heater safe and are always allowed: :meth:`stop`
-        / ``run(False)`` / ``set_runmode(0)`` and ``prime_pump(False)``. pyBurner code ports
-        with this one keyword: ``Client(ip, allow_writes=True)``.
-    :param liveness_interval: seconds of silence after which ``{"SQuery":1}`` checks the link.
-    :param liveness_timeout: seconds to wait for that answer before reconnecting; also how
-        long any query may stay unanswered while other frames arrive (its answer was lost)
-        before the link is rebuilt. Keep it well above the controller's update interval.
+        pyBurner setters of :mod:`~pyburnerkit.afterburner.compat`) raises
+        :class:`~pyburnerkit.errors.WriteNotAllowedError` before anything is sent. The only
+        exceptions make the heater safe and are always allowed: :meth:`stop` / ``run(False)``
+        and ``prime_pump(False)``.
+    :param liveness_interval: seconds of silence (0.05-3600) after which ``{"SQuery":1}``
+        checks the link.
+    :param liveness_timeout: seconds (0.05-600) to wait for that answer before reconnecting;
+        also how long any query may stay unanswered while other frames arrive (its answer was
+        lost) before the link is rebuilt. Keep it well above the controller's update interval.
+    :param refresh_grace: seconds (0-60) a new link waits for the controller's own dump before
+        asking for it with ``{"Refresh":1}``.
+    :param options: ``timeout``, ``connect_timeout``, ``reconnect``, ``on_event``, ``trace``...
+        as for every client.
+    :raises ConfigurationError: a bad endpoint, ``sim://`` option or argument (nothing is
+        opened).
+    :raises BackendUnavailableError: websocket-client (the ``afterburner`` extra) is missing.
 
     Every method is thread-safe; commands are serialised on the I/O thread
     ``pyburnerkit-afterburner-<endpoint>-io``; callbacks run on ``...-events``. The controller
@@ -754,41 +754,39 @@ class AfterburnerClient(BaseClient):
 
     family = "afterburner"
 
-    def __init__(self, url: str = "192.168.4.1", *, allow_writes: bool = False,
+    def __init__(self, endpoint: str = "192.168.4.1", *, allow_writes: bool = False,
                  liveness_interval: float = 15.0, liveness_timeout: float = 5.0,
                  refresh_grace: float = 1.5, **options: Any) -> None:
         require("websocket", "afterburner")  # fail here, not on the first connect
-        scheme, host, port, path, sim_options = parse_endpoint(url)
-        endpoint = "sim" if scheme == "sim" else f"{host}:{port}"
+        address = parse_url(endpoint)
+        self._address = address
         self._sim_options: Dict[str, Any] = {}
-        if scheme == "sim":
+        if address.is_sim:
             from .sim import AfterburnerSim
-            self._sim_options = AfterburnerSim.parse_options(sim_options)
-        self.url = url
+            self._sim_options = AfterburnerSim.parse_options(address.options)
+            label = f"sim:{address.name}" if address.name else "sim"
+        else:
+            label = address.netloc
         self.allow_writes = bool(allow_writes)
-        for name, value in (("liveness_interval", liveness_interval),
-                            ("liveness_timeout", liveness_timeout)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise ConfigurationError(f"{name} must be a positive number of seconds, "
-                                         f"got {value!r}")
-        self.liveness_interval = float(liveness_interval)
-        self.liveness_timeout = float(liveness_timeout)
-        self.refresh_grace = float(refresh_grace)
-        super().__init__(endpoint, **options)
+        self.liveness_interval = float(check_range("liveness_interval", liveness_interval,
+                                                   0.05, 3600, "s"))
+        self.liveness_timeout = float(check_range("liveness_timeout", liveness_timeout,
+                                                  0.05, 600, "s"))
+        self.refresh_grace = float(check_range("refresh_grace", refresh_grace, 0, 60, "s"))
+        super().__init__(label, **options)
 
-    def _make_session(self, **common: Any) -> Session:
-        sim_factory = None
-        if self.endpoint == "sim":
-            sim_factory = self._in_process_sim
-        return AfterburnerSession(url=self.url, sim_factory=sim_factory,
-                                  liveness_interval=self.liveness_interval,
-                                  liveness_timeout=self.liveness_timeout,
-                                  refresh_grace=self.refresh_grace, **common)
+    def _make_session(self, **common: Any) -> AfterburnerSession:
+        return AfterburnerSession(
+            address=self._address,
+            sim_factory=self._in_process_sim if self._address.is_sim else None,
+            liveness_interval=self.liveness_interval, liveness_timeout=self.liveness_timeout,
+            refresh_grace=self.refresh_grace, **common)
 
-    def _in_process_sim(self) -> Any:
+    def _in_process_sim(self) -> "AfterburnerSim":
         from .sim import AfterburnerSim
-        return self._own_simulator(
+        sim: AfterburnerSim = self._own_simulator(
             lambda: AfterburnerSim(**self._sim_options).start(listen=False))
+        return sim
 
     def _redact_frame(self, frame: Any) -> Any:
         return codec.redact(frame)
@@ -797,18 +795,34 @@ class AfterburnerClient(BaseClient):
     @property
     def status(self) -> HeaterStatus:
         """The latest pushed state (never blocks; empty before the first connection)."""
-        return self._cache.value("status", HeaterStatus())
+        status: HeaterStatus = self._cache.value("status", HeaterStatus())
+        return status
 
     @property
     def system_info(self) -> SystemInfo:
         """The latest system group (clock, uptime, version, hour meters); see
         :meth:`read_system_info`."""
-        return self._cache.value("system", SystemInfo())
+        info: SystemInfo = self._cache.value("system", SystemInfo())
+        return info
 
     @property
     def timers(self) -> Tuple[Timer, ...]:
-        """The timers as last reported; see :meth:`read_timers` (the refresh omits them)."""
-        return self._cache.value("timers", ())
+        """The timers as last reported; see :meth:`read_timers` (a status read omits them)."""
+        timers: Tuple[Timer, ...] = self._cache.value("timers", ())
+        return timers
+
+    def reported_value(self, key: str) -> Any:
+        """The value of firmware key ``key`` (``"TempDesired"``, ``"SysVer"``...) as the
+        controller last reported it, with the JSON type it came in (credentials masked).
+
+        Reads the cache and never blocks (use :meth:`read_status` first for a fresh value).
+
+        :returns: the value, or None when the controller has not reported that key.
+        """
+        system_keys: Mapping[str, Any] = self._cache.value("system_keys", {})
+        if key in system_keys:
+            return system_keys[key]
+        return self.status.raw.get(key)
 
     @property
     def stale(self) -> bool:
@@ -819,7 +833,7 @@ class AfterburnerClient(BaseClient):
         """How many frames from the controller could not be decoded or handled (each one was
         logged and dropped; five in a row rebuild the link)."""
         session = self._session
-        return session.protocol_errors if isinstance(session, AfterburnerSession) else 0
+        return 0 if session is None else session.protocol_errors
 
     # ------------------------------------------------------------------ requests
     def _exchange(self, description: str, exchange: Exchange, timeout: TimeoutArg,
@@ -841,18 +855,14 @@ class AfterburnerClient(BaseClient):
                 f"--allow-writes) to allow it; without it only stop() and prime_pump(False) "
                 f"work", device=self.family, endpoint=self.endpoint)
 
-    def refresh(self, timeout: TimeoutArg = DEFAULT) -> HeaterStatus:
+    def read_status(self, timeout: TimeoutArg = DEFAULT) -> HeaterStatus:
         """Ask for a full dump (``Refresh``) and block until it has arrived.
 
-        :returns: the refreshed status.
+        :returns: the fresh, complete status.
         :raises DeviceTimeoutError: no dump within ``timeout`` seconds.
         """
         self._exchange("Refresh", Exchange({"Refresh": 1}), timeout, write=False)
         return self.status
-
-    def read_status(self, timeout: TimeoutArg = DEFAULT) -> HeaterStatus:
-        """Same as :meth:`refresh`: a fresh, complete status from the device."""
-        return self.refresh(timeout)
 
     def read_system_info(self, timeout: TimeoutArg = DEFAULT) -> SystemInfo:
         """Query the system group (``SQuery``): clock, uptime, firmware, hour meters.
@@ -1171,148 +1181,6 @@ class AfterburnerClient(BaseClient):
                 f"and the Afterburner refuses to change it", code="OEM", device=self.family,
                 endpoint=self.endpoint)
 
-    # ------------------------------------------------------------------ pyBurner names
-    # pyBurner (``pyburner.Client(ip)``) needed no opt-in to write. Here its setters follow
-    # the same rule as the rest of the client, so pyBurner code ports with one keyword:
-    # ``AfterburnerClient(ip, allow_writes=True)``; without it they raise
-    # WriteNotAllowedError naming that keyword (``set_runmode(0)``, a stop, always works).
-    def init_websocket(self) -> bool:
-        """pyBurner's connect: blocks until the complete state has arrived."""
-        self.connect()
-        return True
-
-    def close_websocket(self) -> bool:
-        """pyBurner's close."""
-        self.close()
-        return True
-
-    def fetch_data(self, key: str, refresh: bool = False,
-                   timeout: TimeoutArg = DEFAULT) -> Any:
-        """pyBurner's accessor: the value of a firmware key, natively typed (None if unseen)."""
-        if refresh:
-            self.refresh(timeout)
-        system_keys = self._cache.value("system_keys", {})
-        if key in system_keys:
-            return system_keys[key]
-        return self.status.raw.get(key)
-
-    def set_tempdesired(self, temperature: int) -> bool:
-        """pyBurner's :meth:`set_desired_temperature`. If this call times out, the device may
-        still apply the write later; it is never retried automatically.
-
-        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
-        """
-        self._require_writes("set_tempdesired()")
-        self.set_desired_temperature(temperature)
-        return True
-
-    def set_runmode(self, mode: int) -> bool:
-        """pyBurner's :meth:`run` (1 start, 0 stop). If this call times out, the device may
-        still apply the write later; it is never retried automatically.
-
-        Starting (1) needs ``allow_writes=True``. Stopping (0) is always allowed, without
-        ``allow_writes``, like :meth:`stop`: it makes the heater safe.
-
-        :raises WriteNotAllowedError: 1 without ``allow_writes`` (nothing is sent).
-        :raises ConfigurationError: not 0 or 1.
-        """
-        if mode not in (0, 1) or isinstance(mode, bool):
-            raise ConfigurationError(f"run mode must be 0 or 1, got {mode!r}")
-        if mode:
-            self._require_writes("set_runmode(1)")
-        self.run(bool(mode))
-        return True
-
-    def set_fanmin(self, rpm: int) -> bool:
-        """pyBurner's fan minimum. If this call times out, the device may still apply the
-        write later; it is never retried automatically.
-
-        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
-        """
-        self._require_writes("set_fanmin()")
-        self.set_fan_limits(min_rpm=rpm)
-        return True
-
-    def set_fanmax(self, rpm: int) -> bool:
-        """pyBurner's fan maximum. If this call times out, the device may still apply the
-        write later; it is never retried automatically.
-
-        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
-        """
-        self._require_writes("set_fanmax()")
-        self.set_fan_limits(max_rpm=rpm)
-        return True
-
-    def set_pumpmin(self, hz: float) -> bool:
-        """pyBurner's pump minimum. If this call times out, the device may still apply the
-        write later; it is never retried automatically.
-
-        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
-        """
-        self._require_writes("set_pumpmin()")
-        self.set_pump_limits(min_hz=hz)
-        return True
-
-    def set_pumpmax(self, hz: float) -> bool:
-        """pyBurner's pump maximum. If this call times out, the device may still apply the
-        write later; it is never retried automatically.
-
-        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
-        """
-        self._require_writes("set_pumpmax()")
-        self.set_pump_limits(max_hz=hz)
-        return True
-
-    def set_pumpcal(self, ml: float) -> bool:
-        """pyBurner's pump calibration. If this call times out, the device may still apply
-        the write later; it is never retried automatically.
-
-        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
-        """
-        self._require_writes("set_pumpcal()")
-        self.set_pump_calibration(ml)
-        return True
-
-    def set_pumpreset(self) -> bool:
-        """pyBurner's fuel-gauge reset. If this call times out, the device may still apply the
-        write later; it is never retried automatically.
-
-        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
-        """
-        self._require_writes("set_pumpreset()")
-        self.reset_fuel_gauge()
-        return True
-
-    def set_lowvoltcutout(self, volts: float) -> bool:
-        """pyBurner's low-voltage cut-out. If this call times out, the device may still apply
-        the write later; it is never retried automatically.
-
-        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
-        """
-        self._require_writes("set_lowvoltcutout()")
-        self.set_low_voltage_cutout(volts)
-        return True
-
-    def set_froston(self, temperature: int) -> bool:
-        """pyBurner's frost start temperature. If this call times out, the device may still
-        apply the write later; it is never retried automatically.
-
-        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
-        """
-        self._require_writes("set_froston()")
-        self.set(frost_on=temperature)
-        return True
-
-    def set_frostrise(self, temperature: int) -> bool:
-        """pyBurner's frost rise. If this call times out, the device may still apply the write
-        later; it is never retried automatically.
-
-        :raises WriteNotAllowedError: without ``allow_writes=True`` (nothing is sent).
-        """
-        self._require_writes("set_frostrise()")
-        self.set(frost_rise=temperature)
-        return True
-
 
 def _given(**values: Any) -> Dict[str, Any]:
     chosen = {k: v for k, v in values.items() if v is not None}
@@ -1329,7 +1197,7 @@ def _flag(name: str, value: Any) -> bool:
     raise ConfigurationError(f"{name} expects True/False (or 1/0), got {value!r}")
 
 
-def _member(enum_class: Any, value: Any, name: str) -> Any:
+def _member(enum_class: Type[E], value: object, name: str) -> E:
     """``value`` as a known member of ``enum_class``, or ConfigurationError naming them."""
     known = {int(m): m for m in enum_class}
     if isinstance(value, int) and not isinstance(value, bool) and int(value) in known:

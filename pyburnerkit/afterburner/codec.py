@@ -15,7 +15,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterable, Mapping, Optional, Tuple
 
 from ..errors import ConfigurationError, ProtocolError, check_range
 from .models import (WEEKDAYS, Bluewire, DemandMode, ErrorState, HeaterStatus, RunState,
@@ -103,7 +103,7 @@ _KEY_VALUE = re.compile(r'"((?:[^"\\]|\\.)*)"(\s*:\s*)("(?:[^"\\]|\\.?)*"?|[^,}\
 
 def _unescaped(key_text: str) -> str:
     try:
-        return json.loads(f'"{key_text}"')
+        return str(json.loads(f'"{key_text}"'))
     except ValueError:
         return key_text.replace("\\", "")
 
@@ -369,7 +369,7 @@ def _parse_hhmm(key: str, text: str) -> _dt.time:
         raise ProtocolError(f"{key}: expected 'HH:MM', got {_excerpt(text)}") from None
 
 
-def _parse_days(key: str, text: str) -> Tuple[frozenset, bool]:
+def _parse_days(key: str, text: str) -> Tuple[FrozenSet[str], bool]:
     if text in ("", "None"):
         return frozenset(), False
     if text == "Next":

@@ -23,17 +23,28 @@ attach a client to one in process. Time can run faster than real time (``speed``
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from .._core.simserver import SimConnection
+from .._core.endpoint import flag, sim_options
 from .._core.wsserver import WebSocketSimServer
+from ..errors import ConfigurationError, check_range
 from . import codec
 from .models import ERROR_STATE_TEXTS, RUN_STATE_TEXTS, WEEKDAYS, ErrorState, RunState
 
 MAX_CLIENTS = 4
+#: Limits of the numeric constructor arguments (and ``sim://`` options): low, high, unit,
+#: whole numbers only.
+LIMITS: Dict[str, Tuple[float, float, str, bool]] = {
+    "tick": (0, 60, "s", False),
+    "speed": (0.01, 10000, "x real time", False),
+    "physics_interval": (0.001, 10, "s", False),
+    "sensors": (1, 4, "", True),
+}
 
 MAIN_GROUP = ("TempCurrent", "Temp2Current", "Temp3Current", "Temp4Current", "TempDesired",
               "TempMode", "TempMin", "TempMax", "TempBody", "RunState", "RunString",
@@ -65,6 +76,11 @@ PHASE_SECONDS = {RunState.STARTING: 8.0, RunState.HEATING_GLOW_PLUG: 15.0,
 BURNING = frozenset({RunState.IGNITING, RunState.IGNITED, RunState.RUNNING})
 GLOWING = frozenset({RunState.HEATING_GLOW_PLUG, RunState.IGNITING, RunState.SHUTTING_DOWN,
                      RunState.SUSPENDING})
+
+
+def _checked(name: str, value: Any) -> Any:
+    low, high, unit, integer = LIMITS[name]
+    return check_range(name, value, low, high, unit, integer=integer)
 
 
 @dataclass
@@ -270,11 +286,15 @@ class AfterburnerSim(WebSocketSimServer):
     """The simulated controller. Fault injection and ``set()`` are safe from any thread.
 
     :param tick: real seconds between update passes (the firmware's blue-wire cycle, 1 s);
-        0 sends changes right after each command.
-    :param speed: simulated seconds per real second for the heater model and the hold-offs.
+        0 sends changes right after each command (0-60 s).
+    :param speed: simulated seconds per real second for the heater model and the hold-offs
+        (0.01-10000).
     :param ambient_c: outside temperature; the cabin starts at ``start_temp_c``.
     :param sensors: how many temperature sensors are fitted (1-4).
     :param oem: an OEM controller shares the bus (set point and thermostat changes refused).
+    :param physics_interval: real seconds between heater-model steps when ``tick`` is 0
+        (0.001-10 s).
+    :raises ConfigurationError: an argument outside those limits.
     """
 
     name = "afterburner"
@@ -284,12 +304,17 @@ class AfterburnerSim(WebSocketSimServer):
                  start_temp_c: float = 15.0, sensors: int = 1, oem: bool = False,
                  firmware: str = "V3.2.1", physics_interval: float = 0.25,
                  start_time: Optional[_dt.datetime] = None, **kw: Any) -> None:
+        # Checked before the base class opens its event loop, so a refusal leaks nothing.
+        tick = _checked("tick", tick)
+        speed = _checked("speed", speed)
+        physics_interval = _checked("physics_interval", physics_interval)
+        sensors = _checked("sensors", sensors)
         super().__init__(**kw)
-        self.tick = max(0.0, float(tick))
+        self.tick = float(tick)
         self.speed = float(speed)
-        self.physics_interval = physics_interval
+        self.physics_interval = float(physics_interval)
         self.model = HeaterModel(ambient_c=ambient_c, temp_c=start_temp_c, body_c=start_temp_c)
-        self.sensors = max(1, min(4, int(sensors)))
+        self.sensors = sensors
         self.oem = oem
         self.firmware = firmware
         self.sim_time = 0.0
@@ -319,22 +344,13 @@ class AfterburnerSim(WebSocketSimServer):
 
         :raises ConfigurationError: an unknown option or a value of the wrong kind.
         """
-        from ..errors import ConfigurationError
         kinds: Dict[str, Callable[[str], Any]] = {
             "speed": float, "tick": float, "seed": int, "ambient_c": float, "sensors": int,
-            "start_temp_c": float, "oem": lambda v: v.lower() in ("1", "true", "yes")}
-        aliases = {"ambient": "ambient_c", "start_temp": "start_temp_c"}
-        kwargs: Dict[str, Any] = {}
-        for key, value in options.items():
-            key = aliases.get(key, key)
-            if key not in kinds:
-                raise ConfigurationError(
-                    f"unknown sim:// option {key!r}; known: {', '.join(sorted(kinds))}")
-            try:
-                kwargs[key] = kinds[key](value)
-            except ValueError:
-                raise ConfigurationError(f"sim:// option {key}={value!r} is not valid") from None
-        return kwargs
+            "start_temp_c": float, "oem": flag}
+        # refused when the URL is read, not when the client connects
+        limits = {key: functools.partial(_checked, key) for key in LIMITS}
+        return sim_options(options, kinds, limits=limits,
+                           aliases={"ambient": "ambient_c", "start_temp": "start_temp_c"})
 
     # ------------------------------------------------------------------ fault injection
     def set(self, **values: Any) -> None:
@@ -386,7 +402,8 @@ class AfterburnerSim(WebSocketSimServer):
 
     def snapshot(self) -> Dict[str, Any]:
         """Every key the device would report now (for assertions)."""
-        return self.run_sync(lambda: dict(self._all_values()))
+        values: Dict[str, Any] = self.run_sync(lambda: dict(self._all_values()))
+        return values
 
     # ------------------------------------------------------------------ WebSocket side
     def on_start(self) -> None:

@@ -17,24 +17,25 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import threading
 import time
-from typing import (Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Sequence,
-                    Tuple, Union)
-from collections import deque
+from typing import (Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence,
+                    Tuple, TypeVar, Union)
 
 from .._core.client import BaseClient
+from .._core.endpoint import Endpoint, parse_endpoint
 from .._core.extras import require
 from .._core.loop import TimerHandle
-from .._core.net import connect_tcp, shutdown_socket
-from .._core.pending import Pending
+from .._core.net import connect_tcp, release_socket, shutdown_socket
+from .._core.pending import Pending, RequestQueue
 from .._core.session import Session
-from .._core.timeouts import DEFAULT, Deadline, TimeoutArg
+from .._core.timeouts import Deadline, TimeoutArg
 from ..errors import (AuthenticationError, ConfigurationError, DeviceError, DeviceTimeoutError,
                       ProtocolError, PyBurnerKitError, UnsupportedFeatureError,
                       WriteNotAllowedError, check_range)
-from ..types import ConnectionState
+from ..types import DEFAULT, ConnectionState
 from . import codec
 from .models import (AuxOption, ChannelStateChanged, ChannelStatus, CommandAcknowledged,
                      CyclerInfo, InfoSelection, MV_META_CODES, StatusSnapshot)
@@ -42,9 +43,14 @@ from .models import (AuxOption, ChannelStateChanged, ChannelStatus, CommandAckno
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 9031
+#: The URL scheme of a CTI endpoint (``cti://host[:port]``).
+SCHEME = "cti"
 USERNAME_VAR = "ARBIN_CTI_USERNAME"
 PASSWORD_VAR = "ARBIN_CTI_PASSWORD"
 CYCLER_TOPIC = "cycler"
+
+#: What a request's ``finish`` makes of its feedback (the blocking call's return value).
+R = TypeVar("R")
 
 
 def channel_topic(channel: int) -> str:
@@ -56,14 +62,12 @@ def check_whole(name: str, value: Any, low: int, high: int, unit: str) -> int:
 
     :raises ConfigurationError: naming the value, the limit and the unit.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-            (isinstance(value, float) and not value.is_integer()):  # NaN and inf included
-        raise ConfigurationError(f"{name} must be a whole number in {low}..{high} ({unit}), "
-                                 f"got {value!r}")
-    if not low <= value <= high:
-        raise ConfigurationError(f"{name}={value!r} is out of range: the limit is "
-                                 f"{low}..{high} ({unit})")
-    return int(value)
+    try:
+        return int(check_range(name, value, low, high, integer=True))
+    except ConfigurationError as exc:
+        # The unit here is a phrase ("1-based channel numbers; this cycler has 16 channels"),
+        # which reads best after the shared message rather than inside it.
+        raise ConfigurationError(f"{exc} ({unit})") from None
 
 
 def _channel_unit(count: int) -> str:
@@ -144,7 +148,7 @@ class _Call:
 class ArbinSession(Session):
     family = "arbin"
 
-    def __init__(self, *, host: str, port: int, credentials: Credentials,
+    def __init__(self, *, host: str, port: Optional[int], credentials: Credentials,
                  reply_timeout: float, call_timeout: Optional[float] = None,
                  aux_options: int = 0, sim_factory: Optional[Callable[[], Any]] = None,
                  **common: Any) -> None:
@@ -160,7 +164,7 @@ class ArbinSession(Session):
         self._fd = -1
         self._reader = codec.FrameReader(feedback=True)
         self._logging_in = False
-        self._queue: Deque[Pending] = deque()
+        self._queue = RequestQueue()
         self._current: Optional[Pending] = None
         self._reply_timer: Optional[TimerHandle] = None
         self._watch: Optional[Tuple[float, Optional[Tuple[int, ...]], int, int]] = None
@@ -182,6 +186,8 @@ class ArbinSession(Session):
             sock = self.sim_factory().attach()
             sock.settimeout(self.reply_timeout)
         else:
+            if self.port is None:
+                raise ConfigurationError(f"{self.endpoint}: no CTI port to connect to")
             sock = connect_tcp(self.loop, self.host, self.port, deadline,
                                on_socket=self._remember, io_timeout=self.reply_timeout)
         self._sock = sock
@@ -210,13 +216,8 @@ class ArbinSession(Session):
     def close_transport(self) -> None:
         sock, self._sock = self._sock, None
         if sock is not None:
-            if self._fd >= 0:
-                self.loop.remove_reader(self._fd)
+            release_socket(self.loop, sock, self._fd)
             self._fd = -1
-            try:
-                sock.close()
-            except OSError:
-                pass
         self._reader.clear()
 
     def on_link_down(self) -> None:
@@ -247,9 +248,7 @@ class ArbinSession(Session):
     def take_unsent(self) -> List[Pending]:
         # Requests queued behind the one on the wire were never sent: the base keeps them for
         # the next link instead of failing them as "lost".
-        unsent = [p for p in self._queue if not p.done()]
-        self._queue.clear()
-        return unsent
+        return self._queue.take_unsent()
 
     # ------------------------------------------------------------------ requests
     def start_request(self, request: Pending) -> None:
@@ -267,10 +266,10 @@ class ArbinSession(Session):
                 f"{self._reader.buffered} stray bytes arrived while no request was "
                 "outstanding; reconnecting before the next request"))
             return
-        while self._queue and self._current is None and self._sock is not None:
-            request = self._queue.popleft()
-            if request.done():
-                continue
+        while self._current is None and self._sock is not None:
+            request = self._queue.pop_live()
+            if request is None:
+                return
             call: _Call = request.payload
             self._current = request
             self.wire.sent(call.frame)
@@ -518,11 +517,15 @@ class Watch:
         self.cancel()
 
 
-class CyclerClient(BaseClient):
+class CyclerClient(BaseClient[ArbinSession]):
     """A CTI connection to one Arbin cycler (MITS Pro / MITS 10, or :class:`ArbinSim`).
 
-    :param host: the PC running MITS Pro Console with CTI enabled.
-    :param port: the CTI port (9031).
+    :param endpoint: where the cycler is: ``"host"`` or ``"host:port"`` (the PC running MITS
+        Pro Console with CTI enabled; port 9031 unless named), ``"cti://host[:port]"``, or
+        ``"sim://[?channels=16&time_scale=1&seed=N&mits10=1]"`` for an :class:`ArbinSim` run
+        in process (with the simulator's own account unless credentials are given).
+    :param port: the CTI port, for an endpoint that names none (kept for scripts that pass
+        host and port apart; giving a different port in both places is an error).
     :param username: / :param password: a MITS user with CTI permission; default from
         ``ARBIN_CTI_USERNAME`` / ``ARBIN_CTI_PASSWORD`` in ``env_file`` or the environment.
     :param env_file: a ``.env`` file to read the credentials from (needs python-dotenv).
@@ -530,6 +533,9 @@ class CyclerClient(BaseClient):
     :param reply_timeout: seconds the session waits for a feedback before it reconnects
         (default: 10 s as Arbin advises, or ``timeout`` + 1 s when that is longer).
     :param timeout: per-call default (10 s, Arbin's advice); ``connect_timeout`` 30 s.
+    :raises ConfigurationError: a malformed endpoint, an unknown ``sim://`` option, a port
+        outside 1..65535 or named twice differently, or missing credentials. Nothing is
+        connected before :meth:`connect`.
 
     Channels are 1-based and checked against the cycler's channel count before anything is
     sent. Every method is thread-safe; callbacks run on ``pyburnerkit-arbin-<host:port>-events``.
@@ -539,37 +545,63 @@ class CyclerClient(BaseClient):
     default_timeout = 10.0
     default_connect_timeout = 30.0
 
-    def __init__(self, host: str, port: int = DEFAULT_PORT, *, username: Optional[str] = None,
-                 password: Optional[str] = None, env_file: Optional[str] = None,
-                 aux: bool = True, reply_timeout: Optional[float] = None,
-                 **options: Any) -> None:
-        if not isinstance(host, str) or not host:
-            raise ConfigurationError(f"host must be a host name or address, got {host!r}")
+    def __init__(self, endpoint: str, *, port: Optional[int] = None,
+                 username: Optional[str] = None, password: Optional[str] = None,
+                 env_file: Optional[str] = None, aux: bool = True,
+                 reply_timeout: Optional[float] = None, **options: Any) -> None:
+        if isinstance(endpoint, str) and "@" in re.split(r"[/?#]", endpoint.split("://", 1)[-1],
+                                                        maxsplit=1)[0]:
+            # Refused rather than silently dropped, and never echoed: it may hold a password.
+            raise ConfigurationError(
+                "a cycler endpoint cannot carry credentials (user:password@host); pass "
+                f"username= / password=, or set {USERNAME_VAR} / {PASSWORD_VAR}")
+        where = parse_endpoint(endpoint, scheme=SCHEME, what="cycler")
         self._sim_options: Optional[Dict[str, Any]] = None
-        if host.startswith("sim://"):
+        self.host: str
+        #: the CTI port (None for an in-process simulator, which has no socket to name)
+        self.port: Optional[int]
+        if where.is_sim:
+            if port is not None:
+                raise ConfigurationError(
+                    f"port={port!r} has no meaning for the in-process simulator {endpoint!r}")
             from .sim import ArbinSim, DEFAULT_PASSWORD, DEFAULT_USERNAME
-            self._sim_options = ArbinSim.parse_options(host)
+            self._sim_options = ArbinSim.parse_options(where.options)
             username = username if username is not None else DEFAULT_USERNAME
             password = password if password is not None else DEFAULT_PASSWORD
             self._sim_options.update(username=username, password=password)
-            host = "sim"
-        self.host = host
-        self.port = check_whole("port", port, 1, 65535, "TCP port numbers")
+            self.host, self.port = "sim", None
+            label = f"sim:{where.name}" if where.name else "sim"
+        else:
+            self.host, self.port = where.host, self._resolve_port(where, port)
+            label = Endpoint(where.text, SCHEME, host=where.host, port=self.port).netloc
         self._credentials = resolve_credentials(username, password, env_file)
         self.aux_options = int(AuxOption.AUX) if aux else 0
         self._watch_handle: Optional[Watch] = None
-        super().__init__(f"{host}:{self.port}", **options)
+        super().__init__(label, **options)
         if reply_timeout is None:
             # Longer than a call's own timeout, so that a caller with the default timeout gets
             # DeviceTimeoutError (then the session resynchronises), not a dropped link.
             reply_timeout = max(10.0, (self.timeout or 0.0) + 1.0)
-        if isinstance(reply_timeout, bool) or not isinstance(reply_timeout, (int, float)) or \
-                reply_timeout <= 0:
-            raise ConfigurationError(f"reply_timeout must be a positive number of seconds, "
-                                     f"got {reply_timeout!r}")
-        self.reply_timeout = float(reply_timeout)
+        self.reply_timeout = float(check_range("reply_timeout", reply_timeout, 0.001, 86400.0,
+                                               "s"))
 
-    def _make_session(self, **common: Any) -> Session:
+    @staticmethod
+    def _resolve_port(where: Endpoint, port: Optional[int]) -> int:
+        """The port named by the endpoint or by ``port=`` (not two different ones), else 9031."""
+        if where.path not in ("", "/") or where.options:
+            raise ConfigurationError(
+                f"cycler endpoint {where.text!r} has a path or query, which CTI does not "
+                "use (expected host, host:port or cti://host[:port])")
+        if port is None:
+            return DEFAULT_PORT if where.port is None else where.port
+        number = int(check_range("port", port, 1, 65535, integer=True))
+        if where.port is not None and where.port != number:
+            raise ConfigurationError(
+                f"the endpoint {where.text!r} names port {where.port} but port={port!r} was "
+                "given too; name the port once")
+        return number
+
+    def _make_session(self, **common: Any) -> ArbinSession:
         return ArbinSession(host=self.host, port=self.port, credentials=self._credentials,
                             reply_timeout=self.reply_timeout, call_timeout=self.timeout,
                             aux_options=self.aux_options,
@@ -589,7 +621,8 @@ class CyclerClient(BaseClient):
     @property
     def info(self) -> Optional[CyclerInfo]:
         """The login feedback of the current (or last) link; never blocks."""
-        return self._cache.value(CYCLER_TOPIC)
+        info: Optional[CyclerInfo] = self._cache.value(CYCLER_TOPIC)
+        return info
 
     @property
     def channel_count(self) -> int:
@@ -599,12 +632,13 @@ class CyclerClient(BaseClient):
 
     def cached_status(self, channel: int) -> Optional[ChannelStatus]:
         """The latest status of ``channel`` seen by any read or watch; never blocks."""
-        return self._cache.value(channel_topic(channel))
+        status: Optional[ChannelStatus] = self._cache.value(channel_topic(channel))
+        return status
 
     @property
     def statuses(self) -> Dict[int, ChannelStatus]:
         """Every cached channel status by channel number; never blocks."""
-        out = {}
+        out: Dict[int, ChannelStatus] = {}
         for topic, snap in self._cache.snapshot().items():
             if topic.startswith("channel/"):
                 out[int(topic[8:])] = snap.value
@@ -630,18 +664,21 @@ class CyclerClient(BaseClient):
         """How many received frames could not be framed, decoded or handled (each one failed
         the request on the wire and made the session reconnect)."""
         session = self._session
-        return session.protocol_errors if isinstance(session, ArbinSession) else 0
+        return 0 if session is None else session.protocol_errors
 
-    def _request(self, description: str, message: Any, finish: Callable[[Any], Any],
-                 timeout: TimeoutArg, *, is_write: bool = False) -> Any:
+    def _request(self, description: str, message: Any, finish: Callable[[Any], R],
+                 timeout: TimeoutArg, *, is_write: bool = False) -> R:
+        """Send ``message`` and block until ``finish`` (run on the I/O thread) turned its
+        feedback into the result."""
         frame = codec.encode_request(message)  # bad input fails here, before any I/O
         expect = codec.FEEDBACK_OF[message.command]
-        return self._call(Pending(description, _Call(frame, expect, finish), is_write=is_write),
-                          timeout)
+        result: R = self._call(Pending(description, _Call(frame, expect, finish),
+                                       is_write=is_write), timeout)
+        return result
 
     def _session_store(self, statuses: Sequence[ChannelStatus]) -> None:
         session = self._session
-        if isinstance(session, ArbinSession):
+        if session is not None:
             session.store_statuses(statuses)
 
     # ------------------------------------------------------------------ reads
@@ -732,7 +769,7 @@ class CyclerClient(BaseClient):
         """Hand the watch spec to the I/O thread and wait (at most 1 s) until it took it, so
         that no poll of a replaced or cancelled watch is published after this returns."""
         session = self._session
-        if not isinstance(session, ArbinSession) or self.closed:
+        if session is None or self.closed:
             return
         taken = threading.Event()
 
@@ -756,6 +793,10 @@ class CyclerClient(BaseClient):
 class ChannelClient(CyclerClient):
     """Control of one channel (1-based ``channel``), plus everything :class:`CyclerClient` reads.
 
+    :param endpoint: / :param port: as for :class:`CyclerClient` (``"host"``,
+        ``"host:port"``, ``"cti://host[:port]"``, ``"sim://..."``).
+    :param channel: the channel this client controls (1-based; checked against the cycler's
+        channel count once connected).
     :param allow_writes: needed for every command that changes the cycler: assign, start,
         stop, resume, continue, jump, meta variables. Stop is no exception: it ends a running
         test (``all_channels=True``: every test on a shared cycler), and CTI stop is not what
@@ -768,14 +809,14 @@ class ChannelClient(CyclerClient):
     sizes) before anything is sent, and none is ever retried: see each method.
     """
 
-    def __init__(self, host: str, port: int = DEFAULT_PORT, *, channel: int,
+    def __init__(self, endpoint: str, *, port: Optional[int] = None, channel: int,
                  allow_writes: bool = False, test_name: Optional[str] = None,
                  schedule: Optional[str] = None, **options: Any) -> None:
         self.channel = check_whole("channel", channel, 1, codec.MAX_CHANNELS, _channel_unit(0))
         self.allow_writes = bool(allow_writes)
         self.test_name = test_name
         self.schedule = schedule
-        super().__init__(host, port, **options)
+        super().__init__(endpoint, port=port, **options)
 
     def _guard_write(self, what: str) -> None:
         if not self.allow_writes:

@@ -20,7 +20,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple, Type, Union
 
-from ..errors import ConfigurationError, ProtocolError
+from ..errors import ConfigurationError, ProtocolError, check_range
 from .models import (AUX_TYPES, AssignResult, AuxReading, BmsReading, ChannelState,
                      ChannelStatus, ContinueResult, CtiVersion, CyclerInfo, LoginResult,
                      SerialResult, SetMVResult, SmbReading, StartResult, StopResult)
@@ -196,7 +196,7 @@ def frame_total(header: Union[bytes, bytearray], *, feedback: bool) -> int:
     if bytes(header[:8]) != TOKEN_BYTES:
         raise ProtocolError("frame does not start with the CTI token: "
                             f"{bytes(header[:8]).hex(' ')}")
-    (length,) = struct.unpack_from("<I", header, 8)
+    length = int(struct.unpack_from("<I", header, 8)[0])
     total = length if feedback else length + 12
     if not MIN_FRAME <= total <= MAX_FRAME:
         raise ProtocolError(
@@ -272,12 +272,12 @@ class FrameReader:
 
 
 # ------------------------------------------------------------------------- helpers
-def _check_int(name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigurationError(f"{name} must be a whole number in {low}..{high}, got {value!r}")
-    if not low <= value <= high:
-        raise ConfigurationError(f"{name}={value} is out of range: the limit is {low}..{high}")
-    return value
+def _whole(name: str, value: Any, low: int, high: int) -> int:
+    """A request field's whole number, as the caller passed it, checked against ``low..high``.
+
+    :raises ConfigurationError: naming the value and the limit.
+    """
+    return int(check_range(name, value, low, high, integer=True))
 
 
 #: The largest finite 32-bit float: the range of every f32 field.
@@ -286,8 +286,8 @@ F32_MAX = 3.4028234663852886e38
 MV_UNIT = "no unit of its own: the schedule gives MV_UD values their meaning"
 
 
-def _check_float(name: str, value: Any, unit: str = "", *, low: float = -F32_MAX,
-                 high: float = F32_MAX) -> float:
+def _f32(name: str, value: Any, unit: str = "", *, low: float = -F32_MAX,
+         high: float = F32_MAX) -> float:
     """A finite number that fits an f32 field (and ``low..high``).
 
     ``unit`` is a short unit ("Ah") or, for unitless fields, a phrase saying so.
@@ -295,15 +295,11 @@ def _check_float(name: str, value: Any, unit: str = "", *, low: float = -F32_MAX
     :raises ConfigurationError: naming the value, the limit and the unit.
     """
     short = bool(unit) and " " not in unit
-    unit_text = f" {unit}" if short else ""
-    note = f" ({unit})" if unit and not short else ""
-    limit = f"the limit is {low:g}..{high:g}{unit_text}, a finite 32-bit float{note}"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigurationError(f"{name} must be a number: {limit}; got {value!r}")
-    number = float(value)
-    if not low <= number <= high:  # NaN fails every comparison
-        raise ConfigurationError(f"{name}={value!r}{unit_text} is out of range: {limit}")
-    return number
+    try:
+        return float(check_range(name, value, low, high, unit if short else ""))
+    except ConfigurationError as exc:
+        note = f" ({unit})" if unit and not short else ""
+        raise ConfigurationError(f"{exc}; the field is a finite 32-bit float{note}") from None
 
 
 def _need(args: bytes, size: int, what: str) -> None:
@@ -338,10 +334,9 @@ class ChannelInfoRequest:
     command = CHANNEL_INFO
 
     def encode_args(self) -> bytes:
-        _check_int("channel index", self.channel_index, -1, 0x7FFF)
-        _check_int("channel selection", self.selection, -0x8000, 0x7FFF)
-        _check_int("aux options", self.aux_options, 0, 0xFFFFFFFF)
-        return struct.pack("<hhI32x", self.channel_index, self.selection, self.aux_options)
+        return struct.pack("<hhI32x", _whole("channel index", self.channel_index, -1, 0x7FFF),
+                           _whole("channel selection", self.selection, -0x8000, 0x7FFF),
+                           _whole("aux options", self.aux_options, 0, 0xFFFFFFFF))
 
     @classmethod
     def decode_args(cls, args: bytes) -> "ChannelInfoRequest":
@@ -361,15 +356,14 @@ class AssignScheduleRequest:
     command = ASSIGN_SCHEDULE
 
     def encode_args(self) -> bytes:
-        _check_int("channel index", self.channel_index, -0x80000000, 0x7FFFFFFF)
+        channel = _whole("channel index", self.channel_index, -0x80000000, 0x7FFFFFFF)
         if len(self.mv_initial) != 16:
             raise ConfigurationError(f"mv_initial needs 16 values, got {len(self.mv_initial)}")
-        values = [_check_float(f"MV_UD{i + 1} initial value", v, MV_UNIT)
+        values = [_f32(f"MV_UD{i + 1} initial value", v, MV_UNIT)
                   for i, v in enumerate(self.mv_initial)]
-        return (struct.pack("<iB", self.channel_index, 1 if self.assign_all else 0)
+        return (struct.pack("<iB", channel, 1 if self.assign_all else 0)
                 + encode_wide(self.schedule, SCHEDULE_CHARS, "schedule name")
-                + struct.pack("<f", _check_float("test capacity", self.test_capacity_ah, "Ah",
-                                                  low=0.0))
+                + struct.pack("<f", _f32("test capacity", self.test_capacity_ah, "Ah", low=0.0))
                 + encode_wide(self.barcode, BARCODE_CHARS, "barcode")
                 + struct.pack("<16f", *values) + bytes(32))
 
@@ -393,11 +387,9 @@ class StartRequest:
     def encode_args(self) -> bytes:
         if not self.channel_indexes:
             raise ConfigurationError("start needs at least one channel")
-        for ch in self.channel_indexes:
-            _check_int("channel index", ch, 0, MAX_CHANNELS)
+        channels = [_whole("channel index", ch, 0, MAX_CHANNELS) for ch in self.channel_indexes]
         return (encode_wide(self.test_name, TEST_NAME_CHARS, "test name")
-                + struct.pack(f"<I{len(self.channel_indexes)}H", len(self.channel_indexes),
-                              *self.channel_indexes))
+                + struct.pack(f"<I{len(channels)}H", len(channels), *channels))
 
     @classmethod
     def decode_args(cls, args: bytes) -> "StartRequest":
@@ -418,8 +410,8 @@ class _OneChannelFlag:
     command = 0
 
     def encode_args(self) -> bytes:
-        _check_int("channel index", self.channel_index, 0, 0xFFFFFFFF)
-        return struct.pack("<IB", self.channel_index, 1 if self.all_channels else 0) + bytes(101)
+        return struct.pack("<IB", _whole("channel index", self.channel_index, 0, 0xFFFFFFFF),
+                           1 if self.all_channels else 0) + bytes(101)
 
     @classmethod
     def decode_args(cls, args: bytes) -> Any:
@@ -449,10 +441,8 @@ class ContinueRequest:
     def encode_args(self) -> bytes:
         if not self.channel_indexes:
             raise ConfigurationError("continue needs at least one channel")
-        for ch in self.channel_indexes:
-            _check_int("channel index", ch, 0, MAX_CHANNELS)
-        return struct.pack(f"<I{len(self.channel_indexes)}H", len(self.channel_indexes),
-                           *self.channel_indexes)
+        channels = [_whole("channel index", ch, 0, MAX_CHANNELS) for ch in self.channel_indexes]
+        return struct.pack(f"<I{len(channels)}H", len(channels), *channels)
 
     @classmethod
     def decode_args(cls, args: bytes) -> "ContinueRequest":
@@ -471,9 +461,9 @@ class JumpRequest:
     command = JUMP_CHANNEL
 
     def encode_args(self) -> bytes:
-        _check_int("channel index", self.channel_index, 0, 0x7FFFFFFF)
-        _check_int("step index", self.step_index, 0, 0x7FFFFFFF)
-        return struct.pack("<ii", self.step_index, self.channel_index) + bytes(101)
+        channel = _whole("channel index", self.channel_index, 0, 0x7FFFFFFF)
+        step = _whole("step index", self.step_index, 0, 0x7FFFFFFF)
+        return struct.pack("<ii", step, channel) + bytes(101)
 
     @classmethod
     def decode_args(cls, args: bytes) -> "JumpRequest":
@@ -493,11 +483,13 @@ class SetMVRequest:
     command = SET_MV
 
     def encode_args(self) -> bytes:
-        _check_int("channel index", self.channel_index, 0, 0xFFFFFFFF)
-        _check_int("meta code", self.meta_code, -0x80000000, 0x7FFFFFFF)
-        return (struct.pack("<Iii16x", self.channel_index, self.mv_type, self.meta_code)
-                + struct.pack("<if16x", self.value_type,
-                              _check_float("meta variable value", self.value, MV_UNIT)))
+        channel = _whole("channel index", self.channel_index, 0, 0xFFFFFFFF)
+        code = _whole("meta code", self.meta_code, -0x80000000, 0x7FFFFFFF)
+        kind = _whole("meta variable type", self.mv_type, -0x80000000, 0x7FFFFFFF)
+        value_kind = _whole("meta variable value type", self.value_type, -0x80000000, 0x7FFFFFFF)
+        return (struct.pack("<Iii16x", channel, kind, code)
+                + struct.pack("<if16x", value_kind,
+                              _f32("meta variable value", self.value, MV_UNIT)))
 
     @classmethod
     def decode_args(cls, args: bytes) -> "SetMVRequest":
@@ -523,15 +515,12 @@ class UpdateMVAdvancedRequest:
     command = UPDATE_MV_ADVANCED
 
     def encode_args(self) -> bytes:
-        if not 1 <= len(self.entries) <= MAX_MV_BATCH:
-            raise ConfigurationError(f"a meta-variable batch of {len(self.entries)} entries is "
-                                     f"out of range: the limit is 1..{MAX_MV_BATCH} entries")
+        check_range("meta-variable batch", len(self.entries), 1, MAX_MV_BATCH, "entries")
         out = [struct.pack("<H18x", len(self.entries))]
         for e in self.entries:
-            _check_int("channel index", e.channel_index, 0, 0xFFFF)
-            _check_int("meta code", e.meta_code, 0, 0xFFFF)
-            out.append(struct.pack("<HHf", e.channel_index, e.meta_code,
-                                   _check_float("meta variable value", e.value, MV_UNIT)))
+            out.append(struct.pack("<HHf", _whole("channel index", e.channel_index, 0, 0xFFFF),
+                                   _whole("meta code", e.meta_code, 0, 0xFFFF),
+                                   _f32("meta variable value", e.value, MV_UNIT)))
         return b"".join(out)
 
     @classmethod
@@ -844,7 +833,7 @@ def command_of(frame: Union[bytes, bytearray]) -> Optional[int]:
     """The command code of a frame (None when it is too short); no checks."""
     if len(frame) < 16:
         return None
-    return struct.unpack_from("<I", frame, 12)[0]
+    return int(struct.unpack_from("<I", frame, 12)[0])
 
 
 def redact(frame: Any) -> Any:

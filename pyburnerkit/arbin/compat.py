@@ -125,10 +125,10 @@ class CyclerInterface:
         self._client = self._make_client(user, secret, timeout)
         self._client.connect()
         self.__login_feedback = login_dict(self._client.info)
-        self.__num_channels = self._client.channel_count
+        self.__num_channels: int = self._client.channel_count
 
     def _make_client(self, user: str, secret: str, timeout: float) -> Any:
-        return CyclerClient(str(self.config["ip_address"]), int(self.config["port"]),
+        return CyclerClient(str(self.config["ip_address"]), port=int(self.config["port"]),
                             username=user, password=secret, timeout=timeout,
                             connect_timeout=timeout, aux=False)
 
@@ -180,7 +180,7 @@ class ChannelInterface(CyclerInterface):
         super().__init__(config, env_path)
 
     def _make_client(self, user: str, secret: str, timeout: float) -> Any:
-        return ChannelClient(str(self.config["ip_address"]), int(self.config["port"]),
+        return ChannelClient(str(self.config["ip_address"]), port=int(self.config["port"]),
                              channel=int(self.config["channel"]),
                              allow_writes=self.config["allow_writes"], username=user,
                              password=secret, timeout=timeout, connect_timeout=timeout,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from ..types import CodeEnum, Event
 
@@ -28,7 +28,7 @@ class _CodeEnum(CodeEnum):
         return int(self) in _TEXTS.get(type(self).__name__, {})
 
 
-_TEXTS: dict = {}
+_TEXTS: Dict[str, Dict[int, str]] = {}
 
 
 def _texts(cls: type, table: Mapping[int, str]) -> None:

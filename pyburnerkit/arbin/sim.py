@@ -33,10 +33,11 @@ import logging
 import struct
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple
 
-from ..errors import ConfigurationError, ProtocolError
+from ..errors import ConfigurationError, ProtocolError, check_range
 from .._core.simserver import SimConnection, SimServer
+from .._core.endpoint import flag, sim_options
 from . import codec
 from .models import (AssignResult, AuxOption, AuxReading, ChannelState, ChannelStatus,
                      ContinueResult, CtiVersion, CyclerInfo, InfoSelection, LoginResult,
@@ -46,8 +47,21 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 9031
 MAX_SIM_CHANNELS = 512
+#: Bounds of ``time_scale`` (simulated seconds per real second): positive and finite, with
+#: room for any test that wants hours to pass in seconds or a step to be watched slowly.
+MIN_TIME_SCALE, MAX_TIME_SCALE = 1e-6, 1e6
+#: The most requests ``received`` can be asked to keep.
+MAX_RECORDED = 10 ** 9
 DEFAULT_USERNAME = "admin"
 DEFAULT_PASSWORD = "000000"
+
+
+def _check_channels(value: Any) -> int:
+    return int(check_range("channels", value, 1, MAX_SIM_CHANNELS, "channels", integer=True))
+
+
+def _check_time_scale(value: Any) -> float:
+    return float(check_range("time_scale", value, MIN_TIME_SCALE, MAX_TIME_SCALE))
 
 
 @dataclass(frozen=True)
@@ -268,26 +282,24 @@ class ArbinSim(SimServer):
     name = "arbin"
 
     @staticmethod
-    def parse_options(url: str) -> Dict[str, Any]:
-        """``sim://?channels=8&time_scale=60&mits10=1&seed=3`` to constructor arguments.
+    def parse_options(options: Mapping[str, str]) -> Dict[str, Any]:
+        """The query options of a ``sim://?channels=8&time_scale=60&mits10=1&seed=3`` endpoint
+        (as :func:`~pyburnerkit._core.endpoint.parse_endpoint` split them) to constructor
+        arguments.
 
         :raises ConfigurationError: an unknown option or a value of the wrong kind.
         """
-        from urllib.parse import parse_qs, urlsplit
-        kinds: Dict[str, Callable[[str], Any]] = {
-            "channels": int, "time_scale": float, "seed": int,
-            "mits10": lambda v: v.lower() in ("1", "true", "yes")}
-        options: Dict[str, Any] = {}
-        for key, values in parse_qs(urlsplit(url).query).items():
-            if key not in kinds:
-                raise ConfigurationError(
-                    f"unknown sim:// option {key!r}; known: {', '.join(sorted(kinds))}")
-            try:
-                options[key] = kinds[key](values[-1])
-            except ValueError:
-                raise ConfigurationError(
-                    f"sim:// option {key}={values[-1]!r} is not valid") from None
-        return options
+        # Checked here too, so that a client refuses a bad sim:// endpoint when it is made,
+        # not later on its I/O thread when it builds the simulator.
+        return sim_options(options, {"channels": int, "time_scale": float, "seed": int,
+                                     "mits10": flag},
+                           limits={"channels": _check_channels,
+                                   "time_scale": _check_time_scale})
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, str]) -> "ArbinSim":
+        """A simulator built from ``sim://`` endpoint options (see :meth:`parse_options`)."""
+        return cls(**cls.parse_options(options))
 
     def __init__(self, channels: int = 16, *, username: str = DEFAULT_USERNAME,
                  password: str = DEFAULT_PASSWORD, time_scale: float = 1.0,
@@ -295,19 +307,13 @@ class ArbinSim(SimServer):
                  schedules: Optional[Dict[str, Schedule]] = None, seed: Optional[int] = None,
                  clock: Callable[[], float] = time.monotonic,
                  unsupported: Iterable[int] = (), max_recorded: int = 10000) -> None:
-        if isinstance(channels, bool) or not isinstance(channels, int) or \
-                not 1 <= channels <= MAX_SIM_CHANNELS:
-            raise ConfigurationError(
-                f"channels={channels!r} is out of range: the limit is 1..{MAX_SIM_CHANNELS}")
-        if not time_scale > 0:
-            raise ConfigurationError(f"time_scale must be > 0, got {time_scale!r}")
+        channels = _check_channels(channels)
+        time_scale = _check_time_scale(time_scale)
         missing = frozenset(int(c) for c in unsupported)
         if codec.LOGIN in missing:
             raise ConfigurationError("unsupported: every CTI server knows the login command")
-        if isinstance(max_recorded, bool) or not isinstance(max_recorded, int) or \
-                max_recorded < 0:
-            raise ConfigurationError(f"max_recorded={max_recorded!r} is out of range: the limit "
-                                     "is 0 or more requests")
+        max_recorded = int(check_range("max_recorded", max_recorded, 0, MAX_RECORDED,
+                                       "requests", integer=True))
         super().__init__(seed=seed, clock=clock)
         #: the latest requests (decoded), oldest first; at most ``max_recorded`` of them
         self.received: Any = collections.deque(maxlen=max_recorded)
@@ -335,6 +341,13 @@ class ArbinSim(SimServer):
     def __repr__(self) -> str:
         return f"<ArbinSim {self.host}:{self.port} channels={len(self.channels)}>"
 
+    @property
+    def endpoint(self) -> str:
+        """``host:port`` of the listening simulator: the endpoint string a
+        :class:`~pyburnerkit.arbin.CyclerClient` takes (meaningful once started)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
     # ------------------------------------------------------------------ fault injection
     def silence(self, on: bool = True) -> None:
         """Stop answering (requests are still read, applied and recorded) or answer again."""
@@ -361,10 +374,8 @@ class ArbinSim(SimServer):
                 f"fail_next: command 0x{command:08X} has no result-code feedback; use one of "
                 + ", ".join(f"0x{c:08X}" for c, f in codec.FEEDBACK_OF.items()
                             if f in codec.RESULT_TYPES))
-        if isinstance(result, bool) or not isinstance(result, int) or not 0 <= result <= 255:
-            raise ConfigurationError(f"fail_next: result={result!r} is out of range: the "
-                                     "limit is 0..255")
-        self.run_sync(lambda: self._fail_next.__setitem__(command, int(result)))
+        code = int(check_range("fail_next: result", result, 0, 255, integer=True))
+        self.run_sync(lambda: self._fail_next.__setitem__(command, code))
 
     def drop_on_next(self, command: int, *, apply: bool = True) -> None:
         """Reset every connection when the next ``command`` request arrives, without replying;
@@ -403,26 +414,29 @@ class ArbinSim(SimServer):
         def read() -> ChannelStatus:
             self._advance()
             return self._channel(channel).status(with_aux=True)
-        return self.run_sync(read)
+        status: ChannelStatus = self.run_sync(read)
+        return status
 
     def meta_variables(self, channel: int) -> Dict[int, float]:
         """The MV_UD values (by 1..16) the channel holds."""
-        return self.run_sync(lambda: {META_CODE_TO_MV[k]: v for k, v in
-                                      self._channel(channel).mv.items()})
+        values: Dict[int, float] = self.run_sync(
+            lambda: {META_CODE_TO_MV[k]: v for k, v in self._channel(channel).mv.items()})
+        return values
 
     def count(self, request_type: type) -> int:
         """How many requests of this codec message type arrived."""
-        return self.run_sync(lambda: sum(n for kind, n in self._counts.items()
-                                          if issubclass(kind, request_type)))
+        total: int = self.run_sync(lambda: sum(n for kind, n in self._counts.items()
+                                               if issubclass(kind, request_type)))
+        return total
 
     def _record(self, request: Any) -> None:
         self.received.append(request)
         self._counts[type(request)] += 1
 
     def _channel(self, channel: int) -> SimChannel:
-        if not 1 <= channel <= len(self.channels):
-            raise ConfigurationError(f"channel {channel} is out of range 1..{len(self.channels)}")
-        return self.channels[channel - 1]
+        """A channel named by a caller of the inspection and fault methods (1-based)."""
+        number = int(check_range("channel", channel, 1, len(self.channels), integer=True))
+        return self.channels[number - 1]
 
     # ------------------------------------------------------------------ clock
     def _advance(self) -> None:

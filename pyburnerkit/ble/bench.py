@@ -14,21 +14,26 @@ import bisect
 import time
 from typing import Callable, List
 
-__all__ = ["Bench"]
+from ..errors import check_range
+
+__all__ = ["Bench", "MIN_SPEED", "MAX_SPEED"]
+
+#: The simulated seconds per real second a bench runs at (and a client's ``time_scale`` that
+#: follows it): slower than 1/100 or faster than 1000 times real time is not a useful model.
+MIN_SPEED = 0.01
+MAX_SPEED = 1000.0
 
 
 class Bench:
     """The physical world shared by simulated devices: a sped-up clock and the cup.
 
-    :param speed: simulated seconds per real second (> 0).
+    :param speed: simulated seconds per real second (``MIN_SPEED``..``MAX_SPEED``).
     :param clock: the real clock, seconds (``time.monotonic`` unless a test gives another).
-    :raises ValueError: ``speed`` is not > 0.
+    :raises ConfigurationError: (a ``ValueError``) ``speed`` out of range.
     """
 
     def __init__(self, speed: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
-        if not speed > 0:
-            raise ValueError("speed must be > 0")
-        self.speed = float(speed)
+        self.speed = float(check_range("speed", speed, MIN_SPEED, MAX_SPEED, "x real time"))
         self._clock = clock
         self._t0 = clock()
         self._times: List[float] = [0.0]

@@ -15,7 +15,7 @@ import socket
 import sys
 import time
 from collections import deque
-from typing import Deque, Optional, Tuple, Union
+from typing import Deque, List, Optional, Tuple, Union
 
 _EMPTY = "[                 ][LE]> "
 
@@ -114,7 +114,7 @@ class _FakeGatttool:
             self.line(f"\x1b[0;91mError: \x1b[0m{op}: command not found")
         return True
 
-    def gatt(self, op: str, args: list) -> None:
+    def gatt(self, op: str, args: List[str]) -> None:
         try:
             if op == "characteristics":
                 self.pending.append(("chars", ""))

@@ -11,7 +11,7 @@ this class replays the subscriptions and the initialisation.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, List, Optional, Sequence, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Sequence, TypeVar
 
 from .._core.pending import Pending
 from .._core.session import Session
@@ -40,10 +40,10 @@ class BleSession(Session):
         self.op_timeout = op_timeout
         self._generation = 0
         self._watchdog: Any = None
-        self.handles: dict = {}
+        self.handles: Dict[str, int] = {}
         self.released = False  # let go of the device on purpose (no reconnect until capture)
         self.protocol_errors = 0  # notifications that could not be handled (logged, dropped)
-        self._held: list = []  # requests that arrived while the link waits for its reset
+        self._held: List[Pending] = []  # requests that arrived while the link waits for its reset
         # errors the transport raises name this device, like every error of the client
         transport.device = self.family
         transport.endpoint = self.endpoint

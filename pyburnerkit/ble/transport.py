@@ -16,13 +16,17 @@ the session's silence watchdog covers it).
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type, TypeVar
 
 from .._core.extras import require
 from ..errors import (ConfigurationError, ConnectionLostError, DeviceConnectionError,
-                      DeviceError, DeviceTimeoutError)
+                      DeviceError, DeviceTimeoutError, PyBurnerKitError, check_range)
+from .peripheral import GattError
+from .simhost import BleSimHost, InProcessLink
 
 log = logging.getLogger(__name__)
+
+_E = TypeVar("_E", bound=PyBurnerKitError)
 
 
 class LinkDown(ConnectionLostError):
@@ -47,7 +51,7 @@ class Transport:
         # answer to whatever waits, not to its request), so the session resets the link.
         self.out_of_step = False
 
-    def _error(self, cls: Any, message: str) -> Any:
+    def _error(self, cls: Type[_E], message: str) -> _E:
         """An error of class ``cls`` naming this transport's device and endpoint."""
         return cls(message, device=self.device, endpoint=self.endpoint)
 
@@ -110,8 +114,8 @@ class PygattTransport(Transport):
             raise ConfigurationError(f"backend={backend!r}: expected 'gatttool' or 'bgapi'")
         if address_type not in ("public", "random"):
             raise ConfigurationError(f"address_type={address_type!r}: expected public or random")
-        if send_delay is not None and not 0 <= send_delay <= 1:
-            raise ConfigurationError(f"send_delay={send_delay!r} s is out of range 0..1 s")
+        if send_delay is not None:
+            check_range("send_delay", send_delay, 0, 1, "s")
         self.name = backend
         self.backend_name = backend
         self.hci_device = hci_device
@@ -193,8 +197,8 @@ class PygattTransport(Transport):
         self._wake_waiters()
         self.on_lost()
 
-    def _wake_waiters(self, names: tuple = ("char_written", "value", "value/descriptor",
-                                            "mtu")) -> None:
+    def _wake_waiters(self, names: Tuple[str, ...] = ("char_written", "value",
+                                                      "value/descriptor", "mtu")) -> None:
         """Release a pygatt call blocked waiting for an ack or a value.
 
         pygatt offers no way to interrupt its waits (a write ack waits up to its timeout);
@@ -346,18 +350,44 @@ class PygattTransport(Transport):
 
 
 class SimTransport(Transport):
-    """An in-process link to a :class:`~pyburnerkit.ble.simhost.BleSimHost` (fast tests)."""
+    """An in-process link to a :class:`~pyburnerkit.ble.simhost.BleSimHost` (no pygatt, no
+    process): what a ``sim://`` client uses, and the expert hook ``transport=`` for a client
+    that shares a rig with others (:meth:`~pyburnerkit.ble.rig.SimRig.transport`).
+
+    :param host: the simulated radio; or ``None`` with ``host_factory``, a callable that
+        returns it, called on the session's I/O thread when the link is first opened (a
+        ``sim://`` client starts its simulator there, not in its constructor).
+    :raises ConfigurationError: neither or both of ``host`` and ``host_factory``.
+    """
 
     name = "sim"
 
-    def __init__(self, host: Any) -> None:
+    def __init__(self, host: Optional[BleSimHost] = None, *,
+                 host_factory: Optional[Callable[[], BleSimHost]] = None) -> None:
         super().__init__()
-        from .simhost import InProcessLink
-        self.host = host
+        if (host is None) == (host_factory is None):
+            raise ConfigurationError("SimTransport needs a host or a host_factory (not both)")
+        self._host = host
+        self._host_factory = host_factory
         self._link = InProcessLink(self._value, lambda: self.on_lost())
         self._handles: Dict[str, int] = {}
         self._by_handle: Dict[int, str] = {}
         self._connected = False
+
+    @property
+    def host(self) -> BleSimHost:
+        """The simulated radio (made by ``host_factory`` on first use)."""
+        if self._host is None:
+            assert self._host_factory is not None  # the constructor checked one is given
+            self._host = self._host_factory()
+        return self._host
+
+    def open(self, timeout: float) -> None:
+        try:
+            self.host  # a sim:// client's simulator starts here, on the I/O thread
+        except (OSError, TimeoutError) as exc:
+            raise self._error(DeviceConnectionError,
+                              f"could not start the simulator: {exc}") from exc
 
     def _value(self, handle: int, data: bytes) -> None:
         uuid = self._by_handle.get(handle)
@@ -365,7 +395,6 @@ class SimTransport(Transport):
             self.on_value(uuid, data)
 
     def _run(self, fn: Callable[[], Any], timeout: float, what: str) -> Any:
-        from .peripheral import GattError
         if not self._connected:
             raise self._down(f"{what}: not connected")
         if self.host.silenced or self.host.reply_delay > timeout:
@@ -383,7 +412,6 @@ class SimTransport(Transport):
             raise self._error(DeviceTimeoutError, f"{what}: no answer from the simulator") from exc
 
     def connect(self, address: str, timeout: float) -> None:
-        from .peripheral import GattError
         try:
             self.host.connect_local(address, self._link)
         except GattError as exc:
@@ -407,7 +435,9 @@ class SimTransport(Transport):
 
     def read(self, uuid: str, timeout: float) -> bytes:
         handle = self._handles[uuid]
-        return self._run(lambda: self._peripheral().read_handle(handle), timeout, f"read {uuid}")
+        value: bytes = self._run(lambda: self._peripheral().read_handle(handle), timeout,
+                                 f"read {uuid}")
+        return value
 
     def write(self, uuid: str, data: bytes, response: bool = True, timeout: float = 5.0) -> None:
         handle = self._handles[uuid]
@@ -428,6 +458,7 @@ class SimTransport(Transport):
         self.disconnect()
 
     def scan(self, timeout: float) -> List[Dict[str, Optional[str]]]:
-        return self.host.run_sync(lambda: [{"address": p.address, "name": p.name}
-                                           for p in self.host.peripherals.values()
-                                           if p.advertising])
+        found: List[Dict[str, Optional[str]]] = self.host.run_sync(
+            lambda: [{"address": p.address, "name": p.name}
+                     for p in self.host.peripherals.values() if p.advertising])
+        return found

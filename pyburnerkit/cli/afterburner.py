@@ -6,11 +6,14 @@ import argparse
 import os
 import threading
 import time
-from typing import Any, Callable, Dict, List
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 from .common import (UsageError, add_format_option, add_option_everywhere, emit, emit_watch,
                      parse_assignment, parse_number, to_plain, until)
 from .foreground import serve_in_foreground
+
+if TYPE_CHECKING:
+    from ..afterburner import AfterburnerClient, RunState
 
 DEFAULT_HOST = "192.168.4.1"
 
@@ -40,7 +43,7 @@ def register(subparsers: Any) -> None:
         help="host, host:port, ws:// URL or sim:// (default: $PYBURNERKIT_AFTERBURNER_HOST "
              f"or {DEFAULT_HOST})")
     add_option_everywhere(parsers, "--port", type=int, default=None,
-                          help="WebSocket port (default 81)")
+                          help="WebSocket port (default 81); the same as host:port")
     add_option_everywhere(parsers, "--timeout", type=float, default=5.0,
                           help="seconds to wait for the controller (default 5)")
     add_option_everywhere(parsers, "--allow-writes", action="store_true", default=False,
@@ -75,18 +78,36 @@ def _require_allow_writes(args: argparse.Namespace, command: str) -> None:
                                    f"--allow-writes to allow it ('run off' needs no opt-in)")
 
 
-def _client(args: argparse.Namespace) -> Any:
+def endpoint_of(host: str, port: Optional[int]) -> str:
+    """The endpoint string for ``--host`` and ``--port`` (kept for scripts that split them).
+
+    :raises UsageError: ``--port`` with a URL or with a host that names a port already.
+    """
+    if port is None:
+        return host
+    if "://" in host:
+        raise UsageError("give --port with a plain host, not with a URL")
+    if host.startswith("[") or host.count(":") > 1:  # IPv6: [v6] or a bare v6 address
+        if "]:" in host:
+            raise UsageError(f"--host {host} names a port already; leave out --port")
+        return f"[{host.strip('[]')}]:{port}"
+    if ":" in host:
+        raise UsageError(f"--host {host} names a port already; leave out --port")
+    return f"{host}:{port}"
+
+
+def _client(args: argparse.Namespace) -> "AfterburnerClient":
     from ..afterburner import AfterburnerClient
-    host = args.host
-    if args.port is not None:
-        if "://" in host:
-            raise UsageError("give --port with a plain host, not with a URL")
-        host = f"{host}:{args.port}"
-    return AfterburnerClient(host, timeout=args.timeout, connect_timeout=max(args.timeout, 2.0),
+    return AfterburnerClient(endpoint_of(args.host, args.port), timeout=args.timeout,
+                             connect_timeout=max(args.timeout, 2.0),
                              allow_writes=args.allow_writes)
 
 
-def status_record(client: Any) -> Dict[str, Any]:
+def _state_name(state: "Optional[RunState]") -> str:
+    return "unknown" if state is None else state.name
+
+
+def status_record(client: "AfterburnerClient") -> Dict[str, Any]:
     status = client.status
     record = to_plain(status)
     record = {k: v for k, v in record.items() if v is not None}
@@ -125,7 +146,7 @@ def _set(args: argparse.Namespace) -> int:
     codec.prepare_settings(settings)  # the limits: ConfigurationError, exit code 2
     with _client(args) as client:
         client.set(**settings)
-        emit({key: client.fetch_data(_wire_key(key)) for key in settings}, args.format)
+        emit({key: client.reported_value(_wire_key(key)) for key in settings}, args.format)
     return 0
 
 
@@ -175,7 +196,7 @@ def demo(write: Callable[[str], None], *, duration: float = 6.0) -> None:
             status = heater.status
             write(f"afterburner: connected to {url} in {time.monotonic() - started:.3f} s; "
                   f"cabin {status.temperature_c} °C, set point {status.desired_temperature} °C, "
-                  f"{status.run_state.name}, battery {status.input_voltage_v} V")
+                  f"{_state_name(status.run_state)}, battery {status.input_voltage_v} V")
             heater.set_desired_temperature(24)
             write("afterburner: set point 24 °C confirmed by the controller")
             seen: List[RunState] = []
@@ -198,7 +219,7 @@ def demo(write: Callable[[str], None], *, duration: float = 6.0) -> None:
                       f"{(status.fuel_rate_ml_h or 0):.0f} mL/h")
                 heater.stop()
             info = heater.read_system_info()
-            write(f"afterburner: stopped ({heater.status.run_state.name}); firmware "
+            write(f"afterburner: stopped ({_state_name(heater.status.run_state)}); firmware "
                   f"{info.firmware_version}, run time {info.run_time_s} s (simulated)")
     finally:
         sim.close()

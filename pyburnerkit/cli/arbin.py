@@ -61,8 +61,11 @@ def register(subparsers: Any) -> None:
                           action="store_true", default=False,
                           help="really send commands that change the cycler (assign, start, "
                                "stop, set-mv)")
-    add_option_everywhere(parsers, "--host", default="127.0.0.1", help="CTI host")
-    add_option_everywhere(parsers, "--port", type=int, default=9031, help="CTI port (9031)")
+    add_option_everywhere(parsers, "--host", default="127.0.0.1", metavar="ENDPOINT",
+                          help="the cycler: host, host:port, cti://host[:port] or sim://[?opts] "
+                               "(default 127.0.0.1)")
+    add_option_everywhere(parsers, "--port", type=int, default=None,
+                          help="CTI port when --host names none (default 9031)")
     add_option_everywhere(parsers, "--env-file", default=None,
                           help=".env file with ARBIN_CTI_USERNAME / ARBIN_CTI_PASSWORD")
     add_option_everywhere(parsers, "--username", default=None,
@@ -83,7 +86,7 @@ def _options(args: argparse.Namespace) -> Dict[str, Any]:
 
 def _cycler(args: argparse.Namespace) -> Any:
     from ..arbin.client import CyclerClient
-    return CyclerClient(args.host, args.port, **_options(args))
+    return CyclerClient(args.host, port=args.port, **_options(args))
 
 
 def _channel_client(args: argparse.Namespace, channel: int, command: str) -> Any:
@@ -96,7 +99,7 @@ def _channel_client(args: argparse.Namespace, channel: int, command: str) -> Any
         raise WriteNotAllowedError(f"'arbin {command}' changes the cycler: add --allow-writes "
                                    "to really send it (nothing was sent)")
     from ..arbin.client import ChannelClient
-    return ChannelClient(args.host, args.port, channel=channel, allow_writes=True,
+    return ChannelClient(args.host, port=args.port, channel=channel, allow_writes=True,
                          **_options(args))
 
 
@@ -157,7 +160,7 @@ def _watch(args: argparse.Namespace) -> int:
         events = cycler.events(max(5.0, args.interval * 5 + args.timeout), StatusSnapshot)
         with cycler.watch(args.interval, args.channels):
             polls = 0
-            csv_writer: Optional[csv.DictWriter] = None
+            csv_writer: Optional[csv.DictWriter[str]] = None
             for event in events:
                 rows = [status_row(s) for s in event.statuses]
                 if args.format == "text":
@@ -259,9 +262,10 @@ def demo(write: Callable[[str], None], *, duration: float) -> None:
     from ..arbin.client import ChannelClient
     from ..arbin.models import StatusSnapshot
     from ..arbin.sim import ArbinSim
-    with ArbinSim(8, username="demo", password="demo-password", time_scale=120.0) as sim:
-        write(f"arbin: simulated cycler on {sim.host}:{sim.port}")
-        with ChannelClient(sim.host, sim.port, channel=1, username="demo",
+    sim = ArbinSim(8, username="demo", password="demo-password", time_scale=120.0)
+    with sim:
+        write(f"arbin: simulated cycler on {sim.endpoint}")
+        with ChannelClient(sim.endpoint, channel=1, username="demo",
                            password="demo-password", allow_writes=True) as ch:
             info = ch.info
             assert info is not None  # connect() returns only after the log-in cached it

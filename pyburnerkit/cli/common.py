@@ -10,7 +10,8 @@ import json
 import math
 import sys
 import time
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, TextIO
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, TextIO,
+                    Tuple)
 
 EXIT_OK = 0
 EXIT_DEVICE = 1
@@ -122,7 +123,7 @@ def _scalar(value: Any) -> str:
     return str(value)
 
 
-def parse_assignment(text: str) -> tuple:
+def parse_assignment(text: str) -> Tuple[str, str]:
     """``KEY=VALUE`` to (key, value-text); never evaluates anything."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():

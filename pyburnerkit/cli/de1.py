@@ -7,7 +7,7 @@ import os
 import sys
 import tempfile
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from ..errors import ConfigurationError, DeviceConnectionError, WriteNotAllowedError
 from .common import (UsageError, add_format_option, add_option_everywhere, emit, emit_watch,
@@ -36,12 +36,13 @@ def require_writes(args: argparse.Namespace, what: str, device: str = "DE1") -> 
                                    endpoint=getattr(args, "address", None))
 
 
-def add_ble_options(parsers: list, env_name: str, what: str) -> None:
+def add_ble_options(parsers: List[argparse.ArgumentParser], env_name: str, what: str) -> None:
     add_option_everywhere(parsers, "--allow-writes", action="store_true", default=False,
                           help=WRITES_HELP.get(what, "allow commands that change the device"))
     add_option_everywhere(parsers, "--address", default=os.environ.get(env_name),
-                          help=f"the {what}'s Bluetooth address (default: ${env_name}, else "
-                               f"scan by name)")
+                          help=f"the {what}'s Bluetooth address, or sim:// for a simulated "
+                               f"{what} in this process (default: ${env_name}, else scan by "
+                               f"name)")
     add_option_everywhere(parsers, "--backend", choices=["gatttool", "bgapi"],
                           default="gatttool", help="pygatt backend (default gatttool)")
     add_option_everywhere(parsers, "--hci", default="hci0", help="adapter for gatttool")
@@ -335,7 +336,7 @@ def _shot(args: argparse.Namespace) -> int:
 
 
 def _sim(args: argparse.Namespace) -> int:
-    from ..de1.sim import DE1Rig
+    from ..rigs.espresso import DE1Rig
     if not args.speed > 0:
         raise ConfigurationError(f"--speed {args.speed} must be > 0")
     rig = DE1Rig(speed=args.speed, firmware_build=args.firmware_build,
@@ -348,6 +349,7 @@ def _sim(args: argparse.Namespace) -> int:
     rig.tool_dir(directory)
     print(f"PATH={directory}", flush=True)
     print(f"DE1={rig.de1.address}", flush=True)
+    assert rig.skale is not None  # the rig was made with its scale
     print(f"SKALE={rig.skale.address}", flush=True)
     dongle = None
     if args.bgapi:
@@ -371,11 +373,12 @@ def demo(write: Callable[[str], None], *, duration: float = 6.0) -> None:
     """A live session: a simulated DE1 + Skale behind the fake gatttool, driven by pygatt."""
     from ..de1.client import DE1Client
     from ..de1.sequencer import ShotSequencer
-    from ..de1.sim import DE1Rig
+    from ..rigs.espresso import DE1Rig
     from ..scale.client import SkaleClient
 
     speed = 6.0
     rig = DE1Rig(speed=speed, seed=3).start("127.0.0.1", 0)
+    assert rig.skale is not None  # the rig was made with its scale
     directory = tempfile.mkdtemp(prefix="pyburnerkit-demo-")
     old_path = os.environ.get("PATH", "")
     os.environ["PATH"] = directory + os.pathsep + old_path

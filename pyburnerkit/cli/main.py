@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         if module is None:  # a plug-in whose CLI module is broken: say so, offer the rest
             plugins.warn(f"no {family.name} commands ({why_not})")
             continue
-        module.register(sub)
+        plugins.call_hook(family, "commands", module.register, sub)
     for name in GENERIC:
         importlib.import_module(f"{__package__}.{name}").register(sub)
     plugins.report_problems()

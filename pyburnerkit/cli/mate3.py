@@ -11,12 +11,16 @@ import argparse
 import os
 import sys
 import time
-from typing import Any, Callable, Dict, List
+from typing import TYPE_CHECKING, Any, Callable, Dict, List
 
 from ..errors import ConfigurationError, WriteNotAllowedError
 from .common import (EXIT_USAGE, UsageError, add_option_everywhere, emit,
                      parse_assignment)
 from .foreground import serve_in_foreground
+
+if TYPE_CHECKING:
+    from ..mate3.client import Mate3Client
+    from ..mate3.models import Mate3System
 
 FORMATS = ("text", "json", "jsonl", "csv")
 HOST_ENV = "PYBURNERKIT_MATE3_HOST"
@@ -95,7 +99,7 @@ def register_sim(subparsers: Any) -> None:
 
 
 # ------------------------------------------------------------------------------ helpers
-def _client(args: argparse.Namespace, *, allow_writes: bool = False) -> Any:
+def _client(args: argparse.Namespace, *, allow_writes: bool = False) -> "Mate3Client":
     from ..mate3.client import Mate3Client
     dump = getattr(args, "dump", None)
     if dump:
@@ -105,9 +109,16 @@ def _client(args: argparse.Namespace, *, allow_writes: bool = False) -> Any:
     host = args.host or os.environ.get(HOST_ENV)
     if not host:
         raise UsageError(f"no Mate3 given: use --host HOST (or set ${HOST_ENV}), or --dump FILE")
-    return Mate3Client(host, args.port, timeout=args.timeout,
+    # --port is Mate3Client's port=: used when --host names none, refused when it disagrees
+    return Mate3Client(host, port=args.port, timeout=args.timeout,
                        connect_timeout=args.timeout, unit_id=args.unit_id,
                        min_poll_interval=args.min_poll_interval, allow_writes=allow_writes)
+
+
+def _system(client: "Mate3Client") -> "Mate3System":
+    system = client.system
+    assert system is not None  # a connected client has read the whole system once
+    return system
 
 
 def field_record(path: str, fv: Any) -> Dict[str, Any]:
@@ -174,8 +185,7 @@ def _read(args: argparse.Namespace) -> int:
             else:
                 _emit_records(records, args.format)
             return 0
-        system = client.system
-        blocks = list(system.blocks())
+        blocks = list(_system(client).blocks())
         if args.format == "text":
             sys.stdout.write("\n\n".join(_text_block(p, d) for p, d in blocks) + "\n")
             sys.stdout.flush()
@@ -197,9 +207,8 @@ def _emit_records(records: List[Dict[str, Any]], fmt: str) -> None:
 
 def _devices(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        system = client.system
         rows = []
-        for path, dev in system.devices():
+        for path, dev in _system(client).devices():
             rows.append({"path": path, "name": dev.name, "did": dev.did, "address": dev.address,
                          "port": dev.port,
                          "config_address": dev.config.address if dev.config else None})
@@ -285,7 +294,7 @@ def _show_plans(plans: List[Any], fmt: str) -> None:
 def _dump(args: argparse.Namespace) -> int:
     from ..mate3 import codec
     with _client(args) as client:
-        regs = client.dump()
+        regs = client.read_dump()
     try:
         codec.write_dump(args.file, regs)
     except OSError as exc:

@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Any, Callable, List, TextIO
+from typing import Any, Callable, Dict, List, TextIO
 
 from ..errors import ConfigurationError
 from .common import UsageError
@@ -26,7 +26,8 @@ def register(subparsers: Any) -> None:
                     "(including an unwritable spool directory).")
     rec.add_argument("config", nargs="?", metavar="CONFIG", help="TOML config file")
     rec.add_argument("--demo", action="store_true",
-                     help="record every built-in simulator into ./pyburnerkit.db (or --db)")
+                     help="record the simulator of every installed family into ./pyburnerkit.db "
+                          "(or --db)")
     rec.add_argument("--db", default="pyburnerkit.db",
                      help="SQLite file for --demo (default: ./pyburnerkit.db)")
     rec.add_argument("--duration", type=float, default=None, metavar="SECONDS",
@@ -77,7 +78,7 @@ def run_record(args: argparse.Namespace) -> int:
         err.flush()
 
     cleanups: List[Callable[[], None]] = []
-    overrides: dict = {}
+    overrides: Dict[str, Any] = {}
     if args.progress is not None:
         overrides["progress_interval"] = args.progress
     if args.demo:

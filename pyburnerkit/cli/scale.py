@@ -1,5 +1,6 @@
-"""``pyburnerkit scale status | tare | watch`` (Skale II over BLE). The simulated Skale runs
-with ``pyburnerkit sim de1``."""
+"""``pyburnerkit scale status | tare | watch`` (Skale II over BLE). ``--address sim://`` runs a
+simulated Skale inside the command; ``pyburnerkit sim de1`` serves one (on the DE1's bench) to
+any pygatt program."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ def register(subparsers: Any) -> None:
         elif why_not is not None:
             _register_missing(sub, family, why_not)
         else:
-            register_sim(sub)
+            plugins.call_hook(family, "simulator", register_sim, sub)
 
 
 def _register_missing(sub: Any, family: Any, why_not: str) -> None:

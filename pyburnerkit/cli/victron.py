@@ -6,10 +6,13 @@ import argparse
 import json
 import sys
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import common
 from .common import UsageError
+
+if TYPE_CHECKING:
+    from ..victron import VictronMonitor
 
 
 def register(subparsers: Any) -> None:
@@ -35,9 +38,10 @@ def register(subparsers: Any) -> None:
     p_watch.add_argument("--duration", type=float, default=None,
                          help="stop after this many seconds")
     parsers = [group, p_list, p_get, p_set, p_watch]
-    common.add_option_everywhere(parsers, "--bus-address", default=None,
-                                 help="D-Bus address (default: $DBUS_SESSION_BUS_ADDRESS, "
-                                      "else the system bus)")
+    common.add_option_everywhere(parsers, "--bus", "--bus-address", dest="bus", default=None,
+                                 help="the bus: system, session, a D-Bus address "
+                                      "(unix:path=...) or sim:// (default: "
+                                      "$DBUS_SESSION_BUS_ADDRESS, else the system bus)")
     common.add_option_everywhere(parsers, "--timeout", type=float, default=5.0,
                                  help="seconds per call (default 5)")
     common.add_format_option(parsers)
@@ -47,10 +51,9 @@ def register(subparsers: Any) -> None:
     p_watch.set_defaults(handler=_watch)
 
 
-def _monitor(args: argparse.Namespace, **kw: Any) -> Any:
+def _monitor(args: argparse.Namespace, **kw: Any) -> "VictronMonitor":
     from ..victron import VictronMonitor
-    return VictronMonitor(bus_address=args.bus_address, timeout=args.timeout,
-                          reconnect=None, **kw)
+    return VictronMonitor(args.bus, timeout=args.timeout, reconnect=None, **kw)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -70,8 +73,8 @@ def _list(args: argparse.Namespace) -> int:
 
 def _get(args: argparse.Namespace) -> int:
     with _monitor(args, service_types={_class(args.service): []}) as mon:
-        value = mon.fetch_value(args.service, args.path)
-        text = mon.fetch_text(args.service, args.path)
+        value = mon.read_value(args.service, args.path)
+        text = mon.read_text(args.service, args.path)
     common.emit({"service": args.service, "path": args.path, "value": value, "text": text},
                 args.format)
     return 0
@@ -109,7 +112,7 @@ def _set(args: argparse.Namespace) -> int:
             mon.set_value(args.service, args.path, value)
         except WriteNotAllowedError as exc:
             raise UsageError(str(exc)) from None
-        after = mon.fetch_value(args.service, args.path)
+        after = mon.read_value(args.service, args.path)
     common.emit({"service": args.service, "path": args.path, "value": after}, args.format)
     return 0
 
@@ -192,9 +195,7 @@ def register_sim(sim_subparsers: Any) -> None:
 def _run_sim(args: argparse.Namespace) -> int:
     from ..victron.sim import VictronSim
     from .foreground import run_until_interrupted
-    if args.interval < 0:
-        raise UsageError(f"--interval must be >= 0 s, got {args.interval}")
-    sim = VictronSim(interval=args.interval, seed=args.seed)
+    sim = VictronSim(interval=args.interval, seed=args.seed)  # checks the interval
     sim.start()
     print(f"DBUS_SESSION_BUS_ADDRESS={sim.address}", flush=True)
     print(f"services: {', '.join(['com.victronenergy.settings'] + list(sim.services))}",
@@ -209,8 +210,8 @@ def demo(write: Callable[[str], None], *, duration: float) -> None:
     from ..victron.sim import VictronSim
     with VictronSim(interval=0.2) as sim:
         write(f"victron: private bus at {sim.address}")
-        with VictronMonitor(bus_address=sim.address) as mon, \
-                VictronService("com.victronenergy.grid.demo", bus_address=sim.address,
+        with VictronMonitor(sim.address) as mon, \
+                VictronService("com.victronenergy.grid.demo", sim.address,
                                allow_writes=True) as svc:  # it allocates its instance
             svc.add_mandatory_paths(product_name="pyburnerkit demo meter", device_instance=0)
             svc.add_item("/Ac/Power", 0.0, unit="W")

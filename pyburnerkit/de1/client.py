@@ -17,16 +17,18 @@ import functools
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from .._core.client import BaseClient
 from .._core.pending import Pending
-from .._core.timeouts import DEFAULT, TimeoutArg, resolve_timeout
+from .._core.timeouts import TimeoutArg, resolve_timeout
+from ..ble.endpoint import ble_link, parse_ble_endpoint
 from ..ble.session import BleSession
-from ..ble.transport import LinkDown, PygattTransport, Transport
+from ..ble.transport import LinkDown, Transport
 from ..errors import (ConfigurationError, check_range, DeviceError, DeviceTimeoutError,
                       PyBurnerKitError, UnsupportedFeatureError,
                       WriteNotAllowedError)
+from ..types import DEFAULT
 from . import codec
 from .firmware import FirmwareImage, load_firmware
 from .models import (FLOW_MODES, CalCommand, CalTarget, Calibration, DE1Info, FeatureFlags,
@@ -36,6 +38,7 @@ from .models import (FLOW_MODES, CalCommand, CalTarget, Calibration, DE1Info, Fe
                      Temperatures, TemperaturesChanged, UploadProgress, Versions, WaterLevels,
                      WaterLevelsChanged)
 from .profile import Program, load as load_profile
+from .sim import DEFAULT_DE1_ADDRESS, DE1Sim
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +85,7 @@ class DE1Session(BleSession):
         self.state_info: Optional[StateInfo] = None
         self._mmr_reads: List[_MmrRead] = []
         # calibration requests awaiting their notification, oldest first: (command, target, cb)
-        self._cal_waiters: List[Any] = []
+        self._cal_waiters: List[Tuple[CalCommand, CalTarget, Callable[[Calibration], Any]]] = []
         self._fw_request: Optional[Pending] = None  # the firmware upload in progress
         self._fw_waiter: Optional[Callable[[FirmwareMap], Any]] = None
         self._init_timer: Any = None
@@ -190,7 +193,8 @@ class DE1Session(BleSession):
         command, target = plan.pop(0)
 
         def got(reply: Calibration) -> None:
-            key = f"{target.name.lower()}{'_factory' if command is CalCommand.READ_FACTORY else ''}"
+            suffix = "_factory" if command is CalCommand.READ_FACTORY else ""
+            key = f"{target.name.lower()}{suffix}"
             self.calibration[key] = reply
             self._init_calibration(plan)
 
@@ -576,8 +580,8 @@ def _op(fn: Callable[..., Any], *args: Any) -> Callable[[DE1Session, Pending], A
 
 
 class LaterEvent:
-    """A timer made by :meth:`~pyburnerkit.de1.DE1Client.post_later`: it publishes one event on the client's
-    events thread when it fires, unless :meth:`cancel` came first.
+    """A timer made by :meth:`~pyburnerkit.de1.DE1Client.post_later`: it publishes one event on
+    the client's events thread when it fires, unless :meth:`cancel` came first.
 
     ``cancel()`` may be called from any thread; once it returned, the event is never
     published (the flag is checked under the same lock the firing takes). The loop timer
@@ -633,51 +637,75 @@ class LaterEvent:
             self._session.call_soon_threadsafe(timer.cancel)
 
 
-class DE1Client(BaseClient):
+class DE1Client(BaseClient[DE1Session]):
     """A Decent DE1 over BLE.
 
-    :param address: the DE1's Bluetooth address (``pyburnerkit de1 scan`` finds it).
+    >>> with DE1Client("sim://") as de1:   # a simulated DE1 in this process
+    ...     print(de1.state.name)
+    SLEEP
+
+    :param endpoint: the DE1's Bluetooth address (``"00:A0:50:DE:01:01"``; ``pyburnerkit de1
+        scan`` finds it), or ``"sim://[?options]"`` for a simulated DE1 run in process by this
+        client (:class:`~pyburnerkit.de1.sim.DE1Sim`; options ``speed``, ``seed``,
+        ``firmware_build``, ``ghc_active``, ``calibration_key``, ``address``; reach it with
+        :attr:`simulator` after connecting).
     :param backend: ``"gatttool"`` (default) or ``"bgapi"``; ignored with ``transport=``.
     :param hci_device: gatttool adapter; ``serial_port``: BLED112 port for BGAPI.
     :param reset_on_start: reset the adapter first (needs sudo; off by default).
+    :param send_delay: gatttool backend: pexpect's pause before each command, 0..1 s.
     :param allow_writes: permit settings, profile and firmware writes.
     :param allow_remote_start: permit starting flows (espresso, steam, hot water, flush,
         clean, descale, transport) over BLE.
     :param line_frequency: mains frequency in Hz (50 or 60) for volume integration.
-    :param transport: a :class:`~pyburnerkit.ble.transport.Transport` (e.g. the in-process
-        simulator link); default: pygatt.
+    :param transport: the expert hook: a :class:`~pyburnerkit.ble.transport.Transport` to use
+        instead of pygatt (e.g. ``rig.transport()`` of a simulated rig shared with a scale,
+        :class:`pyburnerkit.rigs.espresso.DE1Rig`); not with ``sim://``.
     :param silence_timeout: seconds without any notification before the link counts as lost
-        (the DE1 streams ShotSamples at least every ~0.75 s); None disables it.
+        (the DE1 streams ShotSamples at least every ~0.75 s), 0.1..3600 s; None disables it.
+    :param init_timeout: seconds the initial reads may take on each connect, 0.5..600 s.
+    :param options: ``timeout``, ``connect_timeout``, ``reconnect``, ``on_event``, ``trace``...
+        as for every client.
+    :raises ConfigurationError: a malformed endpoint, an unknown ``sim://`` option, or a value
+        out of range. Nothing is connected before :meth:`connect`.
     """
 
     family = "de1"
     default_timeout = 10.0
     default_connect_timeout = 30.0
 
-    def __init__(self, address: str, *, backend: str = "gatttool", hci_device: str = "hci0",
-                 serial_port: Optional[str] = None, reset_on_start: bool = False,
-                 send_delay: Optional[float] = None, allow_writes: bool = False,
-                 allow_remote_start: bool = False, line_frequency: int = 50,
-                 transport: Optional[Transport] = None,
+    def __init__(self, endpoint: str, *, backend: str = "gatttool",
+                 hci_device: str = "hci0", serial_port: Optional[str] = None,
+                 reset_on_start: bool = False, send_delay: Optional[float] = None,
+                 allow_writes: bool = False, allow_remote_start: bool = False,
+                 line_frequency: int = 50, transport: Optional[Transport] = None,
                  silence_timeout: Optional[float] = 10.0, init_timeout: float = 8.0,
                  **options: Any) -> None:
-        if not isinstance(address, str) or len(address.split(":")) != 6:
-            raise ConfigurationError(f"address {address!r} is not a Bluetooth address "
-                                     f"(AA:BB:CC:DD:EE:FF)")
+        where = parse_ble_endpoint(endpoint, what="DE1", sim_names=("de1",))
         if line_frequency not in (50, 60):
             raise ConfigurationError(f"line_frequency={line_frequency!r} Hz: expected 50 or 60 Hz")
-        if silence_timeout is not None and not silence_timeout > 0:
-            raise ConfigurationError(f"silence_timeout={silence_timeout!r} s must be > 0 s")
-        self._transport = transport or PygattTransport(
-            backend, hci_device=hci_device, serial_port=serial_port,
-            reset_on_start=reset_on_start, send_delay=send_delay)
-        self.address = address.upper()
+        if silence_timeout is not None:
+            silence_timeout = float(check_range("silence_timeout", silence_timeout, 0.1, 3600,
+                                                "s"))
+        self.init_timeout = float(check_range("init_timeout", init_timeout, 0.5, 600, "s"))
+        link = ble_link(where, simulator=DE1Sim, default_address=DEFAULT_DE1_ADDRESS,
+                        own_simulator=self._own_simulator, transport=transport,
+                        backend=backend, hci_device=hci_device, serial_port=serial_port,
+                        reset_on_start=reset_on_start, send_delay=send_delay)
+        self.address = link.address
+        self._transport = link.transport
         self.allow_writes = bool(allow_writes)
         self.allow_remote_start = bool(allow_remote_start)
         self.line_frequency = line_frequency
         self.silence_timeout = silence_timeout
-        self.init_timeout = init_timeout
-        super().__init__(self.address, **options)
+        super().__init__(link.label, **options)
+
+    @property
+    def simulator(self) -> Optional[DE1Sim]:
+        """The in-process simulator of a ``sim://`` client, once connected (None otherwise):
+        ``client.simulator.de1`` is the simulated machine; poke it with
+        ``client.simulator.run(fn)``, which runs ``fn`` on the simulator's thread."""
+        sim: Optional[DE1Sim] = self._sim
+        return sim
 
     def _make_session(self, **common: Any) -> DE1Session:
         assert self.timeout is not None  # BaseClient validated it as a positive number
@@ -696,10 +724,12 @@ class DE1Client(BaseClient):
 
     @property
     def _de1(self) -> DE1Session:
-        return self._require_session()  # type: ignore[return-value]
+        return self._require_session()
 
     def _run(self, description: str, op: Callable[[DE1Session, Pending], Any],
              timeout: TimeoutArg = DEFAULT, *, is_write: bool = False) -> Any:
+        """Run ``op`` on the I/O thread as one request; block until it resolved (typed by
+        the caller: the op decides what it resolves with)."""
         return self._call(Pending(description, op, is_write=is_write), timeout)
 
     def _need_writes(self, what: str) -> None:
@@ -718,7 +748,8 @@ class DE1Client(BaseClient):
 
     @property
     def state_info(self) -> Optional[StateInfo]:
-        return self._cache.value("state")
+        info: Optional[StateInfo] = self._cache.value("state")
+        return info
 
     @property
     def state(self) -> Optional[S]:
@@ -732,29 +763,35 @@ class DE1Client(BaseClient):
 
     @property
     def shot_sample(self) -> Optional[ShotSample]:
-        return self._cache.value("shot_sample")
+        sample: Optional[ShotSample] = self._cache.value("shot_sample")
+        return sample
 
     @property
-    def volume(self) -> tuple:
+    def volume(self) -> Tuple[float, float]:
         """(preinfusion mL, pour mL) of the current or last flow."""
-        return self._cache.value("volume", (0.0, 0.0))
+        volume: Tuple[float, float] = self._cache.value("volume", (0.0, 0.0))
+        return volume
 
     @property
     def water_levels(self) -> Optional[WaterLevels]:
-        return self._cache.value("water_levels")
+        levels: Optional[WaterLevels] = self._cache.value("water_levels")
+        return levels
 
     @property
     def temperatures(self) -> Optional[Temperatures]:
-        return self._cache.value("temperatures")
+        temps: Optional[Temperatures] = self._cache.value("temperatures")
+        return temps
 
     @property
     def shot_settings(self) -> Optional[ShotSettings]:
-        return self._cache.value("shot_settings")
+        settings: Optional[ShotSettings] = self._cache.value("shot_settings")
+        return settings
 
     @property
     def info(self) -> Optional[DE1Info]:
         """Read once at connect: versions, firmware build, feature flags, model, serial..."""
-        return self._cache.value("info")
+        info: Optional[DE1Info] = self._cache.value("info")
+        return info
 
     @property
     def registers(self) -> Dict[str, float]:
@@ -766,34 +803,56 @@ class DE1Client(BaseClient):
 
     @property
     def profile(self) -> Optional[Program]:
-        return self._cache.value("profile")
+        """The profile uploaded by this client (kept across reconnects), or None."""
+        program: Optional[Program] = self._cache.value("profile")
+        return program
 
     # ------------------------------------------------------------------ reads
     def read_state(self, timeout: TimeoutArg = DEFAULT) -> StateInfo:
+        """Read StateInfo from the DE1; blocks until it answered.
+
+        :raises DeviceTimeoutError: no answer within ``timeout``.
+        """
         def op(session: DE1Session, request: Pending) -> None:
             info = codec.decode_state_info(session.read(codec.STATE_INFO))
             session._set_state_info(info)
             request.resolve(info)
-        return self._run("read state", op, timeout)
+        info: StateInfo = self._run("read state", op, timeout)
+        return info
 
     def read_shot_settings(self, timeout: TimeoutArg = DEFAULT) -> ShotSettings:
+        """Read ShotSettings from the DE1; blocks until it answered.
+
+        :raises DeviceTimeoutError: no answer within ``timeout``.
+        """
         def op(session: DE1Session, request: Pending) -> None:
             settings = codec.decode_shot_settings(session.read(codec.SHOT_SETTINGS))
             session.cache.set("shot_settings", settings)
             request.resolve(settings)
-        return self._run("read shot settings", op, timeout)
+        settings: ShotSettings = self._run("read shot settings", op, timeout)
+        return settings
 
     def read_water_levels(self, timeout: TimeoutArg = DEFAULT) -> WaterLevels:
+        """Read the water levels from the DE1; blocks until it answered.
+
+        :raises DeviceTimeoutError: no answer within ``timeout``.
+        """
         def op(session: DE1Session, request: Pending) -> None:
             request.resolve(codec.decode_water_levels(session.read(codec.WATER_LEVELS)))
-        return self._run("read water levels", op, timeout)
+        levels: WaterLevels = self._run("read water levels", op, timeout)
+        return levels
 
     def read_temperatures(self, timeout: TimeoutArg = DEFAULT) -> Temperatures:
+        """Read the temperatures from the DE1; blocks until it answered.
+
+        :raises DeviceTimeoutError: no answer within ``timeout``.
+        """
         def op(session: DE1Session, request: Pending) -> None:
             temps = codec.decode_temperatures(session.read(codec.TEMPERATURES))
             session.cache.set("temperatures", temps)
             request.resolve(temps)
-        return self._run("read temperatures", op, timeout)
+        temps: Temperatures = self._run("read temperatures", op, timeout)
+        return temps
 
     def read_setting(self, name: str, timeout: TimeoutArg = DEFAULT) -> float:
         """Read one MMR register by name (see ``codec.REGISTERS``), scaled to its unit."""
@@ -801,15 +860,23 @@ class DE1Client(BaseClient):
         if reg is None:
             raise ConfigurationError(f"unknown DE1 register {name!r}; known: "
                                      f"{', '.join(r.name for r in codec.REGISTERS)}")
-        values = self._run(f"read {name}", _op(DE1Session.op_mmr_read, reg.address, 1), timeout)
+        values: Dict[int, int] = self._run(f"read {name}",
+                                           _op(DE1Session.op_mmr_read, reg.address, 1), timeout)
         return reg.decode(values[reg.address])
 
     def read_calibration(self, target: Union[CalTarget, str] = CalTarget.FLOW, *,
                          factory: bool = False, timeout: TimeoutArg = DEFAULT) -> Calibration:
+        """Read one calibration (``factory``: the factory value); blocks until the DE1
+        notified it.
+
+        :raises ConfigurationError: an unknown target.
+        :raises DeviceTimeoutError: no answer within ``timeout``.
+        """
         tgt = self._cal_target(target)
         cmd = CalCommand.READ_FACTORY if factory else CalCommand.READ
-        return self._run(f"read calibration {tgt.name}",
-                         _op(DE1Session.op_calibration, cmd, tgt), timeout)
+        reply: Calibration = self._run(f"read calibration {tgt.name}",
+                                       _op(DE1Session.op_calibration, cmd, tgt), timeout)
+        return reply
 
     def write_calibration(self, target: Union[CalTarget, str], reported: float,
                           measured: float, *, write_key: int,
@@ -822,8 +889,8 @@ class DE1Client(BaseClient):
         (``DeviceError``). Safety limits checked first: a flow or pressure correction of at
         most 2x either way, a temperature offset of at most 10 °C.
 
-        Blocks until the DE1 notified the result. If this call times out, the device may still apply
-        the write later; it is never retried automatically.
+        Blocks until the DE1 notified the result. If this call times out, the device may still
+        apply the write later; it is never retried automatically.
 
         :raises WriteNotAllowedError: the client was not opened with ``allow_writes=True``.
         :raises ConfigurationError: a value outside the limits above, or a malformed key.
@@ -837,29 +904,28 @@ class DE1Client(BaseClient):
         if tgt is CalTarget.TEMPERATURE:
             check_range("reported", reported, 0, 150, unit)
             check_range("measured", measured, 0, 150, unit)
-            if abs(measured - reported) > 10:
-                raise ConfigurationError(
-                    f"temperature correction {measured - reported:+g} °C is outside the "
-                    f"allowed -10..+10 °C")
+            # the correction is an offset: limited so that a typo cannot cook the puck
+            check_range("temperature correction (measured - reported)", measured - reported,
+                        -10, 10, unit)
         else:
             high = 16.0
             check_range("reported", reported, 0.1, high, unit)
             check_range("measured", measured, 0.1, high, unit)
-            ratio = measured / reported
-            if not 0.5 <= ratio <= 2.0:
-                raise ConfigurationError(f"{tgt.name.lower()} correction measured/reported = "
-                                         f"{ratio:.3g} is outside the allowed 0.5..2")
-        return self._call(Pending(f"write calibration {tgt.name}",
-                                  lambda s, r: s.op_calibration(CalCommand.WRITE, tgt, r,
-                                                                reported, measured, key),
-                                  is_write=True), timeout)
+            # the correction is a ratio: limited to a factor of 2 either way
+            check_range(f"{tgt.name.lower()} correction (measured / reported)",
+                        measured / reported, 0.5, 2)
+        reply: Calibration = self._run(
+            f"write calibration {tgt.name}",
+            lambda s, r: s.op_calibration(CalCommand.WRITE, tgt, r, reported, measured, key),
+            timeout, is_write=True)
+        return reply
 
     def reset_calibration(self, target: Union[CalTarget, str], *, write_key: int,
                           timeout: TimeoutArg = DEFAULT) -> Calibration:
         """Restore the factory calibration of one target (needs ``allow_writes`` and the key).
 
-        Blocks until the DE1 notified the result. If this call times out, the device may still apply
-        the write later; it is never retried automatically.
+        Blocks until the DE1 notified the result. If this call times out, the device may still
+        apply the write later; it is never retried automatically.
 
         :raises WriteNotAllowedError: the client was not opened with ``allow_writes=True``.
         :raises DeviceError: the DE1 refused it (wrong key).
@@ -867,10 +933,11 @@ class DE1Client(BaseClient):
         self._need_writes("reset_calibration")
         tgt = self._cal_target(target)
         key = self._cal_key(write_key)
-        return self._call(Pending(f"reset calibration {tgt.name}",
-                                  lambda s, r: s.op_calibration(CalCommand.RESET_TO_FACTORY, tgt,
-                                                                r, 0.0, 0.0, key),
-                                  is_write=True), timeout)
+        reply: Calibration = self._run(
+            f"reset calibration {tgt.name}",
+            lambda s, r: s.op_calibration(CalCommand.RESET_TO_FACTORY, tgt, r, 0.0, 0.0, key),
+            timeout, is_write=True)
+        return reply
 
     @staticmethod
     def _cal_target(target: Union[CalTarget, str]) -> CalTarget:
@@ -884,11 +951,12 @@ class DE1Client(BaseClient):
 
     @staticmethod
     def _cal_key(write_key: Any) -> int:
-        if isinstance(write_key, bool) or not isinstance(write_key, int) or \
-                not 1 <= write_key <= 0xFFFFFFFF:
-            raise ConfigurationError(f"write_key={write_key!r} must be the DE1's 32-bit "
-                                     f"calibration key (1..0xFFFFFFFF)")
-        return write_key
+        try:
+            key: int = check_range("write_key", write_key, 1, 0xFFFFFFFF, integer=True)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{exc} (write_key is the DE1's 32-bit calibration key, "
+                                     f"1..0xFFFFFFFF)") from None
+        return key
 
     # ------------------------------------------------------------------ modes (spec 2)
     def request_mode(self, mode: Union[Mode, str], *, wait: bool = True,
@@ -940,7 +1008,10 @@ class DE1Client(BaseClient):
             left = None if seconds is None else seconds - (time.monotonic() - started)
             self.wait_for(lambda c: c.state_info is not None and want(c.state_info),
                           timeout=None if left is None else max(0.1, left))
-        return self.state_info  # type: ignore[return-value]
+        info = self.state_info
+        if info is None:  # the state is read at connect, so only a closing client gets here
+            raise self._closed_error()
+        return info
 
     def _check_mode_allowed(self, mode: Mode) -> None:
         if mode in _MODE_STATE or mode is Mode.SKIP_TO_NEXT:
@@ -1014,7 +1085,8 @@ class DE1Client(BaseClient):
         """
         def op(session: DE1Session, request: Pending) -> None:
             request.resolve(session.stop_flow())
-        return self._run("stop flow", op, timeout, is_write=True)
+        stopped: bool = self._run("stop flow", op, timeout, is_write=True)
+        return stopped
 
     # ------------------------------------------------------------------ settings
     def set_shot_settings(self, timeout: TimeoutArg = DEFAULT, **changes: Any) -> ShotSettings:
@@ -1049,7 +1121,8 @@ class DE1Client(BaseClient):
             session.cache.set("shot_settings", back)
             session.dispatcher.publish(ShotSettingsChanged(back))
             request.resolve(back)
-        return self._run("set shot settings", op, timeout, is_write=True)
+        settings: ShotSettings = self._run("set shot settings", op, timeout, is_write=True)
+        return settings
 
     def set_refill_level(self, start_fill_level_mm: float,
                          timeout: TimeoutArg = DEFAULT) -> WaterLevels:
@@ -1069,7 +1142,8 @@ class DE1Client(BaseClient):
             back = codec.decode_water_levels(session.read(codec.WATER_LEVELS))
             session.cache.set("water_levels", back)
             request.resolve(back)
-        return self._run("set refill level", op, timeout, is_write=True)
+        levels: WaterLevels = self._run("set refill level", op, timeout, is_write=True)
+        return levels
 
     def write_setting(self, name: str, value: float, timeout: TimeoutArg = DEFAULT) -> float:
         """Write an MMR-backed setting (``MMR_SETTINGS``) and return the value read back.
@@ -1096,8 +1170,8 @@ class DE1Client(BaseClient):
             raise UnsupportedFeatureError(
                 f"{name} needs firmware build {reg.min_build} or later (this DE1 has "
                 f"{info.firmware_build})", device=self.family, endpoint=self.endpoint)
-        back = self._run(f"write {name}", _op(DE1Session.op_mmr_write, reg.address, raw),
-                         timeout, is_write=True)
+        back: int = self._run(f"write {name}", _op(DE1Session.op_mmr_write, reg.address, raw),
+                              timeout, is_write=True)
         return reg.decode(back)
 
     # ------------------------------------------------------------------ profiles & firmware
@@ -1123,7 +1197,8 @@ class DE1Client(BaseClient):
     def upload_firmware(self, firmware: Union[str, bytes], *,
                         timeout: TimeoutArg = 3600.0) -> int:
         """Upload a firmware file: header check, erase, chunks, verify. Progress arrives as
-        :class:`~pyburnerkit.de1.models.UploadProgress` events; :meth:`cancel_firmware_upload` stops it.
+        :class:`~pyburnerkit.de1.models.UploadProgress` events; :meth:`cancel_firmware_upload`
+        stops it.
 
         Blocks until the DE1 verified the image. If this call times out, the device may still apply
         the write later; it is never retried automatically.
@@ -1139,8 +1214,9 @@ class DE1Client(BaseClient):
         if state is not None and state not in (S.SLEEP, S.IDLE, S.GOING_TO_SLEEP):
             raise DeviceError(f"firmware upload needs an idle or sleeping DE1, it is in "
                               f"{state.name}", device=self.family, endpoint=self.endpoint)
-        return self._run("upload firmware", _op(DE1Session.op_upload_firmware, image), timeout,
-                         is_write=True)
+        version: int = self._run("upload firmware", _op(DE1Session.op_upload_firmware, image),
+                                 timeout, is_write=True)
+        return version
 
     def post_later(self, delay_s: float, event: Any) -> "LaterEvent":
         """Publish ``event`` to this client's subscribers after ``delay_s`` seconds.
@@ -1150,14 +1226,12 @@ class DE1Client(BaseClient):
         for stop-at-time and its watchdog, so they do not wait for the next ShotSample.
         Does not block.
 
-        :returns: a :class:`~pyburnerkit.de1.client.LaterEvent`; ``cancel()`` it (any thread) and the event is never
-            published. The timer also dies with the client.
+        :returns: a :class:`~pyburnerkit.de1.client.LaterEvent`; ``cancel()`` it (any thread)
+            and the event is never published. The timer also dies with the client.
         :raises ConfigurationError: ``delay_s`` outside 0..3600 s.
         :raises ClientClosedError: the client is closed or not connected yet.
         """
-        if isinstance(delay_s, bool) or not isinstance(delay_s, (int, float)) \
-                or not 0 <= delay_s <= 3600:
-            raise ConfigurationError(f"delay_s={delay_s!r} s is out of range 0..3600 s")
+        check_range("delay_s", delay_s, 0, 3600, "s")
         session = self._require_session()
         later = LaterEvent(session, event)
         session.call_soon_threadsafe(later.arm, float(delay_s))  # a no-op once closing
@@ -1170,4 +1244,4 @@ class DE1Client(BaseClient):
         with ``DeviceError("firmware upload canceled")``."""
         session = self._session
         if session is not None:
-            session.fw_cancel = True  # type: ignore[attr-defined]
+            session.fw_cancel = True

@@ -13,7 +13,7 @@ import struct
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, TypedDict
 
 from ..ble.uuids import uuid16
-from ..errors import ConfigurationError, ProtocolError
+from ..errors import ConfigurationError, ProtocolError, check_range
 from .models import (CalCommand, CalTarget, Calibration, FirmwareMap, FirmwareVersion,
                      Frame, MachineState, ShotSample, ShotSettings, StateInfo, SubState,
                      Temperatures, Versions, WaterLevels)
@@ -88,13 +88,8 @@ def _need(name: str, data: bytes, length: int, *, at_least: bool = False) -> byt
 
 
 def _enc_range(name: str, value: float, low: float, high: float, unit: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise ConfigurationError(f"{name} must be a number in {low:g}..{high:g} {unit}, "
-                                 f"got {value!r}")
-    if not low <= value <= high:
-        raise ConfigurationError(
-            f"{name}={value!r} {unit} is out of range: the limit is {low:g}..{high:g} {unit}")
-    return float(value)
+    """``value`` as a float once :func:`~pyburnerkit.errors.check_range` accepted it."""
+    return float(check_range(name, value, low, high, unit))
 
 
 def enc_u8p1(value: float, name: str = "value", unit: str = "") -> int:
@@ -138,11 +133,8 @@ def dec_f8_1_7(raw: int) -> float:
 
 
 def enc_u10p0(value: float, name: str = "value", unit: str = "mL") -> int:
-    v = _enc_range(name, value, 0, 1023, unit)
-    if v != int(v):
-        raise ConfigurationError(
-            f"{name}={value!r} {unit} must be a whole number in 0..1023 {unit}")
-    return int(v)
+    whole: int = check_range(name, value, 0, 1023, unit, integer=True)
+    return whole
 
 
 # ---------------------------------------------------------------------- simple characteristics
@@ -225,11 +217,8 @@ def check_shot_setting(name: str, value: float) -> None:
     low, high, unit = SHOT_SETTINGS_LIMITS[name]
     if name == "steam_temp_c" and value == 0 and not isinstance(value, bool):
         return  # 0 switches the steam heater off
-    _enc_range(name, value, low, high, unit)
-    if name != "group_temp_c" and value != int(value):
-        shown = f"{value!r} {unit}".strip()
-        raise ConfigurationError(f"{name}={shown} must be a whole number in "
-                                 f"{low:g}..{high:g} {unit}".rstrip())
+    # every field but the group temperature (U16P8) is a whole byte on the wire
+    check_range(name, value, low, high, unit, integer=name != "group_temp_c")
     if name == "steam_flags" and int(value) & ~STEAM_FLAG_BITS:
         raise ConfigurationError(f"steam_flags=0x{int(value):02X}: only FastStart (0x80) and "
                                  f"HighPower (0x40) exist")
@@ -243,10 +232,8 @@ def encode_shot_settings(s: ShotSettings) -> bytes:
     client sets.
     """
     def byte(name: str, v: int, unit: str = "") -> int:
-        _enc_range(name, v, 0, 255, unit)
-        if v != int(v):
-            raise ConfigurationError(f"{name}={v!r} {unit} must be a whole number")
-        return int(v)
+        whole: int = check_range(name, v, 0, 255, unit, integer=True)
+        return whole
 
     return _SETTINGS.pack(byte("steam_flags", s.steam_flags),
                           byte("steam_temp_c", s.steam_temp_c, "°C"),
@@ -428,13 +415,14 @@ class Register:
         return raw / self.scale if self.scale != 1 else raw
 
     def encode(self, value: float) -> int:
-        _enc_range(self.name, value, self.low, self.high, self.unit)
-        raw = value * self.scale
-        if abs(raw - round(raw)) > 1e-6:
-            raise ConfigurationError(
-                f"{self.name}={value!r} {self.unit} has more resolution than the register keeps "
-                f"(steps of {1 / self.scale:g} {self.unit})")
-        return int(round(raw))
+        """The raw register value for ``value`` (in :attr:`unit`).
+
+        :raises ConfigurationError: out of the register's range, or finer than its steps.
+        """
+        checked = check_range(self.name, value, self.low, self.high, self.unit,
+                              step=None if self.scale == 1 else 1 / self.scale,
+                              integer=self.scale == 1)
+        return int(round(checked * self.scale))
 
     def __repr__(self) -> str:
         return f"Register(0x{self.address:06X} {self.name})"

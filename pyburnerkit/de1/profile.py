@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union, overload
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, check_range
 from . import codec
 from .models import Frame, ShotRecord
 
@@ -68,9 +68,9 @@ def _num(where: str, value: Any, *, default: Optional[float] = None) -> Optional
 
 
 def _range(where: str, value: float, low: float, high: float, unit: str) -> float:
-    if not low <= value <= high:
-        raise ConfigurationError(f"{where}={value:g} {unit} is out of range: the limit is "
-                                 f"{low:g}..{high:g} {unit}")
+    # a whole number is checked (and so shown) as the profile wrote it: "pressure=17 bar"
+    shown = int(value) if float(value).is_integer() else value
+    check_range(where, shown, low, high, unit)
     return value
 
 

@@ -25,7 +25,7 @@ import logging
 import statistics
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from .models import (FlowPhase, GateChanged, MachineState as S, SequencerTimer, ShotRecord,
                      ShotSampleEvent, StateChanged, StopAtTriggered, SubState as U)
@@ -96,12 +96,12 @@ class ShotSequencer:
                  first_drops_threshold: float = 0.0, last_drops_minimum_time: float = 3.0,
                  watchdog_s: Optional[float] = 270.0, time_scale: float = 1.0,
                  on_event: Optional[Callable[[Any], Any]] = None) -> None:
-        from ..errors import ConfigurationError, WriteNotAllowedError, check_range
+        from ..ble.bench import MAX_SPEED, MIN_SPEED
+        from ..errors import WriteNotAllowedError, check_range
         check_stop_targets(stop_at_weight, stop_at_volume, stop_at_time)
         if watchdog_s is not None:
             check_range("watchdog_s", watchdog_s, 1.0, 3600.0, "s")
-        if not time_scale > 0:
-            raise ConfigurationError(f"time_scale={time_scale!r} must be > 0")
+        check_range("time_scale", time_scale, MIN_SPEED, MAX_SPEED, "x real time")
         if auto_tare and scale is not None and not getattr(scale, "allow_writes", True):
             raise WriteNotAllowedError(
                 "auto-tare tares the scale: open the scale client with allow_writes=True, or "
@@ -185,7 +185,7 @@ class ShotSequencer:
         self._prev_sample_time: Optional[int] = None
         self.frame = 0
         self._frame_weight: Optional[float] = None
-        self._moved_frames: set = set()
+        self._moved_frames: Set[int] = set()
         self._stop_sent = False
         self._last_tare = 0.0
         self._samples: List[Tuple[float, Any]] = []
@@ -394,14 +394,15 @@ class ShotSequencer:
 
     def _mass_flow(self, r: Any, now: float) -> Optional[float]:
         """g per device second, with pyDE1's bump resistance."""
-        flow = r.average_flow_g_s
+        flow: Optional[float] = r.average_flow_g_s  # the scale is duck-typed
         if flow is None:
             return None
         if flow > 10.0 and self._last_sample is not None:
             at, sample = self._last_sample
             if now - at < 0.6 / self.ts:
-                return sample.group_flow_ml_s * 1.1
-            flows = [s.group_flow_ml_s for _, s in self._samples[-5:]]
+                recent: float = sample.group_flow_ml_s * 1.1
+                return recent
+            flows: List[float] = [s.group_flow_ml_s for _, s in self._samples[-5:]]
             return statistics.median(flows) * 1.1 if flows else None
         return max(0.0, flow)
 

@@ -3,9 +3,11 @@ hydraulic model, ShotSamples at the real rate, water levels, MMR registers, cali
 profile and firmware upload acceptance. Built on the same codec as the client.
 
 It is a :class:`~pyburnerkit.ble.peripheral.Peripheral` hosted by a
-:class:`~pyburnerkit.ble.simhost.BleSimHost`; pygatt reaches it through the fake ``gatttool``,
-fast tests through the in-process transport. A :class:`~pyburnerkit.ble.bench.Bench` is the
-physical world it shares with a simulated scale: one simulated clock (``speed`` times real time)
+:class:`~pyburnerkit.ble.simhost.BleSimHost` (:class:`DE1Sim` puts one on a rig of its own, what
+``DE1Client("sim://")`` runs); pygatt reaches it through the fake ``gatttool``, in-process
+clients through :class:`~pyburnerkit.ble.transport.SimTransport`. A
+:class:`~pyburnerkit.ble.bench.Bench` is the physical world it may share with a simulated scale
+(:class:`pyburnerkit.rigs.espresso.DE1Rig`): one simulated clock (``speed`` times real time)
 and the cup. ``Bench`` is re-exported here for the code that imported it from this module.
 
 Hydraulic model (deliberately simple): the puck is a conductance that grows as it erodes;
@@ -20,16 +22,18 @@ import logging
 import math
 import random
 import struct
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Set, Tuple
 
 from ..ble.bench import Bench
 from ..ble.peripheral import (PROP_NOTIFY, PROP_READ, PROP_WRITE, GattCharacteristic,
                               Peripheral)
-from ..ble.rig import SimRig, bench_peripheral
+from ..ble.rig import SimRig, flag
 from . import codec
 from .models import (CalCommand, CalTarget, Calibration, FirmwareMap, FirmwareVersion, Frame,
                      MachineState as S, ShotSample, ShotSettings, StateInfo, SubState as U,
                      Temperatures, Versions, WaterLevels)
+
+__all__ = ["Bench", "DE1Peripheral", "DE1Sim", "DEFAULT_DE1_ADDRESS", "DEFAULT_FRAMES"]
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +125,7 @@ class DE1Peripheral(Peripheral):
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        """Start the sample ticker (host thread; :func:`start_de1_sim` does it)."""
+        """Start the sample ticker (host thread; the rig hosting it does it)."""
         self._t = self.bench.now()
         self._tick_at = self._t
         self._schedule()
@@ -545,33 +549,26 @@ class DE1Peripheral(Peripheral):
         self.notify(codec.CALIBRATION, codec.encode_calibration(reply))
 
 
-class DE1Rig(SimRig):
-    """A simulated radio with a DE1 and a Skale II on one bench (what ``pyburnerkit sim de1``
-    runs). ``start()`` listens on 127.0.0.1; :meth:`tool_dir` writes the fake programs.
+class DE1Sim(SimRig):
+    """A simulated radio with one DE1 on its bench: what ``DE1Client("sim://")`` runs in
+    process. ``start()`` also listens on 127.0.0.1 for the fake ``gatttool`` unless
+    ``listen=False``; :meth:`tool_dir` writes the fake programs. A DE1 sharing its bench with a
+    simulated scale is :class:`pyburnerkit.rigs.espresso.DE1Rig`.
 
-    The Skale comes from the scale family's simulator, found by name through
-    :func:`~pyburnerkit.ble.rig.bench_peripheral`: the de1 package does not import the scale
-    package. Without ``skale_address`` the Skale keeps its own default address.
+    ``sim://`` options (``DE1Client("sim://?speed=4&firmware_build=1250")``): ``speed``,
+    ``seed``, ``firmware_build``, ``ghc_active``, ``calibration_key``, ``address``.
+
+    :raises ConfigurationError: ``speed`` out of range.
     """
 
+    OPTIONS: ClassVar[Mapping[str, Callable[[str], Any]]] = {
+        "speed": float, "seed": int, "firmware_build": int, "ghc_active": flag,
+        "calibration_key": lambda text: int(text, 0), "address": str}
+
     def __init__(self, *, speed: float = 1.0, firmware_build: int = 1333,
-                 ghc_active: bool = False, de1_address: str = DEFAULT_DE1_ADDRESS,
-                 skale_address: Optional[str] = None, seed: Optional[int] = None,
-                 with_scale: bool = True, **de1_options: Any) -> None:
+                 ghc_active: bool = False, address: str = DEFAULT_DE1_ADDRESS,
+                 seed: Optional[int] = None, **de1_options: Any) -> None:
         super().__init__(speed=speed, seed=seed)
-        self.de1 = self.add(DE1Peripheral(de1_address, bench=self.bench,
+        self.de1 = self.add(DE1Peripheral(address, bench=self.bench,
                                           firmware_build=firmware_build,
                                           ghc_active=ghc_active, seed=seed, **de1_options))
-        self.skale: Any = None
-        if with_scale:
-            skale_class = bench_peripheral("scale")
-            address = (skale_address,) if skale_address else ()  # else the Skale's default
-            self.skale = self.add(skale_class(*address, bench=self.bench, seed=seed))
-
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> "DE1Rig":
-        """Listen on ``host:port`` and start the DE1 (then the Skale) model; returns self."""
-        super().start(host, port)
-        return self
-
-    def __enter__(self) -> "DE1Rig":
-        return self.start()

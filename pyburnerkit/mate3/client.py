@@ -18,21 +18,25 @@ The Modbus TCP link itself (pymodbus, garbled-reply detection) is the shared
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections import deque
-from typing import Any, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from dataclasses import replace
+from typing import (Any, Deque, Dict, Iterable, List, Mapping, Optional, Protocol, Sequence,
+                    Tuple)
 
 from .._core.client import BaseClient
+from .._core.endpoint import Endpoint, parse_endpoint
 from .._core.extras import require
 from .._core.loop import TimerHandle
 from .._core.pending import Pending
 from .._core.session import Session
-from .._core.timeouts import DEFAULT, Deadline, TimeoutArg
+from .._core.timeouts import Deadline, TimeoutArg, resolve_timeout
 from ..errors import (ConfigurationError, ConnectionLostError, DeviceError,
                       DeviceTimeoutError, ProtocolError, PyBurnerKitError,
                       WriteNotAllowedError, check_range)
 from ..transports.modbus import EXCEPTION_NAMES, ModbusLink, ModbusLinkDown
-from ..types import ConnectionState, _Default
+from ..types import DEFAULT, ConnectionState
 from . import codec, limits
 from .models import (Device, DeviceMovedError, FieldDef, FieldValue, Layout, Mate3System,
                      Mode, SystemUpdated, WritePlan)
@@ -40,42 +44,58 @@ from .models import (Device, DeviceMovedError, FieldDef, FieldValue, Layout, Mat
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 502
+#: The Mate3's own endpoint form, besides the shared ones: a register dump served in memory.
+REPLAY = "replay:"
+#: The one name ``sim://`` accepts (``sim://`` alone means it too).
+SIM_NAME = "mate3"
 
 
-def parse_endpoint(endpoint: str, port: Optional[int] = None) -> Tuple[str, str, int]:
-    """``host``, ``host:port``, ``modbus://host[:port]``, ``sim://mate3`` or ``replay:FILE``.
+def _parse(endpoint: object) -> Endpoint:
+    """The endpoint string as an :class:`~pyburnerkit._core.endpoint.Endpoint`: the shared
+    forms through the shared parser (no port when none was named), and ``replay:FILE``,
+    which is no URL (a Windows or relative path has no ``//``), as scheme ``replay`` with the
+    file as ``path``. Pure: touches neither the network nor the file.
 
-    :returns: (kind, host or file, port) with kind ``tcp``, ``sim`` or ``replay``.
-    :raises ConfigurationError: anything else.
+    :raises ConfigurationError: naming the string and the accepted forms.
     """
-    if not isinstance(endpoint, str) or not endpoint.strip():
-        raise ConfigurationError(f"expected a Mate3 host, host:port, sim://mate3 or "
-                                 f"replay:FILE, got {endpoint!r}")
-    text = endpoint.strip()
-    if text.startswith("replay:"):
-        return "replay", text[len("replay:"):], 0
-    if text.startswith("sim://"):
-        return "sim", text[len("sim://"):] or "mate3", 0
-    if text.startswith("modbus://"):
-        text = text[len("modbus://"):].rstrip("/")
-    host, sep, port_text = text.rpartition(":")
-    if text.count(":") > 1 and not text.startswith("["):
-        sep = ""  # a bare IPv6 address ("fe80::1"): the last group is not a port
-    if sep and host and "]" not in port_text:
-        try:
-            number = int(port_text)
-        except ValueError:
-            raise ConfigurationError(f"bad port in {endpoint!r}") from None
-        host = host.strip("[]")
-    else:
-        host, number = text.strip("[]"), DEFAULT_PORT if port is None else port
-    check_range("port", number, 1, 65535, integer=True)
-    return "tcp", host, int(number)
+    if isinstance(endpoint, str) and endpoint.strip().startswith(REPLAY):
+        path = endpoint.strip()[len(REPLAY):]
+        if not path:
+            raise ConfigurationError(f"Mate3 endpoint {endpoint!r} names no dump file "
+                                     f"(expected replay:FILE)")
+        return Endpoint(endpoint.strip(), "replay", path=path)
+    try:
+        parsed = parse_endpoint(endpoint, scheme="modbus", default_port=None, what="Mate3")
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{exc} (the Mate3 also takes replay:FILE)") from None
+    if parsed.is_sim and parsed.name not in ("", SIM_NAME):
+        raise ConfigurationError(f"Mate3 endpoint {endpoint!r}: the simulator is "
+                                 f"sim://{SIM_NAME}, not sim://{parsed.name}")
+    return parsed
 
 
 # ------------------------------------------------------------------------------ links
 #: The shared link's error, under the name this module (and its tests) always used.
 _LinkDown = ModbusLinkDown
+
+
+class _Link(Protocol):
+    """What the session drives: the Modbus TCP link or a register dump (session thread)."""
+
+    secret: bool
+
+    @property
+    def sock(self) -> Optional[socket.socket]: ...
+
+    def open(self, timeout: float) -> None: ...
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def read(self, address: int, count: int, timeout: float) -> List[int]: ...
+
+    def write(self, address: int, values: Sequence[int], timeout: float) -> None: ...
 
 
 class _ModbusLink(ModbusLink):
@@ -92,7 +112,7 @@ class _ModbusLink(ModbusLink):
 class _ReplayLink:
     """Serves reads (and writes, in memory) from a register image instead of a device."""
 
-    sock = None
+    sock: Optional[socket.socket] = None  # nothing to watch: a dump never speaks unasked
 
     def __init__(self, registers: Mapping[int, int], max_registers: int, family: str,
                  endpoint: str) -> None:
@@ -133,7 +153,7 @@ class Mate3Session(Session):
 
     family = "mate3"
 
-    def __init__(self, *, link: Any, min_poll_interval: float, request_timeout: float,
+    def __init__(self, *, link: _Link, min_poll_interval: float, request_timeout: float,
                  idle_close: Optional[float], poll_interval: Optional[float],
                  max_registers: int, base: int, **common: Any) -> None:
         super().__init__(**common)
@@ -154,7 +174,7 @@ class Mate3Session(Session):
         self._pace_timer: Optional[TimerHandle] = None
         self._idle_timer: Optional[TimerHandle] = None
         self._poll_timer: Optional[TimerHandle] = None
-        self._watched: Any = None
+        self._watched: Optional[socket.socket] = None
         self._full_regs: Dict[int, int] = {}  # the registers of the last full read or walk
 
     # ------------------------------------------------------------------ link hooks
@@ -611,12 +631,23 @@ def _nominal_source(system: Mate3System, limit: limits.Limit
 
 
 # ------------------------------------------------------------------------------ facade
-class Mate3Client(BaseClient):
+class Mate3Client(BaseClient[Mate3Session]):
     """A connection to one OutBack Mate3/Mate3s (or its simulator, or a register dump).
 
-    :param endpoint: ``"192.168.0.150"``, ``"host:502"``, ``"modbus://host:port"``,
-        ``"sim://mate3"`` (a simulator on 127.0.0.1 owned by this client) or
-        ``"replay:FILE.json"`` (reads served from a register dump; no network).
+    :param endpoint: where the Mate3 is, parsed by the shared
+        :func:`~pyburnerkit._core.endpoint.parse_endpoint`: ``"192.168.0.150"`` (port 502),
+        ``"host:1502"``, ``"[fe80::1]:502"``, ``"modbus://host[:port]"``, or
+        ``"sim://mate3"`` (also ``"sim://"``): a simulated Mate3s on 127.0.0.1, started on
+        :meth:`connect` and closed with this client; its query holds the simulator's
+        options (``"sim://mate3?description=cc:3,fndc:5&live=1&seed=7"``, see
+        :meth:`Mate3Sim.parse_options <pyburnerkit.mate3.Mate3Sim.parse_options>`).
+        One form is the Mate3's own: ``"replay:FILE.json"`` serves reads (and in-memory
+        writes) from a register dump, with no network; it is recognised before the shared
+        parser, because a file path is no URL.
+    :param port: the Modbus TCP port when ``endpoint`` names none (default 502), for code
+        written as ``Mate3Client(host, port=...)``; the documented form is ``"host:port"``.
+        A port that contradicts the endpoint's, or one given with ``sim://``/``replay:``, is
+        refused.
     :param allow_writes: allow :meth:`write` at all (set points and commands can damage
         equipment); without it every write raises
         :class:`~pyburnerkit.errors.WriteNotAllowedError`. Even then, every value is checked against
@@ -633,27 +664,50 @@ class Mate3Client(BaseClient):
         (delivered as :class:`SystemUpdated` events); None (default) reads only when asked.
     :param unit_id: the Modbus unit id (the Mate3s answers 0, what mate3 always sent).
     :param max_registers: the most registers per request (at most 100).
+    :param sim_options: more :class:`~pyburnerkit.mate3.sim.Mate3Sim` arguments for a
+        ``sim://`` endpoint (any Python value, e.g. ``registers`` or ``clock``); they win over
+        the endpoint's query.
+    :param options: the keywords every client takes: ``timeout`` (default 15 s),
+        ``connect_timeout``, ``reconnect``, ``retry_first``, ``on_event``, ``trace``...
+        (see :class:`~pyburnerkit._core.client.BaseClient`).
+    :raises ConfigurationError: a bad endpoint or option (nothing is opened).
+    :raises BackendUnavailableError: pymodbus is missing for a network or ``sim://``
+        endpoint (``pip install "pyburnerkit[mate3]"``).
 
-    Every method is thread-safe; operations are serialised on the I/O thread
-    ``pyburnerkit-mate3-<endpoint>-io``; callbacks run on ``...-events``. :meth:`connect`
-    walks the SunSpec block chain and reads the whole system once.
+    The constructor does no I/O. Every method is thread-safe; operations are serialised on
+    the I/O thread ``pyburnerkit-mate3-<endpoint>-io``; callbacks run on ``...-events``.
+    :meth:`connect` walks the SunSpec block chain and reads the whole system once.
     """
 
     family = "mate3"
     default_timeout = 15.0
 
-    def __init__(self, endpoint: str, port: Optional[int] = None, *,
+    def __init__(self, endpoint: str, *, port: Optional[int] = None,
                  allow_writes: bool = False, min_poll_interval: Optional[float] = None,
                  request_timeout: float = 3.0, idle_close: Optional[float] = None,
                  poll_interval: Optional[float] = None, unit_id: int = 0,
                  max_registers: int = codec.MAX_REGISTERS, base: int = codec.SUNSPEC_BASE,
                  sim_options: Optional[Mapping[str, Any]] = None, **options: Any) -> None:
-        kind, host, number = parse_endpoint(endpoint, port)
-        self.kind = kind
-        self.host, self.port = host, number
+        target = _parse(endpoint)
+        network = target.scheme == "modbus"
+        if port is not None:
+            check_range("port", port, 1, 65535, integer=True)
+            if not network:
+                raise ConfigurationError(f"port={port!r} applies to a Mate3 on the network, "
+                                         f"not to {target.text!r}")
+            if target.port is not None and target.port != port:
+                raise ConfigurationError(f"the Mate3 endpoint {target.text!r} names port "
+                                         f"{target.port} but port={port!r} was given")
+        if sim_options is not None and not target.is_sim:
+            raise ConfigurationError(f"sim_options apply to a sim:// endpoint, not to "
+                                     f"{target.text!r}")
+        self.kind = "tcp" if network else target.scheme
+        #: the host, or for ``replay:`` the dump file
+        self.host = target.path if self.kind == "replay" else target.host
+        self.port = (target.port or port or DEFAULT_PORT) if network else 0
         self.allow_writes = bool(allow_writes)
         if min_poll_interval is None:
-            min_poll_interval = 1.0 if kind == "tcp" else 0.0
+            min_poll_interval = 1.0 if network else 0.0
         self.min_poll_interval = float(check_range("min_poll_interval", min_poll_interval,
                                                    0, 3600, "s"))
         self.request_timeout = float(check_range("request_timeout", request_timeout, 0.01,
@@ -662,37 +716,43 @@ class Mate3Client(BaseClient):
             check_range("idle_close", idle_close, 0.01, 86400, "s"))
         self.poll_interval = None if poll_interval is None else float(
             check_range("poll_interval", poll_interval, 0.01, 86400, "s"))
-        self.unit_id = check_range("unit_id", unit_id, 0, 255, integer=True)
-        self.max_registers = check_range("max_registers", max_registers, 1,
-                                         codec.MAX_REGISTERS, integer=True)
-        self.base = check_range("base", base, 0, 0xFFFF, integer=True)
-        self._sim_options = dict(sim_options or {})
+        self.unit_id: int = check_range("unit_id", unit_id, 0, 255, integer=True)
+        self.max_registers: int = check_range("max_registers", max_registers, 1,
+                                              codec.MAX_REGISTERS, integer=True)
+        self.base: int = check_range("base", base, 0, 0xFFFF, integer=True)
+        self._sim_options: Dict[str, Any] = {}
         self._replay: Optional[Dict[int, int]] = None
-        if kind == "replay":
-            self._replay = codec.load_dump(host)
-            name = f"replay-{host.rsplit('/', 1)[-1]}"
-        elif kind == "sim":
-            name = "sim"
+        if self.kind == "replay":
+            self._replay = codec.load_dump(self.host)
+            name = f"replay-{self.host.rsplit('/', 1)[-1]}"
         else:
             require("pymodbus", "mate3")
-            name = f"{host}:{number}"
+            if target.is_sim:
+                from .sim import Mate3Sim
+                self._sim_options = {**Mate3Sim.parse_options(target.options),
+                                     **(sim_options or {})}
+                name = "sim"
+            else:
+                name = replace(target, port=self.port).netloc  # "[v6]:port" for IPv6
         super().__init__(name, **options)
 
     @classmethod
     def from_dump(cls, path: str, **options: Any) -> "Mate3Client":
-        """A client that serves reads (and in-memory writes) from a register dump file."""
-        return cls(f"replay:{path}", **options)
+        """A client that serves reads (and in-memory writes) from a register dump file
+        (the same as ``Mate3Client(f"replay:{path}")``)."""
+        return cls(f"{REPLAY}{path}", **options)
 
-    def _make_session(self, **common: Any) -> Session:
+    def _make_session(self, **common: Any) -> Mate3Session:
+        link: _Link
         if self.kind == "replay":
             assert self._replay is not None
-            link: Any = _ReplayLink(self._replay, self.max_registers, self.family,
-                                    self.endpoint)
+            link = _ReplayLink(self._replay, self.max_registers, self.family, self.endpoint)
         else:
             host, port = self.host, self.port
             if self.kind == "sim":
                 from .sim import Mate3Sim
-                sim = self._own_simulator(lambda: Mate3Sim(**self._sim_options).start())
+                options = self._sim_options
+                sim: Mate3Sim = self._own_simulator(lambda: Mate3Sim(**options).start())
                 host, port = sim.host, sim.port
             link = _ModbusLink(host, port, self.unit_id, common["wire"], self.family,
                                self.endpoint)
@@ -705,14 +765,19 @@ class Mate3Client(BaseClient):
     @property
     def system(self) -> Optional[Mate3System]:
         """The latest reading of the whole system (never blocks; None before connect)."""
-        return self._cache.value("system")
+        system: Optional[Mate3System] = self._cache.value("system")
+        return system
 
     @property
     def layout(self) -> Optional[Layout]:
-        return self._cache.value("layout")
+        """Where each SunSpec block sits, from the last walk (never blocks; None before
+        connect)."""
+        layout: Optional[Layout] = self._cache.value("layout")
+        return layout
 
     @property
     def stale(self) -> bool:
+        """True while :attr:`system` is not live (never read, or the link is down)."""
         return self._cache.is_stale("system")
 
     @property
@@ -720,7 +785,7 @@ class Mate3Client(BaseClient):
         """Modbus requests sent, registers read, and protocol errors (garbled replies,
         unsolicited bytes; each one re-opened the link) since the client was made."""
         session = self._session
-        if not isinstance(session, Mate3Session):
+        if session is None:
             return {"requests": 0, "registers": 0, "protocol_errors": 0}
         return {"requests": session.requests_sent, "registers": session.registers_read,
                 "protocol_errors": session.protocol_errors}
@@ -729,13 +794,13 @@ class Mate3Client(BaseClient):
     def warnings(self) -> List[str]:
         """What the last discovery found odd (unknown blocks, devices without config...)."""
         session = self._session
-        return list(session.warnings) if isinstance(session, Mate3Session) else []
+        return [] if session is None else list(session.warnings)
 
     # ------------------------------------------------------------------ operations
     def _op(self, description: str, payload: Dict[str, Any], timeout: TimeoutArg,
             is_write: bool = False) -> Any:
-        seconds = self.timeout if isinstance(timeout, _Default) else timeout  # DEFAULT
-        payload["deadline"] = Deadline(seconds)
+        # The session paces its requests against the same deadline the caller waits on.
+        payload["deadline"] = Deadline(resolve_timeout(timeout, self.timeout))
         return self._call(Pending(description, payload, is_write=is_write), timeout)
 
     def read_all(self, timeout: TimeoutArg = DEFAULT) -> Mate3System:
@@ -745,7 +810,8 @@ class Mate3Client(BaseClient):
         :raises DeviceError: the Mate3 answered a Modbus exception.
         :raises DeviceTimeoutError: no answer in time.
         """
-        return self._op("read all", {"op": "read_all"}, timeout)
+        system: Mate3System = self._op("read all", {"op": "read_all"}, timeout)
+        return system
 
     def read(self, *paths: str, verify: bool = True,
              timeout: TimeoutArg = DEFAULT) -> Dict[str, FieldValue]:
@@ -763,8 +829,10 @@ class Mate3Client(BaseClient):
             raise ConfigurationError("name at least one field path to read")
         for path in paths:
             codec.split_path(path)
-        return self._op(f"read {', '.join(paths)}",
-                        {"op": "read", "paths": list(paths), "verify": bool(verify)}, timeout)
+        values: Dict[str, FieldValue] = self._op(
+            f"read {', '.join(paths)}",
+            {"op": "read", "paths": list(paths), "verify": bool(verify)}, timeout)
+        return values
 
     def read_value(self, path: str, timeout: TimeoutArg = DEFAULT) -> Any:
         """The scaled value of one field, read from the device now."""
@@ -802,8 +870,10 @@ class Mate3Client(BaseClient):
                 f"allow_writes=True (set points and commands can damage equipment)",
                 device=self.family, endpoint=self.endpoint)
         self.validate_write(path, value, expert=expert)
-        return self._op(f"write {path}", {"op": "write", "path": path, "value": value,
-                                          "expert": bool(expert)}, timeout, is_write=True)
+        back: Optional[FieldValue] = self._op(
+            f"write {path}", {"op": "write", "path": path, "value": value,
+                              "expert": bool(expert)}, timeout, is_write=True)
+        return back
 
     def plan_write(self, path: str, value: Any, timeout: TimeoutArg = DEFAULT, *,
                    expert: bool = False) -> WritePlan:
@@ -816,9 +886,10 @@ class Mate3Client(BaseClient):
         :raises DeviceMovedError: the block at the cached address is another device now.
         """
         self.validate_write(path, value, expert=expert)
-        return self._op(f"plan write {path}", {"op": "write", "path": path, "value": value,
-                                               "expert": bool(expert), "dry_run": True},
-                        timeout)
+        plan: WritePlan = self._op(f"plan write {path}",
+                                   {"op": "write", "path": path, "value": value,
+                                    "expert": bool(expert), "dry_run": True}, timeout)
+        return plan
 
     def validate_write(self, path: str, value: Any, *, expert: bool = False) -> None:
         """Check a write without sending or reading anything: the path, the field's mode, its
@@ -859,7 +930,14 @@ class Mate3Client(BaseClient):
         except KeyError:
             raise ConfigurationError(f"no field {path!r} in this system") from None
 
-    def dump(self, timeout: TimeoutArg = DEFAULT) -> Dict[int, int]:
-        """Every register of the map, marker to end marker (for a dump file or a bug report;
-        it may include passwords as the device shows them)."""
-        return self._op("dump", {"op": "dump"}, timeout)
+    def read_dump(self, timeout: TimeoutArg = DEFAULT) -> Dict[int, int]:
+        """Read every register of the map, marker to end marker, and block until done (for a
+        dump file or a bug report; it may include passwords as the device shows them). The
+        result is what ``replay:FILE`` and ``Mate3Sim(dump=FILE)`` serve once saved with
+        ``pyburnerkit.mate3.codec.write_dump``.
+
+        :raises DeviceError: the Mate3 answered a Modbus exception.
+        :raises DeviceTimeoutError: no answer in time.
+        """
+        regs: Dict[int, int] = self._op("read dump", {"op": "dump"}, timeout)
+        return regs

@@ -157,10 +157,10 @@ def decode_raw(fdef: FieldDef, regs: Sequence[int]) -> Tuple[Any, bool]:
     return raw, True
 
 
-def scale(raw: int, sf: int) -> Any:
+def scale(raw: int, sf: int) -> float:
     """raw x 10^sf; an int for sf >= 0, a float rounded to -sf decimals otherwise."""
     if sf >= 0:
-        return raw * 10 ** sf
+        return raw * int(10 ** sf)  # stays an int: a whole-number field shows no ".0"
     return round(raw * 10.0 ** sf, -sf)
 
 

@@ -271,7 +271,7 @@ class Device:
     config: Optional["Device"] = None
 
     def __getattr__(self, name: str) -> FieldValue:
-        values = self.__dict__.get("values")
+        values: Optional[Mapping[str, FieldValue]] = self.__dict__.get("values")
         if values is not None and name in values:
             return values[name]
         raise AttributeError(f"{self.__dict__.get('name', 'device')!r} has no field {name!r}")

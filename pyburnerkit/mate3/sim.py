@@ -34,10 +34,11 @@ import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from ..errors import ConfigurationError, check_range
+from .._core.endpoint import flag, sim_options
 from ..transports.modbus_sim import (DEVICE_FAILURE, ILLEGAL_ADDRESS, ILLEGAL_FUNCTION,
                                      ILLEGAL_VALUE, HoldingRegisters, ModbusSimServer)
 from . import codec
-from .models import Mode
+from .models import Device, Mode
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,20 @@ class Mate3Sim(ModbusSimServer):
         self.live_tick = float(live_tick)
         self.clock = clock
         self._model = _LiveModel(self) if live else None
+
+    @staticmethod
+    def parse_options(options: Mapping[str, str]) -> Dict[str, Any]:
+        """The query of a ``sim://mate3?...`` endpoint as constructor arguments:
+        ``description`` (or ``system``, the CLI's word), ``dump``, ``live``, ``speed``,
+        ``live_tick``, ``single_client``, ``max_registers``, ``seed``. Pure; starts nothing.
+
+        :raises ConfigurationError: an unknown option or a value of the wrong kind.
+        """
+        kinds: Dict[str, Callable[[str], Any]] = {
+            "description": str, "dump": str, "live": flag, "speed": float, "live_tick": float,
+            "single_client": flag, "max_registers": int, "seed": int}
+        return sim_options(options, kinds, aliases={"system": "description"},
+                           what="sim://mate3")
 
     def start(self, host: str = "127.0.0.1", port: int = 0, timeout: float = 5.0) -> "Mate3Sim":
         """Start serving on ``host:port`` (0 picks a free port) on the simulator's thread.
@@ -235,7 +250,7 @@ class _LiveModel:
             log.debug("live model: a value did not fit", exc_info=True)
 
 
-def _fit(dev: Any, name: str, value: float) -> Optional[float]:
+def _fit(dev: Device, name: str, value: float) -> Optional[float]:
     """``value`` rounded to what the field's scale factor can carry (None if it has none)."""
     fv = dev.values.get(name)
     if fv is None:

@@ -14,6 +14,8 @@ Quick start::
 See ``docs/recorder.rst``.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .alerts import AlertChanged, AlertRule
 from .recorder import (DeviceStateChanged, Recorder, RecorderProgress, RecorderStatus,
                        SamplesReceived, SinkHealthChanged, SinkStats, SpoolStateChanged)
@@ -23,6 +25,11 @@ from .sinks.sqlite import read_samples, to_dataframe
 from .adapters.afterburner import AfterburnerSource
 from .sources import CallableSource, Source, adapt, register_adapter
 
+if TYPE_CHECKING:  # the real classes for type checkers; at run time they import on first use
+    from .config import load_config
+    from .sinks.mqtt import MqttSink
+    from .sinks.postgres import PostgresSink
+
 __all__ = ["Recorder", "Sample", "Message", "FieldMeta", "Sink", "SQLiteSink", "PostgresSink",
            "MqttSink", "Source", "CallableSource", "AfterburnerSource", "adapt",
            "register_adapter", "AlertRule", "AlertChanged", "SamplesReceived",
@@ -31,7 +38,7 @@ __all__ = ["Recorder", "Sample", "Message", "FieldMeta", "Sink", "SQLiteSink", "
            "read_samples", "to_dataframe", "load_config"]
 
 
-def __getattr__(name: str):  # optional backends import lazily
+def __getattr__(name: str) -> Any:  # optional backends import lazily
     if name == "PostgresSink":
         from .sinks.postgres import PostgresSink
         return PostgresSink

@@ -56,7 +56,7 @@ import re
 import shlex
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import AbstractSet, Any, Dict, List, Mapping, Optional, Tuple
 
 from .. import families as registry
 from ..errors import ConfigurationError
@@ -135,7 +135,7 @@ def _interpolate(value: Any, env: Mapping[str, str], where: str,
     return value
 
 
-def _check_keys(section: Mapping[str, Any], allowed: set, where: str) -> None:
+def _check_keys(section: Mapping[str, Any], allowed: AbstractSet[str], where: str) -> None:
     unknown = sorted(set(section) - allowed)
     if unknown:
         raise ConfigurationError(

@@ -18,7 +18,7 @@ The replacement is always ``***``; everything that is not secret stays readable.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, List, Mapping, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Tuple
 
 __all__ = ["MASK", "is_secret_key", "redact_dsn", "redact_text", "redact_mapping", "scrub",
            "dsn_secrets"]
@@ -194,7 +194,7 @@ def redact_value(key: Any, value: Any, secrets: Iterable[str] = ()) -> Any:
     return value
 
 
-def redact_mapping(options: Mapping[str, Any], secrets: Iterable[str] = ()) -> dict:
+def redact_mapping(options: Mapping[str, Any], secrets: Iterable[str] = ()) -> Dict[str, Any]:
     """A copy of ``options`` fit to show: secret keys masked, DSNs/URLs/free text redacted."""
     secrets = tuple(secrets)
     return {k: redact_value(k, v, secrets) for k, v in options.items()}
@@ -205,7 +205,7 @@ def split_secret_env(env: Mapping[str, str]) -> Tuple[str, ...]:
     return tuple(v for k, v in env.items() if v and is_secret_key(k))
 
 
-class RedactedDict(dict):
+class RedactedDict(Dict[str, Any]):
     """A plain dict of options whose ``repr()`` (and ``str()``) hides credentials: secret keys,
     DSN/URL passwords and the known ``secrets`` (values that came from secret variables).
     The values themselves are untouched."""

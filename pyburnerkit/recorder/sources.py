@@ -26,7 +26,7 @@ import threading
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from .. import families as registry
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, PyBurnerKitError
 from .samples import FieldMeta, Labelled, unit_for_name
 
 log = logging.getLogger(__name__)
@@ -228,7 +228,7 @@ class CallableSource(Source):
                 else:
                     out.append((self.channel, str(field), value, unit_for_name(str(field))))
             return out
-        return [tuple(r) for r in data]  # type: ignore[misc]
+        return [tuple(r) for r in data]
 
 
 
@@ -340,13 +340,22 @@ def _adapter_path(family: str) -> Optional[str]:
 def adapter_class(family: str) -> Callable[..., Source]:
     """The adapter class of ``family``, imported now.
 
-    :raises ConfigurationError: the family has no recorder adapter.
+    :raises ConfigurationError: the family has no recorder adapter, or its adapter (a
+        plug-in's, say) failed to import: the message names the family and the path.
+    :raises BackendUnavailableError: the adapter needs an extra that is not installed.
     """
     target = _adapter_path(family)
     if target is None:
         raise ConfigurationError(
             f"no recorder adapter for family {family!r}; known: {', '.join(families())}")
-    return registry.load_path(target)
+    try:
+        adapter: Callable[..., Source] = registry.load_path(target)
+    except PyBurnerKitError:
+        raise
+    except Exception as exc:  # whatever a plug-in raises at import: one line, not a traceback
+        raise ConfigurationError(f"the recorder adapter of family {family!r} ({target}) "
+                                 f"failed to load: {type(exc).__name__}: {exc}") from exc
+    return adapter
 
 
 def families() -> List[str]:
@@ -362,7 +371,8 @@ def adapt(item: Any) -> Source:
     family = getattr(item, "family", None)
     if family is None:
         raise ConfigurationError(f"{item!r} is neither a Source nor a pyburnerkit client")
-    return adapter_class(family)(item)
+    source: Source = adapter_class(family)(item)
+    return source
 
 
 def open_source(family: str, url: str, *, device: Optional[str] = None,
@@ -374,6 +384,9 @@ def open_source(family: str, url: str, *, device: Optional[str] = None,
     if factory is None:
         raise ConfigurationError(f"the {family} adapter cannot be built from a config")
     source = factory(url, device, dict(options or {}))
+    if not isinstance(source, Source):  # a plug-in's from_config that returns something else
+        raise ConfigurationError(f"the {family} adapter's from_config returned "
+                                 f"{type(source).__name__}, not a recorder Source")
     if interval is not None:
         source.interval = _check_interval(interval)
     return source

@@ -338,9 +338,9 @@ class Spool:
         if peeked is not None and peeked[0] == last_id:
             return peeked[1]
         try:
-            return self._open().execute(
+            return int(self._open().execute(
                 "SELECT COUNT(*) FROM spool WHERE id > ? AND id <= ?",
-                (self._acked, last_id)).fetchone()[0]
+                (self._acked, last_id)).fetchone()[0])
         except SpoolError:
             raise
         except (sqlite3.Error, OSError) as exc:

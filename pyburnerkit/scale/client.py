@@ -19,12 +19,16 @@ from typing import Any, Deque, Optional, Tuple
 
 from .._core.client import BaseClient
 from .._core.pending import Pending
-from .._core.timeouts import DEFAULT, TimeoutArg
+from .._core.timeouts import TimeoutArg
+from ..ble.bench import MAX_SPEED, MIN_SPEED
+from ..ble.endpoint import ble_link, parse_ble_endpoint
 from ..ble.session import BleSession
-from ..ble.transport import LinkDown, PygattTransport, Transport
-from ..errors import ConfigurationError, PyBurnerKitError, WriteNotAllowedError
+from ..ble.transport import LinkDown, Transport
+from ..errors import ConfigurationError, PyBurnerKitError, WriteNotAllowedError, check_range
+from ..types import DEFAULT
 from . import codec
 from .models import ButtonPressed, ScaleInfo, TareSeen, WeightReading
+from .sim import DEFAULT_SKALE_ADDRESS, SkaleSim
 
 log = logging.getLogger(__name__)
 
@@ -151,19 +155,33 @@ class SkaleSession(BleSession):
         request.resolve(None)
 
 
-class SkaleClient(BaseClient):
+class SkaleClient(BaseClient[SkaleSession]):
     """An Atomax Skale II.
 
-    :param address: the scale's Bluetooth address. Other options as for
-        :class:`~pyburnerkit.de1.client.DE1Client` (``backend``, ``hci_device``,
-        ``serial_port``, ``reset_on_start``, ``send_delay``, ``transport``).
+    >>> with SkaleClient("sim://", allow_writes=True) as scale:   # a simulated Skale
+    ...     scale.tare()
+
+    :param endpoint: the scale's Bluetooth address (``"CF:75:75:5E:A1:E5"``), or
+        ``"sim://[?options]"`` for a simulated Skale run in process by this client
+        (:class:`~pyburnerkit.scale.sim.SkaleSim`; options ``speed``, ``seed``, ``address``,
+        ``sensor_lag_s``, ``period_s``, ``noise_g``; reach it with :attr:`simulator` after
+        connecting). Other options as for :class:`~pyburnerkit.de1.client.DE1Client`
+        (``backend``, ``hci_device``, ``serial_port``, ``reset_on_start``, ``send_delay``, and
+        the expert hook ``transport``, not with ``sim://``).
     :param allow_writes: permit commands that change the scale (tare, display, units).
         Without it the client only reads; the connect sequence (grams, display on), which
         the weight stream relies on, is sent either way.
-    :param sensor_lag_s: the load cell's delay (Skale: 0.38 s).
+    :param sensor_lag_s: the load cell's delay (Skale: 0.38 s), 0..5 s.
     :param time_scale: simulated seconds per real second (a sped-up simulator); 1 for hardware.
+        Default: 1, or a ``sim://`` simulator's ``speed``.
+    :param silence_timeout: seconds without a weight report before the link counts as lost,
+        0.1..3600 s; None disables it.
     :param button_tares: tare when button 1 is pressed, as de1app and pyDE1 do. Default: on
         when ``allow_writes`` is, off otherwise.
+    :param options: ``timeout``, ``connect_timeout``, ``reconnect``, ``on_event``, ``trace``...
+        as for every client.
+    :raises ConfigurationError: a malformed endpoint, an unknown ``sim://`` option, or a value
+        out of range. Nothing is connected before :meth:`connect`.
     :raises WriteNotAllowedError: ``button_tares=True`` without ``allow_writes=True``.
     """
 
@@ -171,32 +189,46 @@ class SkaleClient(BaseClient):
     default_timeout = 5.0
     default_connect_timeout = 20.0
 
-    def __init__(self, address: str, *, backend: str = "gatttool", hci_device: str = "hci0",
+    def __init__(self, endpoint: str, *, backend: str = "gatttool", hci_device: str = "hci0",
                  serial_port: Optional[str] = None, reset_on_start: bool = False,
                  send_delay: Optional[float] = None, transport: Optional[Transport] = None,
                  allow_writes: bool = False, sensor_lag_s: float = 0.38,
-                 time_scale: float = 1.0, silence_timeout: Optional[float] = 5.0,
+                 time_scale: Optional[float] = None, silence_timeout: Optional[float] = 5.0,
                  button_tares: Optional[bool] = None, **options: Any) -> None:
-        if not isinstance(address, str) or len(address.split(":")) != 6:
-            raise ConfigurationError(f"address {address!r} is not a Bluetooth address")
-        if not 0 <= sensor_lag_s <= 5:
-            raise ConfigurationError(f"sensor_lag_s={sensor_lag_s!r} s is out of range 0..5 s")
-        if not time_scale > 0:
-            raise ConfigurationError(f"time_scale={time_scale!r} must be > 0")
+        where = parse_ble_endpoint(endpoint, what="Skale", sim_names=("scale", "skale"))
+        check_range("sensor_lag_s", sensor_lag_s, 0, 5, "s")
+        if silence_timeout is not None:
+            silence_timeout = float(check_range("silence_timeout", silence_timeout, 0.1, 3600,
+                                                "s"))
+        link = ble_link(where, simulator=SkaleSim, default_address=DEFAULT_SKALE_ADDRESS,
+                        own_simulator=self._own_simulator, transport=transport,
+                        backend=backend, hci_device=hci_device, serial_port=serial_port,
+                        reset_on_start=reset_on_start, send_delay=send_delay)
+        self.address = link.address
+        self._transport = link.transport
+        label = link.label
+        if time_scale is None:  # a simulated scale's weight model runs on the simulator's clock
+            time_scale = float(link.sim_options.get("speed", 1.0))
+        self.time_scale = float(check_range("time_scale", time_scale, MIN_SPEED, MAX_SPEED,
+                                            "x real time"))
         if button_tares and not allow_writes:
             raise WriteNotAllowedError("button_tares=True tares the scale when its button is "
                                        "pressed: open the client with allow_writes=True",
-                                       device=self.family, endpoint=address.upper())
-        self._transport = transport or PygattTransport(
-            backend, hci_device=hci_device, serial_port=serial_port,
-            reset_on_start=reset_on_start, send_delay=send_delay)
-        self.address = address.upper()
-        self.time_scale = time_scale
-        self._processor = WeightProcessor(sensor_lag_s=sensor_lag_s, time_scale=time_scale)
+                                       device=self.family, endpoint=label)
+        self._processor = WeightProcessor(sensor_lag_s=sensor_lag_s, time_scale=self.time_scale)
         self.silence_timeout = silence_timeout
         self.allow_writes = bool(allow_writes)
         self.button_tares = self.allow_writes if button_tares is None else bool(button_tares)
-        super().__init__(self.address, **options)
+        super().__init__(label, **options)
+
+    @property
+    def simulator(self) -> Optional[SkaleSim]:
+        """The in-process simulator of a ``sim://`` client, once connected (None otherwise):
+        ``client.simulator.skale`` is the simulated scale, ``client.simulator.bench`` its
+        world; poke them with ``client.simulator.run(fn)`` (runs ``fn`` on the simulator's
+        thread)."""
+        sim: Optional[SkaleSim] = self._sim
+        return sim
 
     def _make_session(self, **common: Any) -> SkaleSession:
         assert self.timeout is not None  # BaseClient validated it as a positive number
@@ -215,7 +247,9 @@ class SkaleClient(BaseClient):
 
     @property
     def reading(self) -> Optional[WeightReading]:
-        return self._cache.value("weight")
+        """The latest weight report (with its flow estimates), or None."""
+        reading: Optional[WeightReading] = self._cache.value("weight")
+        return reading
 
     @property
     def weight(self) -> Optional[float]:
@@ -224,11 +258,15 @@ class SkaleClient(BaseClient):
 
     @property
     def info(self) -> Optional[ScaleInfo]:
-        return self._cache.value("info")
+        """Model, manufacturer, revisions and battery, read at connect."""
+        info: Optional[ScaleInfo] = self._cache.value("info")
+        return info
 
     @property
     def display_on(self) -> Optional[bool]:
-        return self._cache.value("display_on")
+        """Whether the display is on, as this client last set it (None before connecting)."""
+        on: Optional[bool] = self._cache.value("display_on")
+        return on
 
     @property
     def period_s(self) -> float:
@@ -259,7 +297,7 @@ class SkaleClient(BaseClient):
         if wait:  # re-checked on every weight reading
             self.wait_for(lambda c: c._processor.tares_seen != before, timeout=timeout)
 
-    def display(self, on: bool = True, timeout: TimeoutArg = DEFAULT) -> None:
+    def set_display(self, on: bool = True, timeout: TimeoutArg = DEFAULT) -> None:
         """Switch the display on (and show the weight) or off; blocks until written. Needs
         ``allow_writes=True``.
         If this call times out, the device may still apply the write later; it is never
@@ -267,12 +305,12 @@ class SkaleClient(BaseClient):
 
         :raises WriteNotAllowedError: the client was not opened with ``allow_writes=True``.
         """
-        self._need_writes("display")
+        self._need_writes("set_display")
         self._command(codec.CMD_DISPLAY_ON if on else codec.CMD_DISPLAY_OFF, "display", timeout)
         if on:
             self._command(codec.CMD_SHOW_WEIGHT, "show weight", timeout)
 
-    def units(self, unit: str = "g", timeout: TimeoutArg = DEFAULT) -> None:
+    def set_units(self, unit: str = "g", timeout: TimeoutArg = DEFAULT) -> None:
         """Show grams (``"g"``) or ounces (``"oz"``) on the scale; blocks until written. Needs
         ``allow_writes=True``.
         If this call times out, the device may still apply the write later; it is never
@@ -281,7 +319,7 @@ class SkaleClient(BaseClient):
         :raises WriteNotAllowedError: the client was not opened with ``allow_writes=True``.
         :raises ConfigurationError: a unit other than g or oz.
         """
-        self._need_writes("units")
+        self._need_writes("set_units")
         if unit not in ("g", "oz"):
             raise ConfigurationError(f"unit {unit!r}: expected 'g' or 'oz'")
         self._command(codec.CMD_GRAMS if unit == "g" else codec.CMD_OUNCES, "units", timeout)
@@ -296,12 +334,12 @@ class SkaleClient(BaseClient):
         """Disconnect on purpose and stop reconnecting until :meth:`capture` (non-blocking).
         Commands made while released wait for the capture or their timeout."""
         session = self._require_session()
-        session.call_soon_threadsafe(session.release)  # type: ignore[attr-defined]
+        session.call_soon_threadsafe(session.release)
 
     def capture(self) -> None:
         """Reconnect after :meth:`release` (non-blocking; ``wait_for(lambda c: c.connected)``)."""
         session = self._require_session()
-        session.call_soon_threadsafe(session.capture)  # type: ignore[attr-defined]
+        session.call_soon_threadsafe(session.capture)
 
     def follow(self, de1: Any) -> Any:
         """Release this scale while ``de1`` sleeps and capture it when the DE1 leaves Sleep,
@@ -336,5 +374,10 @@ class SkaleClient(BaseClient):
         return sub
 
     def read_battery(self, timeout: TimeoutArg = DEFAULT) -> int:
-        return self._call(Pending("battery", lambda s, r: r.resolve(
+        """Read the battery level (%) from the scale; blocks until it answered.
+
+        :raises DeviceTimeoutError: no answer within ``timeout``.
+        """
+        level: int = self._call(Pending("battery", lambda s, r: r.resolve(
             codec.decode_battery(s.read(codec.BATTERY)))), timeout)
+        return level

@@ -1,16 +1,21 @@
 """A simulated Skale II: weight following the cup on a :class:`~pyburnerkit.ble.bench.Bench`
-(so it follows the flow of a simulated DE1 on the same bench), reported with the sensor lag,
-tare, display, units and buttons."""
+(so it follows the flow of a simulated DE1 on the same bench,
+:class:`pyburnerkit.rigs.espresso.DE1Rig`), reported with the sensor lag, tare, display, units
+and buttons. :class:`SkaleSim` puts one on a rig of its own: what ``SkaleClient("sim://")``
+runs in process."""
 
 from __future__ import annotations
 
 import random
-from typing import Any, Optional
+from typing import Any, Callable, ClassVar, List, Mapping, Optional
 
 from ..ble.bench import Bench
 from ..ble.peripheral import (PROP_NOTIFY, PROP_READ, PROP_WRITE, GattCharacteristic,
                               Peripheral)
+from ..ble.rig import SimRig
 from . import codec
+
+__all__ = ["DEFAULT_SKALE_ADDRESS", "SkalePeripheral", "SkaleSim"]
 
 DEFAULT_SKALE_ADDRESS = "CF:75:75:5E:A1:E5"
 
@@ -41,7 +46,7 @@ class SkalePeripheral(Peripheral):
         self.tare_offset = 0.0
         self.display_on = False
         self.grams = True
-        self.commands: list = []
+        self.commands: List[int] = []
         self._timer: Any = None
         self._stopped = False
         self._next_at = 0.0
@@ -100,6 +105,23 @@ class SkalePeripheral(Peripheral):
             self.grams = False
 
 
-#: What another BLE family's rig puts on its bench for a scale (see
-#: :func:`pyburnerkit.ble.rig.bench_peripheral`).
-BENCH_PERIPHERAL = SkalePeripheral
+class SkaleSim(SimRig):
+    """A simulated radio with one Skale II on its bench: what ``SkaleClient("sim://")`` runs
+    in process (``start()`` also listens for the fake ``gatttool`` unless ``listen=False``).
+    Put something on the scale with ``sim.run(lambda: setattr(sim.bench, "extra_g", 18.5))``.
+
+    ``sim://`` options (``SkaleClient("sim://?speed=4&noise_g=0.1")``): ``speed``, ``seed``,
+    ``address``, ``sensor_lag_s``, ``period_s``, ``noise_g``.
+
+    :raises ConfigurationError: ``speed`` out of range.
+    """
+
+    OPTIONS: ClassVar[Mapping[str, Callable[[str], Any]]] = {
+        "speed": float, "seed": int, "address": str, "sensor_lag_s": float, "period_s": float,
+        "noise_g": float}
+
+    def __init__(self, *, speed: float = 1.0, address: str = DEFAULT_SKALE_ADDRESS,
+                 seed: Optional[int] = None, **skale_options: Any) -> None:
+        super().__init__(speed=speed, seed=seed)
+        self.skale = self.add(SkalePeripheral(address, bench=self.bench, seed=seed,
+                                              **skale_options))

@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from .._core.extras import require
 from ..errors import (ConnectionLostError, DeviceConnectionError, DeviceError,
-                      DeviceTimeoutError, ProtocolError, PyBurnerKitError)
+                      DeviceTimeoutError, ProtocolError, PyBurnerKitError, check_range)
 
 log = logging.getLogger(__name__)
 
@@ -153,12 +153,15 @@ class ModbusLink:
     :param endpoint: the endpoint put on every error.
     :param peer: how messages name the server (``"the inverter"``).
     :param connect_hint: appended in parentheses to a failed connect's message.
+    :raises ConfigurationError: a port outside 1..65535 or a unit id outside 0..255.
     """
 
     def __init__(self, host: str, port: int, *, unit_id: int, wire: Any, extra: str,
                  device: str, endpoint: str, peer: str = "the Modbus server",
                  connect_hint: str = "") -> None:
-        self.host, self.port, self.unit_id = host, port, unit_id
+        self.host = host
+        self.port: int = check_range("port", port, 1, 65535, integer=True)
+        self.unit_id: int = check_range("unit_id", unit_id, 0, 255, integer=True)
         self.wire = wire
         self.extra = extra
         self.family, self.endpoint = device, endpoint

@@ -1,6 +1,7 @@
 """The Modbus TCP server side: a pymodbus server serving a register space, with fault injection.
 
-A family's simulator gives :class:`ModbusSimServer` a *register space*, any object with
+A family's simulator gives :class:`ModbusSimServer` a *register space* (a
+:class:`ServedSpace`), any object with
 
 * ``read(address, count)`` -> a list of registers, or a Modbus exception code (int);
 * ``write(address, values)`` -> None, or a Modbus exception code;
@@ -26,23 +27,36 @@ import random
 import socket
 import struct
 import threading
-from typing import (Any, Callable, Coroutine, Dict, Iterable, List, Mapping, Optional, Set, Tuple,
-                    cast)
+from typing import (Any, Callable, Coroutine, Dict, Iterable, List, Mapping, Optional, Protocol,
+                    Set, Tuple, Union, cast)
 
 from .._core.extras import require
 from .._core.timeouts import Deadline
-from ..errors import BackendUnavailableError, ConfigurationError
+from ..errors import BackendUnavailableError, ConfigurationError, check_range
 from .modbus import quiet_pymodbus
 
 log = logging.getLogger(__name__)
 
 __all__ = ["HoldingRegisters", "ModbusSimServer", "ILLEGAL_FUNCTION", "ILLEGAL_ADDRESS",
-           "ILLEGAL_VALUE", "DEVICE_FAILURE"]
+           "ILLEGAL_VALUE", "DEVICE_FAILURE", "ServedSpace"]
 
 ILLEGAL_FUNCTION = 1
 ILLEGAL_ADDRESS = 2
 ILLEGAL_VALUE = 3
 DEVICE_FAILURE = 4
+
+#: The most a fault-injection count may ask for (a bound only so a typo is caught).
+_MAX_COUNT = 10 ** 9
+
+
+class ServedSpace(Protocol):
+    """What :class:`ModbusSimServer` serves: the register map of one device (server thread)."""
+
+    def read(self, address: int, count: int) -> Union[List[int], int]:
+        """``count`` registers from ``address``, or a Modbus exception code."""
+
+    def write(self, address: int, values: List[int]) -> Optional[int]:
+        """Store a write; None, or a Modbus exception code."""
 
 
 class HoldingRegisters:
@@ -62,7 +76,9 @@ class HoldingRegisters:
     def __init__(self, registers: Mapping[int, int], max_registers: int = 125, *,
                  writable: Optional[Iterable[int]] = None,
                  write_only: Iterable[int] = ()) -> None:
-        self.max_registers = max_registers
+        # 125 registers fill the largest PDU a function-3 reply can carry
+        self.max_registers: int = check_range("max_registers", max_registers, 1, 125,
+                                              integer=True)
         self._lock = threading.Lock()
         self.registers: Dict[int, int] = dict(registers)
         self.writable: Set[int] = set(self.registers if writable is None else writable)
@@ -70,7 +86,7 @@ class HoldingRegisters:
         #: writes that touched write-only registers: (address, values), oldest first
         self.commands: List[Tuple[int, Tuple[int, ...]]] = []
 
-    def read(self, address: int, count: int) -> Any:
+    def read(self, address: int, count: int) -> Union[List[int], int]:
         """Registers, or a Modbus exception code."""
         if not 1 <= count <= self.max_registers:
             return ILLEGAL_VALUE
@@ -128,13 +144,14 @@ class ModbusSimServer:
     #: :attr:`received` keeps at most this many requests (the oldest half goes when it is full)
     RECEIVED_LIMIT = 50000
 
-    def __init__(self, space: Any, *, extra: str, name: str = "modbus",
+    def __init__(self, space: ServedSpace, *, extra: str, name: str = "modbus",
                  unit_ids: Iterable[int] = (0,), single_client: bool = False,
                  seed: Optional[int] = None) -> None:
         self.space = space
         self.name = name
         self.extra = extra
-        self.unit_ids = [int(u) for u in unit_ids]
+        self.unit_ids: List[int] = [check_range("unit_id", u, 0, 255, integer=True)
+                                    for u in unit_ids]
         if not self.unit_ids:
             raise ConfigurationError("a Modbus server needs at least one unit id")
         self.single_client = single_client
@@ -247,25 +264,44 @@ class ModbusSimServer:
         self._run_sync(self._abort_all)
 
     def refuse_connections(self, count: int) -> None:
-        """Reset the next ``count`` connection attempts as soon as they arrive."""
+        """Reset the next ``count`` connection attempts as soon as they arrive.
+
+        :raises ConfigurationError: ``count`` is not a whole number >= 0.
+        """
+        count = check_range("count", count, 0, _MAX_COUNT, integer=True)
         with self._lock:
-            self._refuse = int(count)
+            self._refuse = count
 
     def delay_responses(self, seconds: float, *, writes_only: bool = False) -> None:
         """Hold every reply (or only write acknowledgements) back by ``seconds``; 0 restores
-        prompt replies."""
+        prompt replies.
+
+        :raises ConfigurationError: ``seconds`` is not in 0..3600.
+        """
+        seconds = float(check_range("seconds", seconds, 0, 3600, "s"))
         self._delay_writes_only = bool(writes_only)
-        self.reply_delay = max(0.0, float(seconds))
+        self.reply_delay = seconds
 
     def send_garbage(self, count: int = 1) -> None:
-        """Answer the next ``count`` requests with 9 random bytes instead of a Modbus reply."""
+        """Answer the next ``count`` requests with 9 random bytes instead of a Modbus reply.
+
+        :raises ConfigurationError: ``count`` is not a whole number >= 0.
+        """
+        count = check_range("count", count, 0, _MAX_COUNT, integer=True)
         with self._lock:
-            self._garbage = int(count)
+            self._garbage = count
 
     def reply_error(self, code: Optional[int] = DEVICE_FAILURE,
                     count: Optional[int] = None) -> None:
         """Answer requests with Modbus exception ``code`` (the next ``count``, or all until
-        ``reply_error(None)``)."""
+        ``reply_error(None)``).
+
+        :raises ConfigurationError: ``code`` outside 1..255 or ``count`` below 1.
+        """
+        if code is not None:
+            code = check_range("code", code, 1, 255, integer=True)
+        if count is not None:
+            count = check_range("count", count, 1, _MAX_COUNT, integer=True)
         with self._lock:
             self._error_code = code
             self._error_count = count
@@ -276,8 +312,13 @@ class ModbusSimServer:
 
     @property
     def registers(self) -> Dict[int, int]:
-        """A copy of the served registers (when the space has ``snapshot()``)."""
-        return self.space.snapshot()
+        """A copy of the served registers (when the space has ``snapshot()``, as
+        :class:`HoldingRegisters` does).
+
+        :raises AttributeError: the space keeps no snapshot.
+        """
+        snapshot: Callable[[], Dict[int, int]] = getattr(self.space, "snapshot")
+        return snapshot()
 
     def writes_received(self) -> int:
         """Write requests (FC6/FC16) received since the server started, answered or not."""
@@ -415,7 +456,7 @@ def _make_server(sim: ModbusSimServer, host: str, port: int) -> Any:
 
     ExceptionResponse = pdu_mod.ExceptionResponse
 
-    class Handler(ServerRequestHandler):  # type: ignore[misc, valid-type]
+    class Handler(ServerRequestHandler):
         def server_send(self, pdu: Any, addr: Any) -> None:
             # A client may hang up while its request is being answered (a client closing
             # mid-read, a recorder stopping). A device then simply has nobody to answer;
@@ -424,7 +465,7 @@ def _make_server(sim: ModbusSimServer, host: str, port: int) -> Any:
             if self.transport is None:
                 log.debug("%s sim: the client left before its reply; dropped", sim.name)
                 return
-            super().server_send(pdu, addr)
+            super().server_send(pdu, addr)  # type: ignore[no-untyped-call]  # pymodbus
 
         def callback_connected(self) -> None:
             super().callback_connected()
@@ -464,7 +505,7 @@ def _make_server(sim: ModbusSimServer, host: str, port: int) -> Any:
                 self.server_send(response, self.last_addr)
                 return
             self.last_pdu = pdu
-            await super().handle_request()
+            await super().handle_request()  # type: ignore[no-untyped-call]  # pymodbus
 
     class Store:
         """Stands in for pymodbus' datastore: answers from the simulator's register space."""
@@ -488,7 +529,8 @@ def _make_server(sim: ModbusSimServer, host: str, port: int) -> Any:
 
     class Server(server_mod.ModbusTcpServer):  # type: ignore[misc, name-defined]
         def callback_new_connection(self) -> Any:
-            return Handler(self, self.trace_packet, self.trace_pdu, self.trace_connect)
+            return Handler(  # type: ignore[no-untyped-call]  # pymodbus' __init__ is untyped
+                self, self.trace_packet, self.trace_pdu, self.trace_connect)
 
     placeholder = sim_mod.SimDevice(id=sim.unit_ids[0], simdata=[sim_mod.SimData(0, values=0)])
     server = Server(placeholder, address=(host, port))

@@ -25,10 +25,12 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import re
 import sys
 import threading
 from typing import Any, Callable, Dict, List, Optional
 
+from .._core.endpoint import Endpoint, parse_endpoint
 from .._core.extras import require
 from ..errors import BackendUnavailableError, ConfigurationError
 
@@ -38,32 +40,73 @@ SYSTEM_BUS_DEFAULT = "unix:path=/var/run/dbus/system_bus_socket"
 PUMP_THREAD_NAME = "pyburnerkit-victron-glib"
 
 
-def resolve_bus_address(bus_address: Optional[str] = None) -> str:
-    """The address to use, as Venus picks it.
+#: The well-known buses an endpoint may name instead of an address.
+BUS_NAMES = ("system", "session")
 
-    An explicit address wins; ``"session"``/``"system"`` name a bus; otherwise the session
-    bus when ``DBUS_SESSION_BUS_ADDRESS`` is set, else the system bus.
+# One D-Bus server address: ``transport:key=value[,key=value...]`` (the D-Bus specification's
+# grammar; several may be joined with ``;``).
+_ADDRESS = re.compile(r"^[A-Za-z][A-Za-z0-9-]*:[A-Za-z0-9_-]+=[^,;]*(,[A-Za-z0-9_-]+=[^,;]*)*$")
+
+#: The endpoint forms, for error messages and docs.
+ENDPOINT_FORMS = ("'system', 'session', a D-Bus address such as "
+                  "'unix:path=/run/dbus/system_bus_socket' or 'tcp:host=10.0.0.2,port=78', "
+                  "or 'sim://[?interval=1&seed=0&demo=1]'")
+
+
+def parse_bus_endpoint(endpoint: str) -> Endpoint:
+    """Parse a Victron endpoint with the one endpoint parser (scheme ``dbus``, addresses passed
+    through whole). No I/O and no environment lookup.
+
+    :returns: an :class:`Endpoint` whose ``host`` is ``"system"``/``"session"`` or the whole
+        D-Bus address, or a ``sim://`` endpoint (``is_sim``).
+    :raises ConfigurationError: anything else (``"localhost"``, ``"host:port"``, an unknown
+        scheme), naming the string and the accepted forms.
     """
-    if bus_address is not None:
-        if not isinstance(bus_address, str) or not bus_address.strip():
-            raise ConfigurationError(f"bus_address must be a D-Bus address string, got "
-                                     f"{bus_address!r}")
-        if bus_address == "system":
-            return os.environ.get("DBUS_SYSTEM_BUS_ADDRESS", SYSTEM_BUS_DEFAULT)
-        if bus_address == "session":
-            addr = os.environ.get("DBUS_SESSION_BUS_ADDRESS")
-            if not addr:
-                raise ConfigurationError("bus_address='session' but DBUS_SESSION_BUS_ADDRESS "
-                                         "is not set")
-            return addr
-        if ":" not in bus_address:
-            raise ConfigurationError(f"bus_address {bus_address!r} is not a D-Bus address like "
-                                     f"'unix:path=/run/dbus/system_bus_socket'")
-        return bus_address
-    session = os.environ.get("DBUS_SESSION_BUS_ADDRESS")
-    if session:
-        return session
-    return os.environ.get("DBUS_SYSTEM_BUS_ADDRESS", SYSTEM_BUS_DEFAULT)
+    try:
+        parsed = parse_endpoint(endpoint, scheme="dbus", opaque=True, what="D-Bus")
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{endpoint!r} is not a D-Bus endpoint: expected "
+                                 f"{ENDPOINT_FORMS}") from exc
+    if parsed.is_sim:
+        return parsed
+    if parsed.host == parsed.text and all(_ADDRESS.match(part)
+                                          for part in parsed.text.rstrip(";").split(";")):
+        return parsed   # a D-Bus address, passed through whole by the parser
+    if (parsed.host in BUS_NAMES and parsed.port is None and parsed.path in ("", "/")
+            and not parsed.options):
+        return parsed
+    raise ConfigurationError(f"{endpoint!r} is not a D-Bus endpoint (a bus is not reached by "
+                             f"host name): expected {ENDPOINT_FORMS}")
+
+
+def resolve_bus_address(endpoint: Optional[str] = None) -> str:
+    """The bus address to connect to, as Venus picks it (reads the environment, no I/O).
+
+    An address is used as given; ``"system"``/``"session"`` name a bus; None means the
+    session bus when ``DBUS_SESSION_BUS_ADDRESS`` is set, else the system bus.
+
+    :raises ConfigurationError: not a D-Bus endpoint (see :func:`parse_bus_endpoint`),
+        ``"sim://"`` (it has no address until its simulator runs), or ``"session"`` while
+        ``DBUS_SESSION_BUS_ADDRESS`` is unset.
+    """
+    if endpoint is None:
+        session = os.environ.get("DBUS_SESSION_BUS_ADDRESS")
+        if session:
+            return session
+        return os.environ.get("DBUS_SYSTEM_BUS_ADDRESS", SYSTEM_BUS_DEFAULT)
+    parsed = parse_bus_endpoint(endpoint)
+    if parsed.is_sim:
+        raise ConfigurationError(f"{endpoint!r} names the in-process simulator, which has no "
+                                 f"address before it runs")
+    if parsed.host == "system":
+        return os.environ.get("DBUS_SYSTEM_BUS_ADDRESS", SYSTEM_BUS_DEFAULT)
+    if parsed.host == "session":
+        addr = os.environ.get("DBUS_SESSION_BUS_ADDRESS")
+        if not addr:
+            raise ConfigurationError("the 'session' bus was asked for but "
+                                     "DBUS_SESSION_BUS_ADDRESS is not set")
+        return addr
+    return parsed.host
 
 
 def bus_label(address: str) -> str:
@@ -210,7 +253,7 @@ class _Pump:
         done = threading.Event()
         glib = self._glib
         assert glib is not None
-        box: list = [None, None]
+        box: List[Any] = [None, None]
         with self._lock:
             self._call_seq += 1
             key = self._call_seq
@@ -463,8 +506,8 @@ METHOD_CALL, METHOD_RETURN, ERROR, SIGNAL = 1, 2, 3, 4
 
 
 def is_disconnect(msg: Any) -> bool:
-    return (msg.get_type() == SIGNAL and msg.get_member() == "Disconnected"
-            and msg.get_interface() == "org.freedesktop.DBus.Local")
+    return bool(msg.get_type() == SIGNAL and msg.get_member() == "Disconnected"
+                and msg.get_interface() == "org.freedesktop.DBus.Local")
 
 
 Handler = Callable[[Any], Any]

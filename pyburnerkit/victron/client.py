@@ -17,26 +17,28 @@ import contextlib
 import logging
 import threading
 from types import MappingProxyType
-from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Set,
-                    Tuple, Union)
+from typing import (Any, Callable, Dict, FrozenSet, Iterable, Iterator, List, Mapping, Optional,
+                    Set, Tuple, TypeVar, Union)
 
 from .._core.client import BaseClient
 from .._core.extras import require
 from .._core.pending import Pending
 from .._core.session import Session
-from .._core.timeouts import DEFAULT, Deadline, TimeoutArg, resolve_timeout
+from .._core.timeouts import Deadline, TimeoutArg, resolve_timeout
 from ..errors import (ConfigurationError, ConnectionLostError, DeviceConnectionError,
                       DeviceError, DeviceTimeoutError, ProtocolError, PyBurnerKitError,
-                      UnsupportedFeatureError, WriteNotAllowedError)
+                      UnsupportedFeatureError, WriteNotAllowedError, check_range)
+from ..types import DEFAULT
 from . import codec
 from .bus import (ERROR, METHOD_CALL, PUMP, SIGNAL, bus_label, close_connection, is_disconnect,
-                  open_connection,
-                  resolve_bus_address)
+                  open_connection, parse_bus_endpoint, resolve_bus_address)
 from .models import (ItemValue, NameTakenError, ServiceAdded, ServiceInfo, ServiceRemoved,
                      SetValueError, Setting, SettingsError, ValuesChanged, ValueWritten,
                      WriteRequested)
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R")
 
 __all__ = ["VictronService", "VictronMonitor", "VictronSettings", "WriteCompleted"]
 
@@ -269,7 +271,24 @@ class _BusSession(Session):
 
 
 # ====================================================================== shared facade
-class _VictronClient(BaseClient):
+def _one_bus(keyword: str, given: Optional[str], bus_address: Optional[str]) -> Optional[str]:
+    """The endpoint from ``keyword`` or from its older spelling ``bus_address=`` (not both)."""
+    if bus_address is None:
+        return given
+    if given is not None and given != bus_address:
+        raise ConfigurationError(f"the bus was given twice ({keyword}={given!r} and "
+                                 f"bus_address={bus_address!r}): give it once, as {keyword}")
+    return bus_address
+
+
+class _VictronClient(BaseClient[_BusSession]):
+    """What the service and the monitor share: the bus endpoint, one session, peer errors.
+
+    ``bus`` is the endpoint string (see :func:`.bus.parse_bus_endpoint`); None picks the
+    bus as Venus programs do. ``label`` names the client in thread names and errors (None:
+    derived from the bus).
+    """
+
     family = "victron"
     _export = False
 
@@ -278,16 +297,35 @@ class _VictronClient(BaseClient):
 
     allow_writes: bool  # set by each subclass
 
-    def __init__(self, endpoint: str, address: str, **kw: Any) -> None:
-        super().__init__(endpoint, **kw)
+    def __init__(self, bus: Optional[str], label: Optional[str], **kw: Any) -> None:
+        self._sim_options: Optional[Dict[str, Any]] = None
+        address: Optional[str] = None
+        parsed = None if bus is None else parse_bus_endpoint(bus)
+        if parsed is not None and parsed.is_sim:
+            from .sim import VictronSim
+            self._sim_options = VictronSim.parse_options(parsed.options)
+            default_label = f"sim-{parsed.name}" if parsed.name else "sim"
+        else:
+            address = resolve_bus_address(bus)
+            default_label = bus_label(address)
+        super().__init__(label or default_label, **kw)
+        #: The bus address the client connects to (for ``sim://``: None until
+        #: :meth:`connect` has started the simulator, then its private bus).
         self.bus_address = address
         #: Malformed messages from peers that were dropped (each cost only its own entries).
         self.protocol_errors = 0
         self._unexpected_errors = 0   # our bugs caught on the I/O thread (tests assert 0)
         self._warned: Set[str] = set()
 
-    def _make_session(self, **common: Any) -> Session:
-        return _BusSession(client=self, address=self.bus_address, export=self._export, **common)
+    def _make_session(self, **common: Any) -> _BusSession:
+        if self._sim_options is not None:
+            from .sim import VictronSim
+            options = self._sim_options
+            sim = self._own_simulator(lambda: VictronSim(**options).start())
+            self.bus_address = sim.address
+        address = self.bus_address
+        assert address is not None  # resolved in __init__, or the simulator's just above
+        return _BusSession(client=self, address=address, export=self._export, **common)
 
     def _guard_blocking(self) -> None:
         if PUMP.in_pump():
@@ -333,17 +371,43 @@ class _VictronClient(BaseClient):
 
     # -- requests ----------------------------------------------------------------------
     def _request(self, description: str, dest: str, path: str, iface: str, member: str,
-                 signature: str, args: Tuple[Any, ...], convert: Callable[[Any, List[Any]], Any],
+                 signature: str, args: Tuple[Any, ...],
+                 convert: Callable[[_BusSession, List[Any]], R],
                  timeout: TimeoutArg = DEFAULT, *, is_write: bool = False,
-                 wait: bool = True, prepare: Optional[Callable[..., None]] = None) -> Any:
-        """One D-Bus call on the I/O thread; ``convert(session, reply_args)`` gives the result
-        (it may raise a PyBurnerKitError). Blocks unless ``wait`` is False (returns the Pending).
+                 prepare: Optional[Callable[..., None]] = None) -> R:
+        """One D-Bus call on the I/O thread, blocking until ``convert(session, reply_args)``
+        gave the result (it may raise a PyBurnerKitError) or ``timeout`` passed.
 
         ``prepare(session, request, send)``, when given, runs first on the I/O thread (e.g.
         to ask for limits); it calls ``send()`` to go on or fails ``request``. Nothing is sent
         once the request is done (the caller timed out or the client closed meanwhile).
         """
         seconds = resolve_timeout(timeout, self.timeout)
+        request = self._make_request(description, dest, path, iface, member, signature, args,
+                                     convert, seconds, is_write, prepare)
+        result: R = self._call(request, seconds)
+        return result
+
+    def _request_nowait(self, description: str, dest: str, path: str, iface: str, member: str,
+                        signature: str, args: Tuple[Any, ...],
+                        convert: Callable[[_BusSession, List[Any]], Any],
+                        timeout: TimeoutArg = DEFAULT, *, is_write: bool = False,
+                        prepare: Optional[Callable[..., None]] = None) -> Pending:
+        """:meth:`_request` without waiting: the request is submitted and returned."""
+        seconds = resolve_timeout(timeout, self.timeout)
+        request = self._make_request(description, dest, path, iface, member, signature, args,
+                                     convert, seconds, is_write, prepare)
+        session = self._require_session()
+        self._outstanding.add(request)
+        session.submit(request)
+        return request
+
+    def _make_request(self, description: str, dest: str, path: str, iface: str, member: str,
+                      signature: str, args: Tuple[Any, ...],
+                      convert: Callable[[_BusSession, List[Any]], Any],
+                      seconds: Optional[float], is_write: bool,
+                      prepare: Optional[Callable[..., None]]) -> Pending:
+        """The Pending behind :meth:`_request` (the call itself starts on the I/O thread)."""
 
         def start(s: _BusSession, request: Pending) -> None:
             if prepare is None:
@@ -373,13 +437,7 @@ class _VictronClient(BaseClient):
             s.call(dest, path, iface, member, signature, args, done,
                    None if seconds is None else seconds + 0.5)
 
-        request = Pending(description, start, is_write=is_write)
-        if not wait:
-            session = self._require_session()
-            self._outstanding.add(request)
-            session.submit(request)
-            return request
-        return self._call(request, seconds)
+        return Pending(description, start, is_write=is_write)
 
     def _on_io(self, fn: Callable[..., Any], *args: Any) -> None:
         session = self._session
@@ -438,8 +496,20 @@ class VictronService(_VictronClient):
             b["/Ac/L1/Power"] = 1234.0
         svc.close()
 
-    ``allow_writes=True`` is needed only by :meth:`allocate_device_instance`, which creates a
-    setting in localsettings; publishing our own values never changes another device.
+    :param name: the well-known name to claim (``com.victronenergy.<type>.<suffix>``). It
+        comes first because it is what the service *is*; it also names the client's threads
+        (``pyburnerkit-victron-<name>-io``).
+    :param bus: the endpoint, second (positional or ``bus=``) as in velib's
+        ``VeDbusService(name, bus)``: ``"system"``, ``"session"``, a D-Bus address
+        (``"unix:path=/run/dbus/system_bus_socket"``, ``"tcp:host=10.0.0.2,port=78"``) or
+        ``"sim://[?interval=1&seed=0&demo=1]"`` (a private simulated Venus bus, started by
+        :meth:`connect` and closed with the service: see :attr:`simulator`). None (default)
+        picks the bus as Venus programs do: the session bus when
+        ``DBUS_SESSION_BUS_ADDRESS`` is set, else the system bus.
+    :param bus_address: the older spelling of ``bus`` (still accepted; give one of them).
+    :param allow_writes: needed only by :meth:`allocate_device_instance`, which creates a
+        setting in localsettings; publishing our own values never changes another device.
+    :raises ConfigurationError: a bad name or endpoint (no I/O is done here).
 
     Remote SetValue replies: 0 accepted (also for an unchanged value), 1 not writable or
     not coercible to the item's type, 2 refused by the item's validator.
@@ -447,11 +517,11 @@ class VictronService(_VictronClient):
 
     _export = True
 
-    def __init__(self, name: str, *, bus_address: Optional[str] = None,
-                 allow_writes: bool = False, **kw: Any) -> None:
+    def __init__(self, name: str, bus: Optional[str] = None, *,
+                 bus_address: Optional[str] = None, allow_writes: bool = False,
+                 **kw: Any) -> None:
         codec.check_service_name(name)
-        address = resolve_bus_address(bus_address)
-        super().__init__(name, address, **kw)
+        super().__init__(_one_bus("bus", bus, bus_address), name, **kw)
         self.name = name
         #: Needed only for :meth:`allocate_device_instance`, which changes localsettings;
         #: publishing our own values never needs it.
@@ -515,17 +585,25 @@ class VictronService(_VictronClient):
                             device_instance: int = 0, product_id: int = 0xFFFF,
                             product_name: str = "", firmware_version: Any = "",
                             hardware_version: Any = "", connected: int = 1) -> None:
-        """The nine paths every Venus service publishes (spec 2.2)."""
+        """The nine paths every Venus service publishes (spec 2.2).
+
+        :raises ConfigurationError: ``device_instance`` outside 0..2147483647 (an Int32 on
+            the bus), ``product_id`` outside 0..65535 (a u16), ``connected`` not 0 or 1.
+        """
         from .. import __version__
+        instance = check_range("device_instance", device_instance, 0, 2 ** 31 - 1,
+                               integer=True)
+        product = check_range("product_id", product_id, 0, 0xFFFF, integer=True)
+        online = check_range("connected", connected, 0, 1, integer=True)
         self.add_item("/Mgmt/ProcessName", process_name)
         self.add_item("/Mgmt/ProcessVersion", process_version or __version__)
         self.add_item("/Mgmt/Connection", connection)
-        self.add_item("/DeviceInstance", int(device_instance), kind=int)
-        self.add_item("/ProductId", int(product_id), kind=int)
+        self.add_item("/DeviceInstance", instance, kind=int)
+        self.add_item("/ProductId", product, kind=int)
         self.add_item("/ProductName", product_name)
         self.add_item("/FirmwareVersion", firmware_version)
         self.add_item("/HardwareVersion", hardware_version)
-        self.add_item("/Connected", int(connected), kind=int)
+        self.add_item("/Connected", online, kind=int)
 
     def paths(self) -> List[str]:
         return list(self._items)
@@ -591,7 +669,7 @@ class VictronService(_VictronClient):
             log.warning("%s registers without /DeviceInstance: scanners may skip it "
                         "(use add_mandatory_paths)", self.name)
 
-        def convert(s: _BusSession, args: List[Any]) -> Any:
+        def convert(s: _BusSession, args: List[Any]) -> "VictronService":
             code = int(args[0])
             if code in (1, 4):  # primary owner / already owner
                 self._registered = True
@@ -849,15 +927,23 @@ class VictronMonitor(_VictronClient):
     ``allow_writes=True`` (they can switch inverters and chargers) and are checked against the
     limits the bus reports before anything is sent. ``protocol_errors`` counts the malformed
     messages of peers that were dropped (each costs only its own entries).
+
+    :param endpoint: the bus: ``"system"``, ``"session"``, a D-Bus address
+        (``"unix:path=/run/dbus/system_bus_socket"``, ``"tcp:host=10.0.0.2,port=78"``) or
+        ``"sim://[?interval=1&seed=0&demo=1]"`` (a private simulated Venus bus with
+        localsettings and demo services, started by :meth:`connect` and closed with the
+        monitor: see :attr:`simulator`). None (default) picks the bus as Venus programs do:
+        the session bus when ``DBUS_SESSION_BUS_ADDRESS`` is set, else the system bus.
+    :param bus_address: the older spelling of ``endpoint`` (still accepted; give one of them).
+    :raises ConfigurationError: a bad endpoint or ``service_types`` (no I/O is done here).
     """
 
-    def __init__(self, *, bus_address: Optional[str] = None,
+    def __init__(self, endpoint: Optional[str] = None, *, bus_address: Optional[str] = None,
                  service_types: Optional[Mapping[str, Optional[Iterable[str]]]] = None,
                  allow_writes: bool = False, **kw: Any) -> None:
-        address = resolve_bus_address(bus_address)
-        super().__init__(kw.pop("endpoint", None) or bus_label(address), address, **kw)
+        super().__init__(_one_bus("endpoint", endpoint, bus_address), None, **kw)
         self.allow_writes = bool(allow_writes)
-        self._types: Optional[Dict[str, Optional[frozenset]]] = None
+        self._types: Optional[Dict[str, Optional[FrozenSet[str]]]] = None
         if service_types is not None:
             self._types = {}
             for cls, paths in service_types.items():
@@ -895,7 +981,8 @@ class VictronMonitor(_VictronClient):
     # -- cache reads (never block) -----------------------------------------------------
     def service(self, name: str) -> Optional[ServiceInfo]:
         """The service's snapshot, or None when it is not on the bus (or not tracked)."""
-        return self._cache.value(name)
+        info: Optional[ServiceInfo] = self._cache.value(name)
+        return info
 
     def services(self, service_class: Optional[str] = None) -> Dict[str, Optional[int]]:
         """``{name: device_instance}`` of the tracked services (of one class if given)."""
@@ -935,7 +1022,12 @@ class VictronMonitor(_VictronClient):
                 f"{name} is not tracked by this monitor: add its class "
                 f"'{codec.service_class(name)}' to service_types (now "
                 f"{sorted(self._types or ())})")
-        return self.wait_for(lambda c: c._cache.value(name), timeout)
+
+        def scanned(c: "VictronMonitor") -> Optional[ServiceInfo]:
+            return c.service(name)
+        info = self.wait_for(scanned, timeout)
+        assert info is not None  # wait_for returns only what is truthy
+        return info
 
     def wait_for_value(self, service: str, path: str, predicate: Optional[Callable[[Any], Any]] = None,
                        timeout: TimeoutArg = DEFAULT) -> Any:
@@ -950,23 +1042,37 @@ class VictronMonitor(_VictronClient):
         return self.wait_for(check, timeout)[0]
 
     # -- round trips -------------------------------------------------------------------
-    def fetch_value(self, service: str, path: str, timeout: TimeoutArg = DEFAULT) -> Any:
-        """GetValue on the bus (not the cache); ``/`` gives velib's root dict."""
+    def read_value(self, service: str, path: str, timeout: TimeoutArg = DEFAULT) -> Any:
+        """GetValue on the bus (not the cache), blocking until the service answered; ``/``
+        gives velib's root dict. None means the value is invalid.
+
+        :raises ConfigurationError: a malformed service name or path (nothing is sent).
+        :raises DeviceError: the service refused (e.g. ``UnknownObject`` for a missing path).
+        :raises DeviceTimeoutError: no answer within ``timeout`` seconds.
+        """
         codec.check_destination(service)
         codec.check_path(path, allow_root=True)
         return self._request(f"GetValue {service}{path}", service, path, codec.BUSITEM,
                              "GetValue", "", (), lambda s, a: codec.unwrap(a[0]), timeout)
 
-    def fetch_text(self, service: str, path: str, timeout: TimeoutArg = DEFAULT) -> Any:
+    def read_text(self, service: str, path: str, timeout: TimeoutArg = DEFAULT) -> Any:
+        """GetText on the bus, blocking until the service answered: the display text (a
+        dict of texts for ``/`` on velib services). Raises as :meth:`read_value`."""
         codec.check_destination(service)
         codec.check_path(path, allow_root=True)
         return self._request(f"GetText {service}{path}", service, path, codec.BUSITEM,
                              "GetText", "", (), lambda s, a: codec.unwrap(a[0]), timeout)
 
+    def read_items(self, service: str, timeout: TimeoutArg = DEFAULT) -> Dict[str, ItemValue]:
+        """GetItems on the bus, blocking until the service answered: ``{path: ItemValue}``.
 
-    def fetch_items(self, service: str, timeout: TimeoutArg = DEFAULT) -> Dict[str, ItemValue]:
-        """GetItems on the bus: ``{path: ItemValue}``."""
+        Besides the errors below, raises as :meth:`read_value`.
+
+        :raises UnsupportedFeatureError: the service has no GetItems (an old velib service).
+        :raises ProtocolError: the reply is not GetItems' dict.
+        """
         codec.check_destination(service)
+
         def convert(s: _BusSession, a: List[Any]) -> Dict[str, ItemValue]:
             return {p: ItemValue(v, t if t is not None else codec.default_text(p, v))
                     for p, (has, v, t) in codec.parse_items(a[0]).items() if has}
@@ -991,7 +1097,10 @@ class VictronMonitor(_VictronClient):
         :raises SetValueError: the service returned a non-zero code (``.code``).
         :raises DeviceTimeoutError: no answer within ``timeout``.
         """
-        return self._set(service, path, value, timeout, True)
+        wrapped, prepare = self._check_set(service, path, value, timeout)
+        self._request(f"SetValue {service}{path}", service, path, codec.BUSITEM, "SetValue",
+                      "v", (wrapped,), self._set_reply(service, path, value), timeout,
+                      is_write=True, prepare=prepare)
 
     def set_value_nowait(self, service: str, path: str, value: Any,
                          timeout: TimeoutArg = DEFAULT) -> "concurrent.futures.Future[None]":
@@ -1005,37 +1114,11 @@ class VictronMonitor(_VictronClient):
         :raises ConfigurationError: at once, for a value D-Bus cannot carry or outside limits
             already in the cache.
         """
-        return self._set(service, path, value, timeout, False)
-
-    def _set(self, service: str, path: str, value: Any, timeout: TimeoutArg, wait: bool) -> Any:
-        codec.check_destination(service)
-        codec.check_path(path)
-        if not self.allow_writes:
-            raise WriteNotAllowedError(
-                f"SetValue {service}{path}={codec._show(value)} refused: open the monitor with "
-                f"allow_writes=True to change values on the bus", device=self.family,
-                endpoint=self.endpoint)
-        wrapped = codec.wrap(value, 1)
-        unit = self._units.get((service, path), "")
-        limits = self._limits.get(service, {}).get(path)
-        prepare = None
-        if limits is not None:
-            _check_limits(f"{service}{path}", value, limits, unit)
-        elif service == codec.SETTINGS_SERVICE:
-            prepare = self._limits_first(service, path, value, unit, timeout)
-
-        def convert(s: _BusSession, a: List[Any]) -> None:
-            code = int(a[0])
-            if code != 0:
-                raise SetValueError(f"SetValue {service}{path}={codec._show(value)} was "
-                                    f"refused with "
-                                    f"code {code}", code=code, device=self.family,
-                                    endpoint=self.endpoint)
-        pending = self._request(f"SetValue {service}{path}", service, path, codec.BUSITEM,
-                                "SetValue", "v", (wrapped,), convert, timeout, is_write=True,
-                                wait=wait, prepare=prepare)
-        if wait:
-            return pending
+        wrapped, prepare = self._check_set(service, path, value, timeout)
+        pending = self._request_nowait(
+            f"SetValue {service}{path}", service, path, codec.BUSITEM, "SetValue", "v",
+            (wrapped,), self._set_reply(service, path, value), timeout, is_write=True,
+            prepare=prepare)
         future: "concurrent.futures.Future[None]" = concurrent.futures.Future()
         future.set_running_or_notify_cancel()
         seconds = resolve_timeout(timeout, self.timeout)
@@ -1055,6 +1138,43 @@ class VictronMonitor(_VictronClient):
                     device=self.family, endpoint=self.endpoint)))
             self._on_io(expire)
         return future
+
+    def _check_set(self, service: str, path: str, value: Any, timeout: TimeoutArg
+                   ) -> Tuple[Any, Optional[Callable[..., None]]]:
+        """Everything a SetValue checks before it is sent (any thread, no I/O); returns the
+        wrapped value and the ``prepare`` step that asks for a setting's limits first, if
+        one is needed.
+
+        :raises WriteNotAllowedError: without ``allow_writes``.
+        :raises ConfigurationError: a bad name, path or value, or a value outside limits
+            already in the cache.
+        """
+        codec.check_destination(service)
+        codec.check_path(path)
+        if not self.allow_writes:
+            raise WriteNotAllowedError(
+                f"SetValue {service}{path}={codec._show(value)} refused: open the monitor with "
+                f"allow_writes=True to change values on the bus", device=self.family,
+                endpoint=self.endpoint)
+        wrapped = codec.wrap(value, 1)   # a value D-Bus cannot carry is refused here
+        unit = self._units.get((service, path), "")
+        limits = self._limits.get(service, {}).get(path)
+        if limits is not None:
+            _check_limits(f"{service}{path}", value, limits, unit)
+        elif service == codec.SETTINGS_SERVICE:
+            return wrapped, self._limits_first(service, path, value, unit, timeout)
+        return wrapped, None
+
+    def _set_reply(self, service: str, path: str,
+                   value: Any) -> Callable[[_BusSession, List[Any]], None]:
+        """SetValue's answer: 0 accepted, anything else a SetValueError carrying the code."""
+        def convert(s: _BusSession, a: List[Any]) -> None:
+            code = int(a[0])
+            if code != 0:
+                raise SetValueError(f"SetValue {service}{path}={codec._show(value)} was "
+                                    f"refused with code {code}", code=code,
+                                    device=self.family, endpoint=self.endpoint)
+        return convert
 
     def _limits_first(self, service: str, path: str, value: Any, unit: str,
                       timeout: TimeoutArg) -> Callable[..., None]:
@@ -1429,41 +1549,20 @@ def _allocate(client: _VictronClient, unique_id: str, device_class: str, preferr
                                  f"without '/' (e.g. 'mydriver_SN1234')")
     if not isinstance(device_class, str) or not device_class.isidentifier():
         raise ConfigurationError(f"device_class {device_class!r} must be a word like 'grid'")
-    preferred = int(codec_check_int("preferred", preferred, 0, 2 ** 31 - 1))
+    preferred = int(check_range("preferred", preferred, 0, 2 ** 31 - 1, integer=True))
     path = f"/Settings/Devices/{unique_id}/ClassAndVrmInstance"
     result = _add_settings(client, [Setting(path, f"{device_class}:{preferred}")], timeout)
     _cls, instance = codec.parse_class_instance(result[path])
     return instance
 
 
-def _check_limits(name: str, value: Any, limits: codec.Limits, unit: str, *,
-                  integer: bool = False) -> Any:
+def _check_limits(name: str, value: Any, limits: codec.Limits, unit: str) -> Any:
     """``value`` if it lies within the limits the bus reported (``NO_LIMITS``: anything
-    goes), else a ConfigurationError naming the value, the limits and the unit. Numbers are
-    shown exactly (no rounding of large limits)."""
+    goes), else a ConfigurationError naming the value, the limits and the unit."""
     low, high = limits
     if low is None or high is None:
         return value
-    unit_text = f" {unit}" if unit else ""
-    span = f"{_exact(low)}..{_exact(high)}{unit_text}"
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise ConfigurationError(f"{name} must be a number in {span}, got {codec._show(value)}")
-    if integer and value != int(value):
-        raise ConfigurationError(f"{name} must be a whole number in {span}, got {value!r}")
-    if not low <= value <= high:
-        raise ConfigurationError(f"{name}={_exact(value)}{unit_text} is out of range: the "
-                                 f"limit is {span}")
-    return value
-
-
-def _exact(number: Any) -> str:
-    if isinstance(number, float) and number.is_integer() and abs(number) < 2 ** 53:
-        return str(int(number))   # 58.0 -> "58"
-    return repr(number)
-
-
-def codec_check_int(name: str, value: Any, low: int, high: int) -> int:
-    return int(_check_limits(name, value, (low, high), "", integer=True))
+    return check_range(name, value, low, high, unit)
 
 
 def _check_setting(entry: Any) -> Setting:
@@ -1590,13 +1689,6 @@ class VictronSettings:
         :raises SettingsError: for refused entries, naming each path and error code.
         """
         return _add_settings(self._monitor, settings, timeout, self._monitor)
-
-    def add_settings(self, settings: Iterable[Union[Setting, Tuple[Any, ...]]],
-                     timeout: TimeoutArg = DEFAULT) -> Dict[str, Any]:
-        """The same as :meth:`add` (aiovelib's name).
-        If this call times out, the device may still apply the write later; it is never
-        retried automatically."""
-        return self.add(settings, timeout)
 
     def get(self, path: str, default: Any = None) -> Any:
         return self._monitor.get_value(codec.SETTINGS_SERVICE, path, default)

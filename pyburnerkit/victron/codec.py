@@ -75,7 +75,7 @@ def _dbus() -> Any:
 def check_path(path: Any, *, allow_root: bool = False) -> str:
     """An absolute object path as Venus uses them (``/Ac/Power``), else ConfigurationError."""
     if allow_root and path == "/":
-        return path
+        return "/"
     if not isinstance(path, str) or not _PATH_RE.match(path):
         raise ConfigurationError(
             f"path {path!r} is not a D-Bus object path like '/Ac/Power' (a leading '/', "

@@ -31,15 +31,19 @@ import subprocess
 import tempfile
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar
 
 from .._core.extras import require
 from .._core.loop import EventLoop
-from ..errors import BackendUnavailableError, DeviceConnectionError
+from .._core.endpoint import flag, sim_options
+from ..errors import (BackendUnavailableError, ConfigurationError, DeviceConnectionError,
+                      check_range)
 from . import codec
 from .bus import METHOD_CALL, PUMP, SIGNAL, close_connection, is_disconnect, open_connection
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _UNKNOWN_OBJECT = "org.freedesktop.DBus.Error.UnknownObject"
 _UNKNOWN_METHOD = "org.freedesktop.DBus.Error.UnknownMethod"
@@ -80,7 +84,7 @@ class DbusDaemon:
         self.config = os.path.join(self.directory, "bus.conf")
         with open(self.config, "w") as fh:
             fh.write(_CONFIG.format(path=self.socket_path))
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: Optional["subprocess.Popen[bytes]"] = None
 
     def start(self, timeout: float = 10.0) -> str:
         exe = find_dbus_daemon()
@@ -565,7 +569,8 @@ class SimSettings(_Exported):
 class VictronSim:
     """A private Venus-like bus with localsettings and moving demo services.
 
-    :param interval: seconds between demo value updates (0: values never move on their own).
+    :param interval: seconds between demo value updates (0: values never move on their own;
+        0..86400 s, else :class:`~pyburnerkit.errors.ConfigurationError`).
     :param seed: seeds the value noise.
     :param demo: also export the battery, solar charger and grid meter.
     """
@@ -576,7 +581,7 @@ class VictronSim:
 
     def __init__(self, *, interval: float = 1.0, seed: int = 0, demo: bool = True,
                  directory: Optional[str] = None) -> None:
-        self.interval = float(interval)
+        self.interval = float(check_range("interval", interval, 0, 86400, "s"))
         self.rng = random.Random(seed)
         self.daemon = DbusDaemon(directory)
         self.address = self.daemon.address
@@ -593,6 +598,22 @@ class VictronSim:
         self._started = False
         self._closed = False
         self._tick_n = 0
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, str]) -> "VictronSim":
+        """Build from ``sim://`` endpoint options (``interval``, ``seed``, ``demo``)."""
+        return cls(**cls.parse_options(options))
+
+    @staticmethod
+    def parse_options(options: Mapping[str, str]) -> Dict[str, Any]:
+        """``sim://?interval=1&seed=0&demo=1`` options to constructor arguments (no I/O).
+
+        :raises ConfigurationError: an unknown option or a value of the wrong kind.
+        """
+        def interval(seconds: float) -> float:  # refused here, before any client is built
+            return float(check_range("sim:// option interval", seconds, 0, 86400, "s"))
+        return sim_options(options, {"interval": float, "seed": int, "demo": flag},
+                           limits={"interval": interval}, what="Victron simulator sim://")
 
     # -- demo content ------------------------------------------------------------------
     def _mandatory(self, name: str, instance: int, product: str, pid: int) -> Dict[str, Any]:
@@ -678,7 +699,7 @@ class VictronSim:
         for exported in self._all():
             exported.close()
 
-    def run_on_thread(self, fn: Callable[[], Any], timeout: float = 10.0) -> Any:
+    def run_on_thread(self, fn: Callable[[], T], timeout: float = 10.0) -> T:
         """Run ``fn()`` on the simulator thread and return its result (from another thread)."""
         done = threading.Event()
         box: List[Any] = [None, None]
@@ -695,20 +716,24 @@ class VictronSim:
             raise TimeoutError("the simulator thread did not answer")
         if box[1] is not None:
             raise box[1]
-        return box[0]
+        result: T = box[0]
+        return result
 
-    def close(self) -> None:
-        """Stop everything the simulator started (idempotent)."""
+    def close(self, timeout: Optional[float] = 5.0) -> None:
+        """Stop everything the simulator started (idempotent). Blocks until its thread and
+        its ``dbus-daemon`` have stopped, waiting at most about ``timeout`` seconds for each
+        step (at least 0.5 s, so a spent deadline still ends the daemon process)."""
         if self._closed:
             return
         self._closed = True
+        wait = 5.0 if timeout is None else min(5.0, max(0.5, timeout))
         if self._thread is not None:
             try:
-                self.run_on_thread(self._close_all, timeout=5)
+                self.run_on_thread(self._close_all, timeout=wait)
             except Exception:
                 log.debug("closing sim connections failed", exc_info=True)
             self.loop.stop()
-            self._thread.join(5)
+            self._thread.join(wait)
             PUMP.release()
         self.loop.close()
         self.daemon.close()

@@ -1,12 +1,24 @@
 from __future__ import annotations
 
 import json
+import socket
 from typing import Any, Dict, Iterator, List
 
 import pytest
 import websocket
 
 from pyburnerkit.afterburner import AfterburnerClient, AfterburnerSim
+
+
+@pytest.fixture
+def ipv6_loopback() -> str:
+    """``::1``, or the test is skipped where the host has no IPv6 loopback."""
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    return "::1"
 
 
 @pytest.fixture

@@ -83,6 +83,31 @@ def test_usage_and_device_errors_are_one_line_with_exit_codes(sim: AfterburnerSi
     assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
 
 
+def test_port_joins_a_plain_host_and_ipv6_gets_brackets(capsys: Any,
+                                                        ipv6_loopback: str) -> None:
+    with AfterburnerSim(tick=0).start(ipv6_loopback) as sim:
+        code, out, err = run(capsys, "afterburner", "status", "--host", ipv6_loopback, "--port",
+                             str(sim.port), "--format", "json")
+        assert code == 0, err
+        assert json.loads(out)["desired_temperature"] == 22
+
+
+@pytest.mark.parametrize("host,message", [
+    ("ws://127.0.0.1/", "give --port with a plain host, not with a URL"),
+    ("127.0.0.1:81", "--host 127.0.0.1:81 names a port already; leave out --port"),
+    ("[::1]:81", "--host [::1]:81 names a port already; leave out --port"),
+])
+def test_port_with_a_host_that_has_one_is_a_usage_error(capsys: Any, host: str,
+                                                        message: str) -> None:
+    code, out, err = run(capsys, "afterburner", "status", "--host", host, "--port", "8081")
+    assert (code, out) == (2, "") and message in err and err.count("\n") == 1, err
+
+
+def test_a_bad_endpoint_is_a_one_line_usage_error(capsys: Any) -> None:
+    code, out, err = run(capsys, "afterburner", "status", "--host", "wss://heater")
+    assert (code, out) == (2, "") and "plain ws:// only" in err and err.count("\n") == 1, err
+
+
 def test_watch_prints_pushed_changes(sim: AfterburnerSim, capsys: Any) -> None:
     sim.set(temp_c=20.0)
     code, out, _ = run(capsys, "afterburner", "watch", "--duration", "0.5", "--host",

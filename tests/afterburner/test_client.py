@@ -15,7 +15,7 @@ from pyburnerkit import (ClientClosedError, ConfigurationError, ConnectionState,
                          UnsupportedFeatureError, WriteNotAllowedError)
 from pyburnerkit.afterburner import (AfterburnerClient, AfterburnerSim, DemandMode, RunState,
                                      StartRefused, StatusChanged, Timer)
-from pyburnerkit.afterburner.client import Exchange, parse_endpoint
+from pyburnerkit.afterburner.client import Exchange, parse_url
 
 from ..helpers import CallInThread, Recorder, wait_until
 
@@ -67,8 +67,8 @@ def test_writes_need_allow_writes_but_stopping_never_does(sim: AfterburnerSim) -
             heater.set_desired_temperature(20)
         with pytest.raises(WriteNotAllowedError, match=r"^start\(\) "):
             heater.start()
-        with pytest.raises(WriteNotAllowedError, match=r"^set_fanmin\(\) "):
-            heater.set_fanmin(1700)
+        with pytest.raises(WriteNotAllowedError, match=r"^set_fan_limits\(\) "):
+            heater.set_fan_limits(1700)
         assert len(sim.received) == before  # refused before submitting: nothing to wait for
         assert not heater.stop().run_state.is_heating  # the safety stop is never refused
         assert {"Run": 0, "SQuery": 1} in list(sim.received)
@@ -149,25 +149,6 @@ def test_fuel_gauge_reset_waits_for_the_held_back_report(sim: AfterburnerSim) ->
         worker.join(10)
         assert worker.error is None, worker.error
         assert heater.status.pump_count == 0 and heater.status.fuel_used_ml == 0
-
-
-def test_pyburner_names_work_blocking_with_native_types(sim: AfterburnerSim) -> None:
-    heater = AfterburnerClient(f"127.0.0.1:{sim.port}", refresh_grace=0.2, allow_writes=True)
-    assert heater.init_websocket() is True
-    try:
-        assert heater.fetch_data("TempDesired") == 22
-        assert isinstance(heater.fetch_data("TempCurrent", refresh=True), (int, float))
-        assert heater.fetch_data("NoSuchKey") is None
-        assert heater.set_tempdesired(23) is True and heater.fetch_data("TempDesired") == 23
-        assert heater.set_fanmin(1700) is True and heater.fetch_data("FanMin") == 1700
-        assert heater.set_pumpcal(0.025) is True and heater.fetch_data("PumpCal") == 0.025
-        assert heater.set_froston(4) is True and heater.fetch_data("FrostOn") == 4
-        with pytest.raises(ConfigurationError):
-            heater.set_runmode(2)
-        with pytest.raises(ConfigurationError):
-            heater.set_froston(3.5)  # pyBurner sent it and silently failed; we refuse it
-    finally:
-        assert heater.close_websocket() is True
 
 
 def test_garbage_frames_are_dropped_and_the_session_survives(client: AfterburnerClient,
@@ -267,36 +248,102 @@ def test_events_iterator_ends_when_the_client_closes(client: AfterburnerClient,
 def test_in_process_simulator_url() -> None:
     with AfterburnerClient("sim://?tick=0&speed=100&seed=1", allow_writes=True) as heater:
         assert heater.endpoint == "sim"
+        assert heater.io_thread.name == "pyburnerkit-afterburner-sim-io"
         assert heater.status.run_state is RunState.STOPPED
         heater.set_desired_temperature(26)
         assert heater.simulator.snapshot()["TempDesired"] == 26
-    with pytest.raises(ConfigurationError, match="unknown sim:// option"):
-        AfterburnerClient("sim://?warp=9")
+        assert heater.simulator.speed == 100.0 and heater.simulator.tick == 0.0
+
+
+def test_a_named_in_process_simulator_keeps_its_name_in_the_endpoint() -> None:
+    with AfterburnerClient("sim://garage?tick=0&ambient=12") as heater:
+        assert heater.endpoint == "sim:garage"
+        assert heater.simulator.model.ambient_c == 12.0
+
+
+@pytest.mark.parametrize("url,message", [
+    ("sim://?warp=9", r"unknown sim:// option 'warp'; known: .*speed"),
+    ("sim://?seed=x", r"sim:// option seed='x' is not valid"),
+    ("sim://?speed=0", r"speed=0.0 x real time is out of range: the limit is 0.01..10000"),
+    ("sim://?sensors=5", r"sensors=5 is out of range: the limit is 1..4"),
+    ("sim://?tick", r"bad query 'tick'"),
+])
+def test_bad_simulator_options_are_configuration_errors(url: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        AfterburnerClient(url)
 
 
 @pytest.mark.parametrize("url,expected", [
-    ("192.168.4.1", ("ws", "192.168.4.1", 81, "/")),
-    ("heater.local:80", ("ws", "heater.local", 80, "/")),
+    ("192.168.4.1", ("ws", "192.168.4.1", 81, "")),
+    ("heater.local:80", ("ws", "heater.local", 80, "")),
     ("ws://10.0.0.5:81/", ("ws", "10.0.0.5", 81, "/")),
     ("ws://[::1]:8081/x", ("ws", "::1", 8081, "/x")),
+    ("[fe80::1]:82", ("ws", "fe80::1", 82, "")),
+    ("  WS://Heater.Local  ", ("ws", "heater.local", 81, "")),
+    ("sim://", ("sim", "", None, "")),
 ])
 def test_endpoint_forms(url: str, expected: tuple) -> None:
-    assert parse_endpoint(url)[:4] == expected
+    address = parse_url(url)
+    assert (address.scheme, address.host, address.port, address.path) == expected
 
 
-@pytest.mark.parametrize("url", ["", "http://x", "wss://x", "ws://:81", "ws://x:99999"])
-def test_bad_endpoints_are_configuration_errors(url: str) -> None:
-    with pytest.raises(ConfigurationError):
+@pytest.mark.parametrize("url,label", [
+    ("192.168.4.1", "192.168.4.1:81"),
+    ("heater.local:80", "heater.local:80"),
+    ("ws://[::1]:8081/x", "[::1]:8081"),
+])
+def test_the_endpoint_label_names_host_and_port(url: str, label: str) -> None:
+    heater = AfterburnerClient(url)  # no I/O before connect()
+    try:
+        assert heater.endpoint == label
+    finally:
+        heater.close()
+
+
+@pytest.mark.parametrize("form", ["127.0.0.1:{port}", "ws://127.0.0.1:{port}",
+                                  "ws://127.0.0.1:{port}/", "ws://localhost:{port}/",
+                                  "[::1]:{port}"])
+def test_every_endpoint_form_reaches_the_controller(form: str, request: Any) -> None:
+    host = request.getfixturevalue("ipv6_loopback") if form.startswith("[") else "127.0.0.1"
+    with AfterburnerSim(tick=0).start(host) as sim, AfterburnerClient(form.format(port=sim.port), refresh_grace=0.2) as heater:
+        assert heater.read_system_info(timeout=3).firmware_version == "V3.2.1"
+
+
+@pytest.mark.parametrize("url,message", [
+    ("", r"expected an endpoint for the Afterburner \(host, host:port, ws://, wss://, sim://\), got ''"),
+    (None, r"got None"),
+    ("http://x", r"unsupported scheme 'http' in Afterburner endpoint 'http://x'; expected"),
+    ("wss://x", r"wss:// is not supported \('wss://x'\): the released firmware serves plain"),
+    ("ws://:81", r"Afterburner endpoint 'ws://:81' names no host"),
+    ("ws://x:99999", r"bad Afterburner endpoint 'ws://x:99999'"),
+    ("x:0", r"port 0 is not in 1..65535"),
+])
+def test_bad_endpoints_are_configuration_errors(url: Any, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
         AfterburnerClient(url)
+
+
+@pytest.mark.parametrize("name,value,limit", [
+    ("liveness_interval", 0, "0.05..3600 s"),
+    ("liveness_timeout", -1.0, "0.05..600 s"),
+    ("refresh_grace", 61, "0..60 s"),
+    ("liveness_interval", "15", "0.05..3600 s"),
+    ("liveness_timeout", float("nan"), "0.05..600 s"),
+])
+def test_bad_constructor_numbers_name_value_limit_and_unit(name: str, value: Any,
+                                                           limit: str) -> None:
+    with pytest.raises(ConfigurationError, match=name) as info:
+        AfterburnerClient("sim://", **{name: value})
+    assert limit in str(info.value)
 
 
 def test_credentials_never_reach_logs_or_reprs(sim: AfterburnerSim, caplog: Any) -> None:
     sim.set(MPasswd="hunter2", MUser="me")
     with caplog.at_level(logging.DEBUG, logger="pyburnerkit"):
         with AfterburnerClient(f"127.0.0.1:{sim.port}", refresh_grace=0.2) as heater:
-            heater.refresh()
+            heater.read_status()
             assert "hunter2" not in repr(heater.status)
-            assert heater.fetch_data("MPasswd") == "***"
+            assert heater.reported_value("MPasswd") == "***"
     assert any(r.name == "pyburnerkit.afterburner.wire" for r in caplog.records)
     assert not any("hunter2" in r.getMessage() for r in caplog.records)
 

@@ -82,7 +82,7 @@ def test_a_password_in_an_undecodable_frame_never_leaks(sim: AfterburnerSim, cap
     with caplog.at_level(logging.DEBUG, logger="pyburnerkit"):
         with AfterburnerClient(f"127.0.0.1:{sim.port}", refresh_grace=0.2,
                                reconnect=Reconnect(30.0, 30.0, jitter=0.0)) as heater:
-            heater.refresh(timeout=3)
+            heater.read_status(timeout=3)
             for _ in range(5):  # enough bad frames in a row to give the link up
                 sim.send_garbage(garbage)
             wait_until(lambda: isinstance(heater.last_error, ProtocolError),

@@ -53,7 +53,7 @@ def clients() -> Iterator[List[Any]]:
 
 @pytest.fixture
 def cycler(sim: ArbinSim, clients: List[Any]) -> CyclerClient:
-    client = CyclerClient("127.0.0.1", sim.port, username=USER, password=SECRET, timeout=5.0,
+    client = CyclerClient(sim.endpoint, username=USER, password=SECRET, timeout=5.0,
                           connect_timeout=5.0, reconnect=FAST)
     clients.append(client)
     return client.connect()
@@ -61,7 +61,7 @@ def cycler(sim: ArbinSim, clients: List[Any]) -> CyclerClient:
 
 @pytest.fixture
 def channel(sim: ArbinSim, clients: List[Any]) -> ChannelClient:
-    client = ChannelClient("127.0.0.1", sim.port, channel=3, allow_writes=True, username=USER,
+    client = ChannelClient(sim.endpoint, channel=3, allow_writes=True, username=USER,
                            password=SECRET, timeout=5.0, connect_timeout=5.0, reconnect=FAST)
     clients.append(client)
     return client.connect()

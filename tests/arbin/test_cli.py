@@ -49,6 +49,30 @@ def test_status_formats(sim, env, capsys) -> None:
     assert code == 0 and json.loads(out)[0]["channel"] == 7
 
 
+def test_host_takes_an_endpoint(sim, env, capsys) -> None:
+    for host in (f"127.0.0.1:{sim.port}", f"cti://127.0.0.1:{sim.port}"):
+        code, out, err = run(capsys, "arbin", "--host", host, "status", "--channel", "3",
+                             "--format", "json")
+        assert code == 0, err
+        assert json.loads(out)[0]["channel"] == 3
+    assert sim.logins == 2
+    code, _, err = run(capsys, "arbin", "status", "--host", f"127.0.0.1:{sim.port}",
+                       "--port", str(sim.port + 1))
+    assert code == 2 and f"names port {sim.port} but port={sim.port + 1}" in err
+    code, _, err = run(capsys, "arbin", "status", "--host", "http://127.0.0.1")
+    assert code == 2 and "unsupported scheme 'http'" in err
+    assert sim.logins == 2
+
+
+def test_host_sim_runs_the_simulator_in_process(monkeypatch, capsys) -> None:
+    monkeypatch.delenv("ARBIN_CTI_USERNAME", raising=False)
+    monkeypatch.delenv("ARBIN_CTI_PASSWORD", raising=False)
+    code, out, err = run(capsys, "arbin", "status", "--host", "sim://?channels=3",
+                         "--format", "json")
+    assert code == 0, err
+    assert [row["channel"] for row in json.loads(out)] == [1, 2, 3]
+
+
 def test_control_commands_and_errors(sim, env, capsys) -> None:
     port = str(sim.port)
     code, _, err = run(capsys, "arbin", "assign", "--port", port, "--channel", "2",

@@ -27,7 +27,7 @@ def make(sim: ArbinSim, clients: List[Any], cls: Any = CyclerClient, **kw: Any) 
     kw.setdefault("timeout", 5.0)
     kw.setdefault("connect_timeout", 5.0)
     kw.setdefault("reconnect", FAST)
-    client = cls("127.0.0.1", sim.port, **kw)
+    client = cls(sim.endpoint, **kw)
     clients.append(client)
     return client
 

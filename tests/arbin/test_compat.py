@@ -117,3 +117,19 @@ def test_mits10_all_channel_answer_gives_the_asked_channel(creds) -> None:
             status = cycler.read_channel_status(channel=6)
             assert status["channel"] == 5 and status["testname"] == "six"
             assert status["status"] == "Rest"
+
+
+def test_pycti_names_live_only_in_compat() -> None:
+    """The native clients speak read_* / set_* (issue 11); pycti's names that differ from
+    them stay on the compat interfaces, which wrap a client instead of inheriting from it."""
+    from pyburnerkit.arbin.client import ChannelClient, CyclerClient
+    pycti_only = {"get_num_channels", "get_login_feedback", "read_channel_status",
+                  "start_test", "stop_test"}
+    for native in (CyclerClient, ChannelClient):
+        assert not pycti_only & set(dir(native)), native
+        assert not issubclass(ChannelInterface, native)
+    assert pycti_only <= set(dir(ChannelInterface))
+    assert {"get_num_channels", "get_login_feedback", "read_channel_status"} <= \
+        set(dir(CyclerInterface))
+    public = {n for n in dir(ChannelClient) if not n.startswith("_")}
+    assert not {n for n in public if n.startswith(("get_", "fetch_"))}

@@ -11,7 +11,7 @@ from typing import Any, Iterator, Optional
 import pytest
 
 from pyburnerkit.ble.transport import SimTransport
-from pyburnerkit.de1.sim import DE1Rig
+from pyburnerkit.rigs.espresso import DE1Rig
 
 #: Tests run the simulated world this many times faster than real time.
 SPEED = 10.0
@@ -68,7 +68,7 @@ def rig_on_path() -> Iterator[RigOnPath]:
 @pytest.fixture
 def rig() -> Iterator[DE1Rig]:
     """An in-process rig (no fake tools) for fast tests with :class:`SimTransport`."""
-    r = DE1Rig(speed=SPEED).start()
+    r = DE1Rig(speed=SPEED).start(listen=False)
     try:
         yield r
     finally:
@@ -76,4 +76,5 @@ def rig() -> Iterator[DE1Rig]:
 
 
 def sim_transport(rig: DE1Rig) -> SimTransport:
-    return SimTransport(rig.host)
+    """The expert hook: an in-process link to a rig shared by several clients."""
+    return rig.transport()

@@ -12,7 +12,7 @@ from pyburnerkit.ble.fakebgapi import FakeBled112
 from pyburnerkit.de1 import codec
 from pyburnerkit.de1.client import DE1Client
 from pyburnerkit.de1.models import MachineState as S, ShotSampleEvent
-from pyburnerkit.de1.sim import DE1Rig
+from pyburnerkit.rigs.espresso import DE1Rig
 
 from ..helpers import Recorder
 

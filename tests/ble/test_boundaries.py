@@ -1,5 +1,6 @@
 """The BLE families' boundary: de1 and scale share only pyburnerkit.ble (Bench, uuid16, SimRig)
-and never import each other, not even lazily inside a function or under TYPE_CHECKING."""
+and never import each other, not even lazily inside a function or under TYPE_CHECKING; the rig
+that puts both on one bench lives above them, in pyburnerkit.rigs."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 import pyburnerkit
 from pyburnerkit.ble.bench import Bench
 from pyburnerkit.ble.peripheral import PROP_READ, GattCharacteristic, Peripheral
-from pyburnerkit.ble.rig import SimRig, bench_peripheral
+from pyburnerkit.ble.rig import SimRig, flag
 from pyburnerkit.ble.uuids import uuid16
 
 PACKAGE_ROOT = pathlib.Path(pyburnerkit.__file__).parent
@@ -121,7 +122,7 @@ def test_bench_alone_clock_and_cup() -> None:
     bench.empty_cup()
     assert bench.mass_at(bench.now()) == pytest.approx(0.5)
 
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="speed=0 x real time is out of range"):
         Bench(0)
 
 
@@ -169,11 +170,39 @@ def test_sim_rig_runs_any_peripheral_on_its_bench() -> None:
     assert rig.bench.speed == 3.0
 
 
-def test_bench_peripheral_finds_a_family_simulator_by_name() -> None:
-    from pyburnerkit.scale.sim import SkalePeripheral
+def test_the_espresso_rig_puts_each_familys_own_simulator_on_one_bench() -> None:
+    from pyburnerkit.de1.sim import DE1Peripheral, DE1Sim
+    from pyburnerkit.rigs.espresso import DE1Rig
+    from pyburnerkit.scale.sim import DEFAULT_SKALE_ADDRESS, SkalePeripheral
 
-    assert bench_peripheral("scale") is SkalePeripheral
-    with pytest.raises(LookupError):
-        bench_peripheral("no_such_family")
-    with pytest.raises(LookupError):
-        bench_peripheral("errors")  # pyburnerkit.errors.sim does not exist either
+    rig = DE1Rig(speed=2.0, skale_address="CF:00:00:00:00:01")
+    plain = DE1Rig()
+    alone = DE1Rig(with_scale=False)
+    try:  # never started: closing still releases the host's sockets
+        assert isinstance(rig, DE1Sim) and isinstance(rig.de1, DE1Peripheral)
+        assert isinstance(rig.skale, SkalePeripheral)
+        assert rig.skale.bench is rig.de1.bench is rig.bench  # the DE1 pours onto the scale
+        assert rig.skale.address == "CF:00:00:00:00:01"
+        assert plain.skale is not None and plain.skale.address == DEFAULT_SKALE_ADDRESS
+        assert alone.skale is None and alone.peripherals == [alone.de1]
+    finally:
+        for r in (rig, plain, alone):
+            r.close()
+
+
+def test_sim_options_are_parsed_for_the_constructor() -> None:
+    from pyburnerkit.errors import ConfigurationError
+    from pyburnerkit.rigs.espresso import DE1Rig
+
+    assert DE1Rig.parse_options({"speed": "4", "ghc_active": "yes", "with_scale": "0",
+                                 "calibration_key": "0x1234"}) == {
+        "speed": 4.0, "ghc_active": True, "with_scale": False, "calibration_key": 0x1234}
+    with pytest.raises(ConfigurationError, match="unknown sim:// option 'colour'; known: "):
+        DE1Rig.parse_options({"colour": "red"})
+    with pytest.raises(ConfigurationError, match="sim:// option speed='fast' is not valid"):
+        SimRig.parse_options({"speed": "fast"})
+    with pytest.raises(ConfigurationError, match="speed=0.0 x real time is out of range"):
+        SimRig.from_options({"speed": "0"})  # refused by the bench, before the host exists
+    assert flag("On") and not flag("false")
+    with pytest.raises(ValueError):
+        flag("maybe")

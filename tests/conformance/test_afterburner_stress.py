@@ -82,9 +82,8 @@ def every_kind_of_call(heater: AfterburnerClient) -> Dict[str, Callable[[], Any]
     return {
         "read_system_info": heater.read_system_info,
         "read_timers": heater.read_timers,
-        "refresh": heater.refresh,
         "read_status": heater.read_status,
-        "fetch_data": lambda: heater.fetch_data("TempDesired", refresh=True),
+        "reported_value": lambda: heater.reported_value("TempDesired"),
         "set": lambda: heater.set(temperature_unit=pick([0, 1]), time_12hr=pick([0, 1]),
                                   ext_thermo_timeout=pick([0, 60_000]),
                                   gpio_out1=pick([0, 1]), temp_offset=pick([0.0, -0.5])),
@@ -126,7 +125,7 @@ def test_eight_threads_mixing_every_call_for_three_seconds(sim: AfterburnerSim) 
         # p50/p99 in update ticks (docs/performance.rst); a p99 bound here flaked on a loaded
         # machine.
         # The cache agrees with the controller once a refresh has come in.
-        heater.refresh()
+        heater.read_status()
         device = sim.snapshot()
         raw = heater.status.raw
         for setting in codec.SETTINGS.values():
@@ -152,7 +151,7 @@ def test_a_tiny_timeout_then_normal_calls(sim: AfterburnerSim) -> None:
                 heater.set_desired_temperature(23, timeout=tiny)
         assert heater.read_system_info(timeout=3).firmware_version == "V3.2.1"
         assert heater.set_desired_temperature(26, timeout=3).desired_temperature == 26
-        assert heater.refresh(timeout=3).desired_temperature == 26
+        assert heater.read_status(timeout=3).desired_temperature == 26
 
 
 @pytest.fixture
@@ -363,7 +362,7 @@ def test_a_live_client_survives_hostile_frames_and_still_answers(fuzz_target: tu
             return False
 
     wait_until(answers, timeout=20, message="the client answering after hostile frames")
-    assert heater.refresh(timeout=5).run_state is not None
+    assert heater.read_status(timeout=5).run_state is not None
     assert heater.io_thread.is_alive() and heater.protocol_errors > 0
     assert heater._session.unexpected_errors == 0
     assert all("hostile-secret" not in repr(f) for f in heater._wire.recent())

@@ -6,9 +6,10 @@ The policy (docs/afterburner.rst, "Writes need allow_writes"):
   message saying how to enable it (``allow_writes=True`` / ``--allow-writes``) - unless the
   client was opened with ``allow_writes=True``; the CLI exits with code 2 and one line, before
   it even connects. Nothing reaches the controller. That includes everyday operation (starting,
-  set points, modes, timers, the clock, ``save``) and the pyBurner names.
+  set points, modes, timers, the clock, ``save``) and the pyBurner names of
+  ``compat.Client``.
 * ``ALWAYS_ALLOWED`` lists the only exceptions: the actions that make the heater safe -
-  stopping it (``stop()``, ``run(False)``, pyBurner's ``set_runmode(0)``, CLI ``run off``) and
+  stopping it (``stop()``, ``run(False)``, ``compat.Client.set_runmode(0)``, CLI ``run off``) and
   stopping pump priming (``prime_pump(False)``). A program without the opt-in must still be
   able to shut a heater down, so these are never refused.
 
@@ -32,6 +33,7 @@ from pyburnerkit._core.client import BaseClient
 from pyburnerkit.afterburner import (AfterburnerClient, AfterburnerSim, DemandMode, RunState,
                                      ThermostatMethod, Timer)
 from pyburnerkit.afterburner.client import QUERY_KEYS
+from pyburnerkit.afterburner.compat import Client as PyBurnerClient
 from pyburnerkit.cli.main import main
 
 from ..helpers import wait_until
@@ -41,6 +43,8 @@ TIMED_OUT_SENTENCE = ("If this call times out, the device may still apply the wr
                       "it is never retried automatically.")
 OPT_IN = "opt-in: refused unless allow_writes=True / --allow-writes"
 SAFE = "always allowed: it makes the heater safe"
+#: Rows of pyBurner's names, which live on compat.Client, not on AfterburnerClient.
+PYBURNER = "compat.Client (pyBurner name)"
 
 WRITE_OPERATIONS: List[WriteOp] = [
     WriteOp("set", note=OPT_IN + " (every setting)"),
@@ -63,18 +67,18 @@ WRITE_OPERATIONS: List[WriteOp] = [
     WriteOp("set_timer", note=OPT_IN),
     WriteOp("set_datetime", note=OPT_IN),
     WriteOp("save", note=OPT_IN + " (NVsave: persists the RAM settings)"),
-    WriteOp("set_tempdesired", note=OPT_IN + " (pyBurner name)"),
-    WriteOp("set_runmode", note=OPT_IN + " for set_runmode(1) (pyBurner name); "
-                                         "set_runmode(0) is in ALWAYS_ALLOWED"),
-    WriteOp("set_froston", note=OPT_IN + " (pyBurner name)"),
-    WriteOp("set_frostrise", note=OPT_IN + " (pyBurner name)"),
-    WriteOp("set_pumpreset", note=OPT_IN + " (pyBurner name)"),
-    WriteOp("set_fanmin", note=OPT_IN + " (pyBurner name)"),
-    WriteOp("set_fanmax", note=OPT_IN + " (pyBurner name)"),
-    WriteOp("set_pumpmin", note=OPT_IN + " (pyBurner name)"),
-    WriteOp("set_pumpmax", note=OPT_IN + " (pyBurner name)"),
-    WriteOp("set_pumpcal", note=OPT_IN + " (pyBurner name)"),
-    WriteOp("set_lowvoltcutout", note=OPT_IN + " (pyBurner name)"),
+    WriteOp("set_tempdesired", note=OPT_IN + "; " + PYBURNER),
+    WriteOp("set_runmode", note=OPT_IN + " for set_runmode(1); set_runmode(0) is in "
+                                         "ALWAYS_ALLOWED; " + PYBURNER),
+    WriteOp("set_froston", note=OPT_IN + "; " + PYBURNER),
+    WriteOp("set_frostrise", note=OPT_IN + "; " + PYBURNER),
+    WriteOp("set_pumpreset", note=OPT_IN + "; " + PYBURNER),
+    WriteOp("set_fanmin", note=OPT_IN + "; " + PYBURNER),
+    WriteOp("set_fanmax", note=OPT_IN + "; " + PYBURNER),
+    WriteOp("set_pumpmin", note=OPT_IN + "; " + PYBURNER),
+    WriteOp("set_pumpmax", note=OPT_IN + "; " + PYBURNER),
+    WriteOp("set_pumpcal", note=OPT_IN + "; " + PYBURNER),
+    WriteOp("set_lowvoltcutout", note=OPT_IN + "; " + PYBURNER),
     WriteOp("set PumpMin=1.8", kind="cli", note=OPT_IN + " (a mixture setting)"),
     WriteOp("set desired_temperature=25", kind="cli", note=OPT_IN + " (a set point)"),
     WriteOp("run on", kind="cli", note=OPT_IN),
@@ -85,7 +89,7 @@ WRITE_OPERATIONS: List[WriteOp] = [
 ALWAYS_ALLOWED: List[WriteOp] = [
     WriteOp("stop", note=SAFE),
     WriteOp("run", note=SAFE + ": run(False) only"),
-    WriteOp("set_runmode", note=SAFE + ": set_runmode(0) only (pyBurner's stop)"),
+    WriteOp("set_runmode", note=SAFE + ": set_runmode(0) only (pyBurner's stop); " + PYBURNER),
     WriteOp("prime_pump", note=SAFE + ": prime_pump(False) only (stops the fuel pump)"),
     WriteOp("run off", kind="cli", note=SAFE),
 ]
@@ -227,9 +231,17 @@ def writes_received(sim: AfterburnerSim) -> List[dict]:
     return [f for f in list(sim.received) if set(f) - QUERY_KEYS]
 
 
-def client_for(sim: AfterburnerSim, **options: Any) -> AfterburnerClient:
-    return AfterburnerClient(f"127.0.0.1:{sim.port}", refresh_grace=0.2, timeout=5.0,
-                             **options).connect()
+def owner(name: str) -> type:
+    """The class whose method ``name`` is: compat.Client for pyBurner's names."""
+    rows = [op for op in LIBRARY + SAFE_LIBRARY if op.name == name]
+    return PyBurnerClient if rows and PYBURNER in rows[0].note else AfterburnerClient
+
+
+def client_for(sim: AfterburnerSim, cls: type = AfterburnerClient,
+               **options: Any) -> AfterburnerClient:
+    client: AfterburnerClient = cls(f"127.0.0.1:{sim.port}", refresh_grace=0.2, timeout=5.0,
+                                    **options)
+    return client.connect()
 
 
 def cli(host: str, capsys: Any, words: Sequence[str]) -> tuple:
@@ -250,7 +262,7 @@ def start_the_heater(sim: AfterburnerSim) -> None:
 
 
 def doc_of(name: str) -> str:
-    return " ".join((getattr(AfterburnerClient, name).__doc__ or "").split())
+    return " ".join((getattr(owner(name), name).__doc__ or "").split())
 
 
 # ------------------------------------------------------------------------------ the table
@@ -258,12 +270,18 @@ def test_the_table_lists_every_public_write_method() -> None:
     listed = {op.name for op in LIBRARY}
     assert listed == set(LIBRARY_CALLS)
     assert {op.name for op in SAFE_LIBRARY} == set(SAFE_CALLS)
-    readers = {"refresh", "read_status", "read_system_info", "read_timers", "fetch_data",
-               "init_websocket", "close_websocket"}
+    native = {name for name in listed | set(SAFE_CALLS) if owner(name) is AfterburnerClient}
+    compat = (listed | set(SAFE_CALLS)) - native
+    readers = {"read_status", "read_system_info", "read_timers", "reported_value"}
     public = {name for name, member in inspect.getmembers(AfterburnerClient, inspect.isfunction)
               if not name.startswith("_") and name not in dir(BaseClient)}
-    assert public - readers == listed | set(SAFE_CALLS), \
-        "a public method is neither a read nor in the table"
+    assert public - readers == native, "a public method is neither a read nor in the table"
+    # pyBurner's names are on compat.Client only; its readers change nothing.
+    compat_readers = {"init_websocket", "close_websocket", "refresh", "fetch_data"}
+    added = {name for name, member in vars(PyBurnerClient).items()
+             if inspect.isfunction(member) and not name.startswith("_")}
+    assert added - compat_readers == compat, "a pyBurner method is neither a read nor listed"
+    assert not added & set(dir(AfterburnerClient)), "a pyBurner name is on the native class"
     # Every operation that takes a value has out-of-limits cases below.
     assert {key(op) for op in WRITE_OPERATIONS} - NO_VALUE == set(BAD_VALUES)
 
@@ -282,7 +300,7 @@ def test_the_safety_actions_say_why_they_are_always_allowed(name: str) -> None:
 # ------------------------------------------------------------------------------ the opt-in
 @pytest.mark.parametrize("op", LIBRARY, ids=key)
 def test_every_write_is_refused_without_allow_writes(sim: AfterburnerSim, op: WriteOp) -> None:
-    with client_for(sim) as heater:
+    with client_for(sim, owner(op.name)) as heater:
         before = len(writes_received(sim))
         with pytest.raises(WriteNotAllowedError) as info:
             LIBRARY_CALLS[op.name](heater)
@@ -297,7 +315,7 @@ def test_every_write_is_refused_without_allow_writes(sim: AfterburnerSim, op: Wr
 def test_every_write_is_refused_before_the_client_touches_the_link(refused_host: str,
                                                                    op: WriteOp) -> None:
     # Never connected, and nothing listens there: any attempt at I/O would fail differently.
-    heater = AfterburnerClient(refused_host, timeout=1.0)
+    heater = owner(op.name)(refused_host, timeout=1.0)
     try:
         with pytest.raises(WriteNotAllowedError):
             LIBRARY_CALLS[op.name](heater)
@@ -309,7 +327,7 @@ def test_every_write_is_refused_before_the_client_touches_the_link(refused_host:
 def test_every_write_works_with_allow_writes(sim: AfterburnerSim, op: WriteOp) -> None:
     if op.name in ("reset_fuel_gauge", "set_pumpreset"):
         sim.set(pump_count=0.5)  # the held-back PumpCount report would take 10 s otherwise
-    with client_for(sim, allow_writes=True) as heater:
+    with client_for(sim, owner(op.name), allow_writes=True) as heater:
         before = len(writes_received(sim))
         LIBRARY_CALLS[op.name](heater)
         assert len(writes_received(sim)) > before
@@ -318,7 +336,7 @@ def test_every_write_works_with_allow_writes(sim: AfterburnerSim, op: WriteOp) -
 @pytest.mark.parametrize("name", ["stop", "run", "set_runmode"])
 def test_stopping_the_heater_is_always_allowed(sim: AfterburnerSim, name: str) -> None:
     start_the_heater(sim)
-    with client_for(sim) as heater:  # no allow_writes
+    with client_for(sim, owner(name)) as heater:  # no allow_writes
         SAFE_CALLS[name](heater)
         assert not heater.status.run_state.is_heating
     assert writes_received(sim)[-1] == {"Run": 0, "SQuery": 1}
@@ -364,7 +382,7 @@ def test_cli_run_off_is_always_allowed(sim: AfterburnerSim, capsys: Any) -> None
 
 
 def test_pyburner_code_ports_with_the_one_allow_writes_keyword(sim: AfterburnerSim) -> None:
-    from pyburnerkit.afterburner import AfterburnerClient as Client
+    from pyburnerkit.afterburner.compat import Client
     url = f"127.0.0.1:{sim.port}"
     # pyBurner: Client(ip); client.set_tempdesired(23) - refused here, saying what to add...
     client = Client(url)
@@ -402,7 +420,7 @@ def test_out_of_limits_values_are_refused_before_sending(sim: AfterburnerSim, ca
         assert message.startswith("pyburnerkit: error:"), err
         assert len(sim.received) == before
     else:
-        with client_for(sim, allow_writes=True) as heater:
+        with client_for(sim, owner(name), allow_writes=True) as heater:
             before = len(writes_received(sim))
             with pytest.raises(ConfigurationError) as info:
                 bad.call(heater)

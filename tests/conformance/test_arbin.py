@@ -29,7 +29,7 @@ class ArbinHarness(SimulatorHarness):
 
 
     def make_client(self, **options: Any) -> ChannelClient:
-        return ChannelClient("127.0.0.1", self.port, channel=1, allow_writes=True,
+        return ChannelClient(f"127.0.0.1:{self.port}", channel=1, allow_writes=True,
                              username=USER, password=SECRET, **options)
 
     def read(self, client: ChannelClient, timeout: Any) -> Any:

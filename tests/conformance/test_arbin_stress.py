@@ -80,7 +80,7 @@ def connect(sim_port: int, made: List[Any], **options: Any) -> ChannelClient:
     options.setdefault("timeout", 5.0)
     options.setdefault("connect_timeout", 5.0)
     options.setdefault("reconnect", FAST)
-    client = ChannelClient("127.0.0.1", sim_port, channel=1, allow_writes=True,
+    client = ChannelClient(f"127.0.0.1:{sim_port}", channel=1, allow_writes=True,
                            username=USER, password=SECRET, **options)
     made.append(client)
     return client.connect()
@@ -553,7 +553,7 @@ def test_connect_use_close_cycles_stay_flat(clock: ManualClock) -> None:
         sim.preset(1, schedule="Rest+207855.sdx")
 
         def open_use_close(i: int) -> None:
-            with ChannelClient("127.0.0.1", sim.port, channel=1, allow_writes=True,
+            with ChannelClient(sim.endpoint, channel=1, allow_writes=True,
                                username=USER, password=SECRET, timeout=5.0,
                                connect_timeout=5.0) as client:
                 client.read_status(i % 16 + 1)

@@ -119,7 +119,7 @@ BAD_VALUES: Dict[str, Sequence[Bad]] = {
         Bad("negative capacity", lambda c: c.assign_schedule("a.sdx", test_capacity_ah=-1.0),
             "-1.0", "0..", "Ah"),
         Bad("NaN capacity", lambda c: c.assign_schedule("a.sdx", test_capacity_ah=math.nan),
-            "nan", "0..", "Ah"),
+            "NaN", "0..", "Ah"),
         Bad("MV initial value", lambda c: c.assign_schedule("a.sdx", mv_initial=[1e39] * 16),
             "1e+39", "3.4", "unit"),
         Bad("channel beyond the cycler", lambda c: c.assign_schedule("a.sdx"), *CHANNEL_17,
@@ -140,7 +140,7 @@ BAD_VALUES: Dict[str, Sequence[Bad]] = {
     "library:continue_test": [
         Bad("channel beyond the cycler", lambda c: c.continue_test(channels=[17]),
             *CHANNEL_17),
-        Bad("NaN channel", lambda c: c.continue_test(channels=[math.nan]), "nan", "1..16",
+        Bad("NaN channel", lambda c: c.continue_test(channels=[math.nan]), "NaN", "1..16",
             "1-based channel number"),
     ],
     "library:jump_to_step": [
@@ -162,7 +162,7 @@ BAD_VALUES: Dict[str, Sequence[Bad]] = {
         Bad("mv 17", lambda c: c.set_meta_variables({17: 1.0}), "17", "1..16", "MV_UD"),
         Bad("channel beyond the cycler", lambda c: c.set_meta_variables({(17, 1): 1.0}),
             *CHANNEL_17),
-        Bad("NaN value", lambda c: c.set_meta_variables({1: math.nan}), "nan", "3.4",
+        Bad("NaN value", lambda c: c.set_meta_variables({1: math.nan}), "NaN", "3.4",
             "unit"),
         Bad("161 entries",
             lambda c: c.set_meta_variables(dict(list({(ch, mv): 1.0 for ch in range(1, 12)
@@ -250,7 +250,7 @@ def commands_received(sim: ArbinSim) -> List[Any]:
 
 def channel_client(sim: ArbinSim, made: List[Any], *, allow_writes: bool,
                    timeout: float = 5.0, channel: int = 2) -> ChannelClient:
-    client = ChannelClient("127.0.0.1", sim.port, channel=channel, allow_writes=allow_writes,
+    client = ChannelClient(sim.endpoint, channel=channel, allow_writes=allow_writes,
                            username=USER, password=SECRET, timeout=timeout,
                            connect_timeout=5.0, reconnect=FAST)
     made.append(client)
@@ -360,7 +360,7 @@ def test_out_of_limits_values_are_refused_before_sending(key: str, bad: Bad, sim
 def test_secrets_are_never_echoed_by_length_errors(sim: ArbinSim) -> None:
     secret = "p" * 40
     with pytest.raises(ConfigurationError) as info:
-        ChannelClient("127.0.0.1", sim.port, channel=1, username="u", password=secret)
+        ChannelClient(sim.endpoint, channel=1, username="u", password=secret)
     assert "40 bytes" in str(info.value) and "31 bytes" in str(info.value)
     assert secret not in str(info.value)
 

@@ -25,7 +25,7 @@ from pyburnerkit.de1.firmware import make_test_image
 from pyburnerkit.de1.models import (CalTarget, MachineState as S, Mode, SequencerTimer,
                                     StateChanged)
 from pyburnerkit.de1.sequencer import ShotSequencer
-from pyburnerkit.de1.sim import DE1Rig
+from pyburnerkit.rigs.espresso import DE1Rig
 from pyburnerkit.errors import DeviceError, ProtocolError
 from pyburnerkit.scale import codec as scale_codec
 from pyburnerkit.scale.client import SkaleClient

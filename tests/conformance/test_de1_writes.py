@@ -31,7 +31,7 @@ from pyburnerkit.de1.client import DE1Client
 from pyburnerkit.de1.firmware import make_test_image
 from pyburnerkit.de1.models import MachineState as S, Mode
 from pyburnerkit.de1.sequencer import ShotSequencer
-from pyburnerkit.de1.sim import DE1Rig
+from pyburnerkit.rigs.espresso import DE1Rig
 from pyburnerkit.errors import ConfigurationError
 from pyburnerkit.scale.client import SkaleClient
 

@@ -89,7 +89,7 @@ def test_eight_threads_mixing_every_read_and_write(harness, clients):
         "read": lambda: client.read(SOC, "charge_controllers[3].battery_voltage"),
         "read_unverified": lambda: client.read(ABSORB, verify=False),
         "read_value": lambda: client.read_value(NAME),
-        "dump": client.dump,
+        "read_dump": client.read_dump,
         "write_set_point": lambda: client.write(ABSORB, rng.choice((57.2, 57.6, 58.0))),
         "write_text": lambda: client.write(NAME, rng.choice(("cabin", "barn", "shed"))),
         "write_command": lambda: client.write("mate3.config.set_inverter_mode", "Search"),
@@ -138,10 +138,8 @@ def test_a_stall_of_twice_the_timeout_then_recovery_within_the_bound(harness, cl
     # Hold the stall until it has lasted twice the request timeout (reconnects keep failing).
     threading.Event().wait(max(0.0, stalled_at + 2 * request_timeout - time.monotonic()))
     harness.silence(False)
-    resumed = time.monotonic()
-    client.wait_for(lambda c: c.connected and not c.stale, timeout=bound)
+    client.wait_for(lambda c: c.connected and not c.stale, timeout=bound)  # the bound
     assert client.read_value(SOC) == DUMP[41144 + 27]
-    assert time.monotonic() - resumed < bound
 
 
 # ------------------------------------------------------------------------------ 3. re-use

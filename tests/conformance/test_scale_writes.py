@@ -1,11 +1,11 @@
 """Write safety of the Skale II (``family = "scale"``). Its rows are also part of
 ``test_de1_writes.WRITE_OPERATIONS``, the table the cross-family check reads for the scale.
 
-Tare, display and units change the scale: they need ``allow_writes=True`` (``--allow-writes``
-for ``scale tare``), send nothing without it, say in their docstring that a timed-out write may
-still be applied, and are never retried. The connect sequence (grams, display on) is sent on
-every connect whatever the opt-in: the weight stream is only in grams after it. Button 1 tares
-only on a client opened for writes (``button_tares`` follows ``allow_writes``).
+Tare, ``set_display`` and ``set_units`` change the scale: they need ``allow_writes=True``
+(``--allow-writes`` for ``scale tare``), send nothing without it, say in their docstring that a
+timed-out write may still be applied, and are never retried. The connect sequence (grams, display
+on) is sent on every connect whatever the opt-in: the weight stream is only in grams after it.
+Button 1 tares only on a client opened for writes (``button_tares`` follows ``allow_writes``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 
 from pyburnerkit import DeviceTimeoutError, Reconnect, WriteNotAllowedError
 from pyburnerkit.cli.main import main
-from pyburnerkit.de1.sim import DE1Rig
+from pyburnerkit.rigs.espresso import DE1Rig
 from pyburnerkit.errors import ConfigurationError
 from pyburnerkit.scale import codec
 from pyburnerkit.scale.client import SkaleClient
@@ -32,15 +32,15 @@ NEVER_RETRIED = ("If this call times out, the device may still apply the write l
 
 WRITE_OPERATIONS: List[WriteOp] = [
     WriteOp("tare", note="allow_writes"),
-    WriteOp("display", note="allow_writes"),
-    WriteOp("units", note="allow_writes; 'g' or 'oz'"),
+    WriteOp("set_display", note="allow_writes"),
+    WriteOp("set_units", note="allow_writes; 'g' or 'oz'"),
     WriteOp("tare", kind="cli", note="scale tare --allow-writes"),
 ]
 
 CALLS: Dict[str, Callable[[SkaleClient], Any]] = {
     "tare": lambda s: s.tare(),
-    "display": lambda s: s.display(False),
-    "units": lambda s: s.units("oz"),
+    "set_display": lambda s: s.set_display(False),
+    "set_units": lambda s: s.set_units("oz"),
 }
 
 
@@ -82,7 +82,7 @@ def test_units_outside_the_choice_refused_before_sending(rig: DE1Rig) -> None:
                      allow_writes=True) as scale:
         before = commands(rig)
         with pytest.raises(ConfigurationError, match="unit 'lb': expected 'g' or 'oz'"):
-            scale.units("lb")
+            scale.set_units("lb")
         assert commands(rig) == before
 
 

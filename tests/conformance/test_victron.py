@@ -50,12 +50,12 @@ class VictronHarness(Harness):
 
     def make_client(self, **options: Any) -> VictronMonitor:
         address = self.address
-        return VictronMonitor(bus_address=address, allow_writes=True,
+        return VictronMonitor(address, allow_writes=True,
                               service_types={"com.victronenergy.solarcharger": None},
                               **options)
 
     def read(self, client: VictronMonitor, timeout: Any) -> Any:
-        return client.fetch_value(VictronSim.SOLAR, "/Yield/Power", timeout=timeout)
+        return client.read_value(VictronSim.SOLAR, "/Yield/Power", timeout=timeout)
 
     def write(self, client: VictronMonitor, timeout: Any) -> Any:
         self._mode = 4 if self._mode == 1 else 1

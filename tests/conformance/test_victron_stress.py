@@ -48,7 +48,7 @@ def sim() -> Iterator[VictronSim]:
 
 @pytest.fixture
 def monitor(sim: VictronSim) -> Iterator[VictronMonitor]:
-    mon = VictronMonitor(bus_address=sim.address, allow_writes=True, timeout=5.0,
+    mon = VictronMonitor(sim.address, allow_writes=True, timeout=5.0,
                          reconnect=Reconnect(min_delay=0.05, max_delay=0.5, jitter=0.1))
     mon.connect()
     try:
@@ -62,7 +62,7 @@ def monitor(sim: VictronSim) -> Iterator[VictronMonitor]:
 # ====================================================================== 1. concurrency
 def test_eight_threads_mixing_every_read_and_write(sim: VictronSim,
                                                    monitor: VictronMonitor) -> None:
-    svc = VictronService("com.victronenergy.grid.stress", bus_address=sim.address,
+    svc = VictronService("com.victronenergy.grid.stress", bus=sim.address,
                          allow_writes=True)
     svc.add_mandatory_paths(device_instance=61)
     svc.add_item("/Ac/Power", 0.0, unit="W")
@@ -73,9 +73,9 @@ def test_eight_threads_mixing_every_read_and_write(sim: VictronSim,
         monitor.wait_for_service(svc.name, timeout=5)
         counter = itertools.count()
         ops: Dict[str, Callable[[], Any]] = {
-            "fetch_value": lambda: monitor.fetch_value(sim.GRID, "/Ac/Power"),
-            "fetch_text": lambda: monitor.fetch_text(sim.BATTERY, "/Soc"),
-            "fetch_items": lambda: monitor.fetch_items(sim.SOLAR),
+            "read_value": lambda: monitor.read_value(sim.GRID, "/Ac/Power"),
+            "read_text": lambda: monitor.read_text(sim.BATTERY, "/Soc"),
+            "read_items": lambda: monitor.read_items(sim.SOLAR),
             "cache reads": lambda: (monitor.get_value(sim.BATTERY, "/Soc"), monitor.services(),
                                     monitor.seen(sim.GRID, "/Ac/Power")),
             "set_value": lambda: monitor.set_value(sim.SOLAR, "/Mode",
@@ -114,10 +114,10 @@ RECOVERY_BOUND = 1.0
 def test_a_tiny_timeout_then_normal_calls(sim: VictronSim, monitor: VictronMonitor) -> None:
     sim.hold_replies(0.3)
     with pytest.raises(DeviceTimeoutError):
-        monitor.fetch_value(sim.GRID, "/Ac/Power", timeout=0.01)
+        monitor.read_value(sim.GRID, "/Ac/Power", timeout=0.01)
     sim.hold_replies(0.0)
     for _ in range(20):
-        assert monitor.fetch_value(sim.GRID, "/Ac/Power", timeout=2) is not None
+        assert monitor.read_value(sim.GRID, "/Ac/Power", timeout=2) is not None
 
 
 def test_silenced_services_then_resumed(sim: VictronSim, monitor: VictronMonitor) -> None:
@@ -126,11 +126,11 @@ def test_silenced_services_then_resumed(sim: VictronSim, monitor: VictronMonitor
     started = time.monotonic()
     for _ in range(2):   # the stall lasts two timeouts
         with pytest.raises(DeviceTimeoutError):
-            monitor.fetch_value(sim.GRID, "/Ac/Power", timeout=timeout)
+            monitor.read_value(sim.GRID, "/Ac/Power", timeout=timeout)
     assert time.monotonic() - started >= 2 * timeout
     sim.silence(False)
     started = time.monotonic()
-    assert monitor.fetch_value(sim.GRID, "/Ac/Power", timeout=RECOVERY_BOUND) is not None
+    assert monitor.read_value(sim.GRID, "/Ac/Power", timeout=RECOVERY_BOUND) is not None
     assert time.monotonic() - started < RECOVERY_BOUND
 
 
@@ -141,11 +141,11 @@ def test_a_stopped_dbus_daemon_then_resumed(sim: VictronSim, monitor: VictronMon
     try:
         for _ in range(2):
             with pytest.raises(DeviceTimeoutError):
-                monitor.fetch_value(sim.GRID, "/Ac/Power", timeout=timeout)
+                monitor.read_value(sim.GRID, "/Ac/Power", timeout=timeout)
     finally:
         os.kill(pid, signal.SIGCONT)
     started = time.monotonic()
-    assert monitor.fetch_value(sim.GRID, "/Ac/Power", timeout=RECOVERY_BOUND) is not None
+    assert monitor.read_value(sim.GRID, "/Ac/Power", timeout=RECOVERY_BOUND) is not None
     assert time.monotonic() - started < RECOVERY_BOUND
     assert monitor.connected
 
@@ -392,7 +392,7 @@ def test_the_frame_handlers_of_a_live_monitor_survive_anything(
             s, monitor._svcs[hostile_peer.name], results[0][0], results[0][1]))
     feed()
     assert monitor._unexpected_errors == 0
-    assert monitor.connected and monitor.fetch_value(sim.GRID, "/Ac/Power", timeout=5) is not None
+    assert monitor.connected and monitor.read_value(sim.GRID, "/Ac/Power", timeout=5) is not None
     assert monitor.service(hostile_peer.name) is not None
 
 
@@ -418,7 +418,7 @@ def test_a_hostile_peer_on_the_bus_never_takes_the_monitor_down(
                                   timeout=5) == 77.0
     assert next(sent) > 50
     assert monitor.connected and monitor._unexpected_errors == 0
-    assert monitor.fetch_value(sim.GRID, "/Ac/Power", timeout=5) is not None
+    assert monitor.read_value(sim.GRID, "/Ac/Power", timeout=5) is not None
 
 
 # ====================================================================== 5. resources
@@ -429,11 +429,11 @@ def test_connect_use_close_cycles_stay_flat() -> None:
     # the pump thread only.
     with VictronSim(interval=0.002) as sim:
         def open_use_close(i: int) -> None:
-            mon = VictronMonitor(bus_address=sim.address, timeout=2.0, allow_writes=True)
+            mon = VictronMonitor(sim.address, timeout=2.0, allow_writes=True)
             try:
                 mon.connect()
                 mon.set_value_nowait(sim.SOLAR, "/Mode", 1 if i % 2 else 4)
-                assert mon.fetch_value(sim.GRID, "/Ac/Power") is not None
+                assert mon.read_value(sim.GRID, "/Ac/Power") is not None
                 for _ in range(3):   # still in flight at close
                     mon.set_value_nowait(sim.SOLAR, "/Mode", 1)
             finally:
@@ -447,7 +447,7 @@ def test_connect_use_close_cycles_stay_flat() -> None:
 
 def test_reconnect_cycles_stay_flat() -> None:
     with VictronSim(interval=0.01) as sim:
-        mon = VictronMonitor(bus_address=sim.address, timeout=2.0,
+        mon = VictronMonitor(sim.address, timeout=2.0,
                              reconnect=Reconnect(min_delay=0.01, max_delay=0.05, jitter=0.0))
         mon.connect()
         try:
@@ -467,7 +467,7 @@ def test_reconnect_cycles_stay_flat() -> None:
 def test_the_pump_keeps_no_closed_connection_for_ever(sim: VictronSim) -> None:
     from pyburnerkit.victron import bus
     for _ in range(30):
-        with VictronMonitor(bus_address=sim.address, timeout=2.0) as mon:
+        with VictronMonitor(sim.address, timeout=2.0) as mon:
             mon.connect()
     assert PUMP.thread is not None   # the simulator keeps the pump running
     wait_until(lambda: bus.retired_connections() <= 2, timeout=5,
@@ -480,7 +480,7 @@ def test_a_published_service_answers_whatever_a_caller_sends(sim: VictronSim, ca
 
     import dbus.bus
     caplog.set_level(logging.ERROR, logger="pyburnerkit.victron")
-    svc = VictronService("com.victronenergy.grid.fuzzed", bus_address=sim.address)
+    svc = VictronService("com.victronenergy.grid.fuzzed", bus=sim.address)
     svc.add_mandatory_paths(device_instance=62)
     svc.add_item("/Limit", 5, writable=True, validator=lambda p, v: 0 <= v <= 10)
     svc.add_item("/Name", "x", writable=True)

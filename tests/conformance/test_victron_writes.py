@@ -4,7 +4,8 @@ simulated bus, checked against the limits the bus reports before sending, and ne
 
 Library names are as a user calls them on the client: ``VictronMonitor.set_value``,
 ``VictronMonitor.settings.add`` (``settings.*`` is :class:`VictronSettings`), and
-``VictronService.allocate_device_instance``. Publishing a service's *own* values
+``VictronService.allocate_device_instance``; ``settings.add_settings`` (aiovelib's name) is
+the compat monitor's (:mod:`pyburnerkit.victron.compat`). Publishing a service's *own* values
 (``VictronService.set/update/batch/add_item/register``) changes no other device and is not a
 write in this sense.
 """
@@ -17,7 +18,7 @@ import pytest
 
 from pyburnerkit.cli.main import main
 from pyburnerkit.errors import ConfigurationError, DeviceTimeoutError, WriteNotAllowedError
-from pyburnerkit.victron import Setting, VictronMonitor, VictronService
+from pyburnerkit.victron import Setting, VictronMonitor, VictronService, compat
 from pyburnerkit.victron.sim import VictronSim
 
 from ..helpers import wait_until
@@ -31,7 +32,8 @@ WRITE_OPERATIONS: List[WriteOp] = [
     WriteOp("set_value", note="VictronMonitor: SetValue on any service's path"),
     WriteOp("set_value_nowait", note="VictronMonitor: SetValue, answer in a Future"),
     WriteOp("settings.add", note="VictronSettings (monitor.settings): AddSettings"),
-    WriteOp("settings.add_settings", note="VictronSettings: the same as add"),
+    WriteOp("settings.add_settings", note="compat.VictronSettings (aiovelib's name): the "
+                                          "same as add"),
     WriteOp("settings.set", note="VictronSettings: SetValue on a setting"),
     WriteOp("settings.remove", note="VictronSettings: RemoveSettings (takes no value)"),
     WriteOp("settings.allocate_instance", note="VictronSettings: AddSettings of "
@@ -55,7 +57,7 @@ def writes_received(sim: VictronSim) -> int:
 def sim() -> Iterator[VictronSim]:
     simulator = VictronSim(interval=0).start()
     try:
-        with VictronMonitor(bus_address=simulator.address, allow_writes=True) as setup:
+        with VictronMonitor(simulator.address, allow_writes=True) as setup:
             setup.settings.add([Setting(LIMITED, 10, 0, 50), Setting(REMOVABLE, 1)])
         yield simulator
     finally:
@@ -63,11 +65,24 @@ def sim() -> Iterator[VictronSim]:
 
 
 def monitor_for(sim: VictronSim, allow_writes: bool) -> VictronMonitor:
-    return VictronMonitor(bus_address=sim.address, allow_writes=allow_writes, timeout=5.0)
+    return VictronMonitor(sim.address, allow_writes=allow_writes, timeout=5.0)
+
+
+def compat_monitor_for(sim: VictronSim, allow_writes: bool) -> compat.VictronMonitor:
+    return compat.VictronMonitor(sim.address, allow_writes=allow_writes, timeout=5.0)
+
+
+def client_for(sim: VictronSim, kind: str, allow_writes: bool) -> Any:
+    """A new client of ``kind``: "monitor", "compat" (the compat monitor) or "service"."""
+    if kind == "monitor":
+        return monitor_for(sim, allow_writes)
+    if kind == "compat":
+        return compat_monitor_for(sim, allow_writes)
+    return service_for(sim, allow_writes)
 
 
 def service_for(sim: VictronSim, allow_writes: bool) -> VictronService:
-    svc = VictronService("com.victronenergy.grid.writes", bus_address=sim.address,
+    svc = VictronService("com.victronenergy.grid.writes", bus=sim.address,
                          allow_writes=allow_writes, timeout=5.0)
     svc.add_mandatory_paths(device_instance=0)
     return svc
@@ -83,7 +98,7 @@ GOOD: Dict[str, Tuple[str, Callable[[Any], Any]]] = {
     "set_value_nowait": ("monitor",
                          lambda m: m.set_value_nowait(VictronSim.SOLAR, "/Mode", 4).result(5)),
     "settings.add": ("monitor", lambda m: m.settings.add([Setting("/Settings/Writes/New", 3)])),
-    "settings.add_settings": ("monitor", lambda m: m.settings.add_settings(
+    "settings.add_settings": ("compat", lambda m: m.settings.add_settings(
         [Setting("/Settings/Writes/New", 3)])),
     "settings.set": ("monitor", lambda m: m.settings.set(LIMITED, 20)),
     "settings.remove": ("monitor", lambda m: m.settings.remove([REMOVABLE])),
@@ -102,7 +117,7 @@ OUT_OF_LIMITS: Dict[str, Tuple[str, Callable[[Any], Any], List[str]]] = {
     "settings.add": ("monitor", lambda m: m.settings.add(
         [Setting("/Settings/Writes/Volts", 60.0, 40.0, 58.0, unit="V")]),
         ["60", "40..58", "V"]),
-    "settings.add_settings": ("monitor", lambda m: m.settings.add_settings(
+    "settings.add_settings": ("compat", lambda m: m.settings.add_settings(
         [Setting("/Settings/Writes/Volts", 30.0, 40.0, 58.0, unit="V")]),
         ["30", "40..58", "V"]),
     "settings.set": ("monitor", lambda m: m.settings.set(LIMITED, 51), ["51", "0..50"]),
@@ -114,8 +129,7 @@ OUT_OF_LIMITS: Dict[str, Tuple[str, Callable[[Any], Any], List[str]]] = {
 
 
 def run_with(sim: VictronSim, kind: str, allow_writes: bool, call: Callable[[Any], Any]) -> Any:
-    client = monitor_for(sim, allow_writes) if kind == "monitor" else service_for(sim,
-                                                                                  allow_writes)
+    client = client_for(sim, kind, allow_writes)
     with client:
         client.connect()
         return call(client)
@@ -176,10 +190,10 @@ def test_the_opt_in_lets_a_good_write_through(sim: VictronSim, op: WriteOp, caps
                          ids=lambda op: op.name)
 def test_a_timed_out_write_is_sent_once_and_never_retried(sim: VictronSim, op: WriteOp) -> None:
     kind, call = GOOD[op.name]
-    client = monitor_for(sim, True) if kind == "monitor" else service_for(sim, True)
+    client = client_for(sim, kind, True)
     with client:
         client.connect()
-        if kind == "monitor":
+        if kind in ("monitor", "compat"):
             client.settings.add([Setting(LIMITED, 10, 0, 50)])   # its limits are now known
         before = writes_received(sim)
         sim.hold_replies(0.6)                     # the device is slow, not dead
@@ -191,8 +205,8 @@ def test_a_timed_out_write_is_sent_once_and_never_retried(sim: VictronSim, op: W
         # The held write is applied late (the device recovered): wait for its effect. A
         # retry would have been sent when the call timed out, so it would have arrived by now.
         wait_until(lambda: APPLIED[op.name](sim), timeout=5, message="the late write applied")
-        if kind == "monitor":
-            client.fetch_value(SETTINGS, LIMITED)   # and flush our own outgoing queue
+        if kind in ("monitor", "compat"):
+            client.read_value(SETTINGS, LIMITED)   # and flush our own outgoing queue
         assert writes_received(sim) == before + 1
 
 

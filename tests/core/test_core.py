@@ -305,3 +305,28 @@ def test_a_late_link_error_between_attempts_never_schedules_a_second_retry() -> 
         session.shutdown()
         session.thread.join(5.0)
         dispatcher.close(Deadline(5.0))
+
+
+def test_a_simulator_closed_without_being_started_releases_its_loop() -> None:
+    # before the fix the loop's wake socket pair stayed open (a ResourceWarning per object)
+    from pyburnerkit._core.simserver import SimServer
+
+    sim = SimServer()
+    wake = sim.loop._wake_r
+    sim.close()
+    assert wake.fileno() == -1
+    sim.close()  # idempotent
+
+
+def test_request_queue_skips_abandoned_requests_and_hands_back_the_unsent() -> None:
+    from pyburnerkit._core.pending import Pending, RequestQueue
+
+    queue = RequestQueue()
+    gave_up, wanted, later = Pending("a"), Pending("b"), Pending("c")
+    for request in (gave_up, wanted, later):
+        queue.append(request)
+    gave_up.fail(TimeoutError("caller gave up"))
+    assert queue.pop_live() is wanted  # the abandoned one is dropped, never sent
+    assert len(queue) == 1
+    assert queue.take_unsent() == [later] and len(queue) == 0
+    assert queue.pop_live() is None

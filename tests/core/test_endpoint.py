@@ -59,3 +59,29 @@ def test_bad_endpoints_raise_configuration_errors(bad) -> None:
         parse(bad)
     assert repr(bad) in str(err.value) or repr(bad.strip() if isinstance(bad, str) else bad) \
         in str(err.value) or "query" in str(err.value)
+
+
+def test_credentials_in_an_endpoint_are_refused_without_echoing_them() -> None:
+    with pytest.raises(ConfigurationError) as err:
+        parse("ws://admin:hunter2@heater:81")
+    assert "hunter2" not in str(err.value) and "credentials" in str(err.value)
+
+
+def test_sim_options_convert_alias_and_check() -> None:
+    from pyburnerkit._core.endpoint import flag, sim_options
+
+    def positive(v: float) -> float:
+        if v <= 0:
+            raise ConfigurationError(f"speed={v} must be > 0")
+        return v
+
+    got = sim_options({"speed": "60", "ambient": "12.5", "oem": ""},
+                      {"speed": float, "ambient_c": float, "oem": flag},
+                      aliases={"ambient": "ambient_c"}, limits={"speed": positive})
+    assert got == {"speed": 60.0, "ambient_c": 12.5, "oem": True}
+    with pytest.raises(ConfigurationError, match=r"unknown sim:// option 'x'; known: oem"):
+        sim_options({"x": "1"}, {"oem": flag})
+    with pytest.raises(ConfigurationError, match=r"oem='maybe' is not valid"):
+        sim_options({"oem": "maybe"}, {"oem": flag})
+    with pytest.raises(ConfigurationError, match="must be > 0"):
+        sim_options({"speed": "0"}, {"speed": float}, limits={"speed": positive})

@@ -151,3 +151,17 @@ def test_interrupted_shot_stops_the_machine(rig_on_path: RigOnPath, capsys, monk
     requests = rig_on_path.rig.run(lambda: list(rig_on_path.de1.state_requests))
     assert requests[-2:] == [S.ESPRESSO, S.IDLE]
     assert rig_on_path.rig.run(lambda: rig_on_path.de1.pump_on) is False
+
+
+def test_the_cli_takes_sim_endpoints_for_both_ble_families(capsys) -> None:
+    """``--address sim://`` runs the device's simulator inside the command: no tools on PATH."""
+    code, out, _ = run(capsys, "de1", "status", "--address", "sim://?firmware_build=1290",
+                       "--format", "json")
+    assert code == 0
+    status = json.loads(out)
+    assert status["firmware_build"] == 1290 and status["state"] == "SLEEP"
+    code, out, _ = run(capsys, "scale", "tare", "--address", "sim://", "--allow-writes",
+                       "--format", "json")
+    assert code == 0 and json.loads(out)["tared"] is True
+    code, _, err = run(capsys, "scale", "status", "--address", "sim://?colour=red")
+    assert code == 2 and "unknown sim:// option 'colour'" in err

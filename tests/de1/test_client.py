@@ -17,7 +17,7 @@ from pyburnerkit.de1.firmware import make_test_image
 from pyburnerkit.de1.models import (CalTarget, MachineState as S, Mode, StateChanged,
                                     SubState as U, TemperaturesChanged, UploadProgress,
                                     ShotSampleEvent, WaterLevelsChanged)
-from pyburnerkit.de1.sim import DE1Rig
+from pyburnerkit.rigs.espresso import DE1Rig
 
 from ..ble.simrig import SPEED, sim_transport
 from ..helpers import Recorder
@@ -282,14 +282,20 @@ def test_calibration_writes_need_permission_limits_and_the_key() -> None:
                 ro.write_calibration("flow", 4.0, 4.2, write_key=key)
         with make(rig, allow_writes=True,
                   trace=lambda direction, frame: traced.append(frame)) as de1:
-            with pytest.raises(ConfigurationError, match="outside the allowed 0.5..2"):
+            with pytest.raises(ConfigurationError,
+                               match=r"flow correction \(measured / reported\)=3.0 is out of "
+                                     r"range: the limit is 0.5..2"):
                 de1.write_calibration("flow", 4.0, 12.0, write_key=key)
             with pytest.raises(ConfigurationError,
                                match=r"measured=20.0 bar is out of range: the limit is 0\.1\.\.16"):
                 de1.write_calibration(CalTarget.PRESSURE, 9.0, 20.0, write_key=key)
-            with pytest.raises(ConfigurationError, match="-10..\\+10 °C"):
+            with pytest.raises(ConfigurationError,
+                               match=r"temperature correction \(measured - reported\)=-12.0 °C "
+                                     r"is out of range: the limit is -10..10 °C"):
                 de1.write_calibration("temperature", 92.0, 80.0, write_key=key)
-            with pytest.raises(ConfigurationError, match="write_key"):
+            with pytest.raises(ConfigurationError,
+                               match=r"write_key=0 is out of range: the limit is 1..4294967295 "
+                                     r"\(write_key is the DE1's 32-bit calibration key"):
                 de1.write_calibration("flow", 4.0, 4.2, write_key=0)
             assert rig.run(lambda: list(rig.de1.calibration_writes)) == []
             with pytest.raises(DeviceError, match="refused .*wrong write key"):

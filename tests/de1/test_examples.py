@@ -1,5 +1,5 @@
-"""The DE1 and scale examples run as real programs against the built-in simulator (through
-pygatt and the fake gatttool they set up themselves)."""
+"""The DE1 and scale examples run as real programs against the built-in simulators: the shot
+example through pygatt and the fake gatttool it sets up itself, the others with ``sim://``."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from pyburnerkit.de1.client import DE1Client
 from pyburnerkit.de1.models import GateChanged, MachineState as S, StopAtTriggered
 from pyburnerkit.de1.profile import visualizer_json
 from pyburnerkit.de1.sequencer import GATES, ShotSequencer
-from pyburnerkit.de1.sim import DE1Rig
+from pyburnerkit.rigs.espresso import DE1Rig
 from pyburnerkit.scale.client import SkaleClient
 
 from ..ble.simrig import SPEED, sim_transport

@@ -131,6 +131,20 @@ def test_usage_errors(capsys, dump_file, monkeypatch):
     assert code == 2 and "cannot read" in err
 
 
+def test_port_in_the_host_or_as_an_option(capsys, sim):
+    for argv in (("--host", f"127.0.0.1:{sim.port}"), ("--host", f"modbus://127.0.0.1:{sim.port}"),
+                 ("--host", f"127.0.0.1:{sim.port}", "--port", str(sim.port))):
+        code, out, _ = run(capsys, "mate3", "devices", "--format", "json", *argv)
+        assert code == 0 and [row["port"] for row in json.loads(out)][:3] == [None, 3, 4]
+    reads = len(sim.received)
+    code, _, err = run(capsys, "mate3", "devices", "--host", f"127.0.0.1:{sim.port}",
+                       "--port", "502")
+    assert code == 2 and f"names port {sim.port} but port=502" in err
+    code, _, err = run(capsys, "mate3", "devices", "--host", "ws://127.0.0.1")
+    assert code == 2 and "unsupported scheme 'ws'" in err
+    assert len(sim.received) == reads  # refused before anything was sent
+
+
 def test_device_errors_exit_1(capsys):
     code, _, err = run(capsys, "mate3", "devices", "--host", "127.0.0.1:1", "--timeout", "2")
     assert code == 1 and "DeviceConnectionError" in err and "Traceback" not in err

@@ -8,7 +8,6 @@ DeviceTimeoutError, after the full request timeout.
 from __future__ import annotations
 
 import struct
-import time
 from typing import Iterator
 
 import pytest
@@ -102,19 +101,18 @@ def _protocol_id(request: bytes, proper: bytes) -> bytes:
     return proper[:2] + b"\x00\x01" + proper[4:]
 
 
-@pytest.mark.parametrize("mangle, immediate", [
-    (_tid_plus_one, True), (_wrong_function, True), (_short_register_list, True),
-    (_protocol_id, True), (_truncated, False)])
+# What the message says tells which check caught the reply: the header check on arrival
+# (reply_problem's findings), or, for a truncated reply, the timeout with bytes received.
+@pytest.mark.parametrize("mangle, detail", [
+    (_tid_plus_one, "transaction id"), (_wrong_function, "function code 4 in reply to function 3"),
+    (_short_register_list, "MBAP length .* for function 3"), (_protocol_id, "protocol id 1"),
+    (_truncated, r"\d+ bytes that are no complete reply")])
 def test_hostile_replies_are_protocol_errors_and_the_client_recovers(peer, make_client,
-                                                                     mangle, immediate):
+                                                                     mangle, detail):
     client = _connect(make_client, peer.endpoint)
     peer.mangle_next(mangle)
-    started = time.monotonic()
-    with pytest.raises(ProtocolError, match="garbled reply"):
+    with pytest.raises(ProtocolError, match=f"garbled reply from the Mate3 \\({detail}"):
         client.read(SOC)
-    elapsed = time.monotonic() - started
-    # Detected from the header at once; a truncated reply only when the timeout runs out.
-    assert elapsed < (0.4 if immediate else 2.0), elapsed
     assert client.stats["protocol_errors"] == 1  # logged and counted
     _recovers(client)
 

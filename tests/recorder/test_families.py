@@ -29,7 +29,7 @@ def _latest(samples, field, channel=None):
 def test_arbin_all_channels_each_poll(tmp_path):
     from pyburnerkit.arbin import ArbinSim, CyclerClient
     with ArbinSim(channels=4, username="lab", password="pw", time_scale=10).start() as sim:
-        client = CyclerClient("127.0.0.1", sim.port, username="lab", password="pw",
+        client = CyclerClient(f"127.0.0.1:{sim.port}", username="lab", password="pw",
                               retry_first=True)
         source = ArbinSource(client, device="mits-1", interval=0.1, owns_client=True)
         assert isinstance(adapt(client), ArbinSource)
@@ -86,7 +86,7 @@ def test_victron_services_and_paths(tmp_path):
 def test_de1_and_scale(tmp_path):
     from pyburnerkit.ble.transport import SimTransport
     from pyburnerkit.de1.client import DE1Client
-    from pyburnerkit.de1.sim import DE1Rig
+    from pyburnerkit.rigs.espresso import DE1Rig
     from pyburnerkit.scale.client import SkaleClient
     rig = DE1Rig(speed=4.0).start()
     try:
@@ -122,7 +122,7 @@ def test_alerts_from_real_simulators(tmp_path):
              AlertRule("heater-error", field="ErrorState", above=1, family="afterburner")]
     with ArbinSim(channels=2, username="u", password="p").start() as cycler_sim, \
             AfterburnerSim(tick=0.05, speed=30.0, seed=1).start("127.0.0.1", 0) as heater_sim:
-        cycler = CyclerClient("127.0.0.1", cycler_sim.port, username="u", password="p",
+        cycler = CyclerClient(f"127.0.0.1:{cycler_sim.port}", username="u", password="p",
                               retry_first=True)
         heater = AfterburnerClient(f"ws://127.0.0.1:{heater_sim.port}/", retry_first=True)
         rec = Recorder([ArbinSource(cycler, device="mits", interval=0.1, owns_client=True),
@@ -173,7 +173,7 @@ def test_de1_fatal_error_fires_a_state_alert_once(tmp_path):
     from pyburnerkit.ble.transport import SimTransport
     from pyburnerkit.de1.client import DE1Client
     from pyburnerkit.de1.models import MachineState, SubState
-    from pyburnerkit.de1.sim import DE1Rig
+    from pyburnerkit.rigs.espresso import DE1Rig
     from pyburnerkit.recorder import AlertChanged, AlertRule
     rule = AlertRule("de1-fatal", kind="state", field="state", values=("FATAL_ERROR",),
                      family="de1")
@@ -240,7 +240,7 @@ def test_a_poll_source_survives_the_device_dropping_the_link(tmp_path):
     from pyburnerkit.arbin import ArbinSim, CyclerClient
     from pyburnerkit.recorder import DeviceStateChanged
     with ArbinSim(channels=2, username="lab", password="pw", time_scale=10).start() as sim:
-        client = CyclerClient("127.0.0.1", sim.port, username="lab", password="pw",
+        client = CyclerClient(f"127.0.0.1:{sim.port}", username="lab", password="pw",
                               retry_first=True)
         rec = _rec(tmp_path, [ArbinSource(client, device="mits", interval=0.05,
                                           owns_client=True)])

@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 from pyburnerkit import ConnectionState, ConnectionStateChanged, Reconnect
 from pyburnerkit.errors import ConfigurationError, ProtocolError
-from pyburnerkit.de1.sim import DE1Rig
+from pyburnerkit.rigs.espresso import DE1Rig
 from pyburnerkit.scale import codec
 from pyburnerkit.scale.client import SkaleClient, WeightProcessor
 from pyburnerkit.scale.models import ButtonPressed, TareSeen, WeightReading
@@ -90,9 +90,9 @@ def test_connect_sequence_tare_display_units_buttons(rig: DE1Rig, scale: SkaleCl
     scale.tare()
     events.wait_for(lambda e: isinstance(e, TareSeen))
     assert abs(scale.weight) < 0.05
-    scale.display(False)
+    scale.set_display(False)
     assert rig.run(lambda: rig.skale.display_on) is False and scale.display_on is False
-    scale.units("oz")
+    scale.set_units("oz")
     assert rig.run(lambda: rig.skale.grams) is False
     rig.host.call_soon(rig.skale.press, 2)
     assert events.wait_for(lambda e: isinstance(e, ButtonPressed)).button == 2
@@ -104,7 +104,7 @@ def test_connect_sequence_tare_display_units_buttons(rig: DE1Rig, scale: SkaleCl
     assert rig.run(lambda: rig.skale.commands.count(0x10)) == tares + 1
     assert scale.read_battery() == 57
     with pytest.raises(ConfigurationError, match="unit 'lb'"):
-        scale.units("lb")
+        scale.set_units("lb")
 
 
 def test_weight_readings_carry_lag_and_flow(rig: DE1Rig, scale: SkaleClient) -> None:

@@ -28,7 +28,7 @@ def sim() -> Iterator[VictronSim]:
 
 @pytest.fixture
 def monitor(sim: VictronSim, callback_errors) -> Iterator[VictronMonitor]:
-    mon = VictronMonitor(bus_address=sim.address, allow_writes=True, timeout=5.0,
+    mon = VictronMonitor(sim.address, allow_writes=True, timeout=5.0,
                          on_callback_error=lambda exc, ev: callback_errors.append(exc))
     mon.connect()
     try:

@@ -19,7 +19,7 @@ NAME = "com.victronenergy.grid.pbktest"
 
 
 def make_service(sim: VictronSim, name: str = NAME, **kw: Any) -> VictronService:
-    svc = VictronService(name, bus_address=sim.address, **kw)
+    svc = VictronService(name, bus=sim.address, **kw)
     svc.add_mandatory_paths(product_name="Test meter", device_instance=40)
     svc.add_item("/Ac/Power", 0.0, unit="W")
     svc.add_item("/Ac/L1/Power", 0.0, text="{:.1f} W")
@@ -157,7 +157,7 @@ def test_services_appear_and_leave(monitor: VictronMonitor, sim: VictronSim) -> 
 
 
 def test_filters_by_type_and_paths(sim: VictronSim) -> None:
-    with VictronMonitor(bus_address=sim.address,
+    with VictronMonitor(sim.address,
                         service_types={"com.victronenergy.battery": ["/Soc"]}) as mon:
         assert list(mon.services()) == [sim.BATTERY]
         info = mon.service(sim.BATTERY)
@@ -168,7 +168,7 @@ def test_filters_by_type_and_paths(sim: VictronSim) -> None:
 
 
 def test_writes_need_allow_writes(sim: VictronSim) -> None:
-    with VictronMonitor(bus_address=sim.address) as mon:
+    with VictronMonitor(sim.address) as mon:
         with pytest.raises(WriteNotAllowedError, match="allow_writes"):
             mon.set_value(sim.SOLAR, "/Mode", 4)
     assert sim.set_calls(sim.SOLAR, "/Mode") == 0
@@ -237,7 +237,7 @@ def test_device_instance_allocation(monitor: VictronMonitor, sim: VictronSim) ->
 
 
 def test_close_from_a_callback_and_closed_errors(sim: VictronSim) -> None:
-    mon = VictronMonitor(bus_address=sim.address, allow_writes=True)
+    mon = VictronMonitor(sim.address, allow_writes=True)
     closed = threading.Event()
 
     def on_change(ev: Any) -> None:
@@ -249,7 +249,7 @@ def test_close_from_a_callback_and_closed_errors(sim: VictronSim) -> None:
     assert closed.wait(5)
     mon.close()
     with pytest.raises(ClientClosedError):
-        mon.fetch_value(sim.GRID, "/Ac/Power")
+        mon.read_value(sim.GRID, "/Ac/Power")
 
 
 def test_service_close_releases_the_name(monitor: VictronMonitor, sim: VictronSim) -> None:
@@ -294,7 +294,7 @@ def test_blocking_call_on_the_io_thread_raises(monitor: VictronMonitor, sim: Vic
 
     def on_io(session: Any) -> None:
         try:
-            monitor.fetch_value(sim.GRID, "/Ac/Power")
+            monitor.read_value(sim.GRID, "/Ac/Power")
         except RuntimeError as exc:
             box.append(exc)
         done.set()

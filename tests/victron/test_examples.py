@@ -31,3 +31,13 @@ def test_battery_monitor_example() -> None:
     assert seen == 3
     assert lines[0].startswith("com.victronenergy.battery.sim (instance 512)")
     assert "SoC" in lines[-1]
+
+
+def test_examples_on_their_default_in_process_simulated_bus() -> None:
+    lines = []
+    power = load("victron_grid_meter").run("sim://?interval=0", 0.3, out=lines.append)
+    assert lines[0].startswith("simulated bus: DBUS_SESSION_BUS_ADDRESS=unix:path=")
+    assert "device instance 30" in lines[1] and 500 <= power <= 1500
+    lines = []
+    assert load("victron_battery_monitor").run("sim://?interval=0.05", 2, out=lines.append) == 2
+    assert lines[0].startswith("com.victronenergy.battery.sim (instance 512)")

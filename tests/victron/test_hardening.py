@@ -15,6 +15,7 @@ import pytest
 from pyburnerkit.cli.main import main
 from pyburnerkit.errors import ConfigurationError, WriteNotAllowedError
 from pyburnerkit.victron import Setting, VictronMonitor, VictronService
+from pyburnerkit.victron import compat
 from pyburnerkit.victron.client import VictronSettings
 from pyburnerkit.victron.sim import SimService, VictronSim
 
@@ -79,7 +80,7 @@ class Hostile(SimService):
 
 def test_a_hostile_service_costs_only_its_own_entries(sim: VictronSim, caplog) -> None:
     caplog.set_level(logging.WARNING, logger="pyburnerkit.victron")
-    with VictronMonitor(bus_address=sim.address, timeout=5.0,
+    with VictronMonitor(sim.address, timeout=5.0,
                         service_types={"com.victronenergy.tank": None}) as monitor:
         hostile = Hostile(sim, HOSTILE, {"/DeviceInstance": 7, "/Level": 42.0})
 
@@ -94,15 +95,15 @@ def test_a_hostile_service_costs_only_its_own_entries(sim: VictronSim, caplog) -
         assert monitor.wait_for_value(HOSTILE, "/Level", lambda v: v == 45.0, timeout=5) == 45.0
         sim.add_service(GOOD, {"/DeviceInstance": 9, "/Level": 3.0})
         assert monitor.wait_for_service(GOOD, timeout=5).get("/Level") == 3.0
-        assert monitor.connected and monitor.fetch_value(GOOD, "/Level", timeout=5) == 3.0
+        assert monitor.connected and monitor.read_value(GOOD, "/Level", timeout=5) == 3.0
         assert monitor.protocol_errors >= 5
     warnings = [r for r in caplog.records if HOSTILE in r.getMessage()]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]     # logged once
 
 
-def test_a_hostile_reply_to_fetch_items_is_a_protocol_error(sim: VictronSim) -> None:
+def test_a_hostile_reply_to_read_items_is_a_protocol_error(sim: VictronSim) -> None:
     from pyburnerkit.errors import ProtocolError
-    with VictronMonitor(bus_address=sim.address, timeout=5.0,
+    with VictronMonitor(sim.address, timeout=5.0,
                         service_types={"com.victronenergy.tank": None}) as monitor:
         hostile = Hostile(sim, HOSTILE, {"/DeviceInstance": 7})
 
@@ -112,18 +113,16 @@ def test_a_hostile_reply_to_fetch_items_is_a_protocol_error(sim: VictronSim) -> 
         sim.run_on_thread(export)
         monitor.wait_for_service(HOSTILE, timeout=5)
         with pytest.raises(ProtocolError, match="/BadText"):
-            monitor.fetch_items(HOSTILE, timeout=5)
-        assert monitor.fetch_value(HOSTILE, "/DeviceInstance", timeout=5) == 7
+            monitor.read_items(HOSTILE, timeout=5)
+        assert monitor.read_value(HOSTILE, "/DeviceInstance", timeout=5) == 7
 
 
 # ---------------------------------------------------------------------- writes: opt-in
 def test_settings_add_needs_allow_writes(sim: VictronSim) -> None:
-    with VictronMonitor(bus_address=sim.address, timeout=5.0) as monitor:
+    with VictronMonitor(sim.address, timeout=5.0) as monitor:
         before = sim.calls(sim.settings.name, "AddSettings")
         with pytest.raises(WriteNotAllowedError, match="allow_writes"):
             monitor.settings.add([Setting("/Settings/Pbk/Limit", 5, 0, 10)])
-        with pytest.raises(WriteNotAllowedError):
-            monitor.settings.add_settings([Setting("/Settings/Pbk/Limit", 5, 0, 10)])
         with pytest.raises(WriteNotAllowedError):
             monitor.settings.allocate_instance("pbk_SN1", "grid", 30)
         assert sim.calls(sim.settings.name, "AddSettings") == before
@@ -131,12 +130,12 @@ def test_settings_add_needs_allow_writes(sim: VictronSim) -> None:
 
 
 def test_a_service_allocates_its_instance_only_with_allow_writes(sim: VictronSim) -> None:
-    with VictronService("com.victronenergy.grid.pbkguard", bus_address=sim.address) as svc:
+    with VictronService("com.victronenergy.grid.pbkguard", bus=sim.address) as svc:
         svc.connect()
         with pytest.raises(WriteNotAllowedError, match="allow_writes"):
             svc.allocate_device_instance("pbk_guard", "grid", 30)
         assert sim.calls(sim.settings.name, "AddSettings") == 0
-    with VictronService("com.victronenergy.grid.pbkguard", bus_address=sim.address,
+    with VictronService("com.victronenergy.grid.pbkguard", bus=sim.address,
                         allow_writes=True) as svc:
         svc.connect()
         assert svc.allocate_device_instance("pbk_guard", "grid", 30) == 30
@@ -144,7 +143,7 @@ def test_a_service_allocates_its_instance_only_with_allow_writes(sim: VictronSim
 
 # ---------------------------------------------------------------------- writes: limits
 def test_settings_limits_are_checked_before_sending(sim: VictronSim) -> None:
-    with VictronMonitor(bus_address=sim.address, timeout=5.0, allow_writes=True,
+    with VictronMonitor(sim.address, timeout=5.0, allow_writes=True,
                         service_types={"com.victronenergy.battery": None}) as monitor:
         monitor.settings.add([Setting("/Settings/Pbk/Current", 10, 0, 50, unit="A")])
         writes = sim.settings_writes
@@ -165,7 +164,7 @@ def test_limits_the_bus_reports_are_checked_even_for_unknown_settings(sim: Victr
     root.AddSettings(codec.add_settings_request(
         [{"path": "/Settings/Other/Level", "default": 5, "min": 1, "max": 9}]),
         dbus_interface="com.victronenergy.Settings")
-    with VictronMonitor(bus_address=sim.address, timeout=5.0, allow_writes=True,
+    with VictronMonitor(sim.address, timeout=5.0, allow_writes=True,
                         service_types={"com.victronenergy.battery": None}) as monitor:
         writes = sim.settings_writes
         with pytest.raises(ConfigurationError, match=r"12.*1\.\.9"):
@@ -179,7 +178,7 @@ def test_limits_the_bus_reports_are_checked_even_for_unknown_settings(sim: Victr
 
 
 def test_a_setting_with_a_default_out_of_its_range_is_refused(sim: VictronSim) -> None:
-    with VictronMonitor(bus_address=sim.address, timeout=5.0, allow_writes=True) as monitor:
+    with VictronMonitor(sim.address, timeout=5.0, allow_writes=True) as monitor:
         with pytest.raises(ConfigurationError, match=r"min 10.*max 5"):
             monitor.settings.add([Setting("/Settings/Pbk/Odd", 7, 10, 5)])
         assert sim.calls(sim.settings.name, "AddSettings") == 0
@@ -196,7 +195,7 @@ def test_cli_set_needs_allow_writes(sim: VictronSim, capsys) -> None:
 # ---------------------------------------------------------------------- docstrings
 WRITE_METHODS: List[Any] = [
     VictronMonitor.set_value, VictronMonitor.set_value_nowait, VictronSettings.add,
-    VictronSettings.add_settings, VictronSettings.set, VictronSettings.remove,
+    compat.VictronSettings.add_settings, VictronSettings.set, VictronSettings.remove,
     VictronSettings.allocate_instance, VictronService.allocate_device_instance,
 ]
 

@@ -34,7 +34,7 @@ def test_a_slow_validator_does_not_block_the_service(monitor: VictronMonitor,
     def exploding(path: str, value: Any) -> bool:
         raise RuntimeError("validator bug")
 
-    svc = VictronService(NAME, bus_address=sim.address)
+    svc = VictronService(NAME, bus=sim.address)
     svc.add_mandatory_paths(device_instance=44)
     svc.add_item("/Limit", 1, writable=True, validator=validator)
     svc.add_item("/Other", 1, writable=True, validator=exploding)
@@ -44,8 +44,8 @@ def test_a_slow_validator_does_not_block_the_service(monitor: VictronMonitor,
         fut = monitor.set_value_nowait(NAME, "/Limit", 5, timeout=30)
         assert entered.wait(10)
         # The validator is deciding; the service still answers other calls meanwhile.
-        assert monitor.fetch_value(NAME, "/Limit", timeout=10) == 1
-        assert monitor.fetch_items(NAME, timeout=10)["/Limit"].value == 1
+        assert monitor.read_value(NAME, "/Limit", timeout=10) == 1
+        assert monitor.read_items(NAME, timeout=10)["/Limit"].value == 1
         assert not fut.done()
         release.set()
         assert fut.result(10) is None        # the reply came when the validator answered
@@ -60,7 +60,7 @@ def test_a_slow_validator_does_not_block_the_service(monitor: VictronMonitor,
 
 
 def test_item_types_on_the_wire(monitor: VictronMonitor, sim: VictronSim, raw: Any) -> None:
-    svc = VictronService(NAME, bus_address=sim.address)
+    svc = VictronService(NAME, bus=sim.address)
     svc.add_mandatory_paths(device_instance=45)
     svc.add_item("/Flag", True)
     svc.add_item("/Big", 2 ** 40)
@@ -102,7 +102,7 @@ def test_private_connections_never_the_shared_singletons(sim: VictronSim,
 
 
 def test_service_closed_from_its_own_callback(monitor: VictronMonitor, sim: VictronSim) -> None:
-    svc = VictronService(NAME, bus_address=sim.address)
+    svc = VictronService(NAME, bus=sim.address)
     svc.add_mandatory_paths(device_instance=46)
     svc.add_item("/Stop", 0, writable=True)
     closed = threading.Event()
@@ -144,9 +144,9 @@ def test_a_forged_name_owner_changed_is_ignored(monitor: VictronMonitor, sim: Vi
 
 
 def test_add_settings_typed_values_and_security_profile(monitor: VictronMonitor) -> None:
-    values = monitor.settings.add_settings([Setting("/Settings/Pbk2/F", 2.0, 0.0, 5.0),
-                                            Setting("/Settings/Pbk2/I", 2),
-                                            Setting("/Settings/System/SecurityProfile", 1)])
+    values = monitor.settings.add([Setting("/Settings/Pbk2/F", 2.0, 0.0, 5.0),
+                                   Setting("/Settings/Pbk2/I", 2),
+                                   Setting("/Settings/System/SecurityProfile", 1)])
     assert type(values["/Settings/Pbk2/F"]) is float and type(values["/Settings/Pbk2/I"]) is int
     assert type(monitor.settings.get("/Settings/Pbk2/F")) is float
     with pytest.raises(SetValueError) as err:
@@ -163,7 +163,7 @@ def test_every_settings_error_code_has_a_name() -> None:
 
 
 def test_waiting_for_a_filtered_out_service_is_refused_at_once(sim: VictronSim) -> None:
-    with VictronMonitor(bus_address=sim.address,
+    with VictronMonitor(sim.address,
                         service_types={"com.victronenergy.battery": None}) as mon:
         assert mon.wait_for_service(sim.BATTERY, timeout=5).device_instance == 512
         with pytest.raises(ConfigurationError, match="com.victronenergy.grid"):
@@ -208,13 +208,13 @@ def test_malformed_peers_never_take_the_monitor_down(monitor: VictronMonitor,
     assert monitor.wait_for_service("com.victronenergy.tank.good", timeout=5).get("/Level") == 3.0
     assert monitor.connected and monitor.service("com.victronenergy.tank.broken") is None
     with pytest.raises(ConfigurationError):
-        monitor.fetch_value("not a bus name!", "/Level")
-    assert monitor.fetch_value(sim.GRID, "/Ac/Power", timeout=5) == 1500.0
+        monitor.read_value("not a bus name!", "/Level")
+    assert monitor.read_value(sim.GRID, "/Ac/Power", timeout=5) == 1500.0
 
 
 def test_a_failing_text_never_breaks_the_service(monitor: VictronMonitor,
                                                  sim: VictronSim) -> None:
-    svc = VictronService(NAME, bus_address=sim.address)
+    svc = VictronService(NAME, bus=sim.address)
     svc.add_mandatory_paths(device_instance=47)
     svc.add_item("/X", 1.0, text=lambda v: "ok" if v < 1.5 else 1 / 0)
     with pytest.raises(ConfigurationError, match="cannot format"):
@@ -225,7 +225,7 @@ def test_a_failing_text_never_breaks_the_service(monitor: VictronMonitor,
         svc.set("/X", 2.0)
         assert monitor.wait_for_value(NAME, "/X", lambda v: v == 2.0, timeout=5) == 2.0
         assert monitor.get_text(NAME, "/X") == "2"             # the default text instead
-        assert monitor.fetch_items(NAME, timeout=5)["/X"].text == "2"
+        assert monitor.read_items(NAME, timeout=5)["/X"].text == "2"
         assert svc.connected
     finally:
         svc.close()
@@ -271,7 +271,7 @@ def test_every_message_goes_out_from_the_pump_thread(monitor: VictronMonitor,
             fn()
         real_post(wrapped)
     monkeypatch.setattr(bus.PUMP, "post", recording_post)
-    svc = VictronService(NAME, bus_address=sim.address)
+    svc = VictronService(NAME, bus=sim.address)
     svc.add_mandatory_paths(device_instance=48)
     svc.add_item("/Mode", 1, writable=True)
     svc.register()                                  # RequestName
@@ -287,7 +287,7 @@ def test_every_message_goes_out_from_the_pump_thread(monitor: VictronMonitor,
 
 
 def test_introspection_matches_what_is_answered(sim: VictronSim, raw: Any) -> None:
-    svc = VictronService(NAME, bus_address=sim.address)
+    svc = VictronService(NAME, bus=sim.address)
     svc.add_mandatory_paths(device_instance=49)
     svc.add_item("/Ac/Power", 1.0)
     svc.register()

@@ -58,7 +58,7 @@ def test_a_service_appearing_during_the_start_up_scan_is_added_once(sim: Victron
             added.append(e.service.name)
         elif e is sentinel:
             drained.set()
-    mon = VictronMonitor(bus_address=sim.address, on_event=on_event)
+    mon = VictronMonitor(sim.address, on_event=on_event)
     try:
         starter = threading.Thread(target=mon.connect, name="starter")
         starter.start()
@@ -94,11 +94,11 @@ def test_the_same_name_scanned_twice_is_one_service(monitor: VictronMonitor,
 
 
 def test_service_survives_a_daemon_restart(sim: VictronSim) -> None:
-    svc = VictronService("com.victronenergy.grid.survivor", bus_address=sim.address,
+    svc = VictronService("com.victronenergy.grid.survivor", bus=sim.address,
                          reconnect=Reconnect(min_delay=0.05, max_delay=0.3))
     svc.add_mandatory_paths(device_instance=41)
     svc.add_item("/Ac/Power", 5.0)
-    mon = VictronMonitor(bus_address=sim.address,
+    mon = VictronMonitor(sim.address,
                          reconnect=Reconnect(min_delay=0.05, max_delay=0.3))
     try:
         svc.register()

@@ -86,7 +86,7 @@ def test_instance_allocation_and_setvalue_moves_to_a_free_number(raw: Any) -> No
 
 
 def test_one_properties_changed_per_setting_and_removal(sim: VictronSim, raw: Any) -> None:
-    with VictronMonitor(bus_address=sim.address, allow_writes=True) as mon:
+    with VictronMonitor(sim.address, allow_writes=True) as mon:
         mon.settings.add([("/Settings/D/X", 1), ("/Settings/D/Y", 2)])
         add(raw, {"path": "/Settings/D/X", "default": dbus.Int32(1)})
         call(raw, "/Settings/D/X", BUSITEM, "SetValue", "v", dbus.Int32(9))

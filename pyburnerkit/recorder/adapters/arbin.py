@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, List, Mapping, Optional, Tuple
 
-from ...errors import ConfigurationError
 from ..samples import FieldMeta
 from ..sources import PollSource, Reading, Source, dataclass_readings, retrying_options
 
@@ -25,16 +24,14 @@ class ArbinSource(PollSource):
     @classmethod
     def from_config(cls, url: str, device: Optional[str], options: Mapping[str, Any]
                     ) -> "ArbinSource":
+        """A source on a new client for ``url``: any endpoint :class:`CyclerClient` takes
+        (``host``, ``host:port``, ``cti://host[:port]``, ``sim://...``).
+
+        :raises ~pyburnerkit.errors.ConfigurationError: a malformed endpoint or option
+            (nothing is connected).
+        """
         from ...arbin import CyclerClient
-        opts = retrying_options(options)
-        if "://" in url:  # sim://... (the driver's in-process simulator)
-            return cls(CyclerClient(url, **opts), device=device, owns_client=True)
-        host, _, port = url.rpartition(":") if url.count(":") == 1 else (url, "", "")
-        try:
-            number = int(port) if port else 9031
-        except ValueError:
-            raise ConfigurationError(f"arbin url must be host or host:port, got {url!r}") from None
-        client = CyclerClient(host or url, number, **opts)
+        client = CyclerClient(url, **retrying_options(options))
         return cls(client, device=device, owns_client=True)
 
     def poll(self) -> List[Reading]:
@@ -71,7 +68,7 @@ def demo_sources() -> Tuple[List[Source], Callable[[], None]]:
     sim = ArbinSim(channels=4, username="demo", password="demo", time_scale=10.0, seed=3)
     sim.start("127.0.0.1", 0)
     try:
-        client = CyclerClient("127.0.0.1", sim.port, username="demo", password="demo",
+        client = CyclerClient(sim.endpoint, username="demo", password="demo",
                               retry_first=True)
     except BaseException:
         sim.close()

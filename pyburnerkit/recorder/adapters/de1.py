@@ -52,19 +52,19 @@ class DE1Source(PushSource):
 
 
 def demo_sources() -> Tuple[List[Source], Callable[[], None]]:
-    """The DE1 and Skale simulators share one simulated radio; no Bluetooth adapter exists
-    in a demo, so the clients use the simulator's in-process GATT link. Returns both sources
-    and the cleanup (``pyburnerkit record --demo``)."""
+    """The DE1 and Skale simulators share one simulated radio and bench
+    (:class:`~pyburnerkit.rigs.espresso.DE1Rig`); no Bluetooth adapter exists in a demo, so
+    the clients use the rig's in-process GATT links. Returns both sources and the cleanup
+    (``pyburnerkit record --demo``)."""
     from .scale import ScaleSource  # the rig's Skale is recorded by the scale adapter
-    from ...ble.transport import SimTransport
     from ...de1.client import DE1Client
-    from ...de1.sim import DE1Rig
+    from ...rigs.espresso import DE1Rig
     from ...scale.client import SkaleClient
-    rig = DE1Rig(speed=1.0).start()
+    rig = DE1Rig(speed=1.0).start(listen=False)
     try:
-        de1 = DE1Client(rig.de1.address, transport=SimTransport(rig.host), retry_first=True)
-        skale = SkaleClient(rig.skale.address, transport=SimTransport(rig.host),
-                            retry_first=True)
+        assert rig.skale is not None  # the rig was made with its scale
+        de1 = DE1Client(rig.de1.address, transport=rig.transport(), retry_first=True)
+        skale = SkaleClient(rig.skale.address, transport=rig.transport(), retry_first=True)
     except BaseException:
         rig.close()
         raise

@@ -28,9 +28,9 @@ class VictronSource(PushSource):
     @classmethod
     def _make_client(cls, url: str, options: Dict[str, Any]) -> Any:
         from ...victron import VictronMonitor
-        if url and url != "default":  # an address, or "system" / "session"
-            options.setdefault("bus_address", url)
-        return VictronMonitor(**options)
+        # "system", "session", an address or "sim://"; "default" (or nothing) picks the bus
+        # as Venus programs do
+        return VictronMonitor(None if url in ("", "default") else url, **options)
 
     @staticmethod
     def unit_for(path: str) -> str:
@@ -73,13 +73,9 @@ class VictronSource(PushSource):
 
 
 def demo_sources() -> Tuple[List[Source], Callable[[], None]]:
-    """A source on a loopback simulator, and the cleanup to run after its client closed
-    (``pyburnerkit record --demo``)."""
-    from ...victron import VictronMonitor, VictronSim
-    sim = VictronSim(interval=1.0).start()  # a private dbus-daemon with moving demo services
-    try:
-        monitor = VictronMonitor(bus_address=sim.address, retry_first=True)
-    except BaseException:
-        sim.close()
-        raise
-    return [VictronSource(monitor, device="demo-venus", owns_client=True)], sim.close
+    """A source on the in-process simulator, and the cleanup to run after its client closed
+    (``pyburnerkit record --demo``): nothing, as the monitor owns its simulator."""
+    from ...victron import VictronMonitor
+    # a private dbus-daemon with moving demo services, started on connect, closed with it
+    monitor = VictronMonitor("sim://?interval=1", retry_first=True)
+    return [VictronSource(monitor, device="demo-venus", owns_client=True)], lambda: None

@@ -6,13 +6,20 @@ Optional backends import lazily: ``PostgresSink`` needs ``pyburnerkit[postgres]`
 needs ``pyburnerkit[mqtt]``.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .base import Sink, SinkWorker
 from .sqlite import SQLiteSink
 
 __all__ = ["Sink", "SinkWorker", "SQLiteSink", "PostgresSink", "MqttSink"]
 
 
-def __getattr__(name: str):
+if TYPE_CHECKING:  # checkers see the real classes; at runtime they import on first use
+    from .mqtt import MqttSink
+    from .postgres import PostgresSink
+
+
+def __getattr__(name: str) -> Any:
     if name == "PostgresSink":
         from .postgres import PostgresSink
         return PostgresSink

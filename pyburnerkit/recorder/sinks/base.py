@@ -158,7 +158,7 @@ class SinkWorker:
         self._rng = random.Random()
         self._nudged = False
         if hasattr(sink, "wake"):
-            sink.wake = self.nudge  # type: ignore[attr-defined]
+            sink.wake = self.nudge
         self.thread = threading.Thread(target=self._run, daemon=True,
                                        name=f"pyburnerkit-recorder-sink-{sink.name}")
 

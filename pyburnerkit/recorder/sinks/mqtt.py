@@ -31,7 +31,7 @@ import logging
 import ssl
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from ..._core.extras import require
 from ...errors import ConfigurationError
@@ -226,7 +226,7 @@ class MqttSink(Sink):
         self._lock = threading.Lock()
         self._configs: Dict[str, Dict[str, Any]] = {}     # topic -> payload (all known)
         self._unsent: List[str] = []                        # config topics not yet published
-        self._devices_online: set = set()
+        self._devices_online: Set[Tuple[str, str]] = set()
         #: the last retained message written per topic (device availability, alert states):
         #: re-published on every (re)connection, since a broker restarted without persistence
         #: has forgotten them, and never contradicted by a default "online"

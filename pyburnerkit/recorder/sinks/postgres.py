@@ -33,7 +33,7 @@ import hashlib
 import logging
 import re
 from collections import OrderedDict
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from ..._core.extras import require
 from ...errors import ConfigurationError
@@ -352,8 +352,8 @@ class PostgresSink(Sink):
             self.definitions = None
         self.is_hypertable = False
         self._conn: Any = None
-        self._views: set = set()
-        self._text_columns: set = set()
+        self._views: Set[Any] = set()
+        self._text_columns: Set[Tuple[str, str]] = set()
 
     def __repr__(self) -> str:
         return f"<PostgresSink {self.name} {redact_dsn(self.dsn)} table={self.table}>"
