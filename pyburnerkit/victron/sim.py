@@ -613,7 +613,7 @@ class VictronSim:
         def interval(seconds: float) -> float:  # refused here, before any client is built
             return float(check_range("sim:// option interval", seconds, 0, 86400, "s"))
         return sim_options(options, {"interval": float, "seed": int, "demo": flag},
-                           limits={"interval": interval}, what="Victron simulator sim://")
+                           limits={"interval": interval})
 
     # -- demo content ------------------------------------------------------------------
     def _mandatory(self, name: str, instance: int, product: str, pid: int) -> Dict[str, Any]:
