@@ -16,10 +16,11 @@ from ._core.net import connect_tcp, release_socket, shutdown_socket
 from ._core.pending import Pending, RequestQueue
 from ._core.session import Session
 from ._core.simserver import SimConnection, SimServer
+from ._core.stream import StreamSession
 from ._core.timeouts import Deadline, TimeoutArg, resolve_timeout
 from .errors import check_range
 from .types import DEFAULT
 
-__all__ = ["BaseClient", "Session", "Pending", "RequestQueue", "EventLoop", "TimerHandle", "Endpoint",
+__all__ = ["BaseClient", "Session", "StreamSession", "Pending", "RequestQueue", "EventLoop", "TimerHandle", "Endpoint",
            "parse_endpoint", "connect_tcp", "shutdown_socket", "release_socket", "Deadline", "TimeoutArg",
            "resolve_timeout", "SimServer", "SimConnection", "check_range", "DEFAULT"]

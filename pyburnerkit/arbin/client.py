@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import socket
 import threading
 import time
 from typing import (Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence,
@@ -28,9 +27,8 @@ from .._core.client import BaseClient
 from .._core.endpoint import Endpoint, parse_endpoint
 from .._core.extras import require
 from .._core.loop import TimerHandle
-from .._core.net import connect_tcp, release_socket, shutdown_socket
 from .._core.pending import Pending, RequestQueue
-from .._core.session import Session
+from .._core.stream import StreamSession
 from .._core.timeouts import Deadline, TimeoutArg
 from ..errors import (AuthenticationError, ConfigurationError, DeviceError, DeviceTimeoutError,
                       ProtocolError, PyBurnerKitError, UnsupportedFeatureError,
@@ -145,23 +143,18 @@ class _Call:
         self.finish = finish
 
 
-class ArbinSession(Session):
+class ArbinSession(StreamSession):
     family = "arbin"
 
     def __init__(self, *, host: str, port: Optional[int], credentials: Credentials,
                  reply_timeout: float, call_timeout: Optional[float] = None,
                  aux_options: int = 0, sim_factory: Optional[Callable[[], Any]] = None,
                  **common: Any) -> None:
-        super().__init__(**common)
-        self.sim_factory = sim_factory
+        super().__init__(host=host, port=port, reply_timeout=reply_timeout,
+                         sim_factory=sim_factory, **common)
         self.call_timeout = call_timeout
         self.aux_options = aux_options
-        self.host = host
-        self.port = port
         self._credentials = credentials
-        self.reply_timeout = reply_timeout
-        self._sock: Optional[socket.socket] = None
-        self._fd = -1
         self._reader = codec.FrameReader(feedback=True)
         self._logging_in = False
         self._queue = RequestQueue()
@@ -182,19 +175,9 @@ class ArbinSession(Session):
 
     # ------------------------------------------------------------------ transport
     def open_transport(self, deadline: Deadline) -> None:
-        if self.sim_factory is not None:
-            sock = self.sim_factory().attach()
-            sock.settimeout(self.reply_timeout)
-        else:
-            if self.port is None:
-                raise ConfigurationError(f"{self.endpoint}: no CTI port to connect to")
-            sock = connect_tcp(self.loop, self.host, self.port, deadline,
-                               on_socket=self._remember, io_timeout=self.reply_timeout)
-        self._sock = sock
-        self._fd = sock.fileno()
-        self._reader.clear()
+        sock = self.open_stream(deadline, self._on_readable, what="CTI port")
+        self._reader.clear()  # the loop thread runs the reader only after this returns
         self._logging_in = True
-        self.loop.add_reader(self._fd, self._on_readable)
         # The session logs in before anything else goes out, on every (re)connect.
         user, secret = self._credentials.reveal()
         frame = codec.encode_request(codec.LoginRequest(user, secret))
@@ -207,17 +190,7 @@ class ArbinSession(Session):
             wait = min(wait, self.call_timeout)
         self._arm_reply_timer("login", wait)
 
-    def _remember(self, sock: Optional[socket.socket]) -> None:
-        self._sock = sock
-
-    def abort_blocking(self) -> None:
-        shutdown_socket(self._sock)
-
-    def close_transport(self) -> None:
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            release_socket(self.loop, sock, self._fd)
-            self._fd = -1
+    def on_stream_closed(self) -> None:
         self._reader.clear()
 
     def on_link_down(self) -> None:

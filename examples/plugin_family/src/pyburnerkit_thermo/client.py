@@ -10,12 +10,11 @@ pyburnerkit's core; this module only knows the protocol.
 from __future__ import annotations
 
 import logging
-import socket
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
-from pyburnerkit.driver import (DEFAULT, BaseClient, Deadline, Pending, Session, TimeoutArg,
-                                RequestQueue, TimerHandle, check_range, connect_tcp,
-                                parse_endpoint, release_socket, shutdown_socket)
+from pyburnerkit.driver import (DEFAULT, BaseClient, Deadline, Pending, RequestQueue,
+                                StreamSession, TimeoutArg, TimerHandle, check_range,
+                                parse_endpoint)
 from pyburnerkit.errors import (ConfigurationError, DeviceError, DeviceTimeoutError,
                                 ProtocolError, WriteNotAllowedError)
 
@@ -47,7 +46,7 @@ class _Call:
         self.finish = finish
 
 
-class ThermoSession(Session):
+class ThermoSession(StreamSession):
     """The TR-1 protocol on the I/O thread: one request on the wire at a time, in order.
 
     A reply is matched to the oldest request sent, so the session never lets two requests
@@ -61,13 +60,8 @@ class ThermoSession(Session):
     def __init__(self, *, host: str, port: int, reply_timeout: float,
                  sim_factory: Optional[Callable[[], "ThermoSim"]] = None,
                  **common: Any) -> None:
-        super().__init__(**common)
-        self.host = host
-        self.port = port
-        self.reply_timeout = reply_timeout
-        self.sim_factory = sim_factory
-        self._sock: Optional[socket.socket] = None
-        self._fd = -1
+        super().__init__(host=host, port=port, reply_timeout=reply_timeout,
+                         sim_factory=sim_factory, **common)
         self._reader = codec.LineReader()
         self._queue = RequestQueue()
         self._current: Optional[Pending] = None
@@ -76,29 +70,13 @@ class ThermoSession(Session):
 
     # ------------------------------------------------------------------ transport
     def open_transport(self, deadline: Deadline) -> None:
-        if self.sim_factory is not None:
-            sock = self.sim_factory().attach()
-            sock.settimeout(self.reply_timeout)
-        else:
-            sock = connect_tcp(self.loop, self.host, self.port, deadline,
-                               on_socket=self._remember, io_timeout=self.reply_timeout)
-        self._sock = sock
-        self._fd = self.loop.add_reader(sock, self._on_readable)
+        self.open_stream(deadline, self._on_readable)
         # the box has no greeting: ID is the hand-shake, and its answer proves it is a TR-1
         self._hello = Pending("identify", _Call(codec.encode_request(codec.Identify()),
                                                 codec.decode_info))
         self._send(self._hello)
 
-    def _remember(self, sock: Optional[socket.socket]) -> None:
-        self._sock = sock
-
-    def abort_blocking(self) -> None:
-        shutdown_socket(self._sock)
-
-    def close_transport(self) -> None:
-        sock, self._sock = self._sock, None
-        release_socket(self.loop, sock, self._fd)
-        self._fd = -1
+    def on_stream_closed(self) -> None:
         self._reader.clear()
 
     def on_link_down(self) -> None:
