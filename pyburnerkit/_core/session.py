@@ -76,7 +76,7 @@ class Session:
 
     # ------------------------------------------------------------------ protocol hooks
     def open_transport(self, deadline: Deadline) -> None:
-        """Open the link and start the protocol hand-shake; call :meth:`established` later.
+        """Open the link and start the protocol hand-shake; call :meth:`~pyburnerkit.driver.Session.established` later.
 
         May block until ``deadline`` (use ``self.loop.wait_io`` so that close interrupts it).
         Raise ``OSError`` or a :class:`~pyburnerkit.errors.PyBurnerKitError` on failure.
@@ -98,7 +98,7 @@ class Session:
         """The link dropped or an attempt failed (cancel protocol timers here)."""
 
     def abort_blocking(self) -> None:
-        """Called from the closing thread: interrupt a blocking step of :meth:`open_transport`."""
+        """Called from the closing thread: interrupt a blocking step of :meth:`~pyburnerkit.driver.Session.open_transport`."""
 
     def take_unsent(self) -> List[Pending]:
         """On a drop: the started requests that never reached the wire (a family that queues
