@@ -4,9 +4,12 @@
     python examples/recorder_home_assistant.py --broker ha.lan --port 8883 --tls \\
         --username recorder --password-env MQTT_PASSWORD --heater 192.168.4.1
 
-Home Assistant (MQTT integration, discovery on) then shows a device "afterburner cabin" with a
-sensor per field; settings and network fields appear as diagnostics, disabled by default.
-If the broker goes away, samples wait in the spool and are sent when it is back.
+Home Assistant (MQTT integration, discovery on) then shows a device "afterburner cabin": the
+temperatures, state and fuel use on the dashboard, settings and network details as
+diagnostics disabled by default (docs/home-assistant.rst describes it all). The heater is
+opened read-only here, so nothing can be changed from Home Assistant; allow_writes=True on the
+client turns its set point, start and stop into controls. If the broker goes away, samples
+wait in the spool and are sent when it is back.
 """
 
 from __future__ import annotations

@@ -88,7 +88,8 @@ class Family:
         subclass taking the client as first argument (``from_config`` for config files).
     :param recorder_demo: callable returning ``(sources, cleanup)`` on a loopback simulator,
         for ``pyburnerkit record --demo``.
-    :param fields: the field-meaning table (not used yet).
+    :param fields: the family's :class:`~pyburnerkit.semantics.FieldTable` (names, units, HA
+        entity kinds, controls of every recorded field).
     """
 
     name: str
@@ -151,21 +152,24 @@ BUILTIN_FAMILIES: Tuple[Family, ...] = (
            cli=_CLI + "afterburner", cli_sim=_CLI + "afterburner:register_sim",
            cli_demo=_CLI + "afterburner:demo",
            recorder=_ADAPTERS + "afterburner:AfterburnerSource",
-           recorder_demo=_ADAPTERS + "afterburner:demo_sources"),
+           recorder_demo=_ADAPTERS + "afterburner:demo_sources",
+           fields="pyburnerkit.afterburner.semantics:TABLE"),
     # python-dotenv only reads credential files: the client works without it
     Family("arbin", "Arbin battery cyclers (CTI over TCP)", "arbin", "Arbin Instruments", (),
            client="pyburnerkit.arbin:CyclerClient", simulator="pyburnerkit.arbin:ArbinSim",
            cli=_CLI + "arbin", cli_sim=_CLI + "arbin:register_sim",
            cli_demo=_CLI + "arbin:demo",
            recorder=_ADAPTERS + "arbin:ArbinSource",
-           recorder_demo=_ADAPTERS + "arbin:demo_sources"),
+           recorder_demo=_ADAPTERS + "arbin:demo_sources",
+           fields="pyburnerkit.arbin.semantics:TABLE"),
     Family("mate3", "OutBack Mate3/Mate3s (Modbus TCP, SunSpec)", "mate3", "OutBack Power",
            ("pymodbus",),
            client="pyburnerkit.mate3:Mate3Client", simulator="pyburnerkit.mate3:Mate3Sim",
            cli=_CLI + "mate3", cli_sim=_CLI + "mate3:register_sim",
            cli_demo=_CLI + "mate3:demo",
            recorder=_ADAPTERS + "mate3:Mate3Source",
-           recorder_demo=_ADAPTERS + "mate3:demo_sources"),
+           recorder_demo=_ADAPTERS + "mate3:demo_sources",
+           fields="pyburnerkit.mate3.semantics:TABLE"),
     Family("victron", "Victron Venus OS services (D-Bus)", "victron", "Victron Energy",
            ("dbus",),
            client="pyburnerkit.victron:VictronMonitor",
@@ -173,18 +177,21 @@ BUILTIN_FAMILIES: Tuple[Family, ...] = (
            cli=_CLI + "victron", cli_sim=_CLI + "victron:register_sim",
            cli_demo=_CLI + "victron:demo",
            recorder=_ADAPTERS + "victron:VictronSource",
-           recorder_demo=_ADAPTERS + "victron:demo_sources"),
+           recorder_demo=_ADAPTERS + "victron:demo_sources",
+           fields="pyburnerkit.victron.semantics:TABLE"),
     # the DE1 simulator rig (pyburnerkit.rigs, above both families) also runs the Skale:
     # de1's hooks cover both BLE families
     Family("de1", "Decent DE1 espresso machine (BLE)", "de1", "Decent Espresso", ("pygatt",),
            client="pyburnerkit.de1:DE1Client", simulator="pyburnerkit.rigs.espresso:DE1Rig",
            cli=_CLI + "de1", cli_sim=_CLI + "de1:register_sim", cli_demo=_CLI + "de1:demo",
            recorder=_ADAPTERS + "de1:DE1Source",
-           recorder_demo=_ADAPTERS + "de1:demo_sources"),
+           recorder_demo=_ADAPTERS + "de1:demo_sources",
+           fields="pyburnerkit.de1.semantics:TABLE"),
     Family("scale", "Atomax Skale II scale (BLE)", "scale", "Atomax (Skale)", ("pygatt",),
            client="pyburnerkit.scale:SkaleClient",
            simulator="pyburnerkit.scale.sim:SkaleSim",
-           cli=_CLI + "scale", recorder=_ADAPTERS + "scale:ScaleSource"),
+           cli=_CLI + "scale", recorder=_ADAPTERS + "scale:ScaleSource",
+           fields="pyburnerkit.scale.semantics:TABLE"),
 )
 
 _SQLITE_KEYS = frozenset({"path", "synchronous"})
@@ -192,7 +199,8 @@ _POSTGRES_KEYS = frozenset({"dsn", "table", "hypertable", "definitions", "connec
 _MQTT_KEYS = frozenset({
     "host", "port", "topic_root", "username", "password", "tls", "ca_certs", "certfile",
     "keyfile", "tls_insecure", "client_id", "keepalive", "qos", "discovery",
-    "discovery_prefix", "discovery_mode", "connect_timeout", "ack_timeout"})
+    "discovery_prefix", "discovery_mode", "connect_timeout", "ack_timeout",
+    "configuration_url"})
 
 #: The sinks shipped in this distribution.
 BUILTIN_SINKS: Tuple[SinkType, ...] = (

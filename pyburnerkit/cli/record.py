@@ -23,7 +23,10 @@ def register(subparsers: Any) -> None:
                     "everything received is written, or kept in the spool for the next run. "
                     "Exit status: 0 when nothing was lost, 1 when samples were lost (a full "
                     "spool or memory queue, say; each loss is reported), 2 for a bad config "
-                    "(including an unwritable spool directory).")
+                    "(including an unwritable spool directory). With an MQTT sink, Home "
+                    "Assistant's controls change a device only if its config allows writes "
+                    "(allow_writes = true under [devices.options]); each command is printed "
+                    "with its outcome, and a refused one is never retried.")
     rec.add_argument("config", nargs="?", metavar="CONFIG", help="TOML config file")
     rec.add_argument("--demo", action="store_true",
                      help="record the simulator of every installed family into ./pyburnerkit.db "
@@ -59,6 +62,7 @@ def run_record(args: argparse.Namespace) -> int:
     from ..recorder import (Recorder, RecorderProgress, SinkHealthChanged, SpoolStateChanged,
                             SQLiteSink)
     from ..recorder.alerts import AlertChanged
+    from ..recorder.commands import CommandHandled
     from ..recorder.recorder import DeviceStateChanged
     from ..recorder.secrets import redact_text
 
@@ -118,8 +122,10 @@ def run_record(args: argparse.Namespace) -> int:
                 say(f"device {event.family}/{event.device}: {event.state}")
             elif isinstance(event, AlertChanged):
                 say(f"ALERT {event.message}")
+            elif isinstance(event, CommandHandled):
+                say(redact_text(event.format()))
         recorder.subscribe(on_event, RecorderProgress, SinkHealthChanged, SpoolStateChanged,
-                           DeviceStateChanged, AlertChanged)
+                           DeviceStateChanged, AlertChanged, CommandHandled)
 
     stop = threading.Event()
     previous = None
@@ -138,6 +144,9 @@ def run_record(args: argparse.Namespace) -> int:
     try:
         say(f"recording {len(recorder.sources)} device(s) into {target}; "
             f"{'Ctrl-C to stop' if args.duration is None else f'for {args.duration:g} s'}")
+        if not args.quiet:
+            for line in _control_lines(recorder):
+                say(line)
         try:
             stop.wait(args.duration)
         except KeyboardInterrupt:
@@ -163,6 +172,22 @@ def run_record(args: argparse.Namespace) -> int:
         say(f"record: {status.lost} samples were LOST: {'; '.join(status.problems())}")
         return 1
     return 130 if interrupted and lingering else 0
+
+
+def _control_lines(recorder: Any) -> List[str]:
+    """What a sink that takes commands (MQTT / Home Assistant) may change, per device."""
+    if not any(callable(getattr(sink, "attach_commands", None)) for sink in recorder.sinks):
+        return []
+    lines = []
+    for source in recorder.sources:
+        names = recorder.commands.controllable_fields(source.family, source.device)
+        where = f"{source.family}/{source.device}"
+        if names:
+            lines.append(f"controls of {where}: {', '.join(names)}")
+        elif getattr(source.client, "allow_writes", None) is False:
+            lines.append(f"controls of {where}: none (read-only; allow_writes = true under "
+                         f"[devices.options] enables them)")
+    return lines
 
 
 def _run_all(cleanups: List[Callable[[], None]]) -> None:

@@ -14,8 +14,10 @@ Example (``pyburnerkit record recorder.toml``)::
     family = "afterburner"
     url = "192.168.4.1"
     id = "cabin-heater"             # stable device id (default: the endpoint)
+    controls = ["PumpCal"]          # also controllable from Home Assistant (not safe)
     [devices.options]               # keyword arguments of the family's client
     liveness_interval = 15
+    allow_writes = true             # without it nothing on this device is controllable
 
     [[sinks]]
     type = "sqlite"
@@ -43,6 +45,13 @@ Example (``pyburnerkit record recorder.toml``)::
     field = "ErrorState"
     above = 1
     command = ["notify-send", "heater error"]
+
+A device's settings and actions can be changed through a sink that takes commands (the MQTT
+sink: Home Assistant's controls) only when its client allows writes (``allow_writes = true``
+under ``[devices.options]``); then the fields its family's semantic table marks safe are
+controllable, plus those listed in ``controls`` (checked here: a name that is not a
+controllable field of the family is refused, naming the controllable ones).
+``command_timeout`` under ``[recorder]`` bounds each command (seconds, default 10).
 
 Any string may use ``${VAR}`` or ``${VAR:-default}``; variables come from the environment,
 then from the ``.env`` file (which never overrides the environment). Relative paths are relative
@@ -79,8 +88,8 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 SINK_KEYS = {entry.name: set(entry.keys or ()) for entry in registry.BUILTIN_SINKS}
 PATH_KEYS = {"path", "definitions", "ca_certs", "certfile", "keyfile"}
 RECORDER_KEYS = {"progress_interval", "spool_dir", "spool_max", "memory_max", "env_file",
-                 "batch_size"}
-DEVICE_KEYS = {"family", "url", "id", "interval", "options"}
+                 "batch_size", "command_timeout"}
+DEVICE_KEYS = {"family", "url", "id", "interval", "options", "controls"}
 ALERT_KEYS = {"name", "kind", "field", "above", "below", "hysteresis", "values", "seconds",
               "device", "family", "command", "message"}
 
@@ -153,12 +162,14 @@ class DeviceSpec:
     interval: Optional[float] = None
     options: Dict[str, Any] = field(default_factory=dict)
     secrets: Tuple[str, ...] = field(default=(), repr=False, compare=False)
+    #: fields controllable from a sink (Home Assistant) although not marked safe
+    controls: Tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         options = RedactedDict(self.options, secrets=self.secrets)
         return scrub(f"DeviceSpec(family={self.family!r}, url={redact_dsn(self.url)!r}, "
-                     f"id={self.id!r}, interval={self.interval!r}, options={options!r})",
-                     self.secrets)
+                     f"id={self.id!r}, interval={self.interval!r}, options={options!r}, "
+                     f"controls={self.controls!r})", self.secrets)
 
     __str__ = __repr__
 
@@ -198,6 +209,7 @@ class RecorderConfig:
         return out
 
     def build_sources(self) -> List[Any]:
+        """One source per ``[[devices]]`` entry, in order (their clients are not connected)."""
         from .sources import open_source
         sources = []
         try:
@@ -217,8 +229,11 @@ class RecorderConfig:
         opts.update(overrides)
         sinks = self.build_sinks()
         sources = self.build_sources()
+        controls = {f"{source.family}/{source.device}": spec.controls
+                    for spec, source in zip(self.devices, sources) if spec.controls}
         try:
-            return Recorder(sources, sinks or None, alerts=self.alerts, **opts)
+            return Recorder(sources, sinks or None, alerts=self.alerts, controls=controls,
+                            **opts)
         except BaseException:
             for s in sources:
                 s.close_client(1.0)
@@ -293,9 +308,14 @@ def parse_config(data: Mapping[str, Any], *, base_dir: str = ".", path: Optional
         options = dev.get("options") or {}
         if not isinstance(options, dict):
             raise ConfigurationError(f"{loc}: options must be a table")
+        controls: Tuple[str, ...] = ()
+        if "controls" in dev:
+            from .commands import check_controls
+            controls = check_controls(str(dev["family"]), dev["controls"], f"{loc}: controls")
         cfg.devices.append(DeviceSpec(str(dev["family"]), str(dev["url"]), dev.get("id"),
                                       dev.get("interval"),
-                                      RedactedDict(options, secrets=secrets), secrets))
+                                      RedactedDict(options, secrets=secrets), secrets,
+                                      controls))
 
     for i, sink in enumerate(_section_list(data, "sinks", "sink")):
         loc = f"{where} sinks[{i}]"

@@ -10,6 +10,8 @@ Threads (all named, all stopped and joined by :meth:`Recorder.close`):
 * ``pyburnerkit-recorder-poll-<device>``: one per poll source, sleeps on the stop event between
   polls (no busy loop);
 * ``pyburnerkit-recorder-timer``: progress events and silence alerts, on timers;
+* ``pyburnerkit-recorder-commands``: runs the commands a sink (Home Assistant over MQTT) asks
+  for, one at a time (started by the first command; see :mod:`pyburnerkit.recorder.commands`);
 * push sources deliver on their client's own events thread; handing samples to the sinks
   never blocks it.
 """
@@ -21,7 +23,7 @@ import os
 import threading
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Set,
                     Tuple, Type)
 
@@ -31,6 +33,7 @@ from .._core.timeouts import Deadline
 from ..errors import ClientClosedError, ConfigurationError, DeviceTimeoutError
 from ..types import Event
 from .alerts import AlertEngine, AlertRule
+from .commands import Commands
 from .samples import FieldMeta, Message, Sample, SampleFactory, slug
 from .sinks.base import Sink, SinkWorker
 from .sinks.sqlite import SQLiteSink
@@ -193,6 +196,16 @@ class Recorder:
         write a spool that failed (default 0.2 s doubling to 10 s).
     :param progress_interval: seconds between :class:`RecorderProgress` events (None: never).
     :param on_event: a callback for every event (same as :meth:`subscribe`).
+    :param controls: per device (``"family/device"``), fields a sink may change although the
+        family's table does not mark them safe: ``{"afterburner/cabin": ["PumpCal"]}``.
+        Nothing is controllable on a device whose client does not allow writes. See
+        :class:`~pyburnerkit.recorder.commands.Commands`.
+    :param command_timeout: seconds each command may take on its device.
+
+    Sinks that take commands (they have ``attach_commands(router)``: the MQTT sink) get the
+    recorder's router (``rec.commands``, a :class:`~pyburnerkit.recorder.commands.Commands`)
+    before they are opened; each command's outcome is also a
+    :class:`~pyburnerkit.recorder.commands.CommandHandled` event.
 
     ``start()`` returns at once; ``close()`` stops sources, flushes every sink (or its spool)
     and joins every thread against one deadline. Use it as a context manager.
@@ -203,7 +216,9 @@ class Recorder:
                  spool_max: int = 1_000_000, progress_interval: Optional[float] = 5.0,
                  batch_size: int = 2000, on_event: Optional[Callable[[Event], Any]] = None,
                  max_pending_events: int = 10000, memory_max: int = 200_000,
-                 sink_reconnect: Optional[Reconnect] = None) -> None:
+                 sink_reconnect: Optional[Reconnect] = None,
+                 controls: Optional[Mapping[str, Iterable[str]]] = None,
+                 command_timeout: float = 10.0) -> None:
         self._closed = True
         self.sources: List[Source] = [adapt(s) for s in sources]
         ids = [(s.family, s.device) for s in self.sources]
@@ -235,9 +250,14 @@ class Recorder:
                                      f"{sink_reconnect!r}")
         self.sink_reconnect = sink_reconnect or Reconnect(min_delay=0.2, max_delay=10.0)
         self.batch_size = batch_size
+        #: the command router handed to the sinks that take commands
         self.factory = SampleFactory()
         self._dispatcher = Dispatcher("pyburnerkit-recorder-events",
                                       max_pending=max_pending_events)
+        #: the command router handed to the sinks that take commands; each command's outcome
+        #: is published as a :class:`~pyburnerkit.recorder.commands.CommandHandled` event
+        self.commands = Commands(self.sources, controls=controls, timeout=command_timeout,
+                                 on_result=self._dispatcher.publish)
         self.alerts = AlertEngine(list(alerts), self._dispatcher.publish, self._send_messages)
         self._workers: List[SinkWorker] = []
         self._message_workers: List[SinkWorker] = []
@@ -248,6 +268,10 @@ class Recorder:
         self._cond = threading.Condition(self._lock)
         self._lifecycle = threading.Lock()  # start() runs whole before close() proceeds
         self._known_fields: Set[Tuple[str, str, str, str]] = set()
+        # (family, device, channel, field) -> the unit the family's semantic table gives a
+        # field whose source reports another spelling (RPM) or none: the table's wins, so the
+        # recorded column, Home Assistant and the HTTP API show one unit
+        self._table_units: Dict[Tuple[str, str, str, str], str] = {}
         self._counts: Dict[str, int] = {}
         self._received = 0
         self.poll_errors = 0
@@ -281,6 +305,10 @@ class Recorder:
         self._started_at = time.monotonic()
         self._last_progress = (self._started_at, {}, {})
         self._dispatcher.start()
+        for sink in self.sinks:
+            attach = getattr(sink, "attach_commands", None)
+            if callable(attach):  # before the sink opens: it subscribes to commands then
+                attach(self.commands)
         for sink in self.sinks:
             spool = Spool.for_sink(self.spool_dir, sink.name, sink.identity(), self.spool_max)
             worker = SinkWorker(sink, spool, batch_size=self.batch_size,
@@ -327,6 +355,8 @@ class Recorder:
         ok = True
         if first:
             self._closed = True
+            # no new command from here; one running on a device ends when its client closes
+            self.commands.stop()
             for source in self.sources:
                 source.stop()
             for source in self.sources:
@@ -337,6 +367,9 @@ class Recorder:
             for source in self.sources:
                 source.join(deadline.remaining())
             self.alerts.close(deadline.remaining())
+        # joined before the sinks close, so the last replies still reach them
+        if not self.commands.close(deadline.remaining()):
+            ok = False
         me = threading.current_thread()
         for thread in self._poll_threads + ([self._timer_thread] if self._timer_thread else []):
             if thread is not me:
@@ -397,6 +430,8 @@ class Recorder:
     def lingering(self) -> List[str]:
         """Names of the recorder's threads still alive (after a ``close()`` that timed out)."""
         threads = self._poll_threads + [w.thread for w in self._workers]
+        if self.commands.thread is not None:
+            threads.append(self.commands.thread)
         if self._timer_thread is not None:
             threads.append(self._timer_thread)
         if self._dispatcher.thread is not None:
@@ -560,15 +595,22 @@ class Recorder:
                 for key, s in new:
                     if key in self._known_fields:
                         continue
-                    self._known_fields.add(key)
                     meta = source.meta(s.channel, s.field, s.unit, s.value)
                     if s.text is not None or isinstance(s.value, str):  # shown as text
                         meta = FieldMeta("", None, None, meta.diagnostic, meta.name)
+                    elif meta.unit and meta.unit != s.unit:
+                        # before the field counts as known: another source thread that sees
+                        # it known (unlocked check above) must also see its unit
+                        self._table_units[key] = meta.unit
+                    self._known_fields.add(key)
                     for sink in self.sinks:
                         try:
                             sink.describe(s.family, s.device, s.channel, s.field, meta)
                         except Exception:
                             log.exception("sink %s: describe failed", sink.name)
+        units = self._table_units
+        if units:
+            samples = [_with_unit(s, units) for s in samples]
         for worker in self._workers:
             worker.put(samples)
         name = f"{source.family}/{source.device}"
@@ -661,3 +703,11 @@ class Recorder:
             timeout = min(waits) if waits else None
             if self._stop.wait(timeout):
                 return
+
+
+def _with_unit(sample: Sample, units: Mapping[Tuple[str, str, str, str], str]) -> Sample:
+    """``sample`` with the unit its field's table gives, when that differs from the source's."""
+    unit = units.get((sample.family, sample.device, sample.channel, sample.field))
+    if unit is None or unit == sample.unit:
+        return sample
+    return replace(sample, unit=unit)

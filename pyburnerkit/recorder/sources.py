@@ -23,10 +23,12 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+import weakref
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from .. import families as registry
 from ..errors import ConfigurationError, PyBurnerKitError
+from ..semantics import Entity, FieldTable
 from .samples import FieldMeta, Labelled, unit_for_name
 
 log = logging.getLogger(__name__)
@@ -40,7 +42,8 @@ OnState = Callable[["Source", str, Optional[BaseException]], None]
 __all__ = ["Source", "CallableSource", "PushSource", "PollSource", "AfterburnerSource",
            "ArbinSource", "Mate3Source", "VictronSource", "DE1Source", "ScaleSource", "adapt",
            "register_adapter", "adapter_class", "open_source", "demo_sources", "Reading",
-           "meta_for", "dataclass_readings"]
+           "meta_for", "dataclass_readings", "field_table", "table_lookup", "table_entity",
+           "live_source", "DEVICE_INFO_KEYS"]
 
 
 def _check_interval(value: Any) -> float:
@@ -86,6 +89,93 @@ def meta_for(field: str, unit: str, *, numeric: bool = True,
                      diagnostic=diagnostic)
 
 
+# --------------------------------------------------------------------------------- tables
+_tables: Dict[str, Optional[FieldTable]] = {}
+_tables_lock = threading.Lock()
+
+
+def field_table(family: str) -> Optional[FieldTable]:
+    """The semantic table (:class:`~pyburnerkit.semantics.FieldTable`) the family registry
+    names for ``family``, or None when there is none: an unknown family, a family without a
+    ``fields`` path, or a table module that cannot be imported (logged once).
+
+    Loaded once per family and process; the first call imports the table on the calling
+    thread, later calls only read a dict. Never raises.
+    """
+    with _tables_lock:
+        if family in _tables:
+            return _tables[family]
+    table: Optional[FieldTable] = None
+    try:
+        entry = registry.get(family)
+        if entry.fields:
+            table = entry.load("fields")
+    except ConfigurationError:  # not a registered family: its fields are unknown
+        table = None
+    except ImportError as exc:  # the family's table is not there (yet): every field unknown
+        log.info("%s: no field table (%s); its fields are announced as unknown", family, exc)
+    except Exception as exc:  # a broken plug-in table must not stop recording
+        log.warning("%s: its field table failed to load (%s: %s); its fields are announced "
+                    "as unknown", family, type(exc).__name__, exc)
+    with _tables_lock:
+        return _tables.setdefault(family, table)
+
+
+def table_lookup(table: Optional[FieldTable], field: str,
+                 channel: str = "") -> Optional[Entity]:
+    """``table.lookup(field)``, asking with ``channel=`` a table whose meanings depend on the
+    channel (Victron: the service type), named by its key when the entry has no name; None
+    when there is no table or it does not know the field."""
+    if table is None:
+        return None
+    if _takes_channel(type(table)):
+        finder: Callable[..., Optional[Entity]] = table.lookup
+        found = finder(field, channel=channel)
+    else:
+        found = table.lookup(field)
+    if found is not None and not found.name:
+        from dataclasses import replace
+        found = replace(found, name=field)
+    return found
+
+
+_channel_lookup: Dict[type, bool] = {}
+
+
+def _takes_channel(cls: type) -> bool:
+    cached = _channel_lookup.get(cls)
+    if cached is None:
+        import inspect
+        try:
+            cached = "channel" in inspect.signature(getattr(cls, "lookup")).parameters
+        except (TypeError, ValueError):
+            cached = False
+        _channel_lookup[cls] = cached
+    return cached
+
+
+def table_entity(family: str, field: str, channel: str = "") -> Optional[Entity]:
+    """The entity the family's table gives ``field`` on ``channel``, or None (no table, or
+    the table does not know the field)."""
+    return table_lookup(field_table(family), field, channel)
+
+
+#: the keys :meth:`Source.device_info` may return (Home Assistant's device block names)
+DEVICE_INFO_KEYS = ("name", "model", "serial_number", "sw_version", "hw_version")
+
+# the sources being recorded, by (family, device): sinks ask them what they know about the
+# devices (serial number, firmware) without holding them alive
+_live: "weakref.WeakValueDictionary[Tuple[str, str], Source]" = weakref.WeakValueDictionary()
+_live_lock = threading.Lock()
+
+
+def live_source(family: str, device: str) -> Optional["Source"]:
+    """The started source that records ``device`` of ``family`` in this process, or None.
+    Any thread; never blocks."""
+    with _live_lock:
+        return _live.get((family, device))
+
+
 # --------------------------------------------------------------------------------- base
 class Source:
     """One device (or one client) feeding the recorder.
@@ -118,6 +208,8 @@ class Source:
         """Begin delivering readings (push sources subscribe here). Any thread."""
         self._emit = emit
         self._on_state = on_state
+        with _live_lock:
+            _live[(self.family, self.device)] = self
 
     def poll(self) -> List[Reading]:
         """Read the device once (poll sources; runs on the source's poll thread)."""
@@ -132,6 +224,9 @@ class Source:
                 pass
         self._subscriptions = []
         self._emit = None
+        with _live_lock:
+            if _live.get((self.family, self.device)) is self:
+                del _live[(self.family, self.device)]
 
     def close_client(self, timeout: Optional[float]) -> None:
         if self.owns_client and self.client is not None and hasattr(self.client, "close"):
@@ -170,8 +265,25 @@ class Source:
         return True
 
     def meta(self, channel: str, field: str, unit: str, value: Any) -> FieldMeta:
+        """How ``field`` is presented: from the family's semantic table when it knows the
+        field (``diagnostic`` for anything not shown on a dashboard by default), else a guess
+        from the unit. Called once per new field, on the thread that emitted it."""
+        entity = table_entity(self.family, field, channel)
+        if entity is not None:
+            return FieldMeta(entity.unit or unit, entity.device_class, entity.state_class,
+                             entity.category is not None or not entity.enabled, entity.name)
+        # a field no table knows is a disabled diagnostic (semantics.UNKNOWN); the unit
+        # still gives its classes
         numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return meta_for(field, unit, numeric=numeric or isinstance(value, bool))
+        return meta_for(field, unit, numeric=numeric or isinstance(value, bool),
+                        diagnostic=True)
+
+    def device_info(self, channel: str) -> Dict[str, str]:
+        """What the source knows about the physical device on ``channel`` (``""``: the
+        device itself), for Home Assistant's device block: any of ``DEVICE_INFO_KEYS``
+        (``serial_number``, ``sw_version``...). Reads the client's caches: never blocks;
+        any thread. The base class knows nothing."""
+        return {}
 
     # -- helpers for subclasses -------------------------------------------------------------
     def emit(self, readings: List[Reading]) -> None:
@@ -184,8 +296,12 @@ class Source:
         if cb is not None:
             cb(self, state, error)
 
-    def _follow_connection(self) -> None:
-        """Report the client's connection state changes (clients of every family have them)."""
+    def _follow_connection(self, on_connected: Optional[Callable[[], None]] = None) -> None:
+        """Report the client's connection state changes (clients of every family have them).
+
+        ``on_connected`` runs after each report of ``connected`` (a connect in the background,
+        every reconnection), on the client's event thread: a source emits there what the
+        client read at connect and announces no event for (a scan, a battery level)."""
         from ..types import ConnectionStateChanged
         client = self.client
         if client is None or not hasattr(client, "subscribe"):
@@ -193,6 +309,8 @@ class Source:
 
         def on_change(event: Any) -> None:
             self.state(event.state.value, event.error)
+            if on_connected is not None and event.state.value == "connected":
+                on_connected()
 
         self._subscriptions.append(client.subscribe(on_change, ConnectionStateChanged))
 
@@ -418,7 +536,7 @@ def demo_sources() -> Tuple[List[Source], List[Callable[[], None]], List[str]]:
 
 # --------------------------------------------------------------------------------- old names
 #: adapters that lived in this module before they moved next to their family
-_MOVED = {"AfterburnerSource": "afterburner", "AFTERBURNER_DIAGNOSTIC": "afterburner",
+_MOVED = {"AfterburnerSource": "afterburner",
           "ArbinSource": "arbin", "Mate3Source": "mate3", "VictronSource": "victron",
           "DE1Source": "de1", "ScaleSource": "scale"}
 #: the name the Mate3 adapter's labelled numbers had here (now samples.Labelled)

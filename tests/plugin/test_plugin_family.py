@@ -133,6 +133,31 @@ def test_a_config_naming_the_family_records_it_into_sqlite(installed: Installed,
     assert first["limit_c"] == 30.0 and first["relay"] == 0
 
 
+def test_the_family_table_is_found_through_the_registry(installed: Installed) -> None:
+    """The plug-in's semantic table (``fields=``) is what the recorder and Home Assistant
+    discovery read: its settings are controls, and a control list naming them is accepted
+    while a name the table lacks is refused with the ones that exist."""
+    script = textwrap.dedent("""
+        from pyburnerkit import families
+        from pyburnerkit.errors import ConfigurationError
+        from pyburnerkit.recorder.commands import check_controls
+        table = families.get("thermo").load("fields")
+        print(table.entity("limit_c").kind, table.entity("limit_c").control.maximum)
+        print(table.entity("relay").kind, table.entity("relay").control.safe)
+        print(check_controls("thermo", ["relay"]))
+        try:
+            check_controls("thermo", ["fan"])
+        except ConfigurationError as exc:
+            print("refused:", exc)
+        """)
+    done = subprocess.run([sys.executable, "-c", script], env=installed.env(),
+                          cwd=str(installed.home), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:3] == ["number 60.0", "switch False", "('relay',)"]
+    assert lines[3].startswith("refused:") and "'fan'" in lines[3] and "limit_c" in lines[3]
+
+
 def test_record_demo_includes_the_family(installed: Installed, tmp_path: Path) -> None:
     db = tmp_path / "demo.db"
     proc = installed.start("record", "--demo", "--db", str(db), "--progress", "0.2",

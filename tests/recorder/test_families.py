@@ -83,6 +83,47 @@ def test_victron_services_and_paths(tmp_path):
     assert source.meta(VictronSim.BATTERY, "/Mgmt/ProcessName", "", "x").diagnostic
 
 
+def test_victron_values_scanned_at_a_background_connect_are_recorded(tmp_path):
+    """A monitor the source connects (as a config does) scans every service's values at
+    connect and announces no ValuesChanged for them: a value that never changes (the
+    product name) is recorded all the same, once the connection is reported."""
+    from pyburnerkit.victron import VictronMonitor, VictronSim
+    with VictronSim(interval=0.05) as sim:
+        monitor = VictronMonitor(bus_address=sim.address, retry_first=True)
+        assert monitor.connection_state.value == "idle"  # the source connects it
+        source = VictronSource(monitor, device="venus", owns_client=True)
+        rec = _rec(tmp_path, [source])
+        got = collect(rec)
+        with rec:
+            rec.wait_for(lambda r: any(s.field == "/ProductName"
+                                       and s.channel == VictronSim.BATTERY for s in got),
+                         timeout=30)
+    names = {s.channel: s.value for s in got if s.field == "/ProductName"}
+    assert VictronSim.BATTERY in names and isinstance(names[VictronSim.BATTERY], str)
+
+
+def test_scale_battery_is_recorded_at_each_connect(tmp_path):
+    """The Skale's battery level is read at connect (no event announces it): the source
+    records it once the background connect is reported."""
+    from pyburnerkit.ble.transport import SimTransport
+    from pyburnerkit.rigs.espresso import DE1Rig
+    from pyburnerkit.scale.client import SkaleClient
+    rig = DE1Rig(speed=4.0).start()
+    try:
+        skale = SkaleClient(rig.skale.address, transport=SimTransport(rig.host),
+                            retry_first=True)
+        source = ScaleSource(skale, device="skale", owns_client=True)
+        rec = _rec(tmp_path, [source])
+        got = collect(rec)
+        with rec:
+            rec.wait_for(lambda r: any(s.field == "battery" for s in got), timeout=30)
+            expected = skale.info.battery
+    finally:
+        rig.close()
+    battery = _latest(got, "battery")
+    assert battery.unit == "%" and battery.value == expected and 0 <= battery.value <= 100
+
+
 def test_de1_and_scale(tmp_path):
     from pyburnerkit.ble.transport import SimTransport
     from pyburnerkit.de1.client import DE1Client

@@ -126,6 +126,11 @@ class Subscriber:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+        # paho keeps its wake-up socket pair until garbage collection, which the leak check
+        # would then report
+        reset = getattr(self.client, "_reset_sockets", None)
+        if reset is not None:
+            reset()
 
 
 def gate_sink(name: str = "gate"):

@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from ..samples import FieldMeta, unit_for_name
+from ..samples import unit_for_name
 from ..sources import Emit, OnState, PushSource, Reading, Source
-
-
-#: Afterburner keys that describe settings or the network: HA shows them as diagnostics,
-#: disabled by default.
-AFTERBURNER_DIAGNOSTIC = frozenset({
-    "TempMode", "TempMin", "TempMax", "Thermostat", "PumpFixed", "PumpMin", "PumpMax", "FanMin",
-    "FanMax", "FanSensor", "BluewireStat", "ThermostatMethod", "ThermostatWindow", "CyclicOff",
-    "ThermostatOvertemp", "CyclicOn", "ThermostatUndertemp", "CyclicTemp", "FrostOn",
-    "FrostRise", "PumpCal", "LowVoltCutout", "HumidStart", "TempOffset", "Temp2Offset",
-    "Temp3Offset", "Temp4Offset", "TempType", "Altitude", "IP_STA", "IP_AP", "IP_STASSID",
-    "IP_STARSSI", "MEn", "MOnline", "ExtThermoTmout", "SystemVoltage",
-})
 
 
 
@@ -69,11 +57,10 @@ class AfterburnerSource(PushSource):
                 self.emit(self._readings(client.status.raw))
                 self.state("connected")
 
-    def meta(self, channel: str, field: str, unit: str, value: Any) -> FieldMeta:
-        base = super().meta(channel, field, unit, value)
-        if field in AFTERBURNER_DIAGNOSTIC:
-            return FieldMeta(base.unit, base.device_class, base.state_class, True)
-        return base
+    def device_info(self, channel: str) -> Dict[str, str]:
+        """The firmware version, once the controller reported its system group."""
+        version = self.client.system_info.firmware_version
+        return {"sw_version": str(version)} if version else {}
 
 
 def demo_sources() -> Tuple[List[Source], Callable[[], None]]:

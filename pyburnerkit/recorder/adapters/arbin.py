@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from ..samples import FieldMeta
 from ..sources import PollSource, Reading, Source, dataclass_readings, retrying_options
 
 
@@ -50,15 +49,13 @@ class ArbinSource(PollSource):
                     out.append((channel, f"aux_{kind}_{i}", reading.value, unit))
         return out
 
-    def meta(self, channel: str, field: str, unit: str, value: Any) -> FieldMeta:
-        base = super().meta(channel, field, unit, value)
-        if field in ("internal_resistance_ohm", "acr_ohm", "aci_ohm", "aci_phase_deg",
-                     "master_channel", "comm_failure", "dvdt_v_per_s"):
-            return FieldMeta(base.unit, base.device_class, base.state_class, True)
-        if unit in ("Wh", "Ah") and ("charge" in field):
-            # capacities and energies restart with every test: total, not total_increasing
-            return FieldMeta(base.unit, base.device_class, "total", base.diagnostic)
-        return base
+    def device_info(self, channel: str) -> Dict[str, str]:
+        """The cycler's serial number (log-in feedback); a channel is named by its number."""
+        if channel:
+            return {"name": f"channel {channel}"}
+        info = self.client.info
+        serial = getattr(info, "serial_number", "") if info is not None else ""
+        return {"serial_number": str(serial)} if serial else {}
 
 
 def demo_sources() -> Tuple[List[Source], Callable[[], None]]:

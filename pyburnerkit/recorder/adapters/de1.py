@@ -3,9 +3,8 @@ shares the simulated radio."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
-from ..samples import FieldMeta
 from ..sources import Emit, OnState, PushSource, Source, dataclass_readings
 
 
@@ -42,13 +41,18 @@ class DE1Source(PushSource):
                 self.emit([("", "state", info.state, ""), ("", "substate", info.substate, "")])
             self.state("connected")
 
-    def meta(self, channel: str, field: str, unit: str, value: Any) -> FieldMeta:
-        base = super().meta(channel, field, unit, value)
-        if field in ("sample_time", "frame_number") or field.startswith(("set_", "target_")):
-            return FieldMeta(base.unit, base.device_class, base.state_class, True)
-        if field == "volume_total_ml":  # restarts with every shot
-            return FieldMeta(base.unit, base.device_class, "total", base.diagnostic)
-        return base
+    def device_info(self, channel: str) -> Dict[str, str]:
+        """Model, serial number and firmware build, read by the client at connect."""
+        info = self.client.info
+        if info is None:
+            return {}
+        out = {"sw_version": str(info.firmware_build)}
+        if info.serial_number:
+            out["serial_number"] = str(info.serial_number)
+        model = getattr(info.machine_model, "name", "")
+        if model and model != "UNSET":
+            out["model"] = model
+        return out
 
 
 def demo_sources() -> Tuple[List[Source], Callable[[], None]]:

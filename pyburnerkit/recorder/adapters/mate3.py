@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from ..samples import FieldMeta, Labelled
+from ..samples import Labelled
 from ..sources import PollSource, Reading, Source, retrying_options
 
 
@@ -29,6 +29,8 @@ class Mate3Source(PollSource):
                  interval: Optional[float] = None, owns_client: bool = False) -> None:
         super().__init__("mate3", client, device=device, interval=interval,
                          owns_client=owns_client)
+        #: channel -> what its blocks say about the device (model, serial, firmware)
+        self._info: Dict[str, Dict[str, str]] = {}
 
     @classmethod
     def from_config(cls, url: str, device: Optional[str], options: Mapping[str, Any]
@@ -45,6 +47,7 @@ class Mate3Source(PollSource):
         for path, dev in system.devices():
             channel = str(dev.port) if dev.port is not None else path
             kind = getattr(dev.kind, "value", str(dev.kind))  # what sits on this port now
+            self._info[channel] = _identify(dev, system.common if dev.port is None else None)
             for name, fv in dev.values.items():
                 if not fv.implemented or name in _MATE3_SKIP or name.endswith("_scale_factor") \
                         or fv.units in ("Registers", "Port"):
@@ -57,13 +60,46 @@ class Mate3Source(PollSource):
                 out.append((channel, name, value, _MATE3_UNITS.get(fv.units, fv.units), kind))
         return out
 
-    def meta(self, channel: str, field: str, unit: str, value: Any) -> FieldMeta:
-        base = super().meta(channel, field, unit, value)
-        if unit in ("kWh", "Wh") and not field.endswith(("_today", "_daily")):
-            return base
-        if unit in ("kWh", "Wh"):  # daily counters reset at midnight
-            return FieldMeta(base.unit, base.device_class, "total_increasing", base.diagnostic)
-        return base
+    def device_info(self, channel: str) -> Dict[str, str]:
+        """Per HUB port: the device kind, serial number and firmware from its configuration
+        block; for the Mate3 itself (channel ``mate3``) the SunSpec common block's serial and
+        the OutBack firmware. Known after the first poll."""
+        return dict(self._info.get(channel, {}))
+
+
+#: what each HUB device kind is called on OutBack's own labels
+_MODELS = {"charge_controller": "FLEXmax charge controller", "fndc": "FLEXnet DC",
+           "fx_inverter": "FX inverter",
+           "single_phase_radian_inverter": "Radian inverter (single phase)",
+           "split_phase_radian_inverter": "Radian inverter (split phase)"}
+
+
+def _value(dev: Any, name: str) -> Any:
+    fv = dev.values.get(name) if dev is not None else None
+    return None if fv is None or not getattr(fv, "implemented", True) else fv.value
+
+
+def _identify(dev: Any, common: Any) -> Dict[str, str]:
+    """Model, serial and firmware of one Mate3 device (``common``: the SunSpec common block,
+    for the Mate3 itself)."""
+    out: Dict[str, str] = {}
+    kind = str(getattr(dev.kind, "value", dev.kind))
+    if dev.port is not None:
+        out["name"] = f"port {dev.port}"
+        out["model"] = _MODELS.get(kind, kind.replace("_", " ").capitalize())
+    blocks = [dev.config, dev] if dev.port is not None else [dev]
+    for block in blocks:
+        numbers = [_value(block, f"{part}_firmware_number") for part in ("major", "mid", "minor")]
+        if all(isinstance(n, int) for n in numbers):
+            out.setdefault("sw_version", ".".join(str(n) for n in numbers))
+        serial = _value(block, "serial_number")
+        if isinstance(serial, str) and serial.strip("\x00\xff "):
+            out.setdefault("serial_number", serial.strip("\x00\xff "))
+    for name, key in (("serial_number", "serial_number"), ("model", "model")):
+        value = _value(common, name)
+        if isinstance(value, str) and value.strip("\x00\xff "):
+            out.setdefault(key, value.strip("\x00\xff "))
+    return out
 
 
 def demo_sources() -> Tuple[List[Source], Callable[[], None]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Mapping, Tuple
 
-from ..samples import FieldMeta
 from ..sources import Emit, OnState, PushSource, Reading, Source
 
 
@@ -12,9 +11,9 @@ _VICTRON_UNITS = {"Voltage": "V", "V": "V", "Current": "A", "I": "A", "Power": "
                   "Temperature": "°C", "Soc": "%", "ConsumedAmphours": "Ah", "TimeToGo": "s",
                   "Forward": "kWh", "Reverse": "kWh", "User": "kWh", "System": "kWh",
                   "Frequency": "Hz", "F": "Hz", "P": "W"}
-_VICTRON_DIAGNOSTIC = ("/Mgmt/", "/ProductId", "/FirmwareVersion", "/HardwareVersion",
-                       "/DeviceInstance", "/ProductName", "/CustomName", "/Connected",
-                       "/Serial", "/Settings/")
+#: the D-Bus paths that identify a service's product (Home Assistant's device block)
+_VICTRON_INFO = (("model", "/ProductName"), ("serial_number", "/Serial"),
+                 ("sw_version", "/FirmwareVersion"), ("hw_version", "/HardwareVersion"))
 
 
 class VictronSource(PushSource):
@@ -48,28 +47,47 @@ class VictronSource(PushSource):
 
     def start(self, emit: Emit, on_state: OnState) -> None:
         super().start(emit, on_state)
-        from ...victron import ValuesChanged
+        from ...victron import ServiceAdded, ValuesChanged
         client = self.client
 
         def on_values(event: Any) -> None:
             self.emit(self._readings(event.service, event.values))
 
+        def on_added(event: Any) -> None:
+            self.emit(self._readings(event.service.name, event.service.values))
+
         self._subscriptions.append(client.subscribe(on_values, ValuesChanged))
+        # what the monitor scans when a service appears (at a connect in the background, a
+        # reconnection, a service started later) comes with no ValuesChanged
+        self._subscriptions.append(client.subscribe(on_added, ServiceAdded))
         self._follow_connection()
         if not self._connect_in_background():
-            for name in client.services():
-                info = client.service(name)
-                if info is not None:
-                    self.emit(self._readings(name, info.values))
+            # connected before we subscribed: its ServiceAdded events are gone
             self.state("connected")
+            self._emit_scanned()
 
-    def meta(self, channel: str, field: str, unit: str, value: Any) -> FieldMeta:
-        base = super().meta(channel, field, unit, value)
-        diagnostic = field.startswith(_VICTRON_DIAGNOSTIC)
-        state_class = base.state_class
-        if unit == "kWh":
-            state_class = "total_increasing"
-        return FieldMeta(base.unit, base.device_class, state_class, diagnostic)
+    def _emit_scanned(self) -> None:
+        client = self.client
+        for name in client.services():
+            info = client.service(name)
+            if info is not None:
+                self.emit(self._readings(name, info.values))
+
+    def device_info(self, channel: str) -> Dict[str, str]:
+        """A service's product name, serial and versions from its D-Bus values; the service
+        is named by its class and instance (``battery ttyO1``), or its ``/CustomName``."""
+        if not channel:
+            return {}
+        parts = channel.split(".")
+        out = {"name": " ".join(parts[2:]) if len(parts) > 2 else channel}
+        info = self.client.service(channel)
+        values: Mapping[str, Any] = getattr(info, "values", None) or {}
+        for key, path in _VICTRON_INFO + (("name", "/CustomName"),):
+            item = values.get(path)
+            value = getattr(item, "value", item)
+            if value not in (None, "", [], ()):
+                out[key] = str(value)
+        return out
 
 
 def demo_sources() -> Tuple[List[Source], Callable[[], None]]:

@@ -24,4 +24,5 @@ FAMILY = Family(
     cli_demo="pyburnerkit_thermo.cli:demo",
     recorder="pyburnerkit_thermo.recorder:ThermoSource",
     recorder_demo="pyburnerkit_thermo.recorder:demo_sources",
+    fields="pyburnerkit_thermo.semantics:TABLE",
 )

@@ -14,10 +14,8 @@ names the family and the endpoint::
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Callable, List, Mapping, Optional, Tuple
 
-from pyburnerkit.recorder.samples import FieldMeta
 from pyburnerkit.recorder.sources import PollSource, Reading, Source, retrying_options
 
 from .client import ThermoClient
@@ -29,7 +27,8 @@ __all__ = ["ThermoSource", "demo_sources"]
 class ThermoSource(PollSource):
     """Polls a :class:`~pyburnerkit_thermo.client.ThermoClient`: one ``READ`` per interval
     gives the samples ``temperature_c`` (°C), ``humidity_pct`` (%), ``relay`` (0/1) and
-    ``limit_c`` (°C, a diagnostic: it is a setting, not a measurement)."""
+    ``limit_c`` (°C); what each means (names, classes, which are settings) is the family's
+    table in :mod:`.semantics`."""
 
     default_interval = 1.0
 
@@ -56,12 +55,6 @@ class ThermoSource(PollSource):
                 ("", "humidity_pct", status.humidity_pct, "%"),
                 ("", "relay", status.relay, ""),
                 ("", "limit_c", status.limit_c, "°C")]
-
-    def meta(self, channel: str, field: str, unit: str, value: Any) -> FieldMeta:
-        base = super().meta(channel, field, unit, value)
-        if field == "limit_c":
-            return dataclasses.replace(base, diagnostic=True)
-        return base
 
 
 def demo_sources() -> Tuple[List[Source], Callable[[], None]]:
