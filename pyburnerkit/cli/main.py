@@ -20,7 +20,7 @@ from . import plugins
 from .common import EXIT_DEVICE, EXIT_USAGE, UsageError
 
 #: The commands that are no family's, listed after the families in ``--help``.
-GENERIC = ["sim", "demo", "record"]
+GENERIC = ["sim", "demo", "record", "serve"]
 
 
 class _Parser(argparse.ArgumentParser):

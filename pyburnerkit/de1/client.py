@@ -1126,13 +1126,13 @@ class DE1Client(BaseClient[DE1Session]):
 
     def set_refill_level(self, start_fill_level_mm: float,
                          timeout: TimeoutArg = DEFAULT) -> WaterLevels:
-        """Set the water refill threshold (3..70 mm), then read it back.
+        """Set the water refill threshold (0..70 mm), then read it back.
 
         Blocks until the DE1 answered the read-back. If this call times out, the device may still
         apply the write later; it is never retried automatically.
 
         :raises WriteNotAllowedError: the client was not opened with ``allow_writes=True``.
-        :raises ConfigurationError: the level is outside 3..70 mm.
+        :raises ConfigurationError: the level is outside 0..70 mm.
         """
         self._need_writes("set_refill_level")
         payload = codec.encode_refill_level(start_fill_level_mm)

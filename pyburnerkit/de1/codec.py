@@ -271,7 +271,8 @@ def encode_water_levels(w: WaterLevels) -> bytes:
 
 def encode_refill_level(start_fill_mm: float) -> bytes:
     """The write that sets the refill threshold: Level = 0, StartFillLevel as U16P8 mm."""
-    _enc_range("start_fill_level_mm", start_fill_mm, 3, 70, "mm")
+    # 0 is allowed: pyDE1 passes it on (its documented HTTP API example writes 0 mm)
+    _enc_range("start_fill_level_mm", start_fill_mm, 0, 70, "mm")
     return struct.pack(">HH", 0, enc_u16p8(start_fill_mm, "start_fill_level_mm", "mm"))
 
 

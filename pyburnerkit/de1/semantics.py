@@ -22,7 +22,7 @@ __all__ = ["TABLE", "REFILL_LEVEL_MM"]
 
 #: The refill threshold the client accepts (``DE1Client.set_refill_level``, checked by
 #: ``codec.encode_refill_level`` before anything is sent), in mm.
-REFILL_LEVEL_MM = (3.0, 70.0)
+REFILL_LEVEL_MM = (0.0, 70.0)
 
 
 def _temperature(name: str, *, enabled: bool = False, precision: int = 1) -> Entity:

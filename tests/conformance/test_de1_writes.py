@@ -58,7 +58,7 @@ DE1_WRITE_OPERATIONS: List[WriteOp] = [
     WriteOp("start_hot_water", note="allow_remote_start"),
     WriteOp("start_flush", note="allow_remote_start"),
     WriteOp("set_shot_settings", note="allow_writes; ShotSettings limits"),
-    WriteOp("set_refill_level", note="allow_writes; 3..70 mm"),
+    WriteOp("set_refill_level", note="allow_writes; 0..70 mm"),
     WriteOp("write_setting", note="allow_writes; each register's range and step"),
     WriteOp("upload_profile", note="allow_writes; every frame value checked"),
     WriteOp("upload_firmware", note="allow_writes; header checked"),
@@ -134,7 +134,7 @@ OUT_OF_LIMITS: Dict[str, Tuple[Callable[[DE1Client], Any], str]] = {
     "set_shot_settings": (lambda c: c.set_shot_settings(group_temp_c=120),
                           r"group_temp_c=120 °C is out of range: the limit is 0\.\.105 °C"),
     "set_refill_level": (lambda c: c.set_refill_level(90),
-                         r"start_fill_level_mm=90 mm is out of range: the limit is 3\.\.70 mm"),
+                         r"start_fill_level_mm=90 mm is out of range: the limit is 0\.\.70 mm"),
     "write_setting": (lambda c: c.write_setting("heater_phase1_flow", 12.5),
                       r"heater_phase1_flow=12\.5 mL/s is out of range: the limit is 0\.\.10 "
                       r"mL/s"),

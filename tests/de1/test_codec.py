@@ -255,7 +255,7 @@ def test_temperatures_and_water_levels_round_trip(values: list, level: float,
     assert codec.decode_temperatures(codec.encode_temperatures(t)) == t
     w = WaterLevels(level, fill)
     assert codec.decode_water_levels(codec.encode_water_levels(w)) == w
-    threshold = 3.0 + (fill % 67.0)  # the refill write is limited to 3..70 mm
+    threshold = fill % 70.0  # the refill write is limited to 0..70 mm
     refill = codec.decode_water_levels(codec.encode_refill_level(threshold))
     assert refill.level_mm == 0.0 and abs(refill.start_fill_level_mm - threshold) <= 1 / 512
 
