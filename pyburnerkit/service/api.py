@@ -370,7 +370,7 @@ class GenericApi:
         confirmed: Dict[str, Any] = {}
         for key, call in calls:
             try:
-                confirmed[key] = _confirmed(call())
+                result = call()
             except Exception as exc:
                 if not confirmed:
                     raise
@@ -378,6 +378,10 @@ class GenericApi:
                 status = error_status(exc)
                 raise HTTPError(status, type(exc).__name__, f"{key}: {exc}",
                                 extra={"applied": confirmed}) from exc
+            confirmed[key] = _confirmed(result)
+            norm = normalise_value(result)
+            if norm is not None:
+                self.hub.confirm(entry, key, norm[0], norm[1])
         return json_response({"device": entry.name, "confirmed": confirmed})
 
     def post_action(self, request: Request) -> Response:

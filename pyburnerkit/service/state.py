@@ -15,6 +15,7 @@ hub closes.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Deque, Dict, List, Optional, Tuple
@@ -144,6 +145,25 @@ class DeviceHub:
             entry.error = redact_text(str(error)) if error is not None else None
             self._push(entry, "state", {"device": device, "connection": state,
                                         "error": entry.error})
+            self._cond.notify_all()
+
+    def confirm(self, entry: DeviceEntry, key: str, value: Any,
+                text: Optional[str] = None) -> None:
+        """A setting the device just confirmed (a PATCH through the API): shown at once, so
+        a GET right after the change reads it, before the next reading of the device
+        arrives. Any thread; never blocks on I/O."""
+        now = time.time()
+        with self._cond:
+            item = entry.fields.get(key)
+            if item is None:
+                return  # never read from the device: the next reading brings it
+            item["value"] = value
+            item["text"] = text
+            item["timestamp"] = now
+            entry.last_update = now
+            self._push(entry, "samples", {"device": entry.name, "fields": {key: {
+                "value": value, "unit": item.get("unit", ""), "text": text,
+                "timestamp": now}}})
             self._cond.notify_all()
 
     @staticmethod

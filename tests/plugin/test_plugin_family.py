@@ -158,6 +158,52 @@ def test_the_family_table_is_found_through_the_registry(installed: Installed) ->
     assert lines[3].startswith("refused:") and "'fan'" in lines[3] and "limit_c" in lines[3]
 
 
+def test_the_service_serves_the_family(installed: Installed, sim: str, tmp_path: Path) -> None:
+    """``pyburnerkit serve`` over a config naming the plug-in: the generic HTTP API lists the
+    box, streams its readings, and changes its cut-out through the family's own setter (the
+    table's control), refusing a value outside the limits before anything is sent."""
+    import requests
+    config = tmp_path / "service.toml"
+    config.write_text(textwrap.dedent(f"""
+        [[devices]]
+        family = "thermo"
+        url = "{sim}"
+        id = "greenhouse"
+        interval = 0.1
+        controls = ["limit_c"]
+        [devices.options]
+        allow_writes = true
+
+        [http]
+        bind = "127.0.0.1:0"
+        """), encoding="utf-8")
+    proc = installed.start("serve", str(config))
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline().strip()
+        assert first.startswith("HTTP=http://127.0.0.1:"), first
+        base = first[len("HTTP="):] + "/api/v1"
+        listed = requests.get(f"{base}/devices", timeout=30).json()
+        assert [(d["family"], d["name"]) for d in listed["devices"]] == \
+            [("thermo", "greenhouse")], listed
+        with requests.get(f"{base}/devices/greenhouse/events", stream=True,
+                          timeout=30) as stream:
+            for line in stream.iter_lines(decode_unicode=True):
+                if line.startswith("data:") and '"temperature_c"' in line:
+                    break
+        changed = requests.patch(f"{base}/devices/greenhouse", json={"limit_c": 25.5},
+                                 timeout=30)
+        assert changed.status_code == 200, changed.text
+        refused = requests.patch(f"{base}/devices/greenhouse", json={"limit_c": 61},
+                                 timeout=30)
+        assert refused.status_code == 400 and "60" in refused.text, refused.text
+        state = requests.get(f"{base}/devices/greenhouse", timeout=30).json()
+        assert state["fields"]["limit_c"]["value"] == 25.5
+    finally:
+        code = stop(proc)
+    assert code == 0
+
+
 def test_record_demo_includes_the_family(installed: Installed, tmp_path: Path) -> None:
     db = tmp_path / "demo.db"
     proc = installed.start("record", "--demo", "--db", str(db), "--progress", "0.2",
