@@ -154,7 +154,7 @@ BUILTIN_FAMILIES: Tuple[Family, ...] = (
            recorder=_ADAPTERS + "afterburner:AfterburnerSource",
            recorder_demo=_ADAPTERS + "afterburner:demo_sources",
            fields="pyburnerkit.afterburner.semantics:TABLE"),
-    # python-dotenv only reads credential files: the client works without it
+    # python-dotenv, which reads its credential files, is a core dependency
     Family("arbin", "Arbin battery cyclers (CTI over TCP)", "arbin", "Arbin Instruments", (),
            client="pyburnerkit.arbin:CyclerClient", simulator="pyburnerkit.arbin:ArbinSim",
            cli=_CLI + "arbin", cli_sim=_CLI + "arbin:register_sim",

@@ -95,30 +95,10 @@ ALERT_KEYS = {"name", "kind", "field", "above", "below", "hysteresis", "values",
 
 
 def read_env_file(path: str) -> Dict[str, str]:
-    """``KEY=VALUE`` lines of a ``.env`` file (``#`` comments, optional quotes, ``export``)."""
-    try:
-        from dotenv import dotenv_values  # python-dotenv, when installed
-        return {k: v for k, v in dotenv_values(path).items() if v is not None}
-    except ImportError:
-        pass
-    values: Dict[str, str] = {}
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            if line.startswith("export "):
-                line = line[7:].strip()
-            key, sep, value = line.partition("=")
-            if not sep:
-                continue
-            value = value.strip()
-            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-                value = value[1:-1]
-            else:
-                value = value.split(" #")[0].strip()
-            values[key.strip()] = value
-    return values
+    """The variables of a ``.env`` file, read by python-dotenv (a core dependency): comments,
+    quotes, ``export`` and ``${VAR}`` expansion as every dotenv user expects."""
+    from dotenv import dotenv_values
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
 def _interpolate(value: Any, env: Mapping[str, str], where: str,

@@ -125,19 +125,14 @@ def test_missing_file():
         load_config("/nonexistent/rec.toml")
 
 
-def test_env_file_parser_without_python_dotenv(tmp_path, monkeypatch):
-    import builtins
-    real_import = builtins.__import__
-
-    def no_dotenv(name, *a, **kw):  # the fallback parser when python-dotenv is absent
-        if name == "dotenv":
-            raise ImportError("no dotenv")
-        return real_import(name, *a, **kw)
-
-    monkeypatch.setattr(builtins, "__import__", no_dotenv)
+def test_env_files_are_read_as_python_dotenv_reads_them(tmp_path):
+    """Comments, ``export``, quotes and ``${VAR}`` expansion (the hand-written fallback this
+    replaced expanded nothing: ``${BASE}-1`` stayed as written)."""
     env = tmp_path / ".env"
-    env.write_text("A=1\n# c\nexport B = \"two words\"\nC=x # trailing\nbad line\n")
-    assert read_env_file(str(env)) == {"A": "1", "B": "two words", "C": "x"}
+    env.write_text("BASE=cell\n# c\nexport B = \"two words\"\nC=x # trailing\n"
+                   "NAME=${BASE}-1\n")
+    assert read_env_file(str(env)) == {"BASE": "cell", "B": "two words", "C": "x",
+                                       "NAME": "cell-1"}
 
 
 def test_config_with_arbin_mate3_and_victron_simulators(tmp_path):

@@ -6,7 +6,7 @@ import psycopg
 import pytest
 
 from pyburnerkit.recorder import PostgresSink, Recorder, SinkHealthChanged
-from pyburnerkit.recorder.sinks.postgres import Mate3Definitions, parse_simple_yaml, redact_dsn
+from pyburnerkit.recorder.sinks.postgres import Mate3Definitions, load_yaml, redact_dsn
 from pyburnerkit.errors import ConfigurationError
 
 from .util import PushSource, collect, counter_source
@@ -101,8 +101,11 @@ tables:
 """
 
 
-def test_simple_yaml_parser_reads_mate3_pg_files():
-    data = parse_simple_yaml(MATE3_PG_YAML)
+def test_mate3_pg_files_are_read_with_pyyaml():
+    from pyburnerkit.errors import ConfigurationError
+    with pytest.raises(ConfigurationError, match=r"x\.yaml: not valid YAML"):
+        load_yaml("tables: [unclosed", "x.yaml")
+    data = load_yaml(MATE3_PG_YAML, "config.yaml")
     assert data == {"tables": {"my_database_table": [
         {"port": 1, "device": "single_phase_radian_inverter", "field": "battery_voltage",
          "db_column": "battery_voltage"},

@@ -183,15 +183,7 @@ class Mate3Definitions:
         except OSError as exc:
             raise ConfigurationError(f"definitions file {path!r} cannot be read: "
                                      f"{exc.strerror or exc}") from None
-        try:
-            import yaml  # type: ignore[import-not-found,import-untyped,unused-ignore]
-        except ImportError:
-            data = parse_simple_yaml(text)
-        else:
-            try:
-                data = yaml.safe_load(text)
-            except yaml.YAMLError as exc:
-                raise ConfigurationError(f"{path}: not valid YAML: {exc}") from None
+        data = load_yaml(text, path)
         if not isinstance(data, dict) or not isinstance(data.get("tables"), dict):
             raise ConfigurationError(f"{path}: expected a 'tables:' mapping (mate3_pg format)")
         try:
@@ -204,71 +196,17 @@ class Mate3Definitions:
         return self._by_field.get((sample.channel, sample.kind, sample.field), [])
 
 
-def parse_simple_yaml(text: str) -> Dict[str, Any]:
-    """The small YAML subset of mate3_pg definition files (used when PyYAML is absent):
-    nested mappings, lists of flat mappings, scalars, ``#`` comments."""
-    root: Dict[str, Any] = {}
-    # stack of (indent, container)
-    stack: List[Tuple[int, Any]] = [(-1, root)]
-    pending_key: Optional[Tuple[int, Dict[str, Any], str]] = None
-    current_item: Optional[Tuple[int, Dict[str, Any]]] = None
+def load_yaml(text: str, path: str) -> Any:
+    """A mate3_pg definitions file's YAML, read by PyYAML (the ``postgres`` extra installs it).
 
-    def scalar(raw: str) -> Any:
-        raw = raw.strip()
-        if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'":
-            return raw[1:-1]
-        for conv in (int, float):
-            try:
-                return conv(raw)
-            except ValueError:
-                pass
-        return {"true": True, "false": False, "null": None, "~": None}.get(raw.lower(), raw)
-
-    for lineno, line in enumerate(text.splitlines(), 1):
-        stripped = line.split(" #")[0].rstrip() if not line.lstrip().startswith("#") else ""
-        if not stripped.strip():
-            continue
-        indent = len(stripped) - len(stripped.lstrip())
-        body = stripped.strip()
-        if body.startswith("- "):
-            if pending_key is not None:
-                _, parent, key = pending_key
-                parent[key] = []
-                stack.append((pending_key[0], parent[key]))
-                pending_key = None
-            while stack and not isinstance(stack[-1][1], list):
-                stack.pop()
-            if not stack:
-                raise ConfigurationError(f"definitions line {lineno}: unexpected list item")
-            item: Dict[str, Any] = {}
-            stack[-1][1].append(item)
-            current_item = (indent + 2, item)
-            body = body[2:].strip()
-            if body:
-                key, sep, value = body.partition(":")
-                if not sep:
-                    raise ConfigurationError(f"definitions line {lineno}: expected key: value")
-                item[key.strip()] = scalar(value)
-            continue
-        key, sep, value = body.partition(":")
-        if not sep:
-            raise ConfigurationError(f"definitions line {lineno}: expected key: value")
-        key = key.strip().strip("\"'")
-        if current_item is not None and indent >= current_item[0]:
-            current_item[1][key] = scalar(value)
-            continue
-        current_item = None
-        while len(stack) > 1 and (stack[-1][0] >= indent or isinstance(stack[-1][1], list)):
-            stack.pop()
-        parent = stack[-1][1]
-        if value.strip():
-            parent[key] = scalar(value)
-            pending_key = None
-        else:
-            parent[key] = {}
-            pending_key = (indent, parent, key)
-            stack.append((indent, parent[key]))
-    return root
+    :raises BackendUnavailableError: PyYAML is not installed (names the extra).
+    :raises ConfigurationError: not valid YAML (names the file and the place).
+    """
+    yaml = require("yaml", "postgres")
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"{path}: not valid YAML: {exc}") from None
 
 
 DEFAULT_TABLE = "pyburnerkit_samples"
