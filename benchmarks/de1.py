@@ -3,6 +3,7 @@
 Run from the repository root::
 
     .venv/bin/python benchmarks/de1.py [--samples 400] [--shots 20] [--baseline-shots 10]
+    .venv/bin/python benchmarks/de1.py --throughput-only [--rates 600,1200,1800,2400]
 
 1. Latency: the simulated DE1 streams ShotSamples; the simulator stamps each with
    ``time.monotonic()`` (system-wide on Linux) the moment it hands it to the radio link. The
@@ -15,12 +16,24 @@ Run from the repository root::
    an earlier sequencer would show up here as a shot cut short. Baseline: the naive rule "stop
    when the scale shows the target" (no prediction), same simulator. The table gives the median
    and the worst absolute error and how many shots stopped by weight.
+3. Throughput: the simulated DE1 runs in a separate process (so this process's CPU is the
+   central's alone) and streams ShotSamples and WaterLevels at a set rate through the fake
+   gatttool. At each offered rate, side by side: plain pygatt with a callback that only counts
+   (pexpect reading gatttool's output, pygatt's regexes and its receiver thread: the floor any
+   pygatt program pays), and a pyburnerkit ``DE1Client`` with a ``subscribe()`` callback
+   counting ShotSampleEvent and WaterLevelsChanged (receiver -> I/O thread -> decode, volume,
+   cache -> events thread). Rows give notifications delivered per second, this process's CPU
+   in % of one core, and the same split by thread: pygatt's receiver (pexpect's own cost),
+   pyburnerkit's I/O thread and its events thread. Median of ``--repeat`` windows.
+
+The machine may be shared: run it a few times and compare the medians.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import shutil
 import statistics
 import sys
@@ -141,6 +154,133 @@ def shots(de1, skale, bench, host, speed: float, count: int, target: float,
     return results
 
 
+# ---------------------------------------------------------------------- throughput
+def serve_stream(speed: float, tooldir: str) -> int:
+    """Child process: a simulated DE1 at ``speed`` (4 x speed ShotSamples/s, half as many
+    WaterLevels) behind fake gatttool tools written into ``tooldir``; runs until stdin closes."""
+    host, bench, de1, skale = world(speed)
+    host.tool_dir(tooldir)
+    host.run_sync(lambda: de1.request(MachineState.IDLE))
+    print(de1.address, flush=True)
+    sys.stdin.read()
+    host.close()
+    return 0
+
+
+def thread_cpu() -> Dict[int, float]:
+    """CPU seconds used so far by each thread of this process, by native thread id."""
+    out: Dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[int(tid)] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+class Window:
+    """Counts events and CPU over a measured window (after a warm-up)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def tick(self, *_: object) -> None:
+        self.count += 1
+
+    def measure(self, seconds: float, threads: Dict[str, Optional[int]]) -> Dict[str, float]:
+        before_n, before_cpu, before_t = self.count, time.process_time(), thread_cpu()
+        started = time.monotonic()
+        time.sleep(seconds)
+        wall = time.monotonic() - started
+        after_n, after_cpu, after_t = self.count, time.process_time(), thread_cpu()
+        result = {"rate": (after_n - before_n) / wall,
+                  "cpu": 100.0 * (after_cpu - before_cpu) / wall}
+        for name, tid in threads.items():
+            if tid is not None and tid in after_t:
+                result[name] = 100.0 * (after_t[tid] - before_t.get(tid, 0.0)) / wall
+        return result
+
+
+def native_id(thread: Optional[threading.Thread]) -> Optional[int]:
+    return getattr(thread, "native_id", None) if thread is not None else None
+
+
+def throughput_raw(address: str, seconds: float, repeat: int) -> List[Dict[str, float]]:
+    import uuid as uuid_module
+    import pygatt
+    window = Window()
+    adapter = pygatt.GATTToolBackend()
+    adapter.start(reset_on_start=False)
+    adapter._con.delaybeforesend = None
+    try:
+        dev = adapter.connect(address, timeout=5)
+        dev.discover_characteristics()
+        for uuid in (codec.SHOT_SAMPLE, codec.WATER_LEVELS):
+            # no wait for the CCCD ack: pygatt's subscribe stalls on a busy stream
+            dev.subscribe(uuid_module.UUID(uuid), callback=window.tick,
+                          wait_for_response=False)
+        time.sleep(1.0)  # warm up
+        threads = {"receiver": native_id(adapter._receiver)}
+        rows = [window.measure(seconds, threads) for _ in range(repeat)]
+        dev.disconnect()
+    finally:
+        adapter.stop()
+        adapter._receiver.join(2)
+    return rows
+
+
+def throughput_ours(address: str, seconds: float, repeat: int) -> List[Dict[str, float]]:
+    from pyburnerkit.de1.models import WaterLevelsChanged
+    window = Window()
+    with DE1Client(address, send_delay=0.0).connect() as client:
+        client.subscribe(window.tick, (ShotSampleEvent, WaterLevelsChanged))
+        time.sleep(1.0)  # warm up
+        receiver = client._session.transport._adapter._receiver  # type: ignore[union-attr]
+        by_name = {t.name: t for t in threading.enumerate()}
+        io = next((t for n, t in by_name.items() if n.endswith("-io")), None)
+        events = next((t for n, t in by_name.items() if n.endswith("-events")), None)
+        threads = {"receiver": native_id(receiver), "io": native_id(io),
+                   "events": native_id(events)}
+        rows = [window.measure(seconds, threads) for _ in range(repeat)]
+    return rows
+
+
+def throughput(rates: List[int], seconds: float, repeat: int) -> None:
+    print("Notification throughput through pygatt and the fake gatttool (simulator in its own "
+          "process; CPU in % of one core)")
+    print(f"{'offered/s':>9}  {'path':<22}{'delivered/s':>12}{'CPU %':>8}{'receiver %':>11}"
+          f"{'io %':>7}{'events %':>9}")
+    old_path = os.environ.get("PATH", "")
+    for rate in rates:
+        speed = rate / 6.0  # 4 ShotSamples + 2 WaterLevels per simulated second
+        tooldir = tempfile.mkdtemp(prefix="pbk-rate-")
+        child = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve-stream",
+                                  str(speed), tooldir], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+        try:
+            address = child.stdout.readline().strip()  # type: ignore[union-attr]
+            os.environ["PATH"] = tooldir + os.pathsep + old_path
+            for name, run in (("plain pygatt", throughput_raw),
+                              ("pyburnerkit", throughput_ours)):
+                rows = run(address, seconds, repeat)
+
+                def med(key: str) -> str:
+                    values = [r[key] for r in rows if key in r]
+                    return f"{statistics.median(values):.0f}" if values else "-"
+                print(f"{rate:>9}  {name:<22}{med('rate'):>12}{med('cpu'):>8}"
+                      f"{med('receiver'):>11}{med('io'):>7}{med('events'):>9}")
+        finally:
+            os.environ["PATH"] = old_path
+            child.stdin.close()  # type: ignore[union-attr]
+            child.wait(20)
+            child.stdout.close()  # type: ignore[union-attr]
+            shutil.rmtree(tooldir, ignore_errors=True)
+    print()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=400)
@@ -149,7 +289,19 @@ def main() -> int:
     ap.add_argument("--speed", type=float, default=4.0,
                     help="simulated seconds per real second for the shots")
     ap.add_argument("--target", type=float, default=36.0)
+    ap.add_argument("--rates", default="600,1200,1800,2400",
+                    help="offered notification rates for the throughput table")
+    ap.add_argument("--window", type=float, default=3.0, help="seconds per measured window")
+    ap.add_argument("--repeat", type=int, default=3, help="windows per rate and path")
+    ap.add_argument("--throughput-only", action="store_true")
+    ap.add_argument("--serve-stream", nargs=2, metavar=("SPEED", "TOOLDIR"),
+                    help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.serve_stream:
+        return serve_stream(float(args.serve_stream[0]), args.serve_stream[1])
+    throughput([int(r) for r in args.rates.split(",")], args.window, args.repeat)
+    if args.throughput_only:
+        return 0
 
     tooldir = tempfile.mkdtemp(prefix="pbk-bench-")
     old_path = os.environ.get("PATH", "")

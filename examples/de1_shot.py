@@ -33,20 +33,23 @@ PROFILE = {
 
 def main() -> None:
     rig = None
+    tools = None
     time_scale = 1.0
     fast = {}
-    if len(sys.argv) >= 3:
-        de1_address, scale_address = sys.argv[1], sys.argv[2]
-    else:
-        from pyburnerkit.rigs.espresso import DE1Rig
-        time_scale = 6.0
-        rig = DE1Rig(speed=time_scale).start()
-        tools = rig.tool_dir(tempfile.mkdtemp(prefix="de1-example-"))
-        os.environ["PATH"] = tools + os.pathsep + os.environ["PATH"]
-        de1_address, scale_address = rig.de1.address, rig.skale.address
-        fast = {"send_delay": 0.002}  # no radio: skip pexpect's 50 ms pause per command
-        print(f"using the simulator (fake gatttool in {tools})")
     try:
+        if len(sys.argv) >= 3:
+            de1_address, scale_address = sys.argv[1], sys.argv[2]
+        else:
+            from pyburnerkit.rigs.espresso import DE1Rig
+            time_scale = 6.0
+            # made before the rig starts, so the finally below removes it whatever fails
+            tools = tempfile.mkdtemp(prefix="de1-example-")
+            rig = DE1Rig(speed=time_scale).start()
+            rig.tool_dir(tools)
+            os.environ["PATH"] = tools + os.pathsep + os.environ["PATH"]
+            de1_address, scale_address = rig.de1.address, rig.skale.address
+            fast = {"send_delay": 0.002}  # no radio: skip pexpect's 50 ms pause per command
+            print(f"using the simulator (fake gatttool in {tools})")
         with DE1Client(de1_address, allow_writes=True, allow_remote_start=True, **fast) as de1, \
                 SkaleClient(scale_address, time_scale=time_scale, allow_writes=True,
                             **fast) as scale:
@@ -68,6 +71,7 @@ def main() -> None:
     finally:
         if rig is not None:
             rig.close()
+        if tools is not None:
             shutil.rmtree(tools, ignore_errors=True)
 
 

@@ -26,7 +26,12 @@ def main() -> None:
     parser.add_argument("--db", default=None, help="SQLite file (default: a temporary one)")
     parser.add_argument("--seconds", type=float, default=3.0)
     args = parser.parse_args()
-    workdir = tempfile.mkdtemp(prefix="pbk-example-")
+    # the temporary database and the spool go away with the example
+    with tempfile.TemporaryDirectory(prefix="pbk-example-") as workdir:
+        record(args, workdir)
+
+
+def record(args: argparse.Namespace, workdir: str) -> None:
     db = args.db or os.path.join(workdir, "heater.db")
 
     heater = AfterburnerClient(args.url, retry_first=True)

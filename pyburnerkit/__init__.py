@@ -10,7 +10,8 @@ import logging
 import sys
 from typing import Union
 
-from ._core.client import close_all
+from ._core.client import ClientAlreadyOpenWarning, close_all, connect_all
+from ._core.reactor import Reactor, default_reactor
 from .errors import (AuthenticationError, BackendUnavailableError, ClientClosedError,
                      ConfigurationError, ConnectionLostError, ConnectTimeoutError,
                      DeviceConnectionError, DeviceError, DeviceTimeoutError, ProtocolError,
@@ -25,6 +26,7 @@ __all__ = [
     "BackendUnavailableError", "DeviceConnectionError", "ConnectTimeoutError",
     "AuthenticationError", "ConnectionLostError", "DeviceTimeoutError", "ProtocolError",
     "DeviceError", "UnsupportedFeatureError", "WriteNotAllowedError", "ClientClosedError",
+    "ClientAlreadyOpenWarning", "Reactor", "default_reactor", "connect_all",
 ]
 
 logging.getLogger("pyburnerkit").addHandler(logging.NullHandler())

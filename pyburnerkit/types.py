@@ -2,16 +2,106 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as _dt
 import enum
+import math
 import random
+import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Dict, Mapping, Optional
 
 from .errors import ConfigurationError
 
 __all__ = ["CodeEnum", "ConnectionState", "Event", "ConnectionStateChanged", "Reconnect",
-           "DEFAULT"]
+           "DEFAULT", "Model", "to_plain"]
+
+#: Keys whose values are secrets: shown as ``"<hidden>"`` by ``to_dict()`` and displays.
+SECRET_KEY = re.compile(r"password|passwd|passphrase|(^|_)pass$|secret|token|credential|"
+                        r"api_?key|(encryption|private|access)_?key|^pin$", re.I)
+HIDDEN = "<hidden>"
+
+
+def is_secret_key(key: Any) -> bool:
+    return isinstance(key, str) and SECRET_KEY.search(key) is not None
+
+
+def to_plain(value: Any) -> Any:
+    """``value`` as JSON-friendly Python: dicts with scalar keys, lists, str, int, float,
+    bool and None.
+
+    Dataclasses become dicts of their fields (nested ones too), enums their names, sets
+    sorted lists, bytes hex text, datetimes ISO 8601 text, exceptions ``"Type: message"``.
+    An object with a ``_to_plain()`` method gives its own form (a register value that is
+    an int with a label, say). Values under keys that name secrets (``password``,
+    ``token``...) are replaced by ``"<hidden>"``. Anything else becomes ``str(value)``.
+    Non-finite floats are kept (``json.dumps`` writes them as ``NaN``/``Infinity``).
+    """
+    hook = getattr(value, "_to_plain", None)
+    if hook is not None and callable(hook) and not isinstance(value, type):
+        return hook()
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: (HIDDEN if is_secret_key(f.name) else to_plain(getattr(value, f.name)))
+                for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {_plain_key(k): (HIDDEN if is_secret_key(k) else to_plain(v))
+                for k, v in value.items()}
+    if isinstance(value, (set, frozenset)):
+        items = [to_plain(v) for v in value]
+        try:
+            return sorted(items)
+        except TypeError:
+            return sorted(items, key=repr)
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, _dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, BaseException):
+        return f"{type(value).__name__}: {value}"
+    return str(value)
+
+
+def _plain_key(key: Any) -> Any:
+    if key is None or isinstance(key, (str, bool)):
+        return key
+    if isinstance(key, enum.Enum):
+        return key.name
+    if isinstance(key, int):
+        return int(key)
+    if isinstance(key, float) and math.isfinite(key):
+        return float(key)
+    return str(key)
+
+
+class Model:
+    """Base of every model (state object, reading, event) a client hands out.
+
+    Adds :meth:`to_dict` to a frozen dataclass; it declares no fields and no ``__init__``.
+    """
+
+    __slots__ = ()
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Every field as JSON-friendly Python (see :func:`to_plain`): enums as their names,
+        nested dataclasses as dicts, tuples as lists, secrets as ``"<hidden>"``.
+        ``json.dumps(obj.to_dict())`` always works."""
+        plain = to_plain(self)
+        if not isinstance(plain, dict):  # a subclass that is not a dataclass
+            raise TypeError(f"{type(self).__name__} has no fields to convert")
+        return plain
 
 
 class CodeEnum(enum.IntEnum):
@@ -47,7 +137,7 @@ class ConnectionState(enum.Enum):
 
 
 @dataclass(frozen=True)
-class Event:
+class Event(Model):
     """Base of every event a client delivers to callbacks and ``events()`` iterators.
 
     ``timestamp`` (UTC epoch seconds) is when the client produced the event.

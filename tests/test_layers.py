@@ -18,7 +18,8 @@ import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "pyburnerkit"
 FAMILIES = ["afterburner", "arbin", "mate3", "victron", "de1", "scale"]
-LOWER_ROOMS = ["_core", "transports", "ble", "types", "errors", "semantics", "driver"]
+LOWER_ROOMS = ["_core", "transports", "ble", "types", "errors", "semantics", "driver",
+               "plotting"]
 #: Rooms above the family packages (they may import families; nothing below imports them).
 UPPER_ROOMS = {"cli", "recorder", "families", "service", "rigs"}
 

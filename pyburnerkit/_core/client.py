@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
+import sys
 import threading
 import time
 import warnings
 import weakref
-from typing import Any, Callable, Generic, Iterator, Optional, Type, TypeVar, Union, cast
+from typing import (TYPE_CHECKING, Any, Callable, Generic, Iterable, Iterator, List, Optional,
+                    Sequence, Tuple, Type, TypeVar, Union, cast)
 
 from ..errors import (ClientClosedError, ConfigurationError, ConnectTimeoutError,
-                      DeviceTimeoutError)
+                      DeviceTimeoutError, PyBurnerKitError)
 from ..types import ConnectionState, Event
 from .backoff import Reconnect
 from .cache import StateCache
@@ -22,6 +25,9 @@ from ..types import DEFAULT, _Default
 from .timeouts import Deadline, TimeoutArg, resolve_timeout
 from .wire import WireLog
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .reactor import Reactor
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -31,6 +37,36 @@ S = TypeVar("S", bound=Session)
 
 _live_clients: "weakref.WeakSet[BaseClient[Any]]" = weakref.WeakSet()
 _live_lock = threading.Lock()
+
+
+class ClientAlreadyOpenWarning(UserWarning):
+    """A client was connected while another open client of the same family already talks to
+    the same endpoint in this process (typically a notebook cell run twice).
+
+    The older client keeps its threads and its connection until it is closed. A
+    ``UserWarning`` rather than a ``ResourceWarning`` on purpose: Python and Jupyter hide
+    ``ResourceWarning`` by default, and this one must be seen to help.
+    """
+
+
+#: The hint a clash adds to a failed connect's error, and the fix the warning names.
+CLOSE_ALL_HINT = ("close the old client first (client.close(), or open clients with 'with'), "
+                  "or run pyburnerkit.close_all() to close every open client, then connect "
+                  "again")
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside pyburnerkit (the
+    user's line, e.g. the notebook cell), however deep inside the package it is raised."""
+    level = 1
+    frame = sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+            _PACKAGE_DIR):
+        frame = frame.f_back  # type: ignore[assignment]  # None ends the walk
+        level += 1
+    return level
 
 
 def close_all(timeout: float = 5.0) -> int:
@@ -52,6 +88,8 @@ def close_all(timeout: float = 5.0) -> int:
 def _close_leftovers() -> None:
     if _live_clients:
         close_all(timeout=2.0)
+    from .reactor import close_default_reactor
+    close_default_reactor(timeout=2.0)
 
 
 def _check_seconds(name: str, value: Any, *, allow_none: bool = False) -> Optional[float]:
@@ -60,6 +98,48 @@ def _check_seconds(name: str, value: Any, *, allow_none: bool = False) -> Option
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
     return float(value)
+
+
+def connect_all(clients: Iterable[C], timeout: TimeoutArg = 10.0, *,
+                return_exceptions: bool = False) -> List[Any]:
+    """Open many clients in parallel and block until all are connected (or failed).
+
+    Every client starts connecting at once (:meth:`~pyburnerkit.driver.BaseClient.start_connect`); then each is
+    waited for against one shared deadline of ``timeout`` seconds (``None``: forever). On a
+    shared :class:`~pyburnerkit.Reactor` that takes about as long as the slowest device, not
+    the sum of them.
+
+    :param return_exceptions: return the error in the failed client's place instead of
+        raising (a failed client is closed, as :meth:`~pyburnerkit.driver.BaseClient.connect` does).
+    :returns: the clients (or, with ``return_exceptions``, each client or its error), in order.
+    :raises PyBurnerKitError: the first failure in ``clients`` order (after every client was
+        waited for; the others stay open: close them or use ``return_exceptions``).
+    """
+    items = list(clients)
+    seconds = resolve_timeout(timeout, 10.0)
+    started: List[Any] = []
+    for client in items:
+        try:
+            started.append(client.start_connect())
+        except PyBurnerKitError as exc:
+            started.append(exc)
+    deadline = Deadline(seconds)
+    results: List[Any] = []
+    for client, state in zip(items, started):
+        if isinstance(state, BaseException):
+            results.append(state)
+            continue
+        try:
+            left = deadline.remaining()
+            results.append(client.wait_connected(0.0 if left is not None and left <= 0
+                                                  else left))
+        except PyBurnerKitError as exc:
+            results.append(exc)
+    if not return_exceptions:
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+    return results
 
 
 class BaseClient(Generic[S]):
@@ -85,8 +165,15 @@ class BaseClient(Generic[S]):
                  on_event: Optional[Callable[[Event], Any]] = None,
                  on_callback_error: Optional[Callable[[BaseException, Any], Any]] = None,
                  max_pending_events: int = 10000,
-                 trace: Optional[Callable[[str, Any], Any]] = None) -> None:
+                 trace: Optional[Callable[[str, Any], Any]] = None,
+                 reactor: Optional[Reactor] = None) -> None:
         self._closed = True  # until construction succeeds, __del__ stays quiet
+        from .reactor import Reactor
+        if reactor is not None and not isinstance(reactor, Reactor):
+            raise ConfigurationError(f"reactor must be a pyburnerkit.Reactor or None, "
+                                     f"got {reactor!r}")
+        #: the shared reactor whose threads this client uses, or None for threads of its own
+        self.reactor = reactor
         self.endpoint = endpoint
         self.timeout = _check_seconds(
             "timeout", self.default_timeout if timeout is DEFAULT else timeout)
@@ -100,7 +187,8 @@ class BaseClient(Generic[S]):
         self._cache = StateCache()
         self._dispatcher = Dispatcher(f"pyburnerkit-{self.family}-{endpoint}-events",
                                       max_pending=max_pending_events,
-                                      on_callback_error=on_callback_error)
+                                      on_callback_error=on_callback_error,
+                                      hub=None if reactor is None else reactor._events)
         self._wire = WireLog(self.family, trace=trace, redact=self._redact_frame,
                              on_trace_error=self._dispatcher.hook_failed)
         if on_event is not None:
@@ -156,18 +244,69 @@ class BaseClient(Generic[S]):
         """
         self._guard_blocking()
         seconds = resolve_timeout(timeout, self.connect_timeout)
+        session, twins = self._start_session()
+        return self._await_connected(session, seconds, twins)
+
+    def start_connect(self: C) -> C:
+        """Start opening the link and return at once (no I/O on the calling thread).
+
+        Then :meth:`wait_connected` (or :func:`pyburnerkit.connect_all` for many clients).
+        Calling it again, or :meth:`connect` after it, joins the same attempt.
+
+        :returns: the client itself.
+        :raises ClientClosedError: the client (or its reactor) is closed.
+        """
+        self._start_session()
+        return self
+
+    def wait_connected(self: C, timeout: TimeoutArg = DEFAULT) -> C:
+        """Block until the connection started by :meth:`start_connect` is up.
+
+        Raises what :meth:`connect` raises (and closes the client the same way on failure).
+
+        :raises ClientClosedError: never started, or closed.
+        """
+        self._guard_blocking()
+        seconds = resolve_timeout(timeout, self.connect_timeout)
+        session = self._require_session()
+        return self._await_connected(session, seconds, [])
+
+    def _start_session(self) -> Tuple[S, List["BaseClient[Any]"]]:
         with self._lock:
             if self._closing:
                 raise ClientClosedError("the client is closed", device=self.family,
                                         endpoint=self.endpoint)
+            twins: List["BaseClient[Any]"] = []
             if self._session is None:
-                self._session = self._build_session(
+                twins = self._open_twins()
+                if twins:
+                    self._warn_twins(twins)
+                common: Any = dict(
                     endpoint=self.endpoint, cache=self._cache, dispatcher=self._dispatcher,
                     wire=self._wire, reconnect=self.reconnect,
                     connect_timeout=self.connect_timeout, retry_first=self.retry_first)
+                if self.reactor is not None:
+                    try:
+                        self.reactor._attach(self)
+                    except ClientClosedError:
+                        self._closing = self._closed = True  # as a failed connect does
+                        with _live_lock:
+                            _live_clients.discard(self)
+                        raise
+                    common["reactor"] = self.reactor  # only then: sessions of plug-in
+                    # families written before reactors keep working with their own threads
+                try:
+                    self._session = self._build_session(**common)
+                except BaseException:
+                    if self.reactor is not None:
+                        self.reactor._detach(self)
+                    raise
                 self._dispatcher.start()
                 self._session.start()
-            session = self._session
+            return self._session, twins
+
+    def _await_connected(self: C, session: S, seconds: Optional[float],
+                         twins: List["BaseClient[Any]"]) -> C:
         if not session.connected_once.wait(seconds):
             error = ConnectTimeoutError(
                 f"no connection within {seconds:g} s", device=self.family, endpoint=self.endpoint)
@@ -175,7 +314,45 @@ class BaseClient(Generic[S]):
             session.connected_once.fail(error)
         if session.connected_once.error is not None:
             self.close()
+            if twins:
+                self._hint_close_all(session.connected_once.error, twins)
         return session.connected_once.result() or self
+
+    # ------------------------------------------------------------------ second-open detection
+    def _open_twins(self) -> List["BaseClient[Any]"]:
+        """Other clients of this process, of the same family and endpoint, that were connected
+        and are not closed yet (constructed-only clients hold nothing and do not count)."""
+        if self._owns_its_device():
+            return []
+        with _live_lock:
+            clients = list(_live_clients)
+        return [c for c in clients if c is not self and c.family == self.family
+                and c.endpoint == self.endpoint and c._session is not None and not c._closing]
+
+    def _owns_its_device(self) -> bool:
+        """True for a client whose device is its own in-process simulator (``sim://``,
+        labelled ``sim`` or ``sim-<name>``): two of them are two devices, never a clash."""
+        return self.endpoint == "sim" or self.endpoint.startswith("sim-")
+
+    def _warn_twins(self, twins: List["BaseClient[Any]"]) -> None:
+        count = len(twins)
+        older = "another client" if count == 1 else f"{count} other clients"
+        warnings.warn(ClientAlreadyOpenWarning(
+            f"{older} of {self.family} {self.endpoint!r} ({', '.join(map(repr, twins))}) "
+            f"{'is' if count == 1 else 'are'} still open in this process (a notebook cell run "
+            f"twice?): each keeps its threads and its connection, and a device that serves one "
+            f"client at a time resets the new one. Fix: {CLOSE_ALL_HINT}."),
+            stacklevel=_caller_stacklevel())
+
+    def _hint_close_all(self, error: BaseException, twins: List["BaseClient[Any]"]) -> None:
+        """Append the fix to the error a failed connect raises while twins are open (once)."""
+        if not isinstance(error, PyBurnerKitError) or not error.args or \
+                not isinstance(error.args[0], str) or "close_all()" in error.args[0]:
+            return
+        count = len(twins)
+        error.args = (f"{error.args[0]} ({count} other open client"
+                      f"{'' if count == 1 else 's'} on this endpoint in this process: "
+                      f"{CLOSE_ALL_HINT})",) + error.args[1:]
 
     def close(self, timeout: Optional[float] = 5.0) -> bool:
         """Close the client: idempotent, irreversible, safe from any thread and from callbacks.
@@ -201,12 +378,11 @@ class BaseClient(Generic[S]):
         ok = True
         if session is not None:
             session.shutdown()
-            thread = session.thread
-            if thread is not None and thread is not threading.current_thread():
-                thread.join(deadline.remaining())
-                if thread.is_alive():
-                    ok = False
-                    log.warning("%s did not stop within %s s", thread.name, timeout)
+            if not session.join(deadline.remaining()):
+                ok = False
+                log.warning("%s did not stop within %s s", session.thread_name, timeout)
+        if self.reactor is not None:
+            self.reactor._detach(self)
         if not self._dispatcher.close(deadline):
             ok = False
             log.warning("%s did not stop within %s s (a callback may be stuck)",
@@ -246,6 +422,24 @@ class BaseClient(Generic[S]):
             age = f" last update {time.time() - last:.1f}s ago"
         return (f"<{type(self).__name__} {self.endpoint} "
                 f"{self.connection_state.value}{age}>")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # IPython uses the first class in the MRO with _repr_pretty_ *or* __repr__: a family
+        # that writes its own __repr__ keeps the table display
+        if "__repr__" in cls.__dict__ and "_repr_pretty_" not in cls.__dict__:
+            cls._repr_pretty_ = BaseClient._repr_pretty_  # type: ignore[method-assign]
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: connection state, endpoint and the cached values with
+        their units. Reads the cache only: never blocks, never touches the device."""
+        from .display import client_html
+        return client_html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's text display (the same table as :meth:`_repr_html_`)."""
+        from .display import client_text
+        printer.text(repr(self) if cycle else client_text(self))
 
     # ------------------------------------------------------------------ state
     @property
@@ -337,7 +531,9 @@ class BaseClient(Generic[S]):
     # ------------------------------------------------------------------ calls
     def _guard_blocking(self) -> None:
         session = self._session
-        if session is not None and session.thread is threading.current_thread():
+        reactor = self.reactor
+        if (session is not None and session.on_io_thread()) or (
+                reactor is not None and reactor.on_io_threads()):
             raise RuntimeError(
                 "a blocking pyburnerkit call was made on the client's own I/O thread; it would "
                 "deadlock (use subscribe() callbacks, which run on the events thread)")

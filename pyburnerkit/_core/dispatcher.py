@@ -6,9 +6,13 @@ import collections
 import logging
 import threading
 import traceback
-from typing import Any, Callable, Deque, Iterator, List, Optional, Set, Tuple, Type
+from typing import (TYPE_CHECKING, Any, Callable, Deque, Iterator, List, Optional, Set, Tuple,
+                    Type)
 
 from .timeouts import Deadline
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .reactor import _EventsHub
 
 log = logging.getLogger("pyburnerkit.events")
 
@@ -106,10 +110,14 @@ class Dispatcher:
     may call any blocking client method. A callback that raises is logged once (per callback)
     with its traceback, counted in :attr:`callback_errors`, handed to ``on_callback_error`` if
     set, and the dispatcher keeps running.
+
+    With ``hub`` (a shared :class:`~pyburnerkit.Reactor`'s events threads) it owns no thread:
+    its queue is served by the hub's threads, by one at a time, in order.
     """
 
     def __init__(self, thread_name: str, *, max_pending: int = 10000,
-                 on_callback_error: Optional[Callable[[BaseException, Any], Any]] = None) -> None:
+                 on_callback_error: Optional[Callable[[BaseException, Any], Any]] = None,
+                 hub: Optional["_EventsHub"] = None) -> None:
         self.thread_name = thread_name
         self.max_pending = max_pending
         self.on_callback_error = on_callback_error
@@ -123,12 +131,41 @@ class Dispatcher:
         self._logged: Set[Any] = set()
         self._thread: Optional[threading.Thread] = None
         self._closing = False
+        self._started = False
+        # shared mode (hub): the hub's lock guards _queue, _queued and _runner
+        self._hub = hub
+        self._queued = False  # on the hub's ready line, or being served
+        self._runner: Optional[threading.Thread] = None  # the hub thread serving it now
+        self._stopped = threading.Event()
 
     @property
     def thread(self) -> Optional[threading.Thread]:
-        return self._thread
+        """The events thread (shared mode: the one serving this client now, else the hub's
+        first; None before any started)."""
+        hub = self._hub
+        if hub is None:
+            return self._thread
+        runner = self._runner
+        if runner is not None:
+            return runner
+        threads = hub.worker_threads()
+        return threads[0] if threads else None
+
+    def on_events_thread(self) -> bool:
+        """Whether the caller runs this dispatcher's callbacks right now."""
+        me = threading.current_thread()
+        return me is self._runner if self._hub is not None else me is self._thread
 
     def start(self) -> None:
+        hub = self._hub
+        if hub is not None:
+            with hub.cond:
+                self._started = True
+                if self._queue and not self._queued:
+                    self._queued = True
+                    hub.make_ready(self)
+            return
+        self._started = True
         self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
         self._thread.start()
 
@@ -167,17 +204,40 @@ class Dispatcher:
                 self._streams = [s for s in self._streams if s is not stream]
 
     def publish(self, event: Any) -> None:
+        """Queue ``event`` for the events thread (non-blocking, any thread).
+
+        Once the events thread runs, an event nobody listens to when it is published (no
+        subscription, no ``events()`` iterator) is dropped here, so the events thread is not
+        woken for nothing; a listener receives the events published after it subscribed.
+        Before the thread starts, events wait in the queue as before.
+        """
+        if not self._subscriptions and not self._streams and self._started \
+                and type(event) is not _HookFailure:
+            return
+        hub = self._hub
+        if hub is not None:
+            with hub.cond:
+                if self._closing:
+                    return
+                self._bounded_append(event)
+                if self._started and not self._queued:
+                    self._queued = True
+                    hub.make_ready(self)
+            return
         with self._cond:
             if self._closing:
                 return
-            if len(self._queue) >= self.max_pending:
-                self._queue.popleft()
-                self.dropped += 1
-                if self.dropped == 1:
-                    log.warning("%s: callbacks are too slow, dropping the oldest events "
-                                "(queue limit %d)", self.thread_name, self.max_pending)
-            self._queue.append(event)
+            self._bounded_append(event)
             self._cond.notify()
+
+    def _bounded_append(self, event: Any) -> None:
+        if len(self._queue) >= self.max_pending:
+            self._queue.popleft()
+            self.dropped += 1
+            if self.dropped == 1:
+                log.warning("%s: callbacks are too slow, dropping the oldest events "
+                            "(queue limit %d)", self.thread_name, self.max_pending)
+        self._queue.append(event)
 
     def hook_failed(self, hook: Any, error: BaseException, payload: Any) -> None:
         """Count and log a user hook that raised on another thread (the I/O thread's ``trace``).
@@ -204,6 +264,8 @@ class Dispatcher:
 
         :returns: False when the thread did not stop in time.
         """
+        if self._hub is not None:
+            return self._close_shared(self._hub, deadline)
         with self._cond:
             if not self._closing:
                 self._closing = True
@@ -214,6 +276,39 @@ class Dispatcher:
             return True
         thread.join(deadline.remaining())
         return not thread.is_alive()
+
+    def _close_shared(self, hub: "_EventsHub", deadline: Deadline) -> bool:
+        with hub.cond:
+            if not self._closing:
+                self._closing = True
+                self._queue.append(_STOP)
+                if self._started and not self._queued:
+                    self._queued = True
+                    hub.make_ready(self)
+        if not self._started:
+            self.close_streams()
+            self._stopped.set()
+            return True
+        if self._stopped.is_set():
+            return True
+        me = threading.current_thread()
+        if self._runner is me:
+            return True  # closed from one of its own callbacks: the stop runs after it
+        if me in hub.worker_threads() and hub.claim(self):
+            # closed from another client's callback: serve the rest here rather than wait
+            # for an events thread that may be this one
+            hub.serve(self, until_stop=True)
+            return True
+        return self._stopped.wait(deadline.remaining())
+
+    def _deliver_or_stop(self, event: Any) -> bool:
+        """Shared mode: deliver ``event``; True once it was the stop marker."""
+        if event is _STOP:
+            self.close_streams()
+            self._stopped.set()
+            return True
+        self._deliver(event)
+        return False
 
     def close_streams(self) -> None:
         """End every ``events()`` iterator (also used when the thread never started)."""

@@ -56,24 +56,41 @@ class EventLoop:
         self._readers: Dict[int, Callable[[], Any]] = {}
         self._stopping = False
         self._closed = False
+        #: True from the moment a producer decides to write a wake byte until the loop thread
+        #: takes the queued calls; while it is set, other producers skip the write (one byte
+        #: per burst instead of one per call). See :meth:`call_soon_threadsafe`.
+        self._wake_pending = False
+        #: wake bytes actually written (a measure of the coalescing, read by benchmarks/tests)
+        self.wakeups_sent = 0
         self.thread_id: Optional[int] = None
 
     # -- any thread -------------------------------------------------------------------------
     def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any) -> None:
-        """Run ``callback(*args)`` on the loop thread as soon as possible."""
+        """Run ``callback(*args)`` on the loop thread as soon as possible; never blocks.
+
+        Calls run in the order they were queued. Wake-ups are coalesced: only the producer
+        that finds no wake-up pending writes the wake byte. This is safe because the loop
+        thread clears ``_wake_pending`` *before* it takes the queued calls (see :meth:`run`):
+        a call appended before the clear is taken by that drain, and the first producer after
+        the clear finds the flag down and writes a byte. Two producers racing on the flag
+        both write, which costs one spurious wake-up, never a lost one.
+        """
         self._calls.append((callback, args))
-        self._wake()
+        if not self._wake_pending:
+            self._wake_pending = True
+            self._wake()
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after the current iteration."""
         self._stopping = True
-        self._wake()
+        self._wake()  # always written: it must also interrupt wait_io()
 
     def in_loop_thread(self) -> bool:
         """Whether the caller is the thread running :meth:`run` (safe from any thread)."""
         return self.thread_id == threading.get_ident()
 
     def _wake(self) -> None:
+        self.wakeups_sent += 1
         try:
             self._wake_w.send(b"\0")
         except (BlockingIOError, OSError):
@@ -169,8 +186,16 @@ class EventLoop:
                 callback = self._readers.get(key.fd)
                 if callback is not None:
                     callback()
-            while self._calls:
-                callback, args = self._calls.popleft()
+            # Lower the flag before taking the calls, never after: a producer that appends
+            # once we stop looking must find it down and write a byte, or its call would wait
+            # for some unrelated wake-up (a lost wake-up). Lowered on every pass, whether or
+            # not the wake byte was read here (wait_io() may have consumed it).
+            self._wake_pending = False
+            calls = self._calls
+            # Only what is queued now: a producer flooding the loop cannot starve readers and
+            # timers (what arrives meanwhile runs on the next pass, which will not sleep).
+            for _ in range(len(calls)):
+                callback, args = calls.popleft()
                 callback(*args)
             now = time.monotonic()
             while self._timers and self._timers[0].when <= now:
@@ -190,6 +215,9 @@ class EventLoop:
                 pass
         except (BlockingIOError, OSError):
             pass
+        # Drained first, lowered second: a byte written after the drain stays in the pipe
+        # (a spurious wake-up at worst), and a producer arriving after this line writes one.
+        self._wake_pending = False
 
     def close(self) -> None:
         """Release the selector and the wake pipe. Call once :meth:`run` has returned."""

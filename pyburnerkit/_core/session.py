@@ -23,7 +23,7 @@ import logging
 import random
 import threading
 from collections import deque
-from typing import Any, Deque, List, Optional
+from typing import TYPE_CHECKING, Any, Deque, List, Optional
 
 from ..errors import (ClientClosedError, ConnectionLostError, ConnectTimeoutError,
                       DeviceConnectionError, DeviceTimeoutError, PyBurnerKitError)
@@ -35,6 +35,9 @@ from .loop import EventLoop, TimerHandle
 from .pending import Pending
 from .timeouts import Deadline
 from .wire import WireLog
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .reactor import Reactor, SessionLoop
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,8 @@ class Session:
 
     def __init__(self, *, endpoint: str, cache: StateCache, dispatcher: Dispatcher,
                  wire: WireLog, reconnect: Optional[Reconnect], connect_timeout: float,
-                 retry_first: bool = False, seed: Optional[int] = None) -> None:
+                 retry_first: bool = False, seed: Optional[int] = None,
+                 reactor: Optional[Reactor] = None) -> None:
         self.endpoint = endpoint
         self.cache = cache
         self.dispatcher = dispatcher
@@ -57,7 +61,14 @@ class Session:
         self.reconnect = reconnect
         self.connect_timeout = connect_timeout
         self.retry_first = retry_first
-        self.loop = EventLoop()
+        #: the shared reactor this session runs on, or None for a thread of its own
+        self.reactor = reactor
+        self._strand: Optional["SessionLoop"] = None
+        if reactor is None:
+            self.loop = EventLoop()
+        else:
+            self._strand = reactor._session_loop(self)
+            self.loop = self._strand
         self.state = ConnectionState.IDLE
         self.connected_once = Pending("connect")
         self.fatal_error: Optional[BaseException] = None
@@ -123,11 +134,38 @@ class Session:
     # ------------------------------------------------------------------ thread & requests
     @property
     def thread(self) -> Optional[threading.Thread]:
+        """The I/O thread (on a shared reactor: the reactor's, which other clients share)."""
+        if self.reactor is not None:
+            return self.reactor.io_thread
         return self._thread
 
+    def on_io_thread(self) -> bool:
+        """Whether the caller is a thread that runs this session's I/O (where a blocking
+        call would deadlock): its own I/O thread, or any thread of its shared reactor's I/O."""
+        if self.reactor is not None:
+            return self.reactor.on_io_threads()
+        return self._thread is threading.current_thread()
+
     def start(self) -> None:
+        if self._strand is not None:
+            self._strand.start()
+            return
         self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
         self._thread.start()
+
+    def join(self, timeout: Optional[float]) -> bool:
+        """Block until the session has finished (its thread ended, or on a shared reactor its
+        teardown ran) or ``timeout`` passed; never waits on the calling thread itself.
+
+        :returns: False when it had not finished in time.
+        """
+        if self._strand is not None:
+            return self._strand.wait_finished(timeout)
+        thread = self._thread
+        if thread is None or thread is threading.current_thread():
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
 
     def submit(self, request: Pending) -> None:
         """Hand a request to the I/O thread (any thread). Fails it at once if closed."""
@@ -186,12 +224,15 @@ class Session:
             self._begin_attempt()
             self.loop.run()
         except BaseException as exc:  # a bug in driver code: die loudly, never silently
-            if not isinstance(exc, PyBurnerKitError):
-                log.error("%s: fatal error on the I/O thread; the client is closed",
-                          self.thread_name, exc_info=True)
-            self.fatal_error = exc
+            self._crashed(exc)
         finally:
             self._teardown()
+
+    def _crashed(self, exc: BaseException) -> None:
+        if not isinstance(exc, PyBurnerKitError):
+            log.error("%s: fatal error on the I/O thread; the client is closed",
+                      self.thread_name, exc_info=(type(exc), exc, exc.__traceback__))
+        self.fatal_error = exc
 
     def _set_state(self, new: ConnectionState, *, retry_in: Optional[float] = None,
                    error: Optional[BaseException] = None) -> None:
@@ -208,6 +249,14 @@ class Session:
         self.cache.notify()
 
     def _begin_attempt(self) -> None:
+        if self._strand is not None:
+            # opening may block (connect, hand-shake): on a shared reactor it runs on the
+            # connect thread so that the other clients' I/O goes on meanwhile
+            self._strand.run_blocking(self._begin_attempt_now)
+        else:
+            self._begin_attempt_now()
+
+    def _begin_attempt_now(self) -> None:
         self._retry_timer = None
         self._set_state(ConnectionState.RECONNECTING if self._ever_connected
                         else ConnectionState.CONNECTING)

@@ -39,6 +39,7 @@ import logging
 import socket
 import time
 import traceback
+from types import MappingProxyType
 from typing import (TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Iterable, List, Mapping,
                     Optional, Set, Tuple, Type, TypeVar)
 
@@ -90,6 +91,11 @@ QUERY_KEYS = frozenset({"Refresh", "SQuery", "TQuery", "TimerRefresh", "IQuery",
 #: Keys of event-style frames: they are not state.
 _EVENT_KEYS = frozenset({"StartString", "Reboot", "LoadWebContent", "TimerRefresh",
                          "TimerConflict"})
+
+
+#: What :attr:`AfterburnerClient.status` shows before the first state (shared: it is frozen
+#: and its ``raw`` is read-only).
+_NO_STATUS = HeaterStatus(raw=MappingProxyType({}))
 
 
 def parse_url(text: object) -> Endpoint:
@@ -219,6 +225,8 @@ class AfterburnerSession(Session):
         self.liveness_timeout = liveness_timeout
         self.refresh_grace = refresh_grace
         self.keys: Dict[str, Any] = {}
+        #: the typed status of ``keys``, updated key by key as frames arrive
+        self.status = HeaterStatus()
         self.system_keys: Dict[str, Any] = {}
         self.timers: Dict[int, Timer] = {i: Timer(i) for i in range(1, codec.TIMER_COUNT + 1)}
         self.ws: Any = None
@@ -576,11 +584,12 @@ class AfterburnerSession(Session):
     def _handle_text(self, data: Any) -> None:
         try:
             obj = codec.decode_frame(data)
-            codec.check_frame(obj)
         except ProtocolError:
             self.wire.received(data)  # masked by the client's redaction hook
             raise
         self.wire.received(obj)
+        # _handle_frame converts every known key before it changes anything, so a bad value
+        # is a ProtocolError that leaves no trace (each key is converted once, not twice).
         self._handle_frame(obj)
         self._bad_frames = 0
 
@@ -620,7 +629,11 @@ class AfterburnerSession(Session):
         # Work everything out first: a value that cannot be read raises here, before any
         # state changed, so a bad frame never leaves half of itself behind.
         keys = self._merged_keys(status) if status else self.keys
-        heater = codec.build_status(keys) if status else None
+        heater = None
+        if status:
+            kept = status if len(keys) < MAX_KEPT_KEYS else \
+                {k: v for k, v in status.items() if k in keys}
+            heater = codec.update_status(self.status, kept)
         timers = self._updated_timers(timer_keys) if timer_keys else {}
         system_keys = dict(self.system_keys, **system) if system else self.system_keys
         info = codec.build_system_info(system_keys) if system else None
@@ -629,6 +642,7 @@ class AfterburnerSession(Session):
             self._start_string(str(obj["StartString"]))
         if heater is not None:  # built exactly when the frame had status keys
             self.keys = keys
+            self.status = heater
             self._have_main = self._have_main or MAIN_GROUP_KEY in status
             self._have_extended = self._have_extended or EXTENDED_GROUP_KEY in status
             if self._link_up:
@@ -651,7 +665,7 @@ class AfterburnerSession(Session):
                 and self.ws is not None:
             # The dump ends with the system group: the state is complete.
             self._link_up = True
-            self._publish_status(codec.build_status(self.keys), dict(self.keys))
+            self._publish_status(self.status, dict(self.keys))
             self.established()
         self._settle()
         if answered:
@@ -795,8 +809,8 @@ class AfterburnerClient(BaseClient[AfterburnerSession]):
     @property
     def status(self) -> HeaterStatus:
         """The latest pushed state (never blocks; empty before the first connection)."""
-        status: HeaterStatus = self._cache.value("status", HeaterStatus())
-        return status
+        status: Optional[HeaterStatus] = self._cache.value("status")
+        return _NO_STATUS if status is None else status
 
     @property
     def system_info(self) -> SystemInfo:

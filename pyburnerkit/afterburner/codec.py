@@ -8,6 +8,7 @@ firmware reads every command value as text and converts it with Arduino's ``toIn
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import enum
 import functools
@@ -305,6 +306,31 @@ def build_status(keys: Mapping[str, Any]) -> HeaterStatus:
         if spec is not None:
             values[spec[0]] = spec[1](key, value)
     return HeaterStatus(raw=dict(redact(dict(keys))), **values)
+
+
+def update_status(previous: HeaterStatus, changed: Mapping[str, Any]) -> HeaterStatus:
+    """``previous`` with the wire keys of ``changed`` applied: the same result as
+    :func:`build_status` of the merged keys, at the cost of the keys that changed only (a
+    frame carries a few; a status has ~60). Unknown keys go to ``raw`` only, credentials
+    masked. ``previous`` is not modified.
+
+    :raises ProtocolError: a known key holds a value of the wrong kind (nothing is built).
+    """
+    fields: Dict[str, Any] = {}
+    for key, value in changed.items():
+        spec = STATUS_KEYS.get(key)
+        if spec is not None:
+            fields[spec[0]] = spec[1](key, value)
+    raw = dict(previous.raw)
+    for key, value in changed.items():
+        raw[key] = MASK if is_secret_key(key) else value
+    # A shallow copy of a frozen dataclass, then its own way of setting fields (what its
+    # __init__ does): dataclasses.replace() would re-run __init__ over all ~60 fields.
+    status = copy.copy(previous)
+    for name, value in fields.items():
+        object.__setattr__(status, name, value)
+    object.__setattr__(status, "raw", raw)
+    return status
 
 
 def build_system_info(keys: Mapping[str, Any]) -> SystemInfo:

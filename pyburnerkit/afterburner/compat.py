@@ -13,8 +13,14 @@
 
 :class:`Client` is an :class:`~pyburnerkit.afterburner.AfterburnerClient` (every native method
 works on it too) with pyBurner 1.0.2's names added: ``init_websocket``, ``close_websocket``,
-``refresh``, ``fetch_data``, ``heater_data`` and the ``set_*`` setters. They block instead of
-being coroutines, so no event loop is needed.
+``refresh``, ``fetch_data``, ``heater_data``, ``afterburner_ip`` and the ``set_*`` setters.
+They block instead of being coroutines, so no event loop is needed. Code that keeps pyBurner's
+``async``/``await`` form uses ``pyburnerkit.afterburner.aiocompat`` instead
+(``import pyburnerkit.afterburner.aiocompat as pyburner``).
+
+``heater_data`` is pyBurner's dict, kept current: one ``dict`` object per client that every
+pushed frame updates in place (keys are merged, never deleted, with the JSON types the
+controller sent), so a reference kept from an earlier read shows the latest values too.
 
 Differences from pyBurner, all deliberate:
 
@@ -31,13 +37,14 @@ Differences from pyBurner, all deliberate:
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Dict
 
 from .._core.timeouts import TimeoutArg
 from ..errors import ConfigurationError
 from ..types import DEFAULT
 from .client import AfterburnerClient
-from .models import HeaterStatus
+from .models import HeaterStatus, StatusChanged, SystemInfoChanged
 
 __all__ = ["Client"]
 
@@ -53,6 +60,25 @@ class Client(AfterburnerClient):
 
     def __init__(self, afterburner_ip: str = "192.168.4.1", **options: Any) -> None:
         super().__init__(afterburner_ip, **options)
+        #: the endpoint as given (pyBurner's dataclass field)
+        self.afterburner_ip = afterburner_ip
+        self._heater_data: Dict[str, Any] = {}
+        self._heater_data_lock = threading.Lock()
+        # Pushed frames reach the dict from the events thread; every read through the
+        # property also merges the cache first, so a value a setter just confirmed is there
+        # even before its event was delivered.
+        self.subscribe(self._merge_heater_data, StatusChanged, SystemInfoChanged)
+
+    def _merge_heater_data(self, _event: Any = None) -> None:
+        fresh = dict(self.status.raw)
+        fresh.update(self._cache.value("system_keys", {}))
+        with self._heater_data_lock:
+            data = self._heater_data
+            for key, value in fresh.items():
+                # Only changed keys are written: a thread iterating the dict meanwhile sees
+                # values change in place but never a new size, unless a key is new.
+                if key not in data or data[key] != value or type(data[key]) is not type(value):
+                    data[key] = value
 
     # ------------------------------------------------------------------ link and reads
     def init_websocket(self) -> bool:
@@ -89,10 +115,17 @@ class Client(AfterburnerClient):
 
     @property
     def heater_data(self) -> Dict[str, Any]:
-        """pyBurner's state dict: every key as last reported (a copy; never blocks)."""
-        data = dict(self.status.raw)
-        data.update(self._cache.value("system_keys", {}))
-        return data
+        """pyBurner's state dict: every key as last reported, kept current (never blocks).
+
+        The same ``dict`` every time, updated in place as frames arrive (on the events
+        thread) and on every read of this property, merging keys and never deleting any, as
+        pyBurner's ``heater_data.update(frame)`` did. Writing into it changes nothing on the
+        heater; a written key is overwritten by the controller's value on the next update.
+        Iterate over ``dict(client.heater_data)`` when another thread may be adding keys
+        (a key the controller had not sent before).
+        """
+        self._merge_heater_data()
+        return self._heater_data
 
     # ------------------------------------------------------------------ setters
     def set_tempdesired(self, temperature: int) -> bool:

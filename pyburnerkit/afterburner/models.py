@@ -10,6 +10,7 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Any, FrozenSet, Mapping, Optional
 
+from .._core.display import Displayable
 from ..types import CodeEnum, Event
 
 
@@ -144,7 +145,7 @@ class TemperatureUnit(_CodeEnum):
 
 
 @dataclass(frozen=True)
-class Bluewire:
+class Bluewire(Displayable):
     """``BluewireStat``: who drives the heater bus and whether the heater answers."""
 
     text: str
@@ -161,7 +162,7 @@ WEEKDAYS = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
 
 
 @dataclass(frozen=True)
-class Timer:
+class Timer(Displayable):
     """One of the 14 timers. ``days`` holds weekday names (``"Mon"``...); ``next_only`` arms it
     for its next occurrence only; an empty ``days`` with ``next_only`` False is disarmed."""
 
@@ -179,7 +180,7 @@ class Timer:
 
 
 @dataclass(frozen=True)
-class SystemInfo:
+class SystemInfo(Displayable):
     """The system group, sent only on request (``SQuery``), a refresh, or a clock change."""
 
     datetime: Optional[_dt.datetime] = None
@@ -201,7 +202,7 @@ class SystemInfo:
 
 
 @dataclass(frozen=True)
-class HeaterStatus:
+class HeaterStatus(Displayable):
     """Everything the controller has pushed, merged, typed. ``None`` = not (yet) reported.
 
     ``raw`` keeps every key as the device sent it (minus the MQTT password), so keys of newer
@@ -293,7 +294,7 @@ class HeaterStatus:
 
 # ---------------------------------------------------------------------------------- events
 @dataclass(frozen=True)
-class StatusChanged(Event):
+class StatusChanged(Event, Displayable):
     """Keys changed. ``changed`` holds the wire keys with their new values."""
 
     status: HeaterStatus
@@ -301,17 +302,17 @@ class StatusChanged(Event):
 
 
 @dataclass(frozen=True)
-class TimerChanged(Event):
+class TimerChanged(Event, Displayable):
     timer: Timer
 
 
 @dataclass(frozen=True)
-class SystemInfoChanged(Event):
+class SystemInfoChanged(Event, Displayable):
     info: SystemInfo
 
 
 @dataclass(frozen=True)
-class StartRefused(Event):
+class StartRefused(Event, Displayable):
     """The controller refused a start: ``reason`` is its ``StartString``."""
 
     reason: str

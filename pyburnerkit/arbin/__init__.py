@@ -16,10 +16,10 @@ the ``arbin`` extra).
 from typing import TYPE_CHECKING, Any
 
 from .models import (AUX_TYPES, AssignResult, AuxOption, AuxReading, ChannelState,
-                     ChannelStateChanged, ChannelStatus, CommandAcknowledged, ContinueResult,
-                     CtiVersion, CyclerInfo,
-                     InfoSelection, LoginResult, SetMVResult, StartResult, StatusSnapshot,
-                     StopResult, parse_step_and_cycle)
+                     ChannelStateChanged, ChannelStatus, CommandAcknowledged, ConnectResult,
+                     ContinueResult, CtiVersion, CyclerInfo, GetMVResult, InfoSelection,
+                     LoginResult, MetaCode, MetaValueType, SetMVResult, StartResult,
+                     StatusSnapshot, StopResult, parse_step_and_cycle)
 
 if TYPE_CHECKING:  # type checkers see the real classes; at runtime they load on first use
     from .client import ChannelClient, CyclerClient
@@ -29,7 +29,7 @@ __all__ = ["CyclerClient", "ChannelClient", "ArbinSim", "ChannelStatus", "Channe
            "CyclerInfo", "AuxReading", "AuxOption", "InfoSelection", "LoginResult",
            "AssignResult", "StartResult", "StopResult", "SetMVResult", "ContinueResult",
            "CtiVersion", "StatusSnapshot", "ChannelStateChanged", "CommandAcknowledged",
-           "AUX_TYPES",
+           "ConnectResult", "GetMVResult", "MetaCode", "MetaValueType", "AUX_TYPES",
            "parse_step_and_cycle"]
 
 

@@ -36,7 +36,8 @@ from ..errors import (AuthenticationError, ConfigurationError, DeviceError, Devi
 from ..types import DEFAULT, ConnectionState
 from . import codec
 from .models import (AuxOption, ChannelStateChanged, ChannelStatus, CommandAcknowledged,
-                     CyclerInfo, InfoSelection, MV_META_CODES, StatusSnapshot)
+                     ConnectResult, CyclerInfo, InfoSelection, MV_META_CODES, MetaCode,
+                     StatusSnapshot)
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,9 @@ class ArbinSession(StreamSession):
         self.call_timeout = call_timeout
         self.aux_options = aux_options
         self._credentials = credentials
-        self._reader = codec.FrameReader(feedback=True)
+        # one receive buffer for the life of the session: the socket reads straight into
+        # it and frames are cut out in place (no per-read bytes, no concatenation)
+        self._reader = codec.FrameBuffer(feedback=True)
         self._logging_in = False
         self._queue = RequestQueue()
         self._current: Optional[Pending] = None
@@ -289,16 +292,17 @@ class ArbinSession(StreamSession):
         if sock is None:
             return
         try:
-            data = sock.recv(1 << 20)
+            count = sock.recv_into(self._reader.space())
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
             self.link_failed(exc)
             return
-        if not data:
+        if not count:
             self.link_failed(ConnectionResetError("the cycler closed the connection"))
             return
-        self.handle_bytes(data)
+        self._reader.commit(count)
+        self._take_frames()
 
     def handle_bytes(self, data: bytes) -> None:
         """The frame handler: what the I/O thread does with bytes read from the cycler.
@@ -308,11 +312,17 @@ class ArbinSession(StreamSession):
         sent - or a bug met while handling it - becomes a :class:`~pyburnerkit.errors.ProtocolError`
         that is logged, counted (``protocol_errors``), fails the request on the wire and drops the
         link so that the next one starts in step (queued requests wait for it).
+
+        The socket path receives into the session's buffer directly; this copies ``data`` in.
         """
+        self._reader.write(data)
+        self._take_frames()
+
+    def _take_frames(self) -> None:
         try:
-            frames = self._reader.feed(data)
+            frames = self._reader.take_frames()
         except ProtocolError as exc:
-            self.wire.received(data[:64])
+            self.wire.received(self._reader.head(64))
             self._protocol_failure(exc)
             return
         self._receiving = True
@@ -710,6 +720,79 @@ class CyclerClient(BaseClient[ArbinSession]):
 
         return self._request("get serial", codec.GetSerialRequest(), finish, timeout)
 
+    def read_meta_variable(self, meta_code: Union[int, MetaCode],
+                           channel: Optional[int] = None,
+                           timeout: TimeoutArg = DEFAULT) -> Union[int, float]:
+        """One meta variable of ``channel`` (1-based) with the get-MV command (0xBB150003).
+
+        ``meta_code`` is a :class:`~pyburnerkit.arbin.MetaCode` (``PV_VOLTAGE``,
+        ``PV_STEP_INDEX``, ``MV_UD1``...) or its number. Step and cycle indexes come back as
+        ints (the numbers the status record carries only as text), everything else as a float.
+
+        Arbin publishes only this command's code; the layout is this package's (see
+        ``pyburnerkit.arbin.codec.GetMVRequest``), so a cycler that lays it out
+        otherwise answers with a protocol error or the unknown-command feedback.
+
+        Blocks until the cycler answered, at most ``timeout`` seconds. Reads may be repeated
+        freely; nothing changes on the cycler.
+
+        :raises ConfigurationError: no channel given (a :class:`ChannelClient` defaults to
+            its own), a channel outside the cycler's count or a meta code outside i32.
+        :raises DeviceError: the cycler refused (``code``: its result byte, e.g. 0x12 meta
+            code does not exist).
+        :raises UnsupportedFeatureError: the cycler does not know get-MV.
+        :raises DeviceTimeoutError: no feedback within ``timeout``.
+        """
+        if channel is None:
+            raise ConfigurationError("read_meta_variable needs channel= (1-based)")
+        channel = self._check_channel(channel)
+        code = check_whole("meta code", meta_code, -0x80000000, 0x7FFFFFFF,
+                           "Arbin meta codes, e.g. MetaCode.PV_VOLTAGE = 21")
+
+        def finish(message: codec.GetMVFeedback) -> Union[int, float]:
+            self._raise_for(message.result, f"get meta code {code}", channel)
+            if message.value is None:
+                raise DeviceError(f"meta code {code} on channel {channel} came back as "
+                                  f"{message.value_type.name}, which has no layout here",
+                                  device=self.family, endpoint=self.endpoint)
+            return message.value
+
+        return self._request(f"meta code {code} of channel {channel}",
+                             codec.GetMVRequest(channel - 1, code), finish, timeout)
+
+    def send_connect(self, kick_out: bool = False,
+                     timeout: TimeoutArg = DEFAULT) -> ConnectResult:
+        """Send CTI's connect command (0xEEAB0002) with the kick-out flag.
+
+        Arbin's documents disagree on the flag; this package reads ``kick_out=True`` as
+        "drop other CTI clients to make room" (what its simulator does). That ends other
+        users' sessions, so it needs a :class:`ChannelClient` opened with
+        ``allow_writes=True``; ``kick_out=False`` only asks.
+
+        Blocks until the cycler answered, at most ``timeout`` seconds; never retried.
+
+        :returns: ``ConnectResult.ACCEPTED``.
+        :raises WriteNotAllowedError: ``kick_out=True`` without ``allow_writes``.
+        :raises DeviceError: the cycler rejected the connection (``code`` 1: server full).
+        :raises DeviceTimeoutError: no feedback within ``timeout``.
+        """
+        if kick_out and not getattr(self, "allow_writes", False):
+            raise WriteNotAllowedError(
+                "send_connect(kick_out=True) drops other CTI clients; open a ChannelClient "
+                "with allow_writes=True to allow it (nothing was sent)", device=self.family,
+                endpoint=self.endpoint)
+
+        def finish(message: codec.ConnectFeedback) -> ConnectResult:
+            if not message.ok:
+                raise DeviceError(
+                    f"connect refused: {message.result.text} (code {int(message.result)})",
+                    code=int(message.result), detail=message.result.text,
+                    device=self.family, endpoint=self.endpoint)
+            return message.result
+
+        return self._request("connect", codec.ConnectRequest(bool(kick_out)), finish, timeout,
+                             is_write=bool(kick_out))
+
     def watch(self, interval_s: float = 1.0, channels: Optional[Iterable[int]] = None, *,
               selection: InfoSelection = InfoSelection.ALL) -> Watch:
         """Poll every channel (one all-channel request) each ``interval_s`` seconds.
@@ -827,6 +910,13 @@ class ChannelClient(CyclerClient):
         """The status of this client's channel (or of ``channel``)."""
         return super().read_status(self.channel if channel is None else channel, timeout)
 
+    def read_meta_variable(self, meta_code: Union[int, MetaCode],
+                           channel: Optional[int] = None,
+                           timeout: TimeoutArg = DEFAULT) -> Union[int, float]:
+        """:meth:`CyclerClient.read_meta_variable` of this client's channel (or ``channel``)."""
+        return super().read_meta_variable(meta_code, self.channel if channel is None
+                                          else channel, timeout)
+
     def assign_schedule(self, schedule: Optional[str] = None, *, test_capacity_ah: float = 0.0,
                         barcode: str = "", mv_initial: Optional[Sequence[float]] = None,
                         all_channels: bool = False, timeout: TimeoutArg = DEFAULT) -> None:
@@ -883,6 +973,14 @@ class ChannelClient(CyclerClient):
         self._command("start", codec.StartRequest(test_name, tuple(c - 1 for c in chosen)),
                       chosen[0] if len(chosen) == 1 else None, timeout)
 
+    def _one_channel_command(self, what: str, message_type: Any, all_channels: bool,
+                             timeout: TimeoutArg) -> None:
+        """Stop and resume share one shape: this channel (or all), one 128-byte feedback."""
+        self._guard_write(f"{what} every channel" if all_channels else what)
+        channel = self._check_channel(self.channel)
+        self._command(what, message_type(channel - 1, all_channels),
+                      None if all_channels else channel, timeout)
+
     def stop(self, *, all_channels: bool = False, timeout: TimeoutArg = DEFAULT) -> None:
         """Stop the test on this channel (or on every channel of the cycler).
 
@@ -900,10 +998,7 @@ class ChannelClient(CyclerClient):
         :raises DeviceTimeoutError: no feedback within ``timeout``.
         :raises ConnectionLostError: the link dropped while the command was on the wire.
         """
-        self._guard_write("stop every channel" if all_channels else "stop")
-        channel = self._check_channel(self.channel)
-        self._command("stop", codec.StopRequest(channel - 1, all_channels),
-                      None if all_channels else channel, timeout)
+        self._one_channel_command("stop", codec.StopRequest, all_channels, timeout)
 
     def resume(self, *, all_channels: bool = False, timeout: TimeoutArg = DEFAULT) -> None:
         """Resume a stopped test on this channel (or on every channel).
@@ -920,10 +1015,7 @@ class ChannelClient(CyclerClient):
         :raises DeviceTimeoutError: no feedback within ``timeout``.
         :raises ConnectionLostError: the link dropped while the command was on the wire.
         """
-        self._guard_write("resume")
-        channel = self._check_channel(self.channel)
-        self._command("resume", codec.ResumeRequest(channel - 1, all_channels),
-                      None if all_channels else channel, timeout)
+        self._one_channel_command("resume", codec.ResumeRequest, all_channels, timeout)
 
     def continue_test(self, *, channels: Optional[Iterable[int]] = None,
                       timeout: TimeoutArg = DEFAULT) -> None:

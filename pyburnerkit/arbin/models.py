@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from .._core.display import Displayable
 from ..types import CodeEnum, Event
 
 
@@ -263,6 +264,107 @@ class SerialResult(_CommandResult):
 _texts(SerialResult, {0: "success"})
 
 
+class ConnectResult(_CommandResult):
+    """Connect (kick-out flag) feedback result (u32): 0 accepted, 1 rejected (server full)."""
+
+    ACCEPTED = 0
+    REJECTED = 1
+
+
+_texts(ConnectResult, {0: "accepted", 1: "rejected (the CTI server is full)"})
+
+
+class GetMVResult(_CommandResult):
+    """Get-meta-variable feedback result (u8), as Arbin's DLL names the codes."""
+
+    SUCCESS = 0
+    ERROR = 0x10
+    DATA_TYPE_UNSUPPORTED = 0x11
+    META_CODE_DOES_NOT_EXIST = 0x12
+    CHANNEL_INDEX_ERROR = 0x13
+    AUX_INDEX_ERROR = 0x14
+    AUX_NOT_ASSIGNED = 0x15
+    CANBMS_INDEX_ERROR = 0x16
+    CANBMS_DOES_NOT_EXIST = 0x17
+    CANBMS_DISABLED = 0x18
+    DAQ_NOT_CONNECTED = 0x19
+    TIMEOUT = 0x1A
+    MCU_ACK_FAILED = 0x1B
+    META_CODE_UNSUPPORTED = 0x1C
+    SMB_INDEX_ERROR = 0x1D
+    SMB_DOES_NOT_EXIST = 0x1E
+    SMB_DISABLED = 0x1F
+    SMB_ERROR = 0x20
+    AUX_TYPE_ERROR = 0x21
+    NULL_OBJECT = 0x22
+    DCOM_ERROR = 0x23
+    WRITE_NOT_SUPPORTED = 0x24
+    EQ_INDEX_ERROR = 0x25
+    CELL_INDEX_ERROR = 0x26
+
+
+_texts(GetMVResult, {
+    0: "success", 0x10: "error", 0x11: "data type unsupported",
+    0x12: "meta code does not exist", 0x13: "channel index error", 0x14: "aux index error",
+    0x15: "aux not assigned", 0x16: "CAN BMS index error", 0x17: "CAN BMS does not exist",
+    0x18: "CAN BMS disabled", 0x19: "DAQ not connected", 0x1A: "timeout",
+    0x1B: "MCU acknowledgement failed", 0x1C: "meta code unsupported",
+    0x1D: "SMB index error", 0x1E: "SMB does not exist", 0x1F: "SMB disabled",
+    0x20: "SMB error", 0x21: "aux type error", 0x22: "null object", 0x23: "DCOM error",
+    0x24: "write not supported", 0x25: "EQ index error", 0x26: "cell index error",
+})
+
+
+class MetaValueType(enum.IntEnum):
+    """How a meta variable's value is carried (Arbin's ``METAVARIABLE_VALUE_TYPE``)."""
+
+    LONG = 0
+    DOUBLE = 1
+    STRING = 2
+
+
+class MetaCode(enum.IntEnum):
+    """Meta codes (Arbin's ``ETE_METAVARIABLE_CODE``, the part the spec lists)."""
+
+    PV_STEP_INDEX = 1
+    PV_CYCLE_INDEX = 2
+    PV_STEP_TIME = 3
+    PV_TEST_TIME = 4
+    PV_VOLTAGE = 21
+    PV_CURRENT = 22
+    PV_CHARGE_CAPACITY = 23
+    PV_DISCHARGE_CAPACITY = 24
+    PV_CHARGE_ENERGY = 25
+    PV_DISCHARGE_ENERGY = 26
+    PV_DVDT = 27
+    PV_INTERNAL_RESISTANCE = 30
+    MV_UD1 = 52
+    MV_UD2 = 53
+    MV_UD3 = 54
+    MV_UD4 = 55
+    TC_TIMER1 = 61
+    TC_TIMER2 = 62
+    TC_TIMER3 = 63
+    TC_TIMER4 = 64
+    TC_COUNTER1 = 73
+    TC_COUNTER2 = 74
+    TC_COUNTER3 = 75
+    TC_COUNTER4 = 76
+    MV_UD5 = 105
+    MV_UD6 = 106
+    MV_UD7 = 107
+    MV_UD8 = 108
+    MV_UD9 = 109
+    MV_UD10 = 110
+    MV_UD11 = 111
+    MV_UD12 = 112
+    MV_UD13 = 113
+    MV_UD14 = 114
+    MV_UD15 = 115
+    MV_UD16 = 116
+    PV_TEMPERATURE = 240
+
+
 class CtiVersion(_CodeEnum):
     """The CTI version enum of the login feedback (partial)."""
 
@@ -306,7 +408,7 @@ META_CODE_TO_MV = {code: n for n, code in MV_META_CODES.items()}
 
 
 @dataclass(frozen=True)
-class AuxReading:
+class AuxReading(Displayable):
     """One auxiliary reading: its value and its rate of change (``dt``: value per second)."""
 
     value: float
@@ -314,14 +416,14 @@ class AuxReading:
 
 
 @dataclass(frozen=True)
-class BmsReading:
+class BmsReading(Displayable):
     index: int
     value: float
     unit: str = ""
 
 
 @dataclass(frozen=True)
-class SmbReading:
+class SmbReading(Displayable):
     index: int
     value: Any  # float or str
     unit: str = ""
@@ -339,7 +441,7 @@ def parse_step_and_cycle(text: str) -> Tuple[Optional[int], Optional[int], str]:
 
 
 @dataclass(frozen=True, repr=False)
-class ChannelStatus:
+class ChannelStatus(Displayable):
     """One channel's readings, as one record of a channel-info feedback.
 
     The repr is a one-line summary; every field is an attribute (``dataclasses.asdict`` gives
@@ -410,7 +512,7 @@ class ChannelStatus:
 
 
 @dataclass(frozen=True)
-class CyclerInfo:
+class CyclerInfo(Displayable):
     """The login feedback: who the cycler is and what this user may do."""
 
     result: LoginResult
@@ -436,14 +538,14 @@ class CyclerInfo:
 
 
 @dataclass(frozen=True)
-class StatusSnapshot(Event):
+class StatusSnapshot(Event, Displayable):
     """A watch poll (or any status read) answered: the channels it returned, 1-based."""
 
     statuses: Tuple[ChannelStatus, ...]
 
 
 @dataclass(frozen=True)
-class ChannelStateChanged(Event):
+class ChannelStateChanged(Event, Displayable):
     """A channel's state code changed between two reads."""
 
     channel: int
@@ -453,7 +555,7 @@ class ChannelStateChanged(Event):
 
 
 @dataclass(frozen=True)
-class CommandAcknowledged(Event):
+class CommandAcknowledged(Event, Displayable):
     """The cycler answered a control command (``result`` is its result enum; 0 = success)."""
 
     command: str

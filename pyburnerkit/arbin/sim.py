@@ -32,16 +32,18 @@ import collections
 import logging
 import struct
 import time
+import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple, TypeVar
 
 from ..errors import ConfigurationError, ProtocolError, check_range
 from .._core.simserver import SimConnection, SimServer
 from .._core.endpoint import flag, sim_options
 from . import codec
 from .models import (AssignResult, AuxOption, AuxReading, ChannelState, ChannelStatus,
-                     ContinueResult, CtiVersion, CyclerInfo, InfoSelection, LoginResult,
-                     META_CODE_TO_MV, SetMVResult, StartResult, StopResult)
+                     ConnectResult, ContinueResult, CtiVersion, CyclerInfo, GetMVResult,
+                     InfoSelection, LoginResult, META_CODE_TO_MV, MetaCode, MetaValueType,
+                     SetMVResult, StartResult, StopResult)
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +152,9 @@ class SimChannel:
         self.resumable = False
         self.comm_failure = False
         self.running = False
+        #: fields pinned by ``update_channel_status`` (ChannelStatus names): they win over
+        #: the cell model until cleared
+        self.pins: Dict[str, Any] = {}
 
     # -- cell model ---------------------------------------------------------------------
     def ocv(self) -> float:
@@ -241,6 +246,10 @@ class SimChannel:
         return f"[{self.cycle}] {self.step_index + 1}: {step.name}, {step.label}"
 
     def status(self, *, with_aux: bool) -> ChannelStatus:
+        status = self._modelled(with_aux=with_aux)
+        return dataclasses.replace(status, **self.pins) if self.pins else status
+
+    def _modelled(self, *, with_aux: bool) -> ChannelStatus:
         aux: Dict[str, Tuple[AuxReading, ...]] = {}
         if with_aux:
             aux = {"voltage": (AuxReading(self.voltage_v, self.dvdt),),
@@ -256,6 +265,72 @@ class SimChannel:
             discharge_energy_wh=self.discharge_wh,
             internal_resistance_ohm=self.resistance_ohm if self.running else 0.0,
             dvdt_v_per_s=self.dvdt, aux=aux)
+
+
+#: pycti's channel-info keys that name a :class:`ChannelStatus` field differently.
+PYCTI_STATUS_KEYS = {"status": "state", "testname": "test_name",
+                     "step_and_cycle_format": "step_and_cycle", "dvdt_vbys": "dvdt_v_per_s",
+                     "aci_phase_degrees": "aci_phase_deg"}
+_TEXT_FIELDS = frozenset({"schedule", "test_name", "exit_condition", "step_and_cycle",
+                          "barcode", "can_config_name", "smb_config_name"})
+_NUMBER_FIELDS = frozenset({
+    "test_time_s", "step_time_s", "voltage_v", "current_a", "power_w", "charge_capacity_ah",
+    "discharge_capacity_ah", "charge_energy_wh", "discharge_energy_wh",
+    "internal_resistance_ohm", "dvdt_v_per_s", "acr_ohm", "aci_ohm", "aci_phase_deg"})
+PINNABLE = _TEXT_FIELDS | _NUMBER_FIELDS | {"state", "comm_failure", "master_channel"}
+
+
+def _state_of(value: Any) -> ChannelState:
+    if isinstance(value, ChannelState):
+        return value
+    if isinstance(value, str):
+        wanted = value.strip().lower()
+        for member in ChannelState:
+            if wanted in (member.text.lower(), member.name.lower()):
+                return member
+        raise ConfigurationError(f"status {value!r} is not a channel state (e.g. 'Idle', "
+                                 "'Rest', 'Charge')")
+    code = int(check_range("status", value, 0, 0x7FFF, integer=True))
+    return ChannelState(code)
+
+
+def status_pins(values: Mapping[str, Any], *, zero_based: bool) -> Dict[str, Any]:
+    """``update_channel_status`` values (pycti's keys or :class:`ChannelStatus` names) to
+    checked :class:`ChannelStatus` fields.
+
+    ``zero_based``: ``master_channel`` is a wire index (pycti) rather than a channel number.
+
+    :raises ConfigurationError: an unknown key or a value that does not fit its field.
+    """
+    if not isinstance(values, Mapping):
+        raise ConfigurationError(f"channel status values must be a dict, got "
+                                 f"{type(values).__name__}")
+    pins: Dict[str, Any] = {}
+    for key, value in values.items():
+        name = PYCTI_STATUS_KEYS.get(key, key)
+        if name not in PINNABLE:
+            raise ConfigurationError(
+                f"cannot set {key!r} on a simulated channel; settable: "
+                + ", ".join(sorted(PINNABLE | set(PYCTI_STATUS_KEYS))))
+        if name == "state":
+            pins[name] = _state_of(value)
+        elif name == "comm_failure":
+            pins[name] = bool(value)
+        elif name == "master_channel":
+            low = 0 if zero_based else 1
+            number = int(check_range("master_channel", value, low, codec.MAX_CHANNELS - 1 + low,
+                                     integer=True))
+            pins[name] = number + 1 if zero_based else number
+        elif name in _NUMBER_FIELDS:
+            pins[name] = float(check_range(key, value, -codec.F32_MAX, codec.F32_MAX))
+        else:
+            if not isinstance(value, str):
+                raise ConfigurationError(f"{key} must be text, got {type(value).__name__}")
+            pins[name] = value
+    # The strings must fit their CTI fields: encode once now, not on every answer.
+    codec.encode_channel_record(dataclasses.replace(ChannelStatus(1, ChannelState.IDLE),
+                                                    **pins))
+    return pins
 
 
 class _ConnState:
@@ -277,6 +352,10 @@ class ArbinSim(SimServer):
         simulator does not know at all get the same answer (its arguments: the u32 code).
     :param max_recorded: how many of the latest requests ``received`` keeps (a simulator that
         runs for days must not grow); :meth:`count` counts every request ever received.
+    :param max_clients: how many other CTI clients a connect command (0xEEAB0002) finds room
+        beside; None: no limit. A full server rejects a connect without the kick-out flag and
+        drops its oldest clients for one with it. Clients that never send connect (pycti) are
+        never refused.
     """
 
     name = "arbin"
@@ -306,7 +385,8 @@ class ArbinSim(SimServer):
                  mits10: bool = False, allow_control: bool = True, serial_number: str = "207855",
                  schedules: Optional[Dict[str, Schedule]] = None, seed: Optional[int] = None,
                  clock: Callable[[], float] = time.monotonic,
-                 unsupported: Iterable[int] = (), max_recorded: int = 10000) -> None:
+                 unsupported: Iterable[int] = (), max_recorded: int = 10000,
+                 max_clients: Optional[int] = None) -> None:
         channels = _check_channels(channels)
         time_scale = _check_time_scale(time_scale)
         missing = frozenset(int(c) for c in unsupported)
@@ -335,6 +415,10 @@ class ArbinSim(SimServer):
         self._last_mv_batch: Optional[float] = None
         self.logins = 0
         self.login_failures = 0
+        self.max_clients = None if max_clients is None else int(
+            check_range("max_clients", max_clients, 0, 10000, "clients", integer=True))
+        #: clients dropped by connect commands with the kick-out flag
+        self.kicked_out = 0
         #: request codes answered with the unknown-command feedback, as older firmware does
         self.unsupported = missing
 
@@ -409,6 +493,26 @@ class ArbinSim(SimServer):
             ch.begin(test_name)
         self.run_sync(go)
 
+    def update_channel_status(self, channel: int, values: Mapping[str, Any]) -> bool:
+        """Pin readings of ``channel`` (1-based): pycti's spoofer call, on the simulator.
+
+        ``values`` uses pycti's channel-info keys (``voltage_v``, ``current_a``, ``status``
+        as text such as ``"Rest"``, ``testname``...) or :class:`ChannelStatus` field names.
+        Pinned values are what the cycler reports from then on, over the cell model, until
+        :meth:`clear_channel_status`. Safe from any thread; returns once applied.
+
+        :returns: True.
+        :raises ConfigurationError: an unknown channel or key, or a value that does not fit
+            its CTI field (nothing is applied).
+        """
+        pins = status_pins(values, zero_based=False)
+        self.run_sync(lambda: self._channel(channel).pins.update(pins))
+        return True
+
+    def clear_channel_status(self, channel: int) -> None:
+        """Drop every value :meth:`update_channel_status` pinned on ``channel`` (1-based)."""
+        self.run_sync(lambda: self._channel(channel).pins.clear())
+
     def channel_status(self, channel: int) -> ChannelStatus:
         """What the cycler would report for ``channel`` (1-based) now."""
         def read() -> ChannelStatus:
@@ -482,6 +586,9 @@ class ArbinSim(SimServer):
         reply: Optional[bytes]
         if isinstance(request, codec.LoginRequest):
             reply = self._login(state, request)
+        elif isinstance(request, codec.ConnectRequest):
+            # Arbin's own client sends connect before it logs in (FASTAPI): allowed both ways.
+            reply = self._connect(conn, request)
         elif not state.logged_in:
             log.warning("%s: %s before log-in from %s; dropping the connection", self.name,
                         type(request).__name__, conn.peer)
@@ -521,8 +628,30 @@ class ArbinSim(SimServer):
             conn.send(codec.encode_feedback(codec.UnknownCommandFeedback(
                 struct.pack("<I", command))))
 
+    def _connect(self, conn: SimConnection, request: codec.ConnectRequest) -> bytes:
+        others = [c for c in self.connections if c is not conn and not c.closed]
+        result = ConnectResult.ACCEPTED
+        if self.max_clients is not None and len(others) >= self.max_clients:
+            if request.kick_out:
+                for other in others[:len(others) - self.max_clients + 1]:  # oldest first
+                    other.close(reset=True)
+                self.kicked_out += len(others) - self.max_clients + 1
+            else:
+                result = ConnectResult.REJECTED
+        return codec.encode_feedback(codec.ConnectFeedback(request.kick_out, result))
+
+    def _credentials_ok(self, request: codec.LoginRequest) -> bool:
+        return request.username == self._username and request.password == self._password
+
+    def _login_info(self, result: LoginResult) -> CyclerInfo:
+        return CyclerInfo(result=result, ip_address=self.host if self.host.count(".") == 3
+                          else "127.0.0.1", serial_number=self.serial_number,
+                          note=f"pyburnerkit simulated cycler, {len(self.channels)} channels",
+                          nickname="pyburnerkit-sim", version=CtiVersion.PRO8,
+                          allow_control=self.allow_control, num_channels=len(self.channels))
+
     def _login(self, state: _ConnState, request: codec.LoginRequest) -> bytes:
-        ok = request.username == self._username and request.password == self._password
+        ok = self._credentials_ok(request)
         if ok:
             result = LoginResult.ALREADY_LOGGED_IN if state.logged_in else LoginResult.SUCCESS
             state.logged_in = True
@@ -530,12 +659,7 @@ class ArbinSim(SimServer):
         else:
             result = LoginResult.FAILED
             self.login_failures += 1
-        info = CyclerInfo(result=result, ip_address=self.host if self.host.count(".") == 3
-                          else "127.0.0.1", serial_number=self.serial_number,
-                          note=f"pyburnerkit simulated cycler, {len(self.channels)} channels",
-                          nickname="pyburnerkit-sim", version=CtiVersion.PRO8,
-                          allow_control=self.allow_control, num_channels=len(self.channels))
-        return codec.encode_feedback(codec.LoginFeedback(info))
+        return codec.encode_feedback(codec.LoginFeedback(self._login_info(result)))
 
     def _answer(self, request: Any) -> Optional[bytes]:
         self._advance()
@@ -719,3 +843,167 @@ class ArbinSim(SimServer):
     def _on_GetSerialRequest(self, req: codec.GetSerialRequest) -> Any:
         digits = "".join(ch for ch in self.serial_number if ch.isdigit()) or "0"
         return codec.SerialFeedback(int(digits) & 0xFFFFFFFF)
+
+    def _on_GetMVRequest(self, req: codec.GetMVRequest) -> Any:
+        def answer(result: GetMVResult, value: Optional[float] = 0.0,
+                   kind: MetaValueType = MetaValueType.DOUBLE) -> codec.GetMVFeedback:
+            return codec.GetMVFeedback(_as_i32(req.channel_index), result, req.meta_code, kind,
+                                       value)
+
+        if not self._valid(req.channel_index):
+            return answer(GetMVResult.CHANNEL_INDEX_ERROR)
+        if req.mv_type != codec.MV_TYPE_IV:
+            return answer(GetMVResult.ERROR)
+        ch = self.channels[req.channel_index]
+        if req.meta_code in META_CODE_TO_MV:
+            return answer(GetMVResult.SUCCESS, ch.mv.get(req.meta_code, 0.0))
+        status = ch.status(with_aux=True)
+        if req.meta_code in (MetaCode.PV_STEP_INDEX, MetaCode.PV_CYCLE_INDEX):
+            number = status.step if req.meta_code == MetaCode.PV_STEP_INDEX else status.cycle
+            return answer(GetMVResult.SUCCESS, number or 0, MetaValueType.LONG)
+        getter = _PV_FIELDS.get(req.meta_code)
+        if getter is not None:
+            return answer(GetMVResult.SUCCESS, float(getter(status)))
+        if req.meta_code in MetaCode._value2member_map_:
+            return answer(GetMVResult.META_CODE_UNSUPPORTED)
+        return answer(GetMVResult.META_CODE_DOES_NOT_EXIST)
+
+
+def _temperature(status: ChannelStatus) -> float:
+    readings = status.aux.get("temperature", ())
+    return readings[0].value if readings else 25.0
+
+
+#: What the simulator answers to get-MV for each process-value meta code.
+_PV_FIELDS: Dict[int, Callable[[ChannelStatus], float]] = {
+    MetaCode.PV_STEP_TIME: lambda s: s.step_time_s,
+    MetaCode.PV_TEST_TIME: lambda s: s.test_time_s,
+    MetaCode.PV_VOLTAGE: lambda s: s.voltage_v,
+    MetaCode.PV_CURRENT: lambda s: s.current_a,
+    MetaCode.PV_CHARGE_CAPACITY: lambda s: s.charge_capacity_ah,
+    MetaCode.PV_DISCHARGE_CAPACITY: lambda s: s.discharge_capacity_ah,
+    MetaCode.PV_CHARGE_ENERGY: lambda s: s.charge_energy_wh,
+    MetaCode.PV_DISCHARGE_ENERGY: lambda s: s.discharge_energy_wh,
+    MetaCode.PV_DVDT: lambda s: s.dvdt_v_per_s,
+    MetaCode.PV_INTERNAL_RESISTANCE: lambda s: s.internal_resistance_ohm,
+    MetaCode.PV_TEMPERATURE: _temperature,
+}
+
+
+# ---------------------------------------------------------------------- pycti's spoofer
+#: What every channel of an :class:`ArbinSpoofer` reports until ``update_channel_status``
+#: changes it (pycti's spoofer shows fixed placeholder text and zero readings).
+SPOOFER_CHANNEL_DEFAULTS: Dict[str, Any] = {
+    "state": ChannelState.IDLE, "comm_failure": False, "schedule": "fake_schedule",
+    "test_name": "fake_testname", "exit_condition": "none", "step_and_cycle": "none",
+    "barcode": "none", "can_config_name": "none", "smb_config_name": "none",
+    "master_channel": 1, **{name: 0.0 for name in _NUMBER_FIELDS},
+}
+
+
+def spoofer_login_info(num_channels: int) -> CyclerInfo:
+    """The login feedback an :class:`ArbinSpoofer` sends (also the compat ``Msg`` default)."""
+    return CyclerInfo(result=LoginResult.SUCCESS, ip_address="127.0.0.1",
+                      serial_number="00000000", note="pyburnerkit ArbinSpoofer",
+                      nickname="spoofer", version=CtiVersion.PRO8, allow_control=True,
+                      num_channels=num_channels)
+
+
+_SP = TypeVar("_SP", bound="ArbinSpoofer")
+
+
+class ArbinSpoofer(ArbinSim):
+    """pycti's ``ArbinSpoofer``, for tests written against it: ``ArbinSpoofer({"ip":
+    "127.0.0.1", "port": 8956, "num_channels": 16})``, ``start()``, ``stop()``,
+    ``update_channel_status(channel_index, values)``.
+
+    Like pycti's spoofer it is a test double rather than a cycler: any user name and password
+    log in, every command is answered with success (its channel echoed) and changes nothing,
+    and each channel reports fixed placeholder readings (``SPOOFER_CHANNEL_DEFAULTS``) until
+    ``update_channel_status`` pins others. For a cycler that runs schedules, refuses what a
+    real one refuses and drifts like a cell, use :class:`~pyburnerkit.arbin.ArbinSim`.
+
+    Differences from pycti's spoofer: the frames are real MITS Pro framing (pycti's spoofer
+    sent feedbacks 2 bytes too long); ``start()`` returns once the port listens (pycti's
+    returned before, which made its own tests flaky) and raises if the port is taken;
+    channel states are per instance, not shared by every spoofer; one-channel requests
+    outside the channel count get an empty answer instead of the last channel.
+
+    :param config: ``ip`` (default 127.0.0.1), ``port`` (0 picks a free one; read ``port``
+        after ``start()``) and ``num_channels`` (1..512, default 16); other keys are ignored.
+    :raises ConfigurationError: ``config`` is not a dict or holds a bad value.
+    """
+
+    name = "arbin-spoofer"
+
+    def __init__(self, config: Optional[Mapping[str, Any]] = None, **options: Any) -> None:
+        if config is None:
+            config = {}
+        if not isinstance(config, Mapping):
+            raise ConfigurationError(f"ArbinSpoofer config must be a dict, got "
+                                     f"{type(config).__name__}")
+        self._bind_host = str(config.get("ip", "127.0.0.1"))
+        self._bind_port = int(check_range("port", config.get("port", 0), 0, 65535,
+                                          integer=True))
+        super().__init__(config.get("num_channels", 16), **options)
+        for ch in self.channels:
+            ch.pins = dict(SPOOFER_CHANNEL_DEFAULTS)
+
+    def __repr__(self) -> str:
+        return f"<ArbinSpoofer {self.host}:{self.port} channels={len(self.channels)}>"
+
+    def start(self: _SP, host: Optional[str] = None, port: Optional[int] = None, *,
+              listen: bool = True) -> _SP:
+        """Listen on the configured ``ip``/``port`` (or the ones given) and serve.
+
+        Blocks until the port listens. :raises OSError: the port is taken.
+        """
+        super().start(self._bind_host if host is None else host,
+                      self._bind_port if port is None else port, listen=listen)
+        return self
+
+    def stop(self) -> None:
+        """pycti's name for :meth:`~pyburnerkit.arbin.ArbinSim.close`: drop every client, stop
+        listening, join the thread."""
+        self.close()
+
+    def update_channel_status(self, channel: int, values: Mapping[str, Any]) -> bool:
+        """pycti's call: pin readings of the channel with wire index ``channel`` (0-based, as
+        pycti's spoofer takes it).
+
+        :returns: True once applied; False (logged) for an unknown channel, key or a value
+            that does not fit, as pycti's spoofer returns False for an unknown key.
+        """
+        try:
+            pins = status_pins(values, zero_based=True)
+            index = int(check_range("channel index", channel, 0, len(self.channels) - 1,
+                                    integer=True))
+        except ConfigurationError as exc:
+            log.warning("update_channel_status(%r) refused: %s", channel, exc)
+            return False
+        self.run_sync(lambda: self.channels[index].pins.update(pins))
+        return True
+
+    def _credentials_ok(self, request: codec.LoginRequest) -> bool:
+        return True  # pycti's spoofer takes any user
+
+    def _login_info(self, result: LoginResult) -> CyclerInfo:
+        return spoofer_login_info(len(self.channels))
+
+    def _login(self, state: _ConnState, request: codec.LoginRequest) -> bytes:
+        state.logged_in = True
+        self.logins += 1
+        return codec.encode_feedback(codec.LoginFeedback(self._login_info(LoginResult.SUCCESS)))
+
+    def _answer(self, request: Any) -> Optional[bytes]:
+        if request.command not in codec.FEEDBACK_OF or \
+                codec.FEEDBACK_OF[request.command] not in codec.RESULT_TYPES:
+            return super()._answer(request)  # data answers: channel info, serial, get MV
+        channel = getattr(request, "channel_index", None)
+        if channel is None:
+            entries = getattr(request, "entries", None)
+            indexes = getattr(request, "channel_indexes", None)
+            channel = (entries[0].channel_index if entries else
+                       indexes[0] if indexes else codec.ALL_CHANNELS)
+        return codec.encode_feedback(codec.command_feedback(request.command, _as_i32(channel),
+                                                            0))

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
-from .common import (UsageError, add_format_option, add_option_everywhere, emit, emit_watch,
-                     parse_assignment, parse_number, to_plain, until)
-from .foreground import serve_in_foreground
+from .common import (Bound, RecordStream, UsageError, add_bound_options, add_endpoint_option,
+                     add_format_option, add_option_everywhere, add_writes_option, emit,
+                     endpoint, parse_assignment, parse_number, to_plain)
 
 if TYPE_CHECKING:
     from ..afterburner import AfterburnerClient, RunState
@@ -26,8 +25,7 @@ def register(subparsers: Any) -> None:
     sub.required = True
     status = sub.add_parser("status", help="print the complete state once")
     watch = sub.add_parser("watch", help="print changes as the controller pushes them")
-    watch.add_argument("--duration", type=float, default=None,
-                       help="stop after this many seconds (default: until Ctrl-C)")
+    add_bound_options([watch], what="changes")
     setter = sub.add_parser("set", help="change settings: KEY=VALUE (setting name or firmware "
                                         "key, e.g. desired_temperature=21 or PumpMin=1.6); "
                                         "needs --allow-writes")
@@ -37,21 +35,21 @@ def register(subparsers: Any) -> None:
     run.add_argument("state", choices=["on", "off"])
     save = sub.add_parser("save", help="persist settings to flash (NVsave); needs "
                                        "--allow-writes")
-    parsers = [group, status, watch, setter, run, save]
-    add_option_everywhere(parsers, "--host", default=os.environ.get(
-        "PYBURNERKIT_AFTERBURNER_HOST", DEFAULT_HOST),
-        help="host, host:port, ws:// URL or sim:// (default: $PYBURNERKIT_AFTERBURNER_HOST "
-             f"or {DEFAULT_HOST})")
+    from .top import add_top_parser
+    top = add_top_parser(sub, "afterburner")
+    parsers = [group, status, watch, setter, run, save, top]
+    add_endpoint_option(parsers, "afterburner", "--host", dest="host",
+                        what="host, host:port, ws:// URL or sim://", default=DEFAULT_HOST)
     add_option_everywhere(parsers, "--port", type=int, default=None,
                           help="WebSocket port (default 81); the same as host:port")
     add_option_everywhere(parsers, "--timeout", type=float, default=5.0,
                           help="seconds to wait for the controller (default 5)")
-    add_option_everywhere(parsers, "--allow-writes", action="store_true", default=False,
-                          help="allow commands that change the heater (set, run on, save); "
-                               "'run off' is always allowed: it makes the heater safe")
+    add_writes_option(parsers, help="allow commands that change the heater (set, run on, "
+                                    "save); 'run off' is always allowed: it makes the heater "
+                                    "safe")
     add_format_option(parsers)
     for parser, handler in ((status, _status), (watch, _watch), (setter, _set), (run, _run),
-                            (save, _save)):
+                            (save, _save), (top, _top)):
         parser.set_defaults(handler=handler)
 
 
@@ -98,9 +96,13 @@ def endpoint_of(host: str, port: Optional[int]) -> str:
 
 def _client(args: argparse.Namespace) -> "AfterburnerClient":
     from ..afterburner import AfterburnerClient
-    return AfterburnerClient(endpoint_of(args.host, args.port), timeout=args.timeout,
+    return AfterburnerClient(endpoint_of(_host(args), args.port), timeout=args.timeout,
                              connect_timeout=max(args.timeout, 2.0),
                              allow_writes=args.allow_writes)
+
+
+def _host(args: argparse.Namespace) -> str:
+    return endpoint(args, "host") or DEFAULT_HOST
 
 
 def _state_name(state: "Optional[RunState]") -> str:
@@ -125,14 +127,32 @@ def _status(args: argparse.Namespace) -> int:
 
 def _watch(args: argparse.Namespace) -> int:
     from ..afterburner.models import StatusChanged
+    bound = Bound.from_args(args)
+    stream = RecordStream(args.format)
     with _client(args) as client:
-        emit(status_record(client), args.format)
-        for event in until(client.events(args.duration, StatusChanged), args.duration):
+        if args.format == "text":
+            emit(status_record(client), args.format)
+        elif args.format == "csv":  # one table: time, key, value (the state, then changes)
+            for key, value in status_record(client).items():
+                stream.write({"key": key, "value": value})
+        else:  # the complete state first, then one record per change, all stamped alike
+            stream.write(status_record(client))
+        for event in bound.iterate(client.events(args.duration, StatusChanged)):
             if args.format == "text":
-                emit_watch(dict(event.changed), args.format)
+                stream.write(dict(event.changed), event.timestamp)
+            elif args.format == "csv":
+                for key, value in event.changed.items():
+                    stream.write({"key": key, "value": value}, event.timestamp)
             else:
-                emit({"time": event.timestamp, "changed": dict(event.changed)}, args.format)
+                stream.write({"changed": dict(event.changed)}, event.timestamp)
+            bound.tick()
     return 0
+
+
+def _top(args: argparse.Namespace) -> int:
+    from .top import run_top
+    return run_top(args, "afterburner", lambda: _client(args),
+                   endpoint_of(_host(args), args.port))
 
 
 def _set(args: argparse.Namespace) -> int:
@@ -175,10 +195,11 @@ def _save(args: argparse.Namespace) -> int:
 
 
 def _sim(args: argparse.Namespace) -> int:
+    """Until SIGINT, SIGTERM or SIGHUP; then it closes everything (see ``cli/sim.py``)."""
     from ..afterburner.sim import AfterburnerSim
+    from .sim import serve
     sim = AfterburnerSim(tick=args.tick, speed=args.speed, seed=args.seed)
-    serve_in_foreground(sim, args.host, args.port, lambda where: f"ws://{where}/")
-    return 0
+    return serve(sim, args.host, args.port, lambda where: f"ws://{where}/")
 
 
 def demo(write: Callable[[str], None], *, duration: float = 6.0) -> None:

@@ -3,6 +3,9 @@
 Credentials come from ``--username`` / the environment (``ARBIN_CTI_USERNAME``,
 ``ARBIN_CTI_PASSWORD``) / ``--env-file``; the password is never taken on the command line.
 
+The cycler is ``--host`` (host, host:port, cti://host[:port] or sim://), else
+``$PYBURNERKIT_ARBIN_HOST``, else 127.0.0.1, as for every family.
+
 Every command that changes the cycler (assign, start, stop, set-mv) needs ``--allow-writes``;
 without it the command is refused before connecting (exit code 2, one line on stderr).
 """
@@ -11,15 +14,19 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
 
 from ..errors import PyBurnerKitError, WriteNotAllowedError
-from .common import UsageError, add_option_everywhere, emit, to_plain
+from .common import (FORMATS, Bound, UsageError, add_bound_options, add_format_option,
+                     add_option_everywhere, add_writes_option, emit, iso_time, show_number,
+                     to_plain)
 
-FORMATS = ["text", "json", "jsonl", "csv"]
+HOST_ENV = "PYBURNERKIT_ARBIN_HOST"
+DEFAULT_HOST = "127.0.0.1"
 ROW_FIELDS = ("channel", "state", "schedule", "test_name", "step_and_cycle", "cycle", "step",
               "test_time_s", "step_time_s", "voltage_v", "current_a", "power_w",
               "charge_capacity_ah", "discharge_capacity_ah", "charge_energy_wh",
@@ -39,7 +46,7 @@ def register(subparsers: Any) -> None:
     watch = sub.add_parser("watch", help="poll every channel at an interval")
     watch.add_argument("--channel", type=int, action="append", dest="channels", metavar="N")
     watch.add_argument("--interval", type=float, default=1.0, help="seconds (default 1)")
-    watch.add_argument("--count", type=int, default=0, help="stop after N polls (0: Ctrl-C)")
+    add_bound_options([watch], what="polls")
     assign = sub.add_parser("assign", help="assign a schedule to a channel")
     assign.add_argument("--channel", type=int, required=True, metavar="N")
     assign.add_argument("--schedule", required=True)
@@ -56,14 +63,14 @@ def register(subparsers: Any) -> None:
     set_mv.add_argument("--channel", type=int, required=True, metavar="N")
     set_mv.add_argument("--mv", type=int, required=True, help="1..16")
     set_mv.add_argument("--value", type=float, required=True)
-    parsers = [group, status, watch, assign, start, stop, set_mv]
-    add_option_everywhere([group, assign, start, stop, set_mv], "--allow-writes",
-                          action="store_true", default=False,
-                          help="really send commands that change the cycler (assign, start, "
-                               "stop, set-mv)")
-    add_option_everywhere(parsers, "--host", default="127.0.0.1", metavar="ENDPOINT",
+    from .top import add_top_parser
+    top = add_top_parser(sub, "arbin")
+    parsers = [group, status, watch, assign, start, stop, set_mv, top]
+    add_writes_option(parsers, help="really send commands that change the cycler (assign, "
+                                    "start, stop, set-mv)")
+    add_option_everywhere(parsers, "--host", default=None, metavar="ENDPOINT",
                           help="the cycler: host, host:port, cti://host[:port] or sim://[?opts] "
-                               "(default 127.0.0.1)")
+                               f"(default: ${HOST_ENV} or {DEFAULT_HOST})")
     add_option_everywhere(parsers, "--port", type=int, default=None,
                           help="CTI port when --host names none (default 9031)")
     add_option_everywhere(parsers, "--env-file", default=None,
@@ -72,10 +79,9 @@ def register(subparsers: Any) -> None:
                           help="CTI user (password: ARBIN_CTI_PASSWORD or --env-file)")
     add_option_everywhere(parsers, "--timeout", type=float, default=10.0,
                           help="seconds per reply (default 10)")
-    add_option_everywhere(parsers, "--format", choices=FORMATS, default="text",
-                          help="output format (default: text; csv for status tables)")
+    add_format_option(parsers, FORMATS)
     for parser, handler in ((status, _status), (watch, _watch), (assign, _assign),
-                            (start, _start), (stop, _stop), (set_mv, _set_mv)):
+                            (start, _start), (stop, _stop), (set_mv, _set_mv), (top, _top)):
         parser.set_defaults(handler=handler)
 
 
@@ -84,9 +90,15 @@ def _options(args: argparse.Namespace) -> Dict[str, Any]:
                 connect_timeout=max(args.timeout, 1.0), reconnect=None)
 
 
+def host_of(args: argparse.Namespace) -> str:
+    """``--host``, else ``$PYBURNERKIT_ARBIN_HOST``, else 127.0.0.1 (read when the command
+    runs, so the variable set after the parser was built still counts)."""
+    return args.host or os.environ.get(HOST_ENV) or DEFAULT_HOST
+
+
 def _cycler(args: argparse.Namespace) -> Any:
     from ..arbin.client import CyclerClient
-    return CyclerClient(args.host, port=args.port, **_options(args))
+    return CyclerClient(host_of(args), port=args.port, **_options(args))
 
 
 def _channel_client(args: argparse.Namespace, channel: int, command: str) -> Any:
@@ -99,7 +111,7 @@ def _channel_client(args: argparse.Namespace, channel: int, command: str) -> Any
         raise WriteNotAllowedError(f"'arbin {command}' changes the cycler: add --allow-writes "
                                    "to really send it (nothing was sent)")
     from ..arbin.client import ChannelClient
-    return ChannelClient(args.host, port=args.port, channel=channel, allow_writes=True,
+    return ChannelClient(host_of(args), port=args.port, channel=channel, allow_writes=True,
                          **_options(args))
 
 
@@ -122,7 +134,7 @@ def _table(rows: List[Dict[str, Any]], out: Any) -> None:
     def cell(v: Any) -> str:
         if v is None:
             return "-"
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
+        return show_number(v)
 
     cells = [[cell(r.get(c)) for c in cols] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(cols)]
@@ -156,15 +168,18 @@ def _status(args: argparse.Namespace) -> int:
 
 def _watch(args: argparse.Namespace) -> int:
     from ..arbin.models import StatusSnapshot
+    bound = Bound.from_args(args)
     with _cycler(args) as cycler:
         events = cycler.events(max(5.0, args.interval * 5 + args.timeout), StatusSnapshot)
         with cycler.watch(args.interval, args.channels):
-            polls = 0
             csv_writer: Optional[csv.DictWriter[str]] = None
-            for event in events:
+            for event in bound.iterate(events):
+                when = iso_time(event.timestamp)
                 rows = [status_row(s) for s in event.statuses]
                 if args.format == "text":
-                    sys.stdout.write(time.strftime("%H:%M:%S") + "\n")
+                    sys.stdout.write(when + "\n")
+                else:  # every row says when it was polled (last: the columns stay put)
+                    rows = [dict(row, time=when) for row in rows]
                 if args.format == "csv":
                     # One table for the whole watch: the header once, then rows per poll.
                     if csv_writer is None:
@@ -174,16 +189,21 @@ def _watch(args: argparse.Namespace) -> int:
                         csv_writer = csv.DictWriter(sys.stdout, fieldnames=columns,
                                                     extrasaction="ignore")
                         csv_writer.writeheader()
-                    csv_writer.writerows(rows)
+                    csv_writer.writerows(to_plain(rows))
                     sys.stdout.flush()
                 else:
                     _emit_rows(rows, args.format)
-                polls += 1
-                if args.count and polls >= args.count:
+                if bound.tick():
                     break
             else:
-                raise PyBurnerKitError("no status arrived in time; the link is down")
+                if not bound.expired:
+                    raise PyBurnerKitError("no status arrived in time; the link is down")
     return 0
+
+
+def _top(args: argparse.Namespace) -> int:
+    from .top import run_top
+    return run_top(args, "arbin", lambda: _cycler(args), host_of(args))
 
 
 def _done(what: str, fmt: str) -> None:
@@ -234,26 +254,29 @@ def register_sim(sim_subparsers: Any) -> None:
 
 
 def run_sim(args: argparse.Namespace, stop: Optional[threading.Event] = None) -> int:
-    """Run the simulator until Ctrl-C / SIGTERM (or until ``stop`` is set, for tests)."""
+    """Run the simulator until SIGINT, SIGTERM or SIGHUP (or until ``stop`` is set, for
+    tests); then it closes everything (see ``cli/sim.py``)."""
     from ..arbin.sim import DEFAULT_PASSWORD, DEFAULT_USERNAME, ArbinSim
-    from .foreground import run_until_interrupted
+    from .sim import hold
     sim = ArbinSim(args.channels, username=args.username or DEFAULT_USERNAME,
                    password=args.password or DEFAULT_PASSWORD, time_scale=args.time_scale,
                    mits10=args.mits10)
-    try:
-        sim.start(args.host, args.port)
-    except OSError as exc:
-        sim.close()
-        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
-    print(f"arbin simulator ({args.channels} channels) listening on "
-          f"{sim.host}:{sim.port}; Ctrl-C to stop", flush=True)
-    if stop is None:
-        run_until_interrupted(sim.close)
-    else:
+
+    def start() -> None:
         try:
-            stop.wait()
-        finally:
-            sim.close()
+            sim.start(args.host, args.port)
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
+        print(f"arbin simulator ({args.channels} channels) listening on "
+              f"{sim.host}:{sim.port}; Ctrl-C to stop", flush=True)
+
+    if stop is None:
+        return hold(start, sim.close)
+    try:
+        start()
+        stop.wait()
+    finally:
+        sim.close()
     return 0
 
 

@@ -10,9 +10,9 @@ import time
 from typing import Any, Callable, Dict, List, Optional
 
 from ..errors import ConfigurationError, DeviceConnectionError, WriteNotAllowedError
-from .common import (UsageError, add_format_option, add_option_everywhere, emit, emit_watch,
-                     until)
-from .foreground import run_until_interrupted
+from .common import (Bound, RecordStream, UsageError, add_bound_options, add_endpoint_option,
+                     add_format_option, add_option_everywhere, add_writes_option, emit,
+                     endpoint)
 
 
 #: What ``--allow-writes`` unlocks, per device (shown in --help).
@@ -37,12 +37,13 @@ def require_writes(args: argparse.Namespace, what: str, device: str = "DE1") -> 
 
 
 def add_ble_options(parsers: List[argparse.ArgumentParser], env_name: str, what: str) -> None:
-    add_option_everywhere(parsers, "--allow-writes", action="store_true", default=False,
-                          help=WRITES_HELP.get(what, "allow commands that change the device"))
-    add_option_everywhere(parsers, "--address", default=os.environ.get(env_name),
-                          help=f"the {what}'s Bluetooth address, or sim:// for a simulated "
-                               f"{what} in this process (default: ${env_name}, else scan by "
-                               f"name)")
+    add_writes_option(parsers, help=WRITES_HELP.get(what, "allow commands that change the "
+                                                          "device"))
+    family = "scale" if what == "scale" else "de1"
+    add_endpoint_option(parsers, family, "--address", "--host", dest="address",
+                        what=f"the {what}'s Bluetooth address, or sim:// for a simulated "
+                             f"{what} in this process", fallback=(env_name,),
+                        otherwise="scan by name")
     add_option_everywhere(parsers, "--backend", choices=["gatttool", "bgapi"],
                           default="gatttool", help="pygatt backend (default gatttool)")
     add_option_everywhere(parsers, "--hci", default="hci0", help="adapter for gatttool")
@@ -69,8 +70,7 @@ def register(subparsers: Any) -> None:
     scan.add_argument("--seconds", type=float, default=3.0, help="scan time (default 3)")
     status = sub.add_parser("status", help="state, info, settings and water level once")
     watch = sub.add_parser("watch", help="print state changes and shot samples")
-    watch.add_argument("--duration", type=float, default=None,
-                       help="stop after this many seconds (default: until Ctrl-C)")
+    add_bound_options([watch], what="records")
     mode = sub.add_parser("mode", help="request a mode (sleep, wake, stop, end-steam, espresso, "
                                        "steam, hotwater, flush, clean, descale, transport, "
                                        "skip, norequest); all but stop, end-steam and "
@@ -82,6 +82,51 @@ def register(subparsers: Any) -> None:
     pupload = psub.add_parser("upload", help="validate and upload a JSON v2 profile (needs "
                                              "--allow-writes)")
     pupload.add_argument("file")
+    pupload.add_argument("--db", default=None, metavar="DB",
+                         help="also store it in this profile library and select it there "
+                              "(SQLite, e.g. pyburnerkit.db)")
+    pstore = psub.add_parser("store", help="validate a JSON v2 profile and store it in the "
+                                           "profile library by its id (no DE1 needed)")
+    pstore.add_argument("file")
+    plist = psub.add_parser("list", help="the profiles in the library (no DE1 needed)")
+    pselect = psub.add_parser("select", help="upload a stored profile by its id and select "
+                                             "it (needs --allow-writes)")
+    pselect.add_argument("id")
+    for parser in (pstore, plist, pselect):
+        parser.add_argument("--db", default="pyburnerkit.db", metavar="DB",
+                            help="the profile library (SQLite; default: pyburnerkit.db, the "
+                                 "recorder's database)")
+    mmr = sub.add_parser("mmr", help="raw memory-mapped registers, for experts")
+    msub = mmr.add_subparsers(dest="action", metavar="ACTION")
+    msub.required = True
+    mread = msub.add_parser("read", help="read raw 32-bit registers")
+    mread.add_argument("register", metavar="ADDRESS",
+                       help="0x803808 or a register name (fan_threshold)")
+    mread.add_argument("words", nargs="?", type=int, default=1, help="how many (default 1)")
+    mwrite = msub.add_parser("write", help="write one raw register within its known limits "
+                                           "(needs --allow-writes)")
+    mwrite.add_argument("register", metavar="ADDRESS",
+                        help="0x803808 or a register name (fan_threshold)")
+    mwrite.add_argument("value", help="the raw value (e.g. 900 for 90.0 °C in a /10 register)")
+    clock = sub.add_parser("time", help="SetTime: read or set the DE1's clock")
+    csub = clock.add_subparsers(dest="action", metavar="ACTION")
+    csub.required = True
+    cread = csub.add_parser("read", help="read SetTime")
+    cset = csub.add_parser("set", help="write SetTime (needs --allow-writes)")
+    cset.add_argument("--timestamp", type=int, default=None,
+                      help="whole seconds (default: now, Unix time)")
+    viz = sub.add_parser("visualizer", help="upload a shot file to Visualizer")
+    vsub = viz.add_subparsers(dest="action", metavar="ACTION")
+    vsub.required = True
+    vupload = vsub.add_parser(
+        "upload", help="POST a shot (the JSON of 'de1 shot --visualizer', or a .shot file); "
+                       "credentials from $PYBURNERKIT_VISUALIZER_USERNAME/_PASSWORD or --config")
+    vupload.add_argument("file")
+    vupload.add_argument("--url", default=None,
+                         help="upload endpoint (default: $PYBURNERKIT_VISUALIZER_URL, else "
+                              "https://visualizer.coffee/api/shots/upload)")
+    vupload.add_argument("--config", default=None, metavar="TOML",
+                         help="a TOML file with a [visualizer] table (url, username, password)")
     firmware = sub.add_parser("firmware", help="firmware commands")
     fsub = firmware.add_subparsers(dest="action", metavar="ACTION")
     fsub.required = True
@@ -98,11 +143,18 @@ def register(subparsers: Any) -> None:
                            "$PYBURNERKIT_SCALE_ADDRESS, else scan)")
     shot.add_argument("--visualizer", default=None, metavar="FILE",
                       help="write the shot as Visualizer JSON to FILE")
-    parsers = [group, scan, status, watch, mode, profile, pupload, firmware, fupload, shot]
+    from .top import add_top_parser
+    top = add_top_parser(sub, "de1")
+    parsers = [group, scan, status, watch, mode, profile, pupload, firmware, fupload, shot,
+               pstore, plist, pselect, mmr, mread, mwrite, clock, cread, cset, viz, vupload,
+               top]
     add_ble_options(parsers, "PYBURNERKIT_DE1_ADDRESS", "DE1")
     for parser, handler in ((scan, _scan), (status, _status), (watch, _watch), (mode, _mode),
                             (pupload, _profile_upload), (fupload, _firmware_upload),
-                            (shot, _shot)):
+                            (shot, _shot), (pstore, _profile_store), (plist, _profile_list),
+                            (pselect, _profile_select), (mread, _mmr_read),
+                            (mwrite, _mmr_write), (cread, _time_read), (cset, _time_set),
+                            (vupload, _visualizer_upload), (top, _top)):
         parser.set_defaults(handler=handler)
 
 
@@ -143,36 +195,32 @@ def find_address(args: argparse.Namespace, name: str, address: Optional[str]) ->
 
 def de1_client(args: argparse.Namespace, **kw: Any) -> Any:
     from ..de1.client import DE1Client
-    address = find_address(args, "DE1", args.address)
+    address = find_address(args, "DE1", endpoint(args, "address"))
     return DE1Client(address, backend=args.backend, hci_device=args.hci,
                      serial_port=args.serial_port, send_delay=args.send_delay,
                      timeout=args.timeout,
                      connect_timeout=max(args.timeout, 5.0), **kw)
 
 
-class ProgressBar:
-    """A one-line progress bar on stderr (only when it is a terminal, or when forced)."""
+class UploadDisplay:
+    """Upload progress events (:class:`~pyburnerkit.de1.models.UploadProgress`, delivered on
+    the client's events thread) shown by a :class:`~pyburnerkit.cli.progress.Progress`: a
+    tqdm bar on a terminal, lines on stderr otherwise; the last line says how it ended."""
 
-    def __init__(self, label: str, stream: Any = None, force: bool = False) -> None:
-        self.label = label
-        self.stream = stream or sys.stderr
-        self.enabled = force or getattr(self.stream, "isatty", lambda: False)()
-        self.last = ""
+    def __init__(self, label: str, total: Optional[int] = None, unit: str = "B") -> None:
+        from .progress import Progress
+        self.progress = Progress(label, total, unit=unit)
 
     def __call__(self, event: Any) -> None:
-        total = max(1, event.total)
-        frac = min(1.0, event.done / total)
-        bar = "#" * int(frac * 30)
-        line = f"\r{self.label} [{bar:<30}] {frac * 100:5.1f}% {event.phase}"
-        if line != self.last and self.enabled:
-            self.stream.write(line)
-            self.stream.flush()
-            self.last = line
+        # a failure is reported with done=0: keep showing where it stopped
+        done = self.progress.done if event.phase == "failed" else event.done
+        self.progress.update(done, total=event.total or None, phase=event.phase)
 
-    def finish(self) -> None:
-        if self.enabled and self.last:
-            self.stream.write("\n")
-            self.stream.flush()
+    def __enter__(self) -> "UploadDisplay":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.progress.__exit__(*exc_info)
 
 
 def status_record(client: Any) -> Dict[str, Any]:
@@ -213,10 +261,13 @@ def _status(args: argparse.Namespace) -> int:
 
 def _watch(args: argparse.Namespace) -> int:
     from ..de1.models import ShotSampleEvent, StateChanged, WaterLevelsChanged
+    bound = Bound.from_args(args)
+    stream = RecordStream(args.format)
     with de1_client(args).connect() as client:
-        emit(status_record(client), args.format)
-        for event in until(client.events(args.duration, StateChanged, ShotSampleEvent,
-                                         WaterLevelsChanged), args.duration):
+        if args.format != "csv":  # csv is one table of the records below
+            emit(status_record(client), args.format)
+        for event in bound.iterate(client.events(args.duration, StateChanged,
+                                                 ShotSampleEvent, WaterLevelsChanged)):
             if isinstance(event, StateChanged):
                 record: Dict[str, Any] = {"event": "state", "state": event.state,
                                           "substate": event.substate}
@@ -228,8 +279,15 @@ def _watch(args: argparse.Namespace) -> int:
                           "volume_ml": round(event.volume_total_ml, 1)}
             else:
                 record = {"event": "water", "level_mm": round(event.levels.level_mm, 1)}
-            emit_watch(record, args.format)
+            stream.write(record, event.timestamp)
+            bound.tick()
     return 0
+
+
+def _top(args: argparse.Namespace) -> int:
+    from .top import run_top
+    return run_top(args, "de1", lambda: de1_client(args).connect(),
+                   endpoint(args, "address") or "DE1")
 
 
 def _mode(args: argparse.Namespace) -> int:
@@ -256,14 +314,132 @@ def _profile_upload(args: argparse.Namespace) -> int:
     from ..de1.profile import load
     require_writes(args, "profile upload")
     program = load(args.file)  # validate before connecting
-    bar = ProgressBar("profile")
+    library = None
+    if args.db:
+        from ..de1.library import ProfileLibrary
+        library = ProfileLibrary(args.db)
     with de1_client(args, allow_writes=True).connect() as client:
-        with client.subscribe(bar, UploadProgress):
-            client.upload_profile(program)
-        bar.finish()
+        with UploadDisplay("profile upload", None, unit="frames") as display, \
+                client.subscribe(display, UploadProgress):
+            client.upload_profile(program, library=library)
         emit({"title": program.title, "frames": len(program.frames),
               "fingerprint": program.fingerprint, "profile_id": program.profile_id},
              args.format)
+    return 0
+
+
+def _library_record(entry: Any) -> Dict[str, Any]:
+    return {"id": entry.id, "title": entry.title, "author": entry.author,
+            "beverage_type": entry.beverage_type, "fingerprint": entry.fingerprint,
+            "date_added": time.strftime("%Y-%m-%dT%H:%M:%S",
+                                        time.localtime(entry.date_added))}
+
+
+def _profile_store(args: argparse.Namespace) -> int:
+    from ..de1.library import ProfileLibrary
+    entry = ProfileLibrary(args.db).store(args.file)
+    emit(_library_record(entry), args.format)
+    return 0
+
+
+def _profile_list(args: argparse.Namespace) -> int:
+    from ..de1.library import ProfileLibrary
+    library = ProfileLibrary(args.db)
+    selected = library.selected
+    emit([dict(_library_record(e), selected=e.id == selected) for e in library.list()],
+         args.format)
+    return 0
+
+
+def _profile_select(args: argparse.Namespace) -> int:
+    from ..de1.library import ProfileLibrary
+    require_writes(args, "profile select (an upload)")
+    library = ProfileLibrary(args.db)
+    # an unknown id, or a stored profile outside the DE1's limits, fails before connecting
+    library.program(args.id)
+    with de1_client(args, allow_writes=True).connect() as client:
+        program = client.upload_profile_by_id(args.id, library)
+    emit({"id": program.profile_id, "title": program.title,
+          "fingerprint": program.fingerprint, "selected": True}, args.format)
+    return 0
+
+
+def _register_address(text: str) -> Any:
+    """``0x803808``/``8402952`` -> int; anything else is a register name for the client."""
+    try:
+        return int(text, 0)
+    except ValueError:
+        return text
+
+
+def _mmr_read(args: argparse.Namespace) -> int:
+    with de1_client(args).connect() as client:
+        values = client.read_mmr(_register_address(args.register), args.words)
+        start = client._mmr_address(_register_address(args.register))
+    from ..de1 import codec
+    rows = []
+    for i, raw in enumerate(values):
+        address = start + 4 * i
+        reg = codec.REGISTER_BY_ADDRESS.get(address)
+        rows.append({"address": f"0x{address:06X}", "raw": raw,
+                     "name": reg.name if reg else None,
+                     "value": reg.decode(raw) if reg else None,
+                     "unit": reg.unit if reg else None})
+    emit(rows, args.format)
+    return 0
+
+
+def _mmr_write(args: argparse.Namespace) -> int:
+    from ..de1 import codec
+    from ..de1.client import DE1Client
+    require_writes(args, "an MMR write")
+    try:
+        raw = int(args.value, 0)
+    except ValueError:
+        raise UsageError(f"value {args.value!r}: give a whole raw number") from None
+    address = DE1Client._mmr_address(_register_address(args.register))
+    reg = codec.check_raw_mmr_write(address, raw)  # refused before connecting
+    with de1_client(args, allow_writes=True).connect() as client:
+        back = client.write_mmr(address, raw)
+    emit({"address": f"0x{address:06X}", "name": reg.name, "raw": back,
+          "value": reg.decode(back), "unit": reg.unit}, args.format)
+    return 0
+
+
+def _time_read(args: argparse.Namespace) -> int:
+    with de1_client(args).connect() as client:
+        seconds = client.read_time()
+    emit({"timestamp": seconds}, args.format)
+    return 0
+
+
+def _time_set(args: argparse.Namespace) -> int:
+    require_writes(args, "SetTime")
+    if args.timestamp is not None:
+        from ..de1 import codec
+        codec.encode_set_time(args.timestamp)  # out of range: refused before connecting
+    with de1_client(args, allow_writes=True).connect() as client:
+        seconds = client.set_time(args.timestamp)
+    emit({"timestamp": seconds}, args.format)
+    return 0
+
+
+def _visualizer_upload(args: argparse.Namespace) -> int:
+    from ..de1.visualizer import VisualizerUploader
+    if args.config:
+        uploader = VisualizerUploader.from_file(args.config)
+        if args.url:
+            raise UsageError("give the URL in the --config file or with --url, not both")
+    else:
+        uploader = VisualizerUploader(args.url, timeout=args.timeout)
+    try:
+        with open(args.file, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.file!r}: {exc.strerror}") from None
+    name = os.path.basename(args.file)
+    result = uploader.upload(data, filename=name)
+    emit({"id": result.id, "url": result.url}, args.format)
     return 0
 
 
@@ -272,11 +448,11 @@ def _firmware_upload(args: argparse.Namespace) -> int:
     from ..de1.models import UploadProgress
     require_writes(args, "firmware upload")
     image = load_firmware(args.file)  # check the header before connecting
-    bar = ProgressBar("firmware")
     with de1_client(args, allow_writes=True).connect() as client:
-        with client.subscribe(bar, UploadProgress):
+        # an interrupted or failed upload ends with a line saying where it stopped
+        with UploadDisplay("firmware upload", len(image.data)) as display, \
+                client.subscribe(display, UploadProgress):
             version = client.upload_firmware(image.data, timeout=max(args.timeout, 3600.0))
-        bar.finish()
         emit({"uploaded_bytes": len(image.data), "version": version,
               "note": "active after the DE1 restarts"}, args.format)
     return 0
@@ -336,37 +512,46 @@ def _shot(args: argparse.Namespace) -> int:
 
 
 def _sim(args: argparse.Namespace) -> int:
+    """Until SIGINT, SIGTERM or SIGHUP; then the rig and the fake dongle close and a tool
+    directory this command made is removed (see ``cli/sim.py``)."""
     from ..rigs.espresso import DE1Rig
+    from .sim import hold
     if not args.speed > 0:
         raise ConfigurationError(f"--speed {args.speed} must be > 0")
     rig = DE1Rig(speed=args.speed, firmware_build=args.firmware_build,
                  ghc_active=args.ghc_active, seed=args.seed)
-    try:
-        rig.start("127.0.0.1", args.port)
-    except OSError as exc:
-        raise ConfigurationError(f"cannot listen on 127.0.0.1:{args.port}: {exc}") from exc
-    directory = args.dir or tempfile.mkdtemp(prefix="pyburnerkit-ble-")
-    rig.tool_dir(directory)
-    print(f"PATH={directory}", flush=True)
-    print(f"DE1={rig.de1.address}", flush=True)
-    assert rig.skale is not None  # the rig was made with its scale
-    print(f"SKALE={rig.skale.address}", flush=True)
-    dongle = None
-    if args.bgapi:
-        from ..ble.fakebgapi import FakeBled112
-        dongle = FakeBled112(rig.host).start()
-        print(f"BGAPI={dongle.port}", flush=True)
+    made: List[str] = []  # the tool directory, once this command created it
+    parts: List[Any] = []  # the fake dongle, once started
+
+    def start() -> None:
+        try:
+            rig.start("127.0.0.1", args.port)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot listen on 127.0.0.1:{args.port}: {exc}") from exc
+        directory = args.dir
+        if directory is None:
+            directory = tempfile.mkdtemp(prefix="pyburnerkit-ble-")
+            made.append(directory)
+        rig.tool_dir(directory)
+        print(f"PATH={directory}", flush=True)
+        print(f"DE1={rig.de1.address}", flush=True)
+        assert rig.skale is not None  # the rig was made with its scale
+        print(f"SKALE={rig.skale.address}", flush=True)
+        if args.bgapi:
+            from ..ble.fakebgapi import FakeBled112
+            parts.append(FakeBled112(rig.host).start())
+            print(f"BGAPI={parts[-1].port}", flush=True)
 
     def cleanup() -> None:
-        if dongle is not None:
+        for dongle in parts:
             dongle.close()
         rig.close()
-        if args.dir is None:  # we made the directory: remove it with the fake tools
+        for directory in made:  # we made it: remove it with the fake tools
             import shutil
             shutil.rmtree(directory, ignore_errors=True)
 
-    run_until_interrupted(cleanup)
-    return 0
+    return hold(start, cleanup)
 
 
 def demo(write: Callable[[str], None], *, duration: float = 6.0) -> None:

@@ -1,48 +1,27 @@
-"""Run a server in the foreground until Ctrl-C or SIGTERM, then clean up."""
+"""Run a server in the foreground until a stop signal, then clean up: the names plug-in
+families use for their ``pyburnerkit sim <name>`` (see docs/extending.rst). Both are the
+built-in simulators' own runners (:mod:`pyburnerkit.cli.sim`): SIGINT, SIGTERM and SIGHUP
+stop them, and the cleanup always runs."""
 
 from __future__ import annotations
 
-import signal
-import threading
 from typing import Any, Callable
+
+from .sim import hold, serve
+
+__all__ = ["run_until_interrupted", "serve_in_foreground"]
 
 
 def run_until_interrupted(cleanup: Callable[[], Any]) -> None:
-    """Block the main thread until SIGINT/SIGTERM, then call ``cleanup`` (always)."""
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: Any) -> None:
-        stop.set()
-
-    previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            previous[sig] = signal.signal(sig, on_signal)
-        except ValueError:  # not the main thread: rely on KeyboardInterrupt semantics
-            pass
-    try:
-        while not stop.wait(3600):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        cleanup()
+    """Block the main thread until SIGINT, SIGTERM or SIGHUP, then call ``cleanup``
+    (always)."""
+    hold(lambda: None, cleanup)
 
 
 def serve_in_foreground(sim: Any, host: str, port: int, address: Callable[[str], str]) -> None:
     """Start ``sim`` listening on ``host:port``, print ``address(host_text)`` (the line tools
-    wait for) and run until interrupted.
+    wait for) and run until a stop signal, then close it.
 
     :raises ConfigurationError: the address cannot be listened on.
     """
-    from ..errors import ConfigurationError
-    try:
-        sim.start(host, port)
-    except OSError as exc:
-        sim.close()
-        raise ConfigurationError(f"cannot listen on {host}:{port}: {exc}") from exc
-    shown = f"[{sim.host}]" if ":" in sim.host else sim.host
-    print(address(f"{shown}:{sim.port}"), flush=True)
-    run_until_interrupted(sim.close)
+    serve(sim, host, port, address)

@@ -9,10 +9,17 @@ import os
 import signal
 import sys
 import threading
-from typing import Any, Callable, Dict, List, TextIO
+from typing import Any, Callable, Dict, List, TextIO, Tuple
 
 from ..errors import ConfigurationError
 from .common import UsageError
+
+#: the signals that stop a recording cleanly besides Ctrl-C (SIGHUP does not exist on Windows)
+_STOP_SIGNALS = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+
+#: ``pyburnerkit record`` exit status when any sample was lost (dropped from a full memory
+#: queue or spool, refused by a sink, or with nowhere to go at the end)
+EXIT_LOST = 1
 
 
 def register(subparsers: Any) -> None:
@@ -20,10 +27,17 @@ def register(subparsers: Any) -> None:
         "record", help="record devices to SQLite/PostgreSQL/MQTT (config file or --demo)",
         description="Record every configured device into the configured sinks until Ctrl-C "
                     "(or --duration), printing live progress on stderr. Ctrl-C stops cleanly: "
-                    "everything received is written, or kept in the spool for the next run. "
-                    "Exit status: 0 when nothing was lost, 1 when samples were lost (a full "
-                    "spool or memory queue, say; each loss is reported), 2 for a bad config "
-                    "(including an unwritable spool directory). With an MQTT sink, Home "
+                    "everything received is written, or kept in the spool for the next run; "
+                    "SIGTERM and SIGHUP stop it the same way. "
+                    "At the end it reports what really happened: the samples of every "
+                    "device (a device that recorded nothing says so), every sink's real "
+                    "state (connected, or refused and how often), what it wrote, what waits "
+                    "in its spool and the spool file's path, and with --demo every family "
+                    "that was skipped with the pip command that enables it. Exit status: 0 "
+                    "when nothing was lost (samples spooled for the next run are not lost), "
+                    "1 when samples were lost (a full spool or memory queue, say; each loss is "
+                    "reported), 2 for a bad config (including an unwritable spool directory), "
+                    "130 after Ctrl-C (still stopped cleanly; SIGTERM and SIGHUP give 0). With an MQTT sink, Home "
                     "Assistant's controls change a device only if its config allows writes "
                     "(allow_writes = true under [devices.options]); each command is printed "
                     "with its outcome, and a refused one is never retried.")
@@ -59,6 +73,24 @@ def register(subparsers: Any) -> None:
 
 # ------------------------------------------------------------------------------- record
 def run_record(args: argparse.Namespace) -> int:
+    # SIGTERM (a service manager) and SIGHUP (the terminal closed) stop it like the end of
+    # --duration: everything flushed or spooled, the --demo simulators' processes stopped.
+    # Installed first, so a signal while the simulators start still cleans up.
+    stop = threading.Event()
+    previous: Dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        def on_term(signum: int, frame: Any) -> None:
+            stop.set()
+        for sig in _STOP_SIGNALS:
+            previous[sig] = signal.signal(sig, on_term)
+    try:
+        return _run_record(args, stop)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _run_record(args: argparse.Namespace, stop: threading.Event) -> int:
     from ..recorder import (Recorder, RecorderProgress, SinkHealthChanged, SpoolStateChanged,
                             SQLiteSink)
     from ..recorder.alerts import AlertChanged
@@ -85,11 +117,11 @@ def run_record(args: argparse.Namespace) -> int:
     overrides: Dict[str, Any] = {}
     if args.progress is not None:
         overrides["progress_interval"] = args.progress
+    skipped: List[str] = []
     if args.demo:
-        from ..recorder.sources import demo_sources
-        sources, cleanups, notes = demo_sources()
-        for note in notes:
-            say(f"record: {note}")
+        sources, cleanups, skipped = _demo_sources()
+        for line in skipped:
+            say(f"record: {line}")
         if not sources:
             raise ConfigurationError("no simulator could be started for --demo")
         overrides.setdefault("progress_interval", 5.0)
@@ -127,19 +159,11 @@ def run_record(args: argparse.Namespace) -> int:
         recorder.subscribe(on_event, RecorderProgress, SinkHealthChanged, SpoolStateChanged,
                            DeviceStateChanged, AlertChanged, CommandHandled)
 
-    stop = threading.Event()
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        def on_term(signum: int, frame: Any) -> None:
-            stop.set()
-        previous = signal.signal(signal.SIGTERM, on_term)
     interrupted = False
     try:
         recorder.start()  # an unwritable spool directory: one ConfigurationError line
     except BaseException:
         _run_all(cleanups)
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
         raise
     try:
         say(f"recording {len(recorder.sources)} device(s) into {target}; "
@@ -158,20 +182,53 @@ def run_record(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:  # a second Ctrl-C: finish the bounded close anyway
             recorder.close(timeout=5.0)
         _run_all(cleanups)
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
     status = recorder.status()
     lingering = recorder.lingering
-    summary = ", ".join(f"{s.name} {s.written} written"
-                        f"{f', {s.spooled} spooled for next run' if s.spooled else ''}"
-                        f"{f', {s.lost} LOST' if s.lost else ''}"
-                        for s in status.sinks)
-    say(f"record: {recorder.received} samples received; {summary}"
-        f"{' (some threads did not stop in time)' if lingering else ''}")
+    written = ", ".join(f"{s.name} {s.written} written" for s in status.sinks)
+    late = f" (threads that did not stop in time: {', '.join(lingering)})" if lingering else ""
+    say(f"record: {recorder.received} samples received; {written}{late}")
+    for line in recorder.report():
+        say(f"record: {line}")
+    for line in skipped:  # said at the start too; a long run's first lines are long gone
+        say(f"record: {line}")
     if status.lost:
-        say(f"record: {status.lost} samples were LOST: {'; '.join(status.problems())}")
-        return 1
-    return 130 if interrupted and lingering else 0
+        return EXIT_LOST
+    # Ctrl-C says "interrupted" as every command does (after the same clean stop); SIGTERM and
+    # SIGHUP are how a service manager ends a run: 0
+    return 130 if interrupted else 0
+
+
+def _demo_sources() -> Tuple[List[Any], List[Callable[[], None]], List[str]]:
+    """Every family's recorder demo that can run here: ``(sources, cleanups, skipped)``, where
+    each ``skipped`` line names a family that is not recorded, why, and the command that
+    enables it (the exact ``pip install`` for a missing extra)."""
+    from .. import families as registry
+    from .demo import why_skipped
+    sources: List[Any] = []
+    cleanups: List[Callable[[], None]] = []
+    skipped: List[str] = []
+    try:
+        for family in registry.families():
+            if not family.recorder_demo:
+                continue
+            why = why_skipped(family)
+            if why is None:
+                try:
+                    built, cleanup = family.load("recorder_demo")()
+                except Exception as exc:  # a family that cannot start here costs only itself
+                    why = (why_skipped(family, exc)
+                           or f"not recorded: {type(exc).__name__}: {exc}")
+                else:
+                    sources.extend(built)
+                    cleanups.append(cleanup)
+                    continue
+            skipped.append(f"{family.name}: {why}")
+    except BaseException:  # Ctrl-C while starting: stop the simulators started so far
+        for source in sources:
+            source.close_client(2.0)
+        _run_all(cleanups)
+        raise
+    return sources, cleanups, skipped
 
 
 def _control_lines(recorder: Any) -> List[str]:

@@ -1,12 +1,110 @@
-"""``pyburnerkit sim <family>``: run a device simulator in the foreground."""
+"""``pyburnerkit sim <family>``: run a device simulator in the foreground.
+
+Every simulator stops the same way: SIGINT (Ctrl-C), SIGTERM (a service manager, ``kill``) and
+SIGHUP (its terminal closed, ``kill -HUP``) all end it cleanly - threads joined, sockets
+closed, child processes (the Victron simulator's ``dbus-daemon``) stopped and temporary
+directories removed - and it exits 0. The handlers are installed before the simulator starts,
+so a signal that arrives while it starts still cleans up, and stay installed until cleanup is
+done, so a second signal cannot cut it short. SIGKILL cannot be caught: nothing can clean up
+after it.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import signal
+import threading
+from types import TracebackType
+from typing import Any, Callable, Dict, List, Optional, Type
 
-from ..errors import BackendUnavailableError
+from ..errors import BackendUnavailableError, ConfigurationError
 from . import plugins
+
+#: the signals that stop a simulator cleanly (SIGHUP does not exist on Windows)
+STOP_SIGNALS: List[signal.Signals] = [signal.SIGINT, signal.SIGTERM] + (
+    [signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+
+
+class StopSignals:
+    """A context manager that turns :data:`STOP_SIGNALS` into a stop request.
+
+    Enter it before starting a simulator and leave it after cleanup. :meth:`wait` blocks
+    until one of the signals arrived (or :meth:`stop` was called). Off the main thread no
+    handler can be installed; then only :meth:`stop` or a KeyboardInterrupt ends the wait.
+    """
+
+    def __init__(self) -> None:
+        self.stopped = threading.Event()
+        #: the signal that stopped it, or None
+        self.signum: Optional[int] = None
+        self._previous: Dict[signal.Signals, Any] = {}
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        # runs on the main thread between two bytecodes: only set a flag
+        if self.signum is None:
+            self.signum = signum
+        self.stopped.set()
+
+    def stop(self) -> None:
+        """End :meth:`wait` (any thread)."""
+        self.stopped.set()
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def wait(self) -> None:
+        """Block until a stop signal arrived (or :meth:`stop`); a KeyboardInterrupt (off the
+        main thread's handlers) also ends the wait."""
+        try:
+            # a bounded wait in a loop: some platforms deliver signals to a blocked wait()
+            # only when it returns
+            while not self.stopped.wait(3600):
+                pass
+        except KeyboardInterrupt:
+            self.stopped.set()
+
+    def __exit__(self, kind: Optional[Type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+
+def hold(start: Callable[[], Any], cleanup: Callable[[], Any]) -> int:
+    """Run a simulator in the foreground: ``start()`` (which starts it and prints where it
+    listens), then block until SIGINT, SIGTERM or SIGHUP, then ``cleanup()`` - always, also
+    when ``start`` failed half way or a signal arrived while it ran.
+
+    :returns: 0 (a simulator stopped by a signal ended as asked).
+    :raises: whatever ``start`` raised, after ``cleanup`` ran.
+    """
+    with StopSignals() as signals:
+        try:
+            start()
+            signals.wait()
+        finally:
+            cleanup()
+    return 0
+
+
+def serve(sim: Any, host: str, port: int, address: Callable[[str], str]) -> int:
+    """Start a socket simulator (``sim.start(host, port)``), print ``address(host:port)``
+    first (the line tools wait for), run until a stop signal, close it.
+
+    :raises ConfigurationError: ``host:port`` cannot be listened on.
+    """
+    def start() -> None:
+        try:
+            sim.start(host, port)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot listen on {host}:{port}: {exc}") from exc
+        shown = f"[{sim.host}]" if ":" in sim.host else sim.host
+        print(address(f"{shown}:{sim.port}"), flush=True)
+
+    return hold(start, sim.close)
 
 
 def register(subparsers: Any) -> None:

@@ -30,18 +30,19 @@ def register(subparsers: Any) -> None:
     p_set.add_argument("path")
     p_set.add_argument("value", help="a number, a string, or JSON (e.g. '\"text\"', '[1,2]', "
                                      "'null' for invalid)")
-    p_set.add_argument("--allow-writes", action="store_true", default=False,
-                       help="really change the value on the bus (SetValue can switch "
-                            "inverters and chargers)")
     p_watch = sub.add_parser("watch", help="live view of changes (like dbus-spy); Ctrl-C ends")
     p_watch.add_argument("service", nargs="?", default=None, help="only this service")
-    p_watch.add_argument("--duration", type=float, default=None,
-                         help="stop after this many seconds")
-    parsers = [group, p_list, p_get, p_set, p_watch]
-    common.add_option_everywhere(parsers, "--bus", "--bus-address", dest="bus", default=None,
-                                 help="the bus: system, session, a D-Bus address "
-                                      "(unix:path=...) or sim:// (default: "
-                                      "$DBUS_SESSION_BUS_ADDRESS, else the system bus)")
+    common.add_bound_options([p_watch], what="values")
+    from .top import add_top_parser
+    p_top = add_top_parser(sub, "victron")
+    parsers = [group, p_list, p_get, p_set, p_watch, p_top]
+    common.add_endpoint_option(parsers, "victron", "--bus", "--bus-address", "--host",
+                               dest="bus", what="the bus: system, session, a D-Bus address "
+                                                "(unix:path=...) or sim://",
+                               fallback=("DBUS_SESSION_BUS_ADDRESS",),
+                               otherwise="the system bus")
+    common.add_writes_option(parsers, help="really change values on the bus (set: SetValue "
+                                           "can switch inverters and chargers)")
     common.add_option_everywhere(parsers, "--timeout", type=float, default=5.0,
                                  help="seconds per call (default 5)")
     common.add_format_option(parsers)
@@ -49,11 +50,23 @@ def register(subparsers: Any) -> None:
     p_get.set_defaults(handler=_get)
     p_set.set_defaults(handler=_set)
     p_watch.set_defaults(handler=_watch)
+    p_top.set_defaults(handler=_top)
 
 
 def _monitor(args: argparse.Namespace, **kw: Any) -> "VictronMonitor":
     from ..victron import VictronMonitor
-    return VictronMonitor(args.bus, timeout=args.timeout, reconnect=None, **kw)
+    return VictronMonitor(_bus(args), timeout=args.timeout, reconnect=None, **kw)
+
+
+def _bus(args: argparse.Namespace) -> "str | None":
+    return common.endpoint(args, "bus")
+
+
+def _top(args: argparse.Namespace) -> int:
+    from .top import run_top
+    types = None
+    return run_top(args, "victron", lambda: _monitor(args, service_types=types),
+                   _bus(args) or "system bus")
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -129,18 +142,17 @@ def _watch(args: argparse.Namespace) -> int:
     from ..victron import ServiceAdded, ServiceRemoved, ValuesChanged
     types = None if args.service is None else {_class(args.service): None}
     inbox: "queue.Queue[Any]" = queue.Queue()
+    bound = common.Bound.from_args(args)
+    stream = common.RecordStream("jsonl" if args.format == "json" else args.format)
     mon = _monitor(args, service_types=types)
     try:
         mon.subscribe(inbox.put, ServiceAdded, ServiceRemoved, ValuesChanged)
         mon.connect()
         initial = set(mon.services())
-        end = None if args.duration is None else time.monotonic() + args.duration
-        while True:
-            left = None if end is None else end - time.monotonic()
-            if left is not None and left <= 0:
-                break
+        while not bound.expired:
             try:
-                event = inbox.get(timeout=left if left is not None else 1.0)
+                # unbounded runs wake once a second only to notice a monitor that closed
+                event = inbox.get(timeout=bound.remaining(1.0))
             except queue.Empty:
                 if mon.closed:
                     break
@@ -150,36 +162,37 @@ def _watch(args: argparse.Namespace) -> int:
                 if args.service not in (None, info.name):
                     continue
                 if info.name not in initial:
-                    _note(args, "added", info.name)
+                    _note(args, stream, "added", info.name)
                 for path, item in sorted(info.values.items()):
-                    _show(args, info.name, path, item.value, item.text)
+                    _show(args, stream, info.name, path, item.value, item.text, bound)
             elif isinstance(event, ServiceRemoved):
                 if args.service in (None, event.name):
-                    _note(args, "removed", event.name)
+                    _note(args, stream, "removed", event.name)
             elif isinstance(event, ValuesChanged) and args.service in (None, event.service):
                 for path, item in sorted(event.values.items()):
-                    _show(args, event.service, path, item.value, item.text)
-    except KeyboardInterrupt:
-        pass
-    finally:
+                    _show(args, stream, event.service, path, item.value, item.text, bound)
+    finally:  # Ctrl-C goes on to main (exit 130) once the monitor is closed
         mon.close()
     return 0
 
 
-def _show(args: argparse.Namespace, service: str, path: str, value: Any, text: str) -> None:
+def _show(args: argparse.Namespace, stream: common.RecordStream, service: str, path: str,
+          value: Any, text: str, bound: common.Bound) -> None:
+    if bound.expired:  # --count reached inside one event's values
+        return
     if args.format == "text":
-        print(f"{service:<40} {path:<32} {text}", flush=True)
+        print(f"{common.now_iso()} {service:<40} {path:<32} {text}", flush=True)
     else:
-        common.emit({"service": service, "path": path, "value": value, "text": text},
-                    "jsonl" if args.format == "json" else args.format)
+        stream.write({"service": service, "path": path, "value": value, "text": text})
+    bound.tick()
 
 
-def _note(args: argparse.Namespace, what: str, name: str) -> None:
+def _note(args: argparse.Namespace, stream: common.RecordStream, what: str,
+          name: str) -> None:
     if args.format == "text":
-        print(f"# {what} {name}", flush=True)
+        print(f"# {common.now_iso()} {what} {name}", flush=True)
     else:
-        common.emit({"event": what, "service": name},
-                    "jsonl" if args.format == "json" else args.format)
+        stream.write({"event": what, "service": name})
 
 
 # ---------------------------------------------------------------------- sim and demo
@@ -193,15 +206,19 @@ def register_sim(sim_subparsers: Any) -> None:
 
 
 def _run_sim(args: argparse.Namespace) -> int:
+    """Until SIGINT, SIGTERM or SIGHUP; then the private dbus-daemon is stopped and its
+    directory removed (see ``cli/sim.py``)."""
     from ..victron.sim import VictronSim
-    from .foreground import run_until_interrupted
+    from .sim import hold
     sim = VictronSim(interval=args.interval, seed=args.seed)  # checks the interval
-    sim.start()
-    print(f"DBUS_SESSION_BUS_ADDRESS={sim.address}", flush=True)
-    print(f"services: {', '.join(['com.victronenergy.settings'] + list(sim.services))}",
-          flush=True)
-    run_until_interrupted(sim.close)
-    return 0
+
+    def start() -> None:
+        sim.start()
+        print(f"DBUS_SESSION_BUS_ADDRESS={sim.address}", flush=True)
+        print(f"services: {', '.join(['com.victronenergy.settings'] + list(sim.services))}",
+              flush=True)
+
+    return hold(start, sim.close)
 
 
 def demo(write: Callable[[str], None], *, duration: float) -> None:

@@ -35,8 +35,9 @@ from .models import (FLOW_MODES, CalCommand, CalTarget, Calibration, DE1Info, Fe
                      FirmwareMap, FlowPhase, MachineModel, MachineState as S, Mode,
                      RegisterChanged, ShotSample, ShotSampleEvent, ShotSettings,
                      ShotSettingsChanged, StateChanged, StateInfo, SubState as U,
-                     Temperatures, TemperaturesChanged, UploadProgress, Versions, WaterLevels,
-                     WaterLevelsChanged)
+                     Temperatures, TemperaturesChanged, UploadProgress, VOLUME_FRAMES, Versions,
+                     WaterLevels, WaterLevelsChanged)
+from .library import ProfileLibrary
 from .profile import Program, load as load_profile
 from .sim import DEFAULT_DE1_ADDRESS, DE1Sim
 
@@ -99,6 +100,7 @@ class DE1Session(BleSession):
         self.tracking = False
         self.vol_pre = 0.0
         self.vol_pour = 0.0
+        self.vol_by_frame = [0.0] * VOLUME_FRAMES
         self.missed_samples = 0
         self._handlers = self._make_handlers()  # characteristic -> notification handler
 
@@ -324,6 +326,7 @@ class DE1Session(BleSession):
             return
         if info.state.is_flow and (old is None or old.state != info.state):
             self.vol_pre = self.vol_pour = 0.0  # a new sequence
+            self.vol_by_frame = [0.0] * VOLUME_FRAMES
             self._prev_sample_time = None
         self.tracking = info.state.is_flow and info.substate.flow_phase is FlowPhase.DURING
         self.dispatcher.publish(StateChanged(info.state, info.substate,
@@ -342,9 +345,17 @@ class DE1Session(BleSession):
                     self.vol_pre += vol
                 else:
                     self.vol_pour += vol
+                # pyDE1's per-frame split: espresso by the frame the sample reports, every
+                # other flow (no profile frames) into entry 0
+                espresso = self.state_info is not None and self.state_info.state is S.ESPRESSO
+                frame = sample.frame_number if espresso else 0
+                if frame < VOLUME_FRAMES:
+                    self.vol_by_frame[frame] += vol
+        by_frames = tuple(self.vol_by_frame)
         self.cache.update((("shot_sample", sample),
-                           ("volume", (self.vol_pre, self.vol_pour))))
-        self.dispatcher.publish(ShotSampleEvent(sample, self.vol_pre, self.vol_pour))
+                           ("volume", (self.vol_pre, self.vol_pour)),
+                           ("volume_by_frames", by_frames)))
+        self.dispatcher.publish(ShotSampleEvent(sample, self.vol_pre, self.vol_pour, by_frames))
 
     # ================================================================== ops (I/O thread)
     def op_mode(self, mode: Mode, request: Pending) -> None:
@@ -575,6 +586,11 @@ class DE1Session(BleSession):
         self.write(codec.FW_MAP_REQUEST, codec.encode_fw_map(FirmwareMap(0, 1, 1, 0)))
 
 
+def _hex(value: Any) -> str:
+    return f"0x{value:06X}" if isinstance(value, int) and not isinstance(value, bool) \
+        else repr(value)
+
+
 def _op(fn: Callable[..., Any], *args: Any) -> Callable[[DE1Session, Pending], Any]:
     return lambda session, request: fn(session, *args, request)
 
@@ -773,6 +789,14 @@ class DE1Client(BaseClient[DE1Session]):
         return volume
 
     @property
+    def volume_by_frames(self) -> Tuple[float, ...]:
+        """mL per profile frame of the current or last flow (pyDE1's ``volume_by_frames``, 20
+        entries): espresso volume by the frame each sample reported, other flows in entry 0."""
+        by_frames: Tuple[float, ...] = self._cache.value("volume_by_frames",
+                                                         (0.0,) * VOLUME_FRAMES)
+        return by_frames
+
+    @property
     def water_levels(self) -> Optional[WaterLevels]:
         levels: Optional[WaterLevels] = self._cache.value("water_levels")
         return levels
@@ -795,6 +819,8 @@ class DE1Client(BaseClient[DE1Session]):
 
     @property
     def registers(self) -> Dict[str, float]:
+        """The last value of every MMR register the client has read, decoded, by register
+        name (a copy of the cache; never blocks)."""
         return dict(self._cache.value("registers", {}))
 
     @property
@@ -863,6 +889,120 @@ class DE1Client(BaseClient[DE1Session]):
         values: Dict[int, int] = self._run(f"read {name}",
                                            _op(DE1Session.op_mmr_read, reg.address, 1), timeout)
         return reg.decode(values[reg.address])
+
+    # ------------------------------------------------------------------ raw MMR (experts)
+    @staticmethod
+    def _mmr_address(address: Union[int, str]) -> int:
+        full = getattr(address, "address", None)  # pyDE1's MMR0x80LowAddr (the compat names)
+        if isinstance(full, int):
+            return full
+        if isinstance(address, str):
+            reg = codec.REGISTER_BY_NAME.get(address)
+            if reg is None:
+                raise ConfigurationError(f"unknown DE1 register {address!r}; known: "
+                                         f"{', '.join(r.name for r in codec.REGISTERS)}")
+            return reg.address
+        return address
+
+    def read_mmr(self, address: Union[int, str], words: int = 1,
+                 timeout: TimeoutArg = DEFAULT) -> List[int]:
+        """Read ``words`` raw 32-bit registers starting at ``address`` (an address in the
+        register page 0x800000..0x80FFFF, a register name, or pyDE1's ``MMR0x80LowAddr``
+        member from :mod:`pyburnerkit.de1.compat`), for experts.
+
+        Returns the raw little-endian words, unscaled, in address order. Reading changes
+        nothing, so it needs no permission; registers the client knows also update
+        :attr:`registers`. Blocks until every word was notified.
+
+        :raises ConfigurationError: an address outside the register page, not word aligned,
+            or a length outside 1..256 words.
+        :raises UnsupportedFeatureError: the range includes 0x803820/0x803824, which hang
+            firmware before build 1265 (spec 3); nothing was sent.
+        :raises DeviceTimeoutError: not every word arrived within ``timeout``.
+        """
+        addr = self._mmr_address(address)
+        codec.check_raw_mmr_read(addr, words)
+        info = self.info
+        build = info.firmware_build if info is not None else 0
+        if info is not None and codec.freezes_firmware(addr, words, build):
+            raise UnsupportedFeatureError(
+                f"reading MMR 0x803820/0x803824 hangs firmware before build 1265 (this DE1 has "
+                f"{build}); nothing was sent", device=self.family, endpoint=self.endpoint)
+        values: Dict[int, int] = self._run(f"read MMR 0x{addr:06X}",
+                                           _op(DE1Session.op_mmr_read, addr, words), timeout)
+        return [values[addr + 4 * i] for i in range(words)]
+
+    def write_mmr(self, address: Union[int, str], raw: int,
+                  timeout: TimeoutArg = DEFAULT) -> int:
+        """Write one raw 32-bit register (an address or a register name), for experts, and
+        return the raw value read back (the DE1 may clamp or round).
+
+        Refused before anything is sent unless the client allows writes, the address is a
+        known writable register (``codec.REGISTERS``; never the firmware image below
+        0x800000), the raw value encodes a value inside the register's limits (e.g.
+        ``flush_temperature`` 0..990 raw = 0..99 °C) and the firmware is new enough for it.
+        Blocks until the read-back arrived. If this call times out, the device may still
+        apply the write later; it is never retried automatically.
+
+        :raises WriteNotAllowedError: the client was not opened with ``allow_writes=True``.
+        :raises ConfigurationError: an unknown or read-only register, or a raw value out of its
+            limits (the message names the value, the limit and the unit).
+        :raises UnsupportedFeatureError: the register needs newer firmware.
+        """
+        addr = self._mmr_address(address)
+        self._need_writes(f"write_mmr({_hex(addr)})")
+        reg = codec.check_raw_mmr_write(addr, raw)
+        info = self.info
+        if info is not None and info.firmware_build < reg.min_build:
+            raise UnsupportedFeatureError(
+                f"{reg.name} needs firmware build {reg.min_build} or later (this DE1 has "
+                f"{info.firmware_build})", device=self.family, endpoint=self.endpoint)
+        back: int = self._run(f"write MMR 0x{addr:06X}",
+                              _op(DE1Session.op_mmr_write, addr, raw), timeout, is_write=True)
+        return back
+
+    # ------------------------------------------------------------------ SetTime, ShotDirectory
+    def read_time(self, timeout: TimeoutArg = DEFAULT) -> int:
+        """Read SetTime (A003): the DE1's clock as pyDE1 sees it, whole seconds (spec 1: the
+        layout is pyDE1's, a big-endian U64, untested on hardware there too).
+
+        :raises DeviceTimeoutError: no answer within ``timeout``.
+        """
+        def op(session: DE1Session, request: Pending) -> None:
+            request.resolve(codec.decode_set_time(session.read(codec.SET_TIME)))
+        seconds: int = self._run("read time", op, timeout)
+        return seconds
+
+    def set_time(self, timestamp: Optional[int] = None,
+                 timeout: TimeoutArg = DEFAULT) -> int:
+        """Write SetTime (A003): ``timestamp`` in whole seconds (default: now, Unix time), as
+        pyDE1's ``de1/setting/time`` does; returns the value read back.
+
+        Blocks until the read-back arrived. If this call times out, the device may still apply
+        the write later; it is never retried automatically.
+
+        :raises WriteNotAllowedError: the client was not opened with ``allow_writes=True``.
+        :raises ConfigurationError: not a whole number in 0..2**64-1 s.
+        """
+        self._need_writes("set_time")
+        payload = codec.encode_set_time(int(time.time()) if timestamp is None else timestamp)
+
+        def op(session: DE1Session, request: Pending) -> None:
+            session.write(codec.SET_TIME, payload)
+            request.resolve(codec.decode_set_time(session.read(codec.SET_TIME)))
+        seconds: int = self._run("set time", op, timeout, is_write=True)
+        return seconds
+
+    def read_shot_directory(self, timeout: TimeoutArg = DEFAULT) -> bytes:
+        """Read ShotDirectory (A004) raw. Neither pyDE1 nor de1app decodes it and its layout
+        is not known (spec 1), so the bytes come back as the DE1 sent them; nothing writes it.
+
+        :raises DeviceTimeoutError: no answer within ``timeout``.
+        """
+        def op(session: DE1Session, request: Pending) -> None:
+            request.resolve(bytes(session.read(codec.SHOT_DIRECTORY)))
+        data: bytes = self._run("read shot directory", op, timeout)
+        return data
 
     def read_calibration(self, target: Union[CalTarget, str] = CalTarget.FLOW, *,
                          factory: bool = False, timeout: TimeoutArg = DEFAULT) -> Calibration:
@@ -1176,23 +1316,59 @@ class DE1Client(BaseClient[DE1Session]):
 
     # ------------------------------------------------------------------ profiles & firmware
     def upload_profile(self, profile: Any, *, override_tank_temperature: bool = True,
-                       timeout: TimeoutArg = 30.0) -> Program:
+                       timeout: TimeoutArg = 30.0,
+                       library: Optional[ProfileLibrary] = None) -> Program:
         """Validate a JSON v2 profile, upload header/frames/ext frames/tail, verify.
 
         Every value is checked against the DE1's limits before the first frame is sent.
         Blocks until the header was read back. If this call times out, the device may still apply
         the write later; it is never retried automatically.
 
-        :returns: the compiled :class:`~pyburnerkit.de1.profile.Program` (``.fingerprint``).
+        With ``library`` (a :class:`~pyburnerkit.de1.library.ProfileLibrary`) the profile is
+        stored there before the upload and selected there once the DE1 took it, as pyDE1's
+        ``PUT de1/profile`` does; the library is written on the calling thread.
+
+        :returns: the compiled :class:`~pyburnerkit.de1.profile.Program` (``.fingerprint``,
+            ``.profile_id``: pyDE1's id, the SHA-1 of the source).
         :raises WriteNotAllowedError: the client was not opened with ``allow_writes=True``.
-        :raises ConfigurationError: the profile is invalid (nothing was sent).
+        :raises ConfigurationError: the profile is invalid (nothing was sent or stored).
         """
         self._need_writes("upload_profile")
         program = profile if isinstance(profile, Program) else load_profile(profile)
+        stored = library.store(program) if library is not None else None
         self._run(f"upload profile {program.title!r}",
                   _op(DE1Session.op_upload_profile, program, override_tank_temperature),
                   timeout, is_write=True)
+        if library is not None and stored is not None:
+            library.select(stored.id)
         return program
+
+    def upload_profile_by_id(self, profile_id: str, library: Optional[ProfileLibrary] = None,
+                             *, override_tank_temperature: bool = True,
+                             timeout: TimeoutArg = 30.0) -> Program:
+        """Upload a profile stored in a library, by its id (pyDE1's ``PUT de1/profile/id``),
+        and select it there once the DE1 took it.
+
+        ``library`` defaults to ``ProfileLibrary()`` (the recorder's ``pyburnerkit.db`` in the
+        current directory). The library is read on the calling thread before anything is
+        sent; the upload then blocks as :meth:`upload_profile` does. If this call times out,
+        the device may still apply the write later; it is never retried automatically.
+
+        :raises WriteNotAllowedError: the client was not opened with ``allow_writes=True``.
+        :raises ProfileNotFoundError: no profile with that id (nothing was sent).
+        :raises ConfigurationError: the stored profile is invalid (nothing was sent).
+        """
+        self._need_writes("upload_profile_by_id")
+        lib = library if library is not None else ProfileLibrary()
+        program = lib.program(profile_id)
+        self._run(f"upload profile {program.title!r}",
+                  _op(DE1Session.op_upload_profile, program, override_tank_temperature),
+                  timeout, is_write=True)
+        lib.select(program.profile_id)
+        return program
+
+    #: pyDE1's name (``DE1.set_profile_by_id``).
+    set_profile_by_id = upload_profile_by_id
 
     def upload_firmware(self, firmware: Union[str, bytes], *,
                         timeout: TimeoutArg = 3600.0) -> int:

@@ -345,6 +345,25 @@ FW_REPORT_FIRST = 0xFFFFFF
 FW_REPORT_NEXT = 0xFFFFFE
 
 
+# ---------------------------------------------------------------------- SetTime / ShotDirectory
+
+#: SetTime (A003) as pyDE1 packs it: seconds as a big-endian U64 (spec 1, open point 3).
+SET_TIME_LIMIT = 2 ** 64 - 1
+
+
+def encode_set_time(seconds: int) -> bytes:
+    """A SetTime write: whole seconds (pyDE1 sends Unix time) as a big-endian U64.
+
+    :raises ConfigurationError: not a whole number in 0..2**64-1 s.
+    """
+    whole: int = check_range("timestamp", seconds, 0, SET_TIME_LIMIT, "s", integer=True)
+    return struct.pack(">Q", whole)
+
+
+def decode_set_time(data: bytes) -> int:
+    return int(struct.unpack(">Q", _need("SetTime", data, 8))[0])
+
+
 # ---------------------------------------------------------------------- MMR (section 3)
 
 MMR_PAGE = 0x800000
@@ -465,6 +484,86 @@ REGISTER_BY_NAME: Mapping[str, Register] = {r.name: r for r in REGISTERS}
 REGISTER_BY_ADDRESS: Mapping[int, Register] = {r.address: r for r in REGISTERS}
 
 GHC_ACTIVE = 0x04
+
+
+#: The register page an expert may read raw (spec 3): everything the DE1 maps there.
+MMR_PAGE_END = 0x80FFFF
+#: Registers that freeze firmware up to build 1260 when read (spec 3: PREF_GHC_MCI,
+#: MAX_SHOT_PRESS).
+FREEZING_REGISTERS = (0x803820, 0x803824)
+
+
+def check_raw_mmr_read(address: int, words: int = 1) -> None:
+    """Check a raw ReadFromMMR request: a word-aligned address in the register page
+    (0x800000..0x80FFFF), 1..256 words that stay inside it.
+
+    :raises ConfigurationError: naming the value and the limit.
+    """
+    check_range("MMR read length", words, 1, 256, "words", integer=True)
+    if isinstance(address, bool) or not isinstance(address, int) or \
+            not MMR_PAGE <= address <= MMR_PAGE_END:
+        raise ConfigurationError(f"MMR address {_hex(address)} is out of range: raw reads are "
+                                 f"limited to the register page 0x{MMR_PAGE:06X}..0x"
+                                 f"{MMR_PAGE_END:06X}")
+    if address % 4:
+        raise ConfigurationError(f"MMR address 0x{address:06X} is not word aligned "
+                                 f"(registers are 4 bytes: the address must be a multiple of 4)")
+    last = address + 4 * words - 1
+    if last > MMR_PAGE_END:
+        raise ConfigurationError(f"MMR read of {words} words from 0x{address:06X} ends at "
+                                 f"0x{last:06X}: the limit is 0x{MMR_PAGE_END:06X}")
+
+
+def freezes_firmware(address: int, words: int, build: int) -> bool:
+    """Whether reading these registers hangs a DE1 with firmware ``build`` (spec 3)."""
+    end = address + 4 * words
+    return build < 1265 and any(address <= a < end for a in FREEZING_REGISTERS)
+
+
+def check_raw_mmr_write(address: int, raw: int) -> Register:
+    """Check a raw register write against what is known of the register (spec 3): it must be
+    a known, writable register and the raw value must encode a value inside its limits.
+
+    :returns: the register.
+    :raises ConfigurationError: an address below the register page (the firmware image: use
+        the firmware upload), an unknown or read-only register, or a raw value out of the
+        register's limits; the message names the value, the limit and the unit.
+    """
+    if isinstance(address, bool) or not isinstance(address, int):
+        raise ConfigurationError(f"MMR address must be an integer, got {address!r}")
+    if 0 <= address < MMR_PAGE:
+        raise ConfigurationError(
+            f"MMR address 0x{address:06X} is in the firmware image (below 0x{MMR_PAGE:06X}): "
+            f"raw writes are limited to known registers; use the firmware upload")
+    reg = REGISTER_BY_ADDRESS.get(address)
+    if reg is None:
+        writable = ", ".join(f"0x{r.address:06X} {r.name}" for r in REGISTERS if r.writable)
+        raise ConfigurationError(f"MMR address {_hex(address)} is not a known writable "
+                                 f"register (nothing was sent); known: {writable}")
+    if not reg.writable:
+        raise ConfigurationError(f"MMR 0x{address:06X} ({reg.name}) is read-only")
+    low_raw = int(round(reg.low * reg.scale))
+    high_raw = int(round(reg.high * reg.scale))
+    unit = f" {reg.unit}" if reg.unit else ""
+    scaled = "" if reg.scale == 1 else f", raw = value x {_num(reg.scale)}"
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise ConfigurationError(f"{reg.name} (MMR 0x{address:06X}) raw value must be a whole "
+                                 f"number in {low_raw}..{high_raw}, got {raw!r}")
+    if not low_raw <= raw <= high_raw:
+        shown = "" if reg.scale == 1 else f" (= {_num(raw / reg.scale)}{unit})"
+        raise ConfigurationError(
+            f"{reg.name} (MMR 0x{address:06X}) raw value {raw}{shown} is out of range: the "
+            f"limit is {low_raw}..{high_raw} ({_num(reg.low)}..{_num(reg.high)}{unit}{scaled})")
+    return reg
+
+
+def _hex(value: object) -> str:
+    return f"0x{value:06X}" if isinstance(value, int) and not isinstance(value, bool) \
+        else repr(value)
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def last_readable_register(build: int) -> int:

@@ -8,6 +8,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from .._core.display import Displayable
 from ..types import CodeEnum, Event
 
 
@@ -172,7 +173,7 @@ class CalTarget(CodeEnum):
 
 
 @dataclass(frozen=True)
-class StateInfo:
+class StateInfo(Displayable):
     state: MachineState
     substate: SubState
 
@@ -182,7 +183,7 @@ class StateInfo:
 
 
 @dataclass(frozen=True)
-class FirmwareVersion:
+class FirmwareVersion(Displayable):
     api_version: int
     release: float
     commits: int
@@ -191,13 +192,13 @@ class FirmwareVersion:
 
 
 @dataclass(frozen=True)
-class Versions:
+class Versions(Displayable):
     ble: FirmwareVersion
     firmware: FirmwareVersion
 
 
 @dataclass(frozen=True)
-class ShotSettings:
+class ShotSettings(Displayable):
     steam_flags: int = 0
     steam_temp_c: int = 160
     steam_length_s: int = 120
@@ -209,7 +210,7 @@ class ShotSettings:
 
 
 @dataclass(frozen=True)
-class Temperatures:
+class Temperatures(Displayable):
     water_heater_c: float
     steam_heater_c: float
     group_heater_c: float
@@ -221,13 +222,13 @@ class Temperatures:
 
 
 @dataclass(frozen=True)
-class WaterLevels:
+class WaterLevels(Displayable):
     level_mm: float
     start_fill_level_mm: float
 
 
 @dataclass(frozen=True)
-class ShotSample:
+class ShotSample(Displayable):
     sample_time: int
     group_pressure_bar: float
     group_flow_ml_s: float
@@ -242,7 +243,7 @@ class ShotSample:
 
 
 @dataclass(frozen=True)
-class Calibration:
+class Calibration(Displayable):
     command: CalCommand
     target: CalTarget
     reported: float
@@ -251,7 +252,7 @@ class Calibration:
 
 
 @dataclass(frozen=True)
-class FirmwareMap:
+class FirmwareMap(Displayable):
     window_increment: int
     erase: int
     to_map: int
@@ -259,7 +260,7 @@ class FirmwareMap:
 
 
 @dataclass(frozen=True)
-class Frame:
+class Frame(Displayable):
     """One profile frame on the wire (FrameWrite shape 1)."""
 
     flags: int
@@ -271,7 +272,7 @@ class Frame:
 
 
 @dataclass(frozen=True)
-class FeatureFlags:
+class FeatureFlags(Displayable):
     skip_to_next: bool
     safe_to_read_mmr_continuous: bool
     rinse_control: bool
@@ -284,7 +285,7 @@ class FeatureFlags:
 
 
 @dataclass(frozen=True)
-class DE1Info:
+class DE1Info(Displayable):
     """Read once at connect."""
 
     versions: Versions
@@ -307,18 +308,29 @@ class DE1Info:
 
 
 @dataclass(frozen=True)
-class StateChanged(Event):
+class StateChanged(Event, Displayable):
     state: MachineState
     substate: SubState
     previous_state: Optional[MachineState]
     previous_substate: Optional[SubState]
 
 
+#: How many per-frame volumes a flow keeps (pyDE1 keeps one per possible profile frame).
+VOLUME_FRAMES = 20
+
+
 @dataclass(frozen=True)
-class ShotSampleEvent(Event):
+class ShotSampleEvent(Event, Displayable):
+    """A ShotSample with the volumes integrated so far in the current (or last) flow.
+
+    ``volume_by_frames`` is pyDE1's ``volume_by_frames``: mL per profile frame (20 entries);
+    espresso volume goes to the frame the sample reports, every other flow to entry 0.
+    """
+
     sample: ShotSample
     volume_preinfuse_ml: float = 0.0
     volume_pour_ml: float = 0.0
+    volume_by_frames: Tuple[float, ...] = ()
 
     @property
     def volume_total_ml(self) -> float:
@@ -326,28 +338,28 @@ class ShotSampleEvent(Event):
 
 
 @dataclass(frozen=True)
-class WaterLevelsChanged(Event):
+class WaterLevelsChanged(Event, Displayable):
     levels: WaterLevels
 
 
 @dataclass(frozen=True)
-class TemperaturesChanged(Event):
+class TemperaturesChanged(Event, Displayable):
     temperatures: Temperatures
 
 
 @dataclass(frozen=True)
-class ShotSettingsChanged(Event):
+class ShotSettingsChanged(Event, Displayable):
     settings: ShotSettings
 
 
 @dataclass(frozen=True)
-class RegisterChanged(Event):
+class RegisterChanged(Event, Displayable):
     name: str
     value: float
 
 
 @dataclass(frozen=True)
-class UploadProgress(Event):
+class UploadProgress(Event, Displayable):
     """Profile or firmware upload progress; ``phase`` names the step."""
 
     kind: str  # "profile" | "firmware"
@@ -357,7 +369,7 @@ class UploadProgress(Event):
 
 
 @dataclass(frozen=True)
-class GateChanged(Event):
+class GateChanged(Event, Displayable):
     """A shot-sequencer gate was set (spec section 6)."""
 
     gate: str
@@ -366,7 +378,7 @@ class GateChanged(Event):
 
 
 @dataclass(frozen=True)
-class SequencerTimer(Event):
+class SequencerTimer(Event, Displayable):
     """A timer the shot sequencer asked the DE1 client for (published on its events thread)."""
 
     sequence_id: int
@@ -374,7 +386,7 @@ class SequencerTimer(Event):
 
 
 @dataclass(frozen=True)
-class StopAtTriggered(Event):
+class StopAtTriggered(Event, Displayable):
     stop_at: str  # "time" | "volume" | "weight" | "move on by weight"
     target: float
     current: float
@@ -382,21 +394,71 @@ class StopAtTriggered(Event):
 
 
 @dataclass(frozen=True)
-class ShotRecord:
-    """A finished shot, exportable to Visualizer's JSON."""
+class ShotRecord(Displayable):
+    """A finished shot, exportable to Visualizer's JSON
+    (:func:`~pyburnerkit.de1.profile.visualizer_json`): what the shot sequencer's
+    ``wait_complete()`` returns.
 
+    The series (``elapsed_s``, ``pressure_bar`` ... ``frame``, ``volume_ml``) hold one entry
+    per DE1 sample taken while water flowed, in order; ``weight_g`` holds the scale's last
+    readings (at its own rate, at most as many as there are DE1 samples; empty without a
+    scale).
+    """
+
+    #: UTC epoch seconds when the sequence started
     start_time: float
+    #: the JSON profile the DE1 ran (as loaded), or None when none was uploaded
     profile: Optional[Mapping[str, Any]]
+    #: seconds since the flow began, from the DE1's own sample clock
     elapsed_s: Tuple[float, ...]
+    #: group pressure (bar)
     pressure_bar: Tuple[float, ...]
+    #: group flow (mL/s)
     flow_ml_s: Tuple[float, ...]
+    #: the scale's weight readings (g)
     weight_g: Tuple[float, ...]
+    #: mix temperature (°C)
     mix_temp_c: Tuple[float, ...]
+    #: head (basket) temperature (°C)
     head_temp_c: Tuple[float, ...]
+    #: the profile's pressure goal (bar)
     set_pressure_bar: Tuple[float, ...]
+    #: the profile's flow goal (mL/s)
     set_flow_ml_s: Tuple[float, ...]
+    #: the profile's head temperature goal (°C)
     set_head_temp_c: Tuple[float, ...]
+    #: the profile frame running at each sample
     frame: Tuple[int, ...]
+    #: the scale's weight when the shot finished (g), or None without a scale
     final_weight_g: Optional[float] = None
+    #: what stopped the flow early (``"time"``, ``"volume"``, ``"weight"``), or None when
+    #: the profile ended it
     stop_reason: Optional[str] = None
+    #: more about the run: ``state``, ``target_weight_g``, ``sequence_id``, ``watchdog``
     extra: Dict[str, Any] = field(default_factory=dict)
+    #: volumes at the end of the flow (mL): preinfusion, pour, and per frame as pyDE1 keeps
+    #: them (``volume_by_frames``, 20 entries; empty when no sample carried them)
+    volume_preinfuse_ml: float = 0.0
+    #: the volume poured after preinfusion (mL)
+    volume_pour_ml: float = 0.0
+    #: the volume of each profile frame (mL), as pyDE1's ``volume_by_frames``
+    volume_by_frames: Tuple[float, ...] = ()
+    #: the cumulative volume (mL) at each sample, parallel to ``elapsed_s``
+    volume_ml: Tuple[float, ...] = ()
+
+    @property
+    def volume_total_ml(self) -> float:
+        """Preinfusion plus pour volume (mL)."""
+        return self.volume_preinfuse_ml + self.volume_pour_ml
+
+    def plot(self, ax: Any = None, *, temperature_ax: Any = None,
+             title: Optional[str] = None) -> Any:
+        """Draw the shot: pressure and flow with their targets, weight, and the
+        temperatures, against elapsed seconds (see :func:`pyburnerkit.plotting.plot_shot`).
+
+        :returns: the pressure/flow matplotlib Axes.
+        :raises BackendUnavailableError: matplotlib is missing
+            (``pip install "pyburnerkit[plot]"``).
+        """
+        from ..plotting import plot_shot
+        return plot_shot(self, ax, temperature_ax=temperature_ax, title=title)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union, overload
 
 from ..errors import ConfigurationError, check_range
@@ -33,6 +33,8 @@ class Program:
     preinfuse_frames: int
     profile_id: str
     source: Mapping[str, Any]
+    #: the JSON source exactly as loaded; ``profile_id`` is its SHA-1 (pyDE1's profile id)
+    raw: bytes = field(default=b"", repr=False, compare=False)
 
     @property
     def wire(self) -> bytes:
@@ -76,16 +78,26 @@ def _range(where: str, value: float, low: float, high: float, unit: str) -> floa
 
 def load(source: Union[str, bytes, Mapping[str, Any]]) -> Program:
     """Validate a JSON v2 profile (text, bytes, a path ending in .json, or a dict)."""
+    raw: Optional[bytes] = None
     if isinstance(source, (bytes, bytearray)):
-        text = bytes(source).decode("utf-8")
+        raw = bytes(source)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigurationError(f"the profile is not UTF-8 text: {exc}") from None
     elif isinstance(source, str) and source.lstrip().startswith("{"):
         text = source
     elif isinstance(source, str):
         try:
-            with open(source, "r", encoding="utf-8") as fh:
-                text = fh.read()
+            with open(source, "rb") as fh:  # bytes: the id is the SHA-1 of the file as it is
+                raw = fh.read()
         except OSError as exc:
             raise ConfigurationError(f"cannot read profile file {source!r}: {exc}") from exc
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigurationError(f"the profile file {source!r} is not UTF-8 text: "
+                                     f"{exc}") from None
     elif isinstance(source, Mapping):
         text = json.dumps(source, sort_keys=True)
     else:
@@ -97,7 +109,11 @@ def load(source: Union[str, bytes, Mapping[str, Any]]) -> Program:
         raise ConfigurationError(f"the profile is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigurationError("a profile must be a JSON object")
-    return compile_profile(data, profile_id=hashlib.sha1(text.encode("utf-8")).hexdigest())
+    if raw is None:
+        raw = text.encode("utf-8")
+    # pyDE1's id: the SHA-1 of the source as it was given (bytes as they came)
+    program = compile_profile(data, profile_id=hashlib.sha1(raw).hexdigest())
+    return replace(program, raw=raw)
 
 
 def compile_profile(data: Mapping[str, Any], profile_id: str = "") -> Program:
@@ -216,7 +232,7 @@ def visualizer_json(shot: ShotRecord) -> Dict[str, Any]:
         "flow": {"flow": s(shot.flow_ml_s), "by_weight": [], "goal": s(shot.set_flow_ml_s)},
         "temperature": {"basket": s(shot.head_temp_c), "mix": s(shot.mix_temp_c),
                         "goal": s(shot.set_head_temp_c)},
-        "totals": {"weight": s(shot.weight_g)},
+        "totals": {"weight": s(shot.weight_g), "water_dispensed": s(shot.volume_ml)},
         "state_change": [],
         "profile": profile,
         "meta": {"bean": {}, "shot": {"enjoyment": 0}, "grinder": {},

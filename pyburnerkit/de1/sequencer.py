@@ -189,6 +189,9 @@ class ShotSequencer:
         self._stop_sent = False
         self._last_tare = 0.0
         self._samples: List[Tuple[float, Any]] = []
+        self._volumes: List[float] = []  # cumulative mL, parallel to _samples
+        # the newest volumes of this sequence: (preinfuse, pour, by frames)
+        self._last_volumes: Tuple[float, float, Tuple[float, ...]] = (0.0, 0.0, ())
         self._weights: List[Tuple[float, float]] = []
         self._last_sample: Optional[Tuple[float, Any]] = None
         self.stop_reason: Optional[str] = None
@@ -274,6 +277,9 @@ class ShotSequencer:
         s = ev.sample
         now = time.monotonic()
         self._last_sample = (now, s)
+        # getattr: events published by code older than volume_by_frames lack the field
+        self._last_volumes = (ev.volume_preinfuse_ml, ev.volume_pour_ml,
+                              tuple(getattr(ev, "volume_by_frames", ())))
         if self.gates["sequence_flow_begin"] is not None and \
                 self.gates["sequence_flow_end"] is None:
             if self._prev_sample_time is not None:
@@ -282,6 +288,7 @@ class ShotSequencer:
                     self.elapsed += delta / (2.0 * self.de1.line_frequency)
             self._prev_sample_time = s.sample_time
             self._samples.append((self.elapsed, s))
+            self._volumes.append(ev.volume_total_ml)
             if self.gates["sequence_expect_drops"] is None and \
                     s.group_pressure_bar > self.first_drops_threshold:
                 self._set_gate("sequence_expect_drops")
@@ -438,6 +445,8 @@ class ShotSequencer:
             set_head_temp_c=tuple(s.set_head_temp_c for _, s in samples),
             frame=tuple(s.frame_number for _, s in samples),
             final_weight_g=final, stop_reason=self.stop_reason,
+            volume_preinfuse_ml=self._last_volumes[0], volume_pour_ml=self._last_volumes[1],
+            volume_by_frames=self._last_volumes[2], volume_ml=tuple(self._volumes),
             extra={"state": self.active_state.name if self.active_state else None,
                    "target_weight_g": self.target_weight, "sequence_id": self.sequence_id,
                    "watchdog": self._watchdog_fired})

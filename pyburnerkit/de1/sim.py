@@ -87,6 +87,9 @@ class DE1Peripheral(Peripheral):
         # section 3); tests set it
         self.lose_mmr_replies: Set[int] = set()
         self.water = WaterLevels(40.0, 5.0)
+        # SetTime (A003): what the last write set, echoed on read (spec open point 3: nothing
+        # more is known of it)
+        self.set_time_s = 0
         # profile
         self.header = (1, len(DEFAULT_FRAMES), 1, 0.0, 6.0)
         self.frames: List[Frame] = list(DEFAULT_FRAMES)
@@ -405,6 +408,8 @@ class DE1Peripheral(Peripheral):
             return codec.encode_temperatures(self.temperatures())
         if u == codec.SHOT_SAMPLE:
             return codec.encode_shot_sample(self.sample())
+        if u == codec.SET_TIME:
+            return codec.encode_set_time(self.set_time_s)
         if u == codec.HEADER_WRITE:
             h = self.header
             return codec.encode_header(h[1], h[2], h[3], h[4])
@@ -435,6 +440,8 @@ class DE1Peripheral(Peripheral):
                 self._frame_write(data)
             elif u == codec.CALIBRATION:
                 self._calibration(codec.decode_calibration(data))
+            elif u == codec.SET_TIME:
+                self.set_time_s = codec.decode_set_time(data)
             elif u == codec.FW_MAP_REQUEST:
                 self._fw_map(codec.decode_fw_map(data))
         except Exception as exc:  # a real DE1 ignores what it cannot parse

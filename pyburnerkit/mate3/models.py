@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from ..errors import DeviceError
-from ..types import Event
+from .._core.display import Displayable, Row, Section
+from ..types import Event, is_secret_key
 
 __all__ = [
     "Mode", "FieldType", "FieldDef", "BlockDef", "EnumValue", "Flags", "FieldValue", "BlockInfo",
@@ -65,7 +66,7 @@ class FieldType(enum.Enum):
 
 
 @dataclass(frozen=True)
-class FieldDef:
+class FieldDef(Displayable):
     """One field of a block. ``start`` is the 1-based offset in the block (the DID is 1)."""
 
     block_did: int
@@ -87,7 +88,7 @@ class FieldDef:
 
 
 @dataclass(frozen=True)
-class BlockDef:
+class BlockDef(Displayable):
     """The definition of one block (model) of the map, keyed by its DID."""
 
     did: int
@@ -129,6 +130,10 @@ class EnumValue(int):
     def __reduce__(self) -> Any:
         return (EnumValue, (int(self), self.label if self.known else None))
 
+    def _to_plain(self) -> str:
+        """``to_dict()``'s form: the label (``"unknown (N)"`` for a code the table lacks)."""
+        return self.label
+
 
 class Flags(int):
     """A bitfield register value: an int with the labels of the set bits it knows.
@@ -164,6 +169,10 @@ class Flags(int):
     def __reduce__(self) -> Any:
         return (_flags_from_names, (int(self), self.names))
 
+    def _to_plain(self) -> List[str]:
+        """``to_dict()``'s form: the set bits' labels, then unknown bits as hex text."""
+        return list(self.names) + ([f"0x{self.unknown_bits:x}"] if self.unknown_bits else [])
+
 
 def _flags_from_names(value: int, names: Tuple[str, ...]) -> Flags:
     obj = Flags(value, {})
@@ -172,7 +181,7 @@ def _flags_from_names(value: int, names: Tuple[str, ...]) -> Flags:
 
 
 @dataclass(frozen=True)
-class FieldValue:
+class FieldValue(Displayable):
     """One decoded field.
 
     ``value`` is the scaled value (raw x 10^scale_factor), an :class:`EnumValue`, a
@@ -202,7 +211,7 @@ class FieldValue:
 
 
 @dataclass(frozen=True)
-class BlockInfo:
+class BlockInfo(Displayable):
     """Where one block sits, as the device reports it (``length`` = registers after DID, L)."""
 
     did: int
@@ -217,7 +226,7 @@ class BlockInfo:
 
 
 @dataclass(frozen=True)
-class Layout:
+class Layout(Displayable):
     """The block chain found by discovery: the SunSpec marker, blocks, and the end marker."""
 
     base: int
@@ -231,6 +240,13 @@ class Layout:
 
     def signature(self) -> Tuple[Tuple[int, int, int, Optional[int]], ...]:
         return tuple((b.did, b.address, b.length, b.port) for b in self.blocks)
+
+    def _display_sections(self) -> List[Section]:
+        rows: List[Row] = [(f"blocks[{i}]", f"DID {b.did} at {b.address}, {b.length} registers"
+                            + ("" if b.port is None else f", port {b.port}"), "")
+                           for i, b in enumerate(self.blocks)]
+        return [("", [("base", str(self.base), ""), *rows,
+                      ("end_address", str(self.end_address), "")])]
 
 
 class DeviceKind(enum.Enum):
@@ -254,7 +270,7 @@ class DeviceKind(enum.Enum):
 
 
 @dataclass(frozen=True)
-class Device:
+class Device(Displayable):
     """One block's decoded values (and, for a real-time block, its configuration block).
 
     Field values are reachable as attributes (``cc.battery_voltage.value``) or by name
@@ -286,6 +302,24 @@ class Device:
     def info(self) -> BlockInfo:
         return BlockInfo(self.did, self.address, self.length, self.port)
 
+    def _display_title(self) -> str:
+        port = "" if self.port is None else f" port {self.port}"
+        return f"{self.name} ({self.kind.value}{port})"
+
+    def _display_rows(self) -> List[Row]:
+        # str() of an EnumValue/Flags is its label(s); a password register is never shown
+        return [(name, "<hidden>" if is_secret_key(name) else
+                 (str(fv.value) if fv.implemented and fv.value is not None
+                  else "not implemented"), fv.units if fv.implemented else "")
+                for name, fv in self.values.items()]
+
+    def _display_sections(self) -> List[Section]:
+        sections: List[Section] = [(self._display_title(), self._display_rows())]
+        if self.config is not None:
+            sections.append((f"config: {self.config._display_title()}",
+                             self.config._display_rows()))
+        return sections
+
 
 #: attribute name of each device group in :class:`Mate3System`
 GROUPS = ("charge_controllers", "fndcs", "fx_inverters", "single_phase_radian_inverters",
@@ -293,7 +327,7 @@ GROUPS = ("charge_controllers", "fndcs", "fx_inverters", "single_phase_radian_in
 
 
 @dataclass(frozen=True)
-class Mate3System:
+class Mate3System(Displayable):
     """One reading of the whole system. HUB devices are keyed by their HUB port."""
 
     common: Optional[Device]
@@ -333,6 +367,10 @@ class Mate3System:
                 return dev
         raise KeyError(path)
 
+    def _display_sections(self) -> List[Section]:
+        return [(f"{path}: {dev._display_title()}", dev._display_rows())
+                for path, dev in self.blocks()]
+
     def get(self, path: str) -> FieldValue:
         """The field at ``path``, e.g. ``charge_controllers[3].config.absorb_volts``."""
         owner, _, name = path.rpartition(".")
@@ -343,7 +381,7 @@ class Mate3System:
 
 
 @dataclass(frozen=True)
-class SystemUpdated(Event):
+class SystemUpdated(Event, Displayable):
     """New values arrived (a full read, a targeted read, or a write's read-back)."""
 
     system: Mate3System
@@ -351,7 +389,7 @@ class SystemUpdated(Event):
 
 
 @dataclass(frozen=True)
-class WritePlan:
+class WritePlan(Displayable):
     """What one write sends, as checked just before sending (see ``Mate3Client.plan_write``).
 
     ``registers`` go to ``address`` in one FC16 request. ``limit`` says which limit the value

@@ -21,7 +21,7 @@ from .recorder import (DeviceStateChanged, Recorder, RecorderProgress, RecorderS
                        SamplesReceived, SinkHealthChanged, SinkStats, SpoolStateChanged)
 from .samples import FieldMeta, Message, Sample
 from .sinks import Sink, SQLiteSink
-from .sinks.sqlite import read_samples, to_dataframe
+from .sinks.sqlite import plot_recording, read_samples, to_dataframe
 from .adapters.afterburner import AfterburnerSource
 from .sources import CallableSource, Source, adapt, register_adapter
 
@@ -35,7 +35,7 @@ __all__ = ["Recorder", "Sample", "Message", "FieldMeta", "Sink", "SQLiteSink", "
            "register_adapter", "AlertRule", "AlertChanged", "SamplesReceived",
            "SinkHealthChanged", "SpoolStateChanged", "DeviceStateChanged", "RecorderProgress",
            "RecorderStatus", "SinkStats",
-           "read_samples", "to_dataframe", "load_config"]
+           "read_samples", "to_dataframe", "plot_recording", "load_config"]
 
 
 def __getattr__(name: str) -> Any:  # optional backends import lazily

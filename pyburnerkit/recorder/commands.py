@@ -638,6 +638,9 @@ class Commands:
                     self._refused += 1
                 else:
                     self._running = job.label
+                    # a waiter for "a command is running" (wait_for) learns it now, not only
+                    # when the command has ended
+                    self._cond.notify_all()
             if job.call is None:
                 self._finish(job, False, job.message, None)
             else:

@@ -35,7 +35,7 @@ from ..types import Event
 from .alerts import AlertEngine, AlertRule
 from .commands import Commands
 from .samples import FieldMeta, Message, Sample, SampleFactory, slug
-from .sinks.base import Sink, SinkWorker
+from .sinks.base import Sink, SinkWorker, describe_error
 from .sinks.sqlite import SQLiteSink
 from .sources import Reading, Source, adapt
 from .spool import Spool
@@ -103,11 +103,57 @@ class SinkStats:
     failures: int
     rejected: int = 0
     spool_error: Optional[str] = None
+    #: the sink's real state: ``connected`` (open now, or until the recorder closed it),
+    #: ``down`` (it was connected, then failed), ``refused`` (never connected: the far end
+    #: refused every attempt), ``unreachable`` (never connected, any other failure) or
+    #: ``not opened`` (no attempt yet)
+    state: str = ""
+    #: the last failure of the sink (type and redacted message), or None
+    error: Optional[str] = None
+    #: how often the sink connected (0: never)
+    connections: int = 0
+    #: where (no secrets) the sink writes, e.g. ``mqtt:localhost:1883/pyburnerkit``
+    target: str = ""
+    #: the spool file holding what the sink has not taken yet
+    spool_path: str = ""
+    #: what the sink itself confirms beyond samples (:meth:`Sink.report`), or ""
+    detail: str = ""
 
     @property
     def lost(self) -> int:
         """Items that will never reach this sink (dropped + rejected)."""
         return self.dropped + self.rejected
+
+    def describe(self) -> str:
+        """One honest line: the sink's real state, what it wrote, what waits in its spool
+        (and where), what was lost, and what the sink itself confirmed."""
+        where = f" ({self.target})" if self.target else ""
+        if self.state == "connected":
+            state = "connected"
+        elif self.state == "down":
+            state = f"DOWN after {self.connections} connection(s)" + (
+                f": {self.error}" if self.error else "")
+        elif self.state in ("refused", "unreachable"):
+            verb = "REFUSED" if self.state == "refused" else "UNREACHABLE"
+            state = (f"NEVER CONNECTED, {verb} {self.failures} time(s)"
+                     + (f": {self.error}" if self.error else ""))
+        else:
+            state = self.state or ("connected" if self.healthy else "down")
+        parts = [f"{self.written} written"]
+        if self.spooled:
+            parts.append(f"{self.spooled} spooled for next run in {self.spool_path}"
+                         if self.spool_path else f"{self.spooled} spooled for next run")
+        if self.queued:
+            parts.append(f"{self.queued} still in memory")
+        if self.dropped:
+            parts.append(f"{self.dropped} DROPPED")
+        if self.rejected:
+            parts.append(f"{self.rejected} REFUSED by the sink as bad data")
+        if self.spool_error:
+            parts.append(f"spool NOT WRITABLE: {self.spool_error}")
+        if self.detail:
+            parts.append(self.detail)
+        return f"sink {self.name}{where}: {state}; {'; '.join(parts)}"
 
 
 @dataclass(frozen=True)
@@ -134,6 +180,10 @@ class RecorderStatus:
                 return stats
         raise ConfigurationError(f"no sink named {name!r}; sinks: "
                                  f"{', '.join(s.name for s in self.sinks)}")
+
+    def report(self) -> List[str]:
+        """One :meth:`SinkStats.describe` line per sink."""
+        return [s.describe() for s in self.sinks]
 
     def problems(self) -> List[str]:
         """One line per sink that lost samples or cannot spool, e.g. for a final report."""
@@ -273,6 +323,8 @@ class Recorder:
         # recorded column, Home Assistant and the HTTP API show one unit
         self._table_units: Dict[Tuple[str, str, str, str], str] = {}
         self._counts: Dict[str, int] = {}
+        # "family/device" -> (last connection state, its error as text): for the final report
+        self._device_states: Dict[str, Tuple[str, Optional[str]]] = {}
         self._received = 0
         self.poll_errors = 0
         self._started_at: Optional[float] = None
@@ -519,10 +571,7 @@ class Recorder:
 
     def sink_stats(self) -> Tuple[SinkStats, ...]:
         elapsed = max(1e-9, time.monotonic() - (self._started_at or time.monotonic()))
-        return tuple(SinkStats(w.sink.name, w.healthy, w.written, w.written / elapsed, w.queued,
-                               w.spooled, w.dropped + w.spool.dropped, w.failures, w.rejected,
-                               w.spool_error)
-                     for w in self._workers)
+        return tuple(_stats(w, w.written / elapsed) for w in self._workers)
 
     def sink(self, name: str) -> SinkStats:
         for stats in self.sink_stats():
@@ -538,6 +587,31 @@ class Recorder:
         what went wrong, one line per sink.
         """
         return RecorderStatus(self._state, self._received, self.sink_stats())
+
+    def report(self) -> List[str]:
+        """The honest end-of-run report, one line each: every device with the samples it
+        delivered (a device that delivered none says so, with its last connection state and
+        error), every sink's real state (:meth:`SinkStats.describe`: connected or refused,
+        written, spooled and where, lost, what the far end confirmed), and the losses.
+        Never blocks; any thread."""
+        lines = []
+        counts = dict(self._counts)
+        for source in self.sources:
+            name = f"{source.family}/{source.device}"
+            count = counts.get(name, 0)
+            if count:
+                lines.append(f"device {name}: {count} samples")
+                continue
+            state, error = self._device_states.get(name, ("", None))
+            why = f"last state {state}" if state else "it never reported a connection state"
+            if error:
+                why += f": {error}"
+            lines.append(f"device {name}: NOTHING RECORDED ({why})")
+        status = self.status()
+        lines.extend(status.report())
+        if status.lost:
+            lines.append(f"{status.lost} samples were LOST: {'; '.join(status.problems())}")
+        return lines
 
     @property
     def device_counts(self) -> Dict[str, int]:
@@ -556,10 +630,7 @@ class Recorder:
         written = {}
         for w in self._workers:
             written[w.sink.name] = w.written
-            sinks.append(SinkStats(w.sink.name, w.healthy, w.written,
-                                   (w.written - last_sink.get(w.sink.name, 0)) / span, w.queued,
-                                   w.spooled, w.dropped + w.spool.dropped, w.failures,
-                                   w.rejected, w.spool_error))
+            sinks.append(_stats(w, (w.written - last_sink.get(w.sink.name, 0)) / span))
         if _advance:
             self._last_progress = (now, counts, written)
         return RecorderProgress(now - (self._started_at or now), self._received, device_rates,
@@ -636,6 +707,11 @@ class Recorder:
             worker.put(messages)
 
     def _on_state(self, source: Source, state: str, error: Optional[BaseException]) -> None:
+        name = f"{source.family}/{source.device}"
+        previous = self._device_states.get(name)
+        # "closed" at shutdown must not hide why a device never delivered
+        if not (state == "closed" and previous is not None and previous[1]):
+            self._device_states[name] = (state, describe_error(error))
         self._dispatcher.publish(DeviceStateChanged(source.family, source.device, state, error))
         online = "online" if state == "connected" else "offline"
         self._send_messages([Message(f"{slug(source.family)}/{slug(source.device)}/availability",
@@ -703,6 +779,25 @@ class Recorder:
             timeout = min(waits) if waits else None
             if self._stop.wait(timeout):
                 return
+
+
+def _stats(worker: SinkWorker, rate: float) -> SinkStats:
+    sink = worker.sink
+    try:
+        detail = sink.report()
+    except Exception:  # a sink that cannot say: the report goes without
+        log.debug("sink %s: report() failed", sink.name, exc_info=True)
+        detail = ""
+    try:
+        target = sink.identity()
+    except Exception:
+        target = ""
+    return SinkStats(sink.name, worker.healthy, worker.written, rate, worker.queued,
+                     worker.spooled, worker.dropped + worker.spool.dropped, worker.failures,
+                     worker.rejected, worker.spool_error, state=worker.state,
+                     error=describe_error(worker.last_error), connections=worker.connections,
+                     target=target, spool_path=os.path.abspath(worker.spool.path),
+                     detail=detail)
 
 
 def _with_unit(sample: Sample, units: Mapping[Tuple[str, str, str, str], str]) -> Sample:

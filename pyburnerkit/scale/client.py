@@ -154,6 +154,13 @@ class SkaleSession(BleSession):
             self.cache.set("grams", cmd == codec.CMD_GRAMS)
         request.resolve(None)
 
+    def op_timer(self, action: str, payload: bytes, request: Pending) -> None:
+        self.write(codec.COMMAND, payload)
+        # the Skale does not report its timer: the cache holds what this client last asked
+        if action in ("start", "stop"):
+            self.cache.set("timer_running", action == "start")
+        request.resolve(None)
+
 
 class SkaleClient(BaseClient[SkaleSession]):
     """An Atomax Skale II.
@@ -178,6 +185,10 @@ class SkaleClient(BaseClient[SkaleSession]):
         0.1..3600 s; None disables it.
     :param button_tares: tare when button 1 is pressed, as de1app and pyDE1 do. Default: on
         when ``allow_writes`` is, off otherwise.
+    :param timer_style: which timer command bytes :meth:`start_timer`, :meth:`stop_timer` and
+        :meth:`reset_timer` send: ``"pyde1"`` (0xD1 start, 0xD2 stop, 0xD0 reset) or
+        ``"de1app"`` (0xDD start, 0xD1 stop, 0xD0 reset); the two apps disagree (spec 7.1).
+        Default: ``"pyde1"``, or a ``sim://`` simulator's ``timer_style``.
     :param options: ``timeout``, ``connect_timeout``, ``reconnect``, ``on_event``, ``trace``...
         as for every client.
     :raises ConfigurationError: a malformed endpoint, an unknown ``sim://`` option, or a value
@@ -194,7 +205,8 @@ class SkaleClient(BaseClient[SkaleSession]):
                  send_delay: Optional[float] = None, transport: Optional[Transport] = None,
                  allow_writes: bool = False, sensor_lag_s: float = 0.38,
                  time_scale: Optional[float] = None, silence_timeout: Optional[float] = 5.0,
-                 button_tares: Optional[bool] = None, **options: Any) -> None:
+                 button_tares: Optional[bool] = None, timer_style: Optional[str] = None,
+                 **options: Any) -> None:
         where = parse_ble_endpoint(endpoint, what="Skale", sim_names=("scale", "skale"))
         check_range("sensor_lag_s", sensor_lag_s, 0, 5, "s")
         if silence_timeout is not None:
@@ -211,6 +223,9 @@ class SkaleClient(BaseClient[SkaleSession]):
             time_scale = float(link.sim_options.get("speed", 1.0))
         self.time_scale = float(check_range("time_scale", time_scale, MIN_SPEED, MAX_SPEED,
                                             "x real time"))
+        if timer_style is None:  # a simulated Skale's own byte set, else pyDE1's
+            timer_style = str(link.sim_options.get("timer_style", "pyde1"))
+        self.timer_style = codec.check_timer_style(timer_style)
         if button_tares and not allow_writes:
             raise WriteNotAllowedError("button_tares=True tares the scale when its button is "
                                        "pressed: open the client with allow_writes=True",
@@ -323,6 +338,59 @@ class SkaleClient(BaseClient[SkaleSession]):
         if unit not in ("g", "oz"):
             raise ConfigurationError(f"unit {unit!r}: expected 'g' or 'oz'")
         self._command(codec.CMD_GRAMS if unit == "g" else codec.CMD_OUNCES, "units", timeout)
+
+    # ------------------------------------------------------------------ timer (spec 7.1)
+    @property
+    def timer_running(self) -> Optional[bool]:
+        """Whether the Skale's timer runs, as this client last set it (the Skale does not
+        report it); None before the first start or stop."""
+        running: Optional[bool] = self._cache.value("timer_running")
+        return running
+
+    def _timer(self, action: str, timeout: TimeoutArg) -> None:
+        self._need_writes(f"{action}_timer")
+        payload = codec.encode_timer(action, self.timer_style)
+        self._call(Pending(f"timer {action}", lambda s, r: s.op_timer(action, payload, r),
+                           is_write=True), timeout)
+
+    def start_timer(self, timeout: TimeoutArg = DEFAULT) -> None:
+        """Start the Skale's timer; blocks until the command was written. Needs
+        ``allow_writes=True``. The bytes sent follow ``timer_style``.
+        If this call times out, the device may still apply the write later; it is never
+        retried automatically.
+
+        :raises WriteNotAllowedError: the client was not opened with ``allow_writes=True``.
+        :raises DeviceTimeoutError: the write was not acknowledged within ``timeout``.
+        """
+        self._timer("start", timeout)
+
+    def stop_timer(self, timeout: TimeoutArg = DEFAULT) -> None:
+        """Stop the Skale's timer (it keeps showing the time); blocks until the command was
+        written. Needs ``allow_writes=True``. The bytes sent follow ``timer_style``.
+        If this call times out, the device may still apply the write later; it is never
+        retried automatically.
+
+        :raises WriteNotAllowedError: the client was not opened with ``allow_writes=True``.
+        :raises DeviceTimeoutError: the write was not acknowledged within ``timeout``.
+        """
+        self._timer("stop", timeout)
+
+    def reset_timer(self, timeout: TimeoutArg = DEFAULT) -> None:
+        """Zero the Skale's timer (a running timer keeps counting from zero); blocks until the
+        command was written. Needs ``allow_writes=True``. The bytes sent follow
+        ``timer_style``.
+        If this call times out, the device may still apply the write later; it is never
+        retried automatically.
+
+        :raises WriteNotAllowedError: the client was not opened with ``allow_writes=True``.
+        :raises DeviceTimeoutError: the write was not acknowledged within ``timeout``.
+        """
+        self._timer("reset", timeout)
+
+    #: pyDE1's names (its scales' ``timer_start``/``timer_stop``/``timer_reset``).
+    timer_start = start_timer
+    timer_stop = stop_timer
+    timer_reset = reset_timer
 
     # ------------------------------------------------------------------ release / capture
     @property

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Mapping, Tuple
 
 from ..ble.uuids import uuid16
 from ..errors import ConfigurationError, ProtocolError
@@ -33,9 +33,52 @@ CMD_PERSIST_UNITS = 0x04
 CMD_TIMER_ZERO = 0xD0
 CMD_TIMER_START = 0xD1
 CMD_TIMER_STOP = 0xD2
+#: de1app's start byte; de1app stops with 0xD1 (pyDE1's start) and resets with 0xD0
+CMD_DE1APP_TIMER_START = 0xDD
 KNOWN_COMMANDS = frozenset({CMD_TARE, CMD_SHOW_WEIGHT, CMD_DISPLAY_ON, CMD_DISPLAY_OFF,
                             CMD_GRAMS, CMD_OUNCES, CMD_PERSIST_UNITS, CMD_TIMER_ZERO,
-                            CMD_TIMER_START, CMD_TIMER_STOP})
+                            CMD_TIMER_START, CMD_TIMER_STOP, CMD_DE1APP_TIMER_START})
+
+TIMER_ACTIONS = ("start", "stop", "reset")
+#: The timer command bytes (spec 7.1): the two apps disagree [DIFF], so both are kept.
+#: "pyde1" (the default) is what pyDE1 sends; "de1app" is what Decent's own app sends.
+TIMER_COMMANDS: Mapping[str, Mapping[str, int]] = {
+    "pyde1": {"start": CMD_TIMER_START, "stop": CMD_TIMER_STOP, "reset": CMD_TIMER_ZERO},
+    "de1app": {"start": CMD_DE1APP_TIMER_START, "stop": CMD_TIMER_START,
+               "reset": CMD_TIMER_ZERO},
+}
+
+
+def check_timer_style(style: str) -> str:
+    """:raises ConfigurationError: a style other than ``pyde1`` or ``de1app``."""
+    if style not in TIMER_COMMANDS:
+        raise ConfigurationError(f"timer_style={style!r}: expected one of "
+                                 f"{', '.join(TIMER_COMMANDS)}")
+    return style
+
+
+def encode_timer(action: str, style: str = "pyde1") -> bytes:
+    """The EF80 write for a timer ``action`` (start, stop, reset) in the byte set ``style``.
+
+    :raises ConfigurationError: an unknown action or style.
+    """
+    commands = TIMER_COMMANDS[check_timer_style(style)]
+    if action not in commands:
+        raise ConfigurationError(f"timer action {action!r}: expected one of "
+                                 f"{', '.join(TIMER_ACTIONS)}")
+    return encode_command(commands[action])
+
+
+def decode_timer(data: bytes, style: str = "pyde1") -> str:
+    """The timer action an EF80 write means in ``style`` ("" when it is not a timer command).
+
+    :raises ProtocolError: an empty write.
+    """
+    cmd, _ = decode_command(data)
+    for action, code in TIMER_COMMANDS[check_timer_style(style)].items():
+        if code == cmd:
+            return action
+    return ""
 
 WEIGHT_LIMIT_G = 838860.7  # what a signed 24-bit count of 0.1 g can carry
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from .._core.display import Displayable
 from ..types import Event
 
 
 @dataclass(frozen=True)
-class WeightReading(Event):
+class WeightReading(Event, Displayable):
     """One weight report. ``weight_time`` is when the weight was true (arrival − sensor lag),
     on ``time.monotonic``; flows are g/s over the last ~10 periods (None until known)."""
 
@@ -23,17 +24,17 @@ class WeightReading(Event):
 
 
 @dataclass(frozen=True)
-class ButtonPressed(Event):
+class ButtonPressed(Event, Displayable):
     button: int
 
 
 @dataclass(frozen=True)
-class TareSeen(Event):
+class TareSeen(Event, Displayable):
     """The scale reported (near) zero after a tare request."""
 
 
 @dataclass(frozen=True)
-class ScaleInfo:
+class ScaleInfo(Displayable):
     model: str
     manufacturer: str
     firmware: str

@@ -23,8 +23,14 @@ DEFAULT_SKALE_ADDRESS = "CF:75:75:5E:A1:E5"
 class SkalePeripheral(Peripheral):
     def __init__(self, address: str = DEFAULT_SKALE_ADDRESS, *, bench: Optional[Bench] = None,
                  sensor_lag_s: float = 0.38, period_s: float = 0.1, noise_g: float = 0.0,
-                 seed: Optional[int] = None) -> None:
+                 seed: Optional[int] = None, timer_style: str = "pyde1") -> None:
         super().__init__(address, "Skale")
+        # which timer bytes this Skale obeys: the two apps disagree (spec 7.1, open point 4),
+        # so a test can stand for either reading of the firmware
+        self.timer_style = codec.check_timer_style(timer_style)
+        self.timer_running = False
+        self._timer_started_at = 0.0
+        self._timer_accumulated_s = 0.0
         self.bench = bench or Bench()
         self.sensor_lag_s = sensor_lag_s
         self.period_s = period_s
@@ -84,6 +90,25 @@ class SkalePeripheral(Peripheral):
             self.notify(codec.WEIGHT, codec.encode_weight(w, w))
         self._schedule()
 
+    @property
+    def timer_s(self) -> float:
+        """What the Skale's timer shows, in simulated seconds (host thread)."""
+        running = self.bench.now() - self._timer_started_at if self.timer_running else 0.0
+        return self._timer_accumulated_s + running
+
+    def _timer_command(self, action: str) -> None:
+        now = self.bench.now()
+        if action == "start" and not self.timer_running:
+            self.timer_running = True
+            self._timer_started_at = now
+        elif action == "stop" and self.timer_running:
+            self._timer_accumulated_s += now - self._timer_started_at
+            self.timer_running = False
+        elif action == "reset":
+            # a reset zeroes the display; a running timer keeps counting from zero
+            self._timer_accumulated_s = 0.0
+            self._timer_started_at = now
+
     def press(self, button: int) -> None:
         """A finger on a button (host thread; use host.call_soon from others)."""
         self.notify(codec.BUTTON, bytes((button,)))
@@ -103,6 +128,10 @@ class SkalePeripheral(Peripheral):
             self.grams = True
         elif cmd == codec.CMD_OUNCES:
             self.grams = False
+        else:
+            action = codec.decode_timer(data, self.timer_style)
+            if action:
+                self._timer_command(action)
 
 
 class SkaleSim(SimRig):
@@ -111,14 +140,15 @@ class SkaleSim(SimRig):
     Put something on the scale with ``sim.run(lambda: setattr(sim.bench, "extra_g", 18.5))``.
 
     ``sim://`` options (``SkaleClient("sim://?speed=4&noise_g=0.1")``): ``speed``, ``seed``,
-    ``address``, ``sensor_lag_s``, ``period_s``, ``noise_g``.
+    ``address``, ``sensor_lag_s``, ``period_s``, ``noise_g``, ``timer_style`` (``pyde1``, the
+    default, or ``de1app``: which timer command bytes the simulated Skale obeys).
 
     :raises ConfigurationError: ``speed`` out of range.
     """
 
     OPTIONS: ClassVar[Mapping[str, Callable[[str], Any]]] = {
         "speed": float, "seed": int, "address": str, "sensor_lag_s": float, "period_s": float,
-        "noise_g": float}
+        "noise_g": float, "timer_style": str}
 
     def __init__(self, *, speed: float = 1.0, address: str = DEFAULT_SKALE_ADDRESS,
                  seed: Optional[int] = None, **skale_options: Any) -> None:

@@ -36,8 +36,9 @@ from ..recorder.commands import Commands, load_table, lookup
 from ..recorder.samples import normalise_value
 from ..semantics import Entity
 from .state import DeviceEntry, DeviceHub
-from .wsgi import (HTTPError, Request, Response, Route, Router, StartResponse, check_token,
-                   error_response, error_status, json_response, openapi_document, respond)
+from .wsgi import (HTTPError, Request, Response, Route, Router, StartResponse,
+                   check_browser_origin, check_token, error_response, error_status,
+                   json_response, openapi_document, respond)
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +218,8 @@ class GenericApi:
     """The ``/api/v1`` routes over a :class:`DeviceHub`.
 
     :param hub: the state cache.
-    :param commands: the router whose :meth:`~Commands.prepare` plans each change (its
+    :param commands: the router whose
+        :meth:`~pyburnerkit.recorder.commands.Commands.prepare` plans each change (its
         ``timeout`` is each device call's).
     :param max_streams: event streams open at once; one more is refused with 503 (each holds a
         server thread).
@@ -446,10 +448,13 @@ class ServiceApp:
     generic API, pyDE1's paths to the pyDE1-compatible app when one is configured, a JSON 404
     for the rest. Thread-safe (called on the server's worker threads)."""
 
-    def __init__(self, api: GenericApi, pyde1: Any = None, token: Optional[str] = None) -> None:
+    def __init__(self, api: GenericApi, pyde1: Any = None, token: Optional[str] = None,
+                 *, loopback_only: bool = True) -> None:
         self.api = api
         self.pyde1 = pyde1
         self._token = token
+        #: bound to loopback: only loopback ``Host`` names are answered (DNS rebinding)
+        self.loopback_only = loopback_only
 
     def __repr__(self) -> str:
         return (f"<ServiceApp token={'set' if self._token else 'none'} "
@@ -460,6 +465,7 @@ class ServiceApp:
         path = str(environ.get("PATH_INFO", "") or "/")
         try:
             check_token(environ, self._token)
+            check_browser_origin(environ, loopback_only=self.loopback_only)
         except HTTPError as exc:
             return respond(error_response(exc), start_response)
         if path == PREFIX or path.startswith(PREFIX + "/"):

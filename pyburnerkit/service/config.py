@@ -33,6 +33,7 @@ Example (``pyburnerkit serve service.toml``)::
     shutdown_timeout = 10             # seconds SIGTERM may take to close everything
     log_file = "/var/log/pyburnerkit/service.log"   # reopened on SIGHUP (logrotate)
     log_level = "info"
+    profile_db = "/var/lib/pyburnerkit/profiles.db"   # pyDE1's profile library
 
 Binding anything but a loopback address needs a bearer token (``token``, ``token_file``,
 ``token_env``, or the environment variable ``PYBURNERKIT_HTTP_TOKEN``) or ``insecure = true``;
@@ -72,7 +73,7 @@ DEFAULT_PORT = 1234
 HTTP_KEYS = {"bind", "token", "token_file", "token_env", "insecure", "threads", "max_streams"}
 MQTT_KEYS = {"host", "port", "topic_root", "username", "password", "tls", "ca_certs",
              "client_id"}
-SERVICE_KEYS = {"request_timeout", "shutdown_timeout", "log_file", "log_level"}
+SERVICE_KEYS = {"request_timeout", "shutdown_timeout", "log_file", "log_level", "profile_db"}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -114,6 +115,9 @@ class ServiceSettings:
     shutdown_timeout: float = 10.0
     log_file: Optional[str] = None
     log_level: str = "info"
+    #: the SQLite file of pyDE1's profile library (None: the library's default file in the
+    #: working directory)
+    profile_db: Optional[str] = None
 
 
 @dataclass
@@ -286,13 +290,18 @@ def _service(section: Mapping[str, Any], base_dir: str, where: str) -> ServiceSe
             raise ConfigurationError(f"{where}: log_file must be a path")
         if not os.path.isabs(log_file):
             log_file = os.path.join(base_dir, log_file)
+    profile_db = section.get("profile_db")
+    if profile_db is not None and (not isinstance(profile_db, str) or not profile_db):
+        raise ConfigurationError(f"{where}: profile_db must be a path")
+    if profile_db is not None and not os.path.isabs(profile_db):
+        profile_db = os.path.join(base_dir, profile_db)  # as every path of the config
     level = str(section.get("log_level", "info")).lower()
     if level not in LOG_LEVELS:
         raise ConfigurationError(f"{where}: log_level {level!r} must be one of "
                                  f"{', '.join(LOG_LEVELS)}")
     return ServiceSettings(_number(section, "request_timeout", 5.0, where),
                            _number(section, "shutdown_timeout", 10.0, where),
-                           log_file, level)
+                           log_file, level, profile_db)
 
 
 def _environment(data: Mapping[str, Any], base_dir: str, where: str,

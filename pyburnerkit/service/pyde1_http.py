@@ -11,13 +11,16 @@ Every change goes through the library's own clients: ``PATCH /de1/setting/fan_th
 is ``DE1Client.write_setting("fan_threshold", ...)``, ``PUT /de1/mode`` is
 ``DE1Client.request_mode(...)``, ``PUT /de1/profile`` is ``DE1Client.upload_profile(...)``,
 ``PATCH /scale/tare`` is ``SkaleClient.tare()``: their limits, write gating and confirmation
-apply unchanged, and a refused request sends nothing. The stop-at controls
-(``/de1/control/espresso`` and friends) drive one :class:`~pyburnerkit.de1.sequencer.ShotSequencer`
-the application runs for as long as it lives.
+apply unchanged, and a refused request sends nothing. Profiles live where pyDE1 keeps them, in
+a database: a :class:`~pyburnerkit.de1.library.ProfileLibrary` (pyDE1's ``profile`` table). The
+stop-at controls (``/de1/control/espresso`` and friends) drive one
+:class:`~pyburnerkit.de1.sequencer.ShotSequencer` the application runs for as long as it lives.
 
 Threading: the WSGI server calls the application from its worker threads, several at a time;
 each request blocks its worker for at most ``request_timeout`` seconds (a DE1 that does not
-answer gives 408, as pyDE1). GETs read the clients' caches and never block. The one long job,
+answer gives 408, as pyDE1). GETs read the clients' caches and never block, except
+``GET /de1/setting/time`` (a read of the DE1's SetTime, bounded by ``request_timeout``) and
+``GET /de1/profile/id`` (a short SQLite read of the profile library). The one long job,
 a firmware upload (``PUT /de1/firmware``), runs on its own thread
 (``pyburnerkit-service-pyde1-firmware``) and reports progress through the DE1 client's
 :class:`~pyburnerkit.de1.models.UploadProgress` events; :meth:`Pyde1App.close` cancels and joins
@@ -33,7 +36,7 @@ Status codes
        library's limits (``ConfigurationError`` naming the value, the limit and the unit)
 403    a change while the service was not configured with ``allow_writes`` (or the client was
        opened without the permission the change needs, ``WriteNotAllowedError``)
-404    an unknown path; ``PUT /de1/profile/id`` with an id this service does not hold
+404    an unknown path; ``PUT /de1/profile/id`` with an id the profile library does not hold
 405    a method the resource does not allow (pyDE1's own table); the ``Allow`` header lists the
        allowed ones
 408    the device did not answer within the request timeout
@@ -52,18 +55,18 @@ Where pyDE1's behaviour is ambiguous, the choices made here are listed in the
 
 from __future__ import annotations
 
-import collections
 import importlib.metadata
+import os
 import json
 import logging
 import threading
 import time
 from email.utils import formatdate
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from ..de1.firmware import load_firmware
+from ..de1.library import ProfileLibrary, ProfileNotFoundError
 from ..de1.models import MachineState, StateChanged
-from ..de1.profile import load as load_profile
 from ..de1.sequencer import ShotSequencer, check_stop_targets
 from ..errors import (ClientClosedError, ConfigurationError, DeviceConnectionError, DeviceError,
                       DeviceTimeoutError, PyBurnerKitError, UnsupportedFeatureError,
@@ -78,7 +81,6 @@ log = logging.getLogger(__name__)
 TIMESTAMP_HEADER = "x-pyde1-timestamp"
 #: pyDE1 sends plain "text/plain"; the charset keeps messages with units (°C) readable
 _TEXT = "text/plain; charset=utf-8"
-_STORED_PROFILES = 64
 _MODULES = ("pyburnerkit", "pygatt", "waitress", "paho-mqtt")
 
 StartResponse = Callable[..., Any]
@@ -135,7 +137,14 @@ class Pyde1App:
     :param start: follow the DE1 at once (subscribe, start the shot sequencer); with False,
         :meth:`start` does it later - after a publisher of pyDE1's MQTT topics subscribed
         first, so each state update is published before the gates it opens.
-    :raises ConfigurationError: ``request_timeout`` or ``time_scale`` out of range.
+    :param library: where profiles are stored and selected by id, as pyDE1's database: a
+        :class:`~pyburnerkit.de1.library.ProfileLibrary` or the path of its SQLite file
+        (default: ``ProfileLibrary()``, the recorder's ``pyburnerkit.db`` in the current
+        directory). Opened lazily: the constructor touches no file.
+    :type library: :class:`~pyburnerkit.de1.library.ProfileLibrary`, ``str``,
+        ``os.PathLike[str]`` or ``None``
+    :raises ConfigurationError: ``request_timeout`` or ``time_scale`` out of range, or a bad
+        ``library``.
 
     The constructor does no I/O: it subscribes to the DE1 client's events (the shot sequencer,
     the state for ``/de1/state``). Call :meth:`close` when done (idempotent).
@@ -143,12 +152,14 @@ class Pyde1App:
 
     def __init__(self, de1: Any, scale: Any, *, allow_writes: bool,
                  request_timeout: float = 10.0, time_scale: Optional[float] = None,
-                 start: bool = True) -> None:
+                 start: bool = True,
+                 library: Union[ProfileLibrary, str, "os.PathLike[str]", None] = None) -> None:
         self.request_timeout = float(check_range("request_timeout", request_timeout, 0.1, 600,
                                                  "s"))
         self.de1 = de1
         self.scale = scale
         self.allow_writes = bool(allow_writes)
+        self.library = _library(library)
         if time_scale is None:
             time_scale = float(getattr(scale, "time_scale", 1.0)) if scale is not None else 1.0
         self.time_scale = time_scale
@@ -157,7 +168,6 @@ class Pyde1App:
             mode: dict(values) for mode, values in _DEFAULT_CONTROLS.items()}
         self._state_at: Optional[float] = None
         self._state_update: Optional[str] = None
-        self._profiles: "collections.OrderedDict[str, bytes]" = collections.OrderedDict()
         self._fw_thread: Optional[threading.Thread] = None
         self._versions: Optional[Dict[str, Optional[str]]] = None
         self._closed = False
@@ -361,42 +371,42 @@ class Pyde1App:
                                        f"not configured with allow_writes")
         if res.path == "de1/firmware":
             return self._start_firmware(body)
-        try:
-            text = body.decode("utf-8")
+        try:  # checked only: the library hashes the bytes as they came (pyDE1's id)
+            body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ApiError(400, "DE1APIValueError",
                            f"the profile is not UTF-8 text: {exc}") from None
         if res.path == "de1/profile/store":
-            program = load_profile(text)
-            self._store_profile(program.profile_id, body)
-            return [{"id": program.profile_id, "fingerprint": program.fingerprint}]
-        return self._upload_profile(body)
-
-    def _upload_profile(self, body: bytes) -> List[Any]:
+            entry = self.library.store(body)
+            return [{"id": entry.id, "fingerprint": entry.fingerprint}]
         de1 = self.require_de1()
-        with self._lock:
-            tank = bool(self._controls["espresso"]["profile_can_override_tank_temperature"])
-        program = de1.upload_profile(body, override_tank_temperature=tank,
-                                     timeout=self.request_timeout)
-        self._store_profile(program.profile_id, body)
+        program = de1.upload_profile(body, override_tank_temperature=self._tank_override(),
+                                     timeout=self.request_timeout, library=self.library)
         return [{"id": program.profile_id, "fingerprint": program.fingerprint}]
 
-    def _store_profile(self, profile_id: str, body: bytes) -> None:
+    def _tank_override(self) -> bool:
         with self._lock:
-            self._profiles[profile_id] = body
-            self._profiles.move_to_end(profile_id)
-            while len(self._profiles) > _STORED_PROFILES:
-                self._profiles.popitem(last=False)
+            return bool(self._controls["espresso"]["profile_can_override_tank_temperature"])
 
     def upload_stored_profile(self, profile_id: str) -> List[Any]:
-        """``PUT /de1/profile/id``: upload a profile this service holds (404 otherwise)."""
-        with self._lock:
-            body = self._profiles.get(profile_id)
-        if body is None:
+        """``PUT /de1/profile/id``: upload a profile of the library by its id and select it
+        there (404 ``DE1DBNoMatchingRecord`` for an id the library does not hold; nothing is
+        sent then). Blocks the request's worker until the DE1 took it."""
+        de1 = self.require_de1()
+        try:
+            program = de1.upload_profile_by_id(profile_id, self.library,
+                                               override_tank_temperature=self._tank_override(),
+                                               timeout=self.request_timeout)
+        except ProfileNotFoundError as exc:
+            # the library's message names its file: not for the network
             raise ApiError(404, "DE1DBNoMatchingRecord",
-                           f"No profile with id {profile_id!r} (this service keeps the "
-                           f"profiles uploaded or stored through it)")
-        return self._upload_profile(body)
+                           f"No profile with id {profile_id!r} in the profile library") from exc
+        return [{"id": program.profile_id, "fingerprint": program.fingerprint}]
+
+    def selected_profile(self) -> Optional[str]:
+        """``GET /de1/profile/id``: the id of the profile last selected in the library (the
+        last one uploaded through it, as pyDE1's ``last_profile``), or None."""
+        return self.library.selected
 
     def _start_firmware(self, body: bytes) -> List[Any]:
         de1 = self.require_de1()
@@ -564,6 +574,17 @@ class Pyde1App:
 
 
 # ------------------------------------------------------------------------ helpers
+
+def _library(library: Union[ProfileLibrary, str, "os.PathLike[str]", None]) -> ProfileLibrary:
+    if library is None:
+        return ProfileLibrary()
+    if isinstance(library, ProfileLibrary):
+        return library
+    if isinstance(library, (str, os.PathLike)):
+        return ProfileLibrary(os.fspath(library))
+    raise ConfigurationError(f"library must be a ProfileLibrary or the path of its SQLite "
+                             f"file, got {type(library).__name__}")
+
 
 _STATUS_LINES = {200: "200 OK", 400: "400 Bad Request", 403: "403 Forbidden",
                  404: "404 Not Found", 405: "405 Method Not Allowed",

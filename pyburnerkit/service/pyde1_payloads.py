@@ -13,10 +13,10 @@ What each payload is made of, and where pyburnerkit has no source:
   (``Idle``, ``HotWaterRinse``, ``PreInfuse``, ``Error_NaN``); no previous state is reported
   as ``NoRequest`` / ``NoState`` as pyDE1 does.
 * ``ShotSampleWithVolumesUpdate`` 1.2.0: :class:`~pyburnerkit.de1.models.ShotSampleEvent`
-  with the client's own integrated volumes. ``volume_by_frames`` (20 entries, as pyDE1) is
-  derived here: each increase of the client's total volume is credited to the frame of the
-  sample that brought it, and the list restarts when the client's volumes restart (a new flow
-  sequence). ``de1_time`` is the arrival time, as in pyDE1.
+  with the client's own integrated volumes, ``volume_by_frames`` included (the client splits
+  the volume by frame as pyDE1 does: espresso by the sample's frame, other flows into entry 0;
+  published with 20 entries, as pyDE1, zero-padded when an event carries fewer).
+  ``de1_time`` is the arrival time, as in pyDE1.
 * ``WaterLevelUpdate`` 1.0.0: :class:`~pyburnerkit.de1.models.WaterLevelsChanged`.
 * ``WeightAndFlowUpdate`` 1.0.0: :class:`~pyburnerkit.scale.models.WeightReading`. The
   reading carries its arrival and weight times (converted from ``time.monotonic`` to
@@ -177,8 +177,6 @@ class PayloadBuilder:
         self.de1_address = de1_address
         self.scale_address = scale_address
         self.auto_tare = auto_tare
-        self._frames: List[float] = [0.0] * FRAMES
-        self._last_total = 0.0
         self._sequences: Dict[int, str] = {}
         self._active_state: Optional[MachineState] = None
         self._tare_on = False
@@ -231,16 +229,8 @@ class PayloadBuilder:
 
     def shot_sample(self, ev: ShotSampleEvent, arrival: float, create_time: float) -> Message:
         s = ev.sample
-        total = ev.volume_total_ml
-        if total < self._last_total - 1e-9:
-            self._frames = [0.0] * FRAMES  # the client restarted its volumes: a new sequence
-        gained = total - self._last_total if total >= self._last_total else total
-        self._last_total = total
-        frame = int(s.frame_number)
-        if gained > 0 and 0 <= frame:
-            while frame >= len(self._frames):
-                self._frames.append(0.0)
-            self._frames[frame] += gained
+        by_frames = [float(v) for v in ev.volume_by_frames]
+        by_frames.extend([0.0] * (FRAMES - len(by_frames)))
         return ("ShotSampleWithVolumesUpdate", envelope(
             "ShotSampleWithVolumesUpdate", SENDER_DE1, arrival, create_time,
             sample_time=int(s.sample_time), group_pressure=float(s.group_pressure_bar),
@@ -248,11 +238,11 @@ class PayloadBuilder:
             head_temp=float(s.head_temp_c), set_mix_temp=float(s.set_mix_temp_c),
             set_head_temp=float(s.set_head_temp_c),
             set_group_pressure=float(s.set_group_pressure_bar),
-            set_group_flow=float(s.set_group_flow_ml_s), frame_number=frame,
+            set_group_flow=float(s.set_group_flow_ml_s), frame_number=int(s.frame_number),
             steam_temp=float(s.steam_temp_c), de1_time=arrival,
             volume_preinfuse=float(ev.volume_preinfuse_ml),
-            volume_pour=float(ev.volume_pour_ml), volume_total=float(total),
-            volume_by_frames=list(self._frames)))
+            volume_pour=float(ev.volume_pour_ml), volume_total=float(ev.volume_total_ml),
+            volume_by_frames=by_frames))
 
     # ---------------------------------------------------------------- scale
     @staticmethod

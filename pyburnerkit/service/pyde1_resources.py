@@ -270,8 +270,17 @@ def _get_de1_connectivity(app: "Pyde1App") -> Dict[str, Any]:
 
 
 def _get_profile_id(app: "Pyde1App") -> Dict[str, Any]:
-    program = app.require_de1().profile
-    return {"id": None if program is None else program.profile_id}
+    app.require_de1()
+    return {"id": app.selected_profile()}
+
+
+def _get_time(app: "Pyde1App") -> Dict[str, Any]:
+    return {"timestamp": app.require_de1().read_time(timeout=app.request_timeout)}
+
+
+def _set_time(app: "Pyde1App", values: Dict[str, Any]) -> List[Any]:
+    app.require_de1().set_time(values["timestamp"], timeout=app.request_timeout)
+    return []
 
 
 def _get_firmware_id(app: "Pyde1App") -> Dict[str, Any]:
@@ -591,7 +600,9 @@ _TABLE: Tuple[Resource, ...] = (
              set=_registers(("enabled", "usb_outlet"))),
     Resource("de1/setting/refill_kit", _ALL, {"present": _F("bool")}, get=_get_refill_kit,
              set=_set_refill_kit),
-    _missing("de1/setting/time", _ALL, "setting the DE1's clock (unused by the DE1)"),
+    # not a child of de1/setting: GET there reads caches only, this one asks the DE1
+    Resource("de1/setting/time", _ALL, {"timestamp": _F("int")}, get=_get_time,
+             set=_set_time),
     Resource("de1/calibration", _ALL, children=(
         ("flow_multiplier", "de1/calibration/flow_multiplier"),
         ("line_frequency", "de1/calibration/line_frequency"))),

@@ -41,7 +41,7 @@ class HttpServer:
     """Serve ``app`` on ``host:port`` (port 0: a free one) with ``threads`` workers.
 
     Constructing binds the socket (so the port is known and a taken port fails here, as a
-    :class:`ConfigurationError`); :meth:`start` begins serving.
+    :class:`~pyburnerkit.errors.ConfigurationError`); :meth:`start` begins serving.
     """
 
     def __init__(self, app: Callable[..., Any], host: str = "127.0.0.1", port: int = 0, *,
@@ -55,7 +55,10 @@ class HttpServer:
                 # keep reading a connection while its request runs, so a stream learns that
                 # its client went away (waitress.client_disconnected)
                 channel_request_lookahead=1, max_request_body_size=MAX_REQUEST_BODY,
-                clear_untrusted_proxy_headers=True, expose_tracebacks=False)
+                # X-Forwarded-Host reaches the app: it is used only to recognise a page
+                # served through a reverse proxy as same-origin (wsgi.check_browser_origin);
+                # nothing trusts it for anything else, and a cross-site page cannot set it
+                clear_untrusted_proxy_headers=False, expose_tracebacks=False)
         except OSError as exc:
             raise ConfigurationError(f"cannot listen on {host}:{port}: "
                                      f"{exc.strerror or exc}") from None

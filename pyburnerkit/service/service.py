@@ -19,7 +19,7 @@ from ..errors import ConfigurationError
 from ..recorder.commands import Commands
 from ..recorder.recorder import DeviceStateChanged, Recorder, SamplesReceived
 from .api import GenericApi, ServiceApp
-from .config import DEFAULT_PORT, MqttSettings, ServiceConfig, check_bind
+from .config import DEFAULT_PORT, MqttSettings, ServiceConfig, check_bind, is_loopback
 from .server import HttpServer
 from .state import DeviceHub
 from .systemd import Notifier
@@ -55,6 +55,8 @@ class Service:
         systemd).
     :param log_file: / :param log_level: a log file for the ``pyburnerkit`` and ``waitress``
         loggers, reopened by :meth:`reopen_logs` (SIGHUP).
+    :param profile_db: the SQLite file of pyDE1's profile library (default: the library's
+        file in the working directory).
     :raises ConfigurationError: a non-loopback ``host`` without ``token`` or ``insecure``,
         two devices with the same id, bad recorder options.
     """
@@ -68,7 +70,7 @@ class Service:
                  shutdown_timeout: float = 10.0, mqtt: Optional[MqttSettings] = None,
                  cleanups: Iterable[Callable[[], Any]] = (),
                  notifier: Optional[Notifier] = None, log_file: Optional[str] = None,
-                 log_level: str = "info") -> None:
+                 log_level: str = "info", profile_db: Optional[str] = None) -> None:
         self._cleanups = list(cleanups)
         sources = list(sources)
         try:
@@ -103,11 +105,13 @@ class Service:
         self.notifier = notifier if notifier is not None else Notifier()
         self.log_file = log_file
         self.log_level = log_level
+        self.profile_db = profile_db
         self._token = token
         self.api = GenericApi(self.hub, self.commands, max_streams=max_streams,
                               token=bool(token))
         self.pyde1_app = self._make_pyde1_app()
-        self.app = ServiceApp(self.api, self.pyde1_app, token)
+        self.app = ServiceApp(self.api, self.pyde1_app, token,
+                              loopback_only=is_loopback(host))
         self.server: Optional[HttpServer] = None
         self.publisher: Any = None
         self._log_handler: Optional[logging.FileHandler] = None
@@ -135,7 +139,8 @@ class Service:
             max_streams=config.http.max_streams,
             request_timeout=config.service.request_timeout,
             shutdown_timeout=config.service.shutdown_timeout, mqtt=config.mqtt,
-            log_file=config.service.log_file, log_level=config.service.log_level)
+            log_file=config.service.log_file, log_level=config.service.log_level,
+            profile_db=config.service.profile_db)
         kwargs.update(overrides)
         return cls(sources, **kwargs)
 
@@ -165,7 +170,7 @@ class Service:
         allow = bool(getattr(de1 if de1 is not None else scale, "allow_writes", False))
         # started in start(), after pyDE1's MQTT publisher subscribed to the DE1 (order)
         return Pyde1App(de1, scale, allow_writes=allow, request_timeout=self.request_timeout,
-                        start=False)
+                        start=False, library=self.profile_db)
 
     def _start_publisher(self, deadline: Deadline) -> None:
         mqtt = self.mqtt

@@ -38,28 +38,45 @@ def field_key(channel: str, name: str) -> str:
 
 @dataclass
 class DeviceEntry:
-    """One device as the API shows it (mutated only under the hub's lock)."""
+    """One device as the API shows it (mutated only under the hub's lock): what
+    :meth:`~pyburnerkit.service.DeviceHub.entry` returns and the other
+    :class:`~pyburnerkit.service.DeviceHub` methods take. Read its fields through the hub
+    (:meth:`~pyburnerkit.service.DeviceHub.state`), which copies them under the lock."""
 
+    #: the device's name in the API (its id in the config)
     name: str
+    #: its family (``"mate3"``, ``"de1"``...)
     family: str
+    #: the device id its samples carry (the same as ``name``)
     device: str
+    #: the recorder source that feeds it
     source: Any
+    #: the connection state of the last event (``"idle"`` before any)
     connection: str = "idle"
+    #: the last connection error (redacted), or None
     error: Optional[str] = None
+    #: UTC epoch seconds of the newest value, or None
     last_update: Optional[float] = None
+    #: key (``<field>`` or ``<channel>/<field>``) -> ``{"channel", "field", "name", "value",
+    #: "unit", "text", "timestamp"}`` of every field seen
     fields: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     #: key -> (channel, field) of every field seen
     places: Dict[str, Tuple[str, str]] = field(default_factory=dict)
+    #: sequence number of the newest event (the cursor
+    #: :meth:`~pyburnerkit.service.DeviceHub.wait` takes)
     seq: int = 0
+    #: the newest events as ``(seq, kind, data)``, at most ``BACKLOG`` (256)
     backlog: Deque[Tuple[int, str, Dict[str, Any]]] = field(
         default_factory=lambda: deque(maxlen=BACKLOG))
 
     @property
     def client(self) -> Any:
+        """The source's client (None for a source without one)."""
         return getattr(self.source, "client", None)
 
     @property
     def endpoint(self) -> str:
+        """The client's endpoint with any password removed ("" without a client)."""
         client = self.client
         endpoint = getattr(client, "endpoint", None)
         return redact_dsn(str(endpoint)) if endpoint is not None else ""
@@ -173,7 +190,10 @@ class DeviceHub:
 
     # ----------------------------------------------------------------- API side
     def entry(self, name: str) -> DeviceEntry:
-        """:raises KeyError: no such device."""
+        """The device called ``name`` (never blocks).
+
+        :raises KeyError: no such device.
+        """
         return self.devices[name]
 
     def summary(self, entry: DeviceEntry) -> Dict[str, Any]:

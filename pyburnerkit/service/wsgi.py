@@ -27,7 +27,8 @@ from ..recorder.secrets import redact_text
 log = logging.getLogger(__name__)
 
 __all__ = ["Route", "Router", "Request", "Response", "HTTPError", "error_status", "error_body",
-           "json_response", "openapi_document", "check_token", "MAX_BODY", "ERROR_SCHEMA"]
+           "json_response", "openapi_document", "check_token", "check_browser_origin",
+           "MAX_BODY", "ERROR_SCHEMA", "SAFE_METHODS"]
 
 #: request bodies of the generic API are bounded (a larger one is refused with 413 unread)
 MAX_BODY = 16 * 1024
@@ -37,6 +38,7 @@ WSGIApp = Callable[[Dict[str, Any], StartResponse], Iterable[bytes]]
 
 _REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
             403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
+            421: "Misdirected Request",
             413: "Payload Too Large", 415: "Unsupported Media Type", 418: "I'm a teapot",
             500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
             504: "Gateway Timeout"}
@@ -198,18 +200,90 @@ class Request:
             a content type other than JSON.
         """
         data = self.body()
-        if not data.strip():
-            if required:
-                raise HTTPError(400, "BadRequest", "the request needs a JSON body")
-            return None
+        # the type is checked before an empty body is accepted: a browser form with no field
+        # is an empty POST that another site's page may send
         ctype = (self.header("Content-Type") or "application/json").split(";")[0].strip()
         if ctype.lower() not in ("application/json", "application/merge-patch+json"):
             raise HTTPError(415, "UnsupportedMediaType",
                             f"the body must be application/json, got {ctype}")
+        if not data.strip():
+            if required:
+                raise HTTPError(400, "BadRequest", "the request needs a JSON body")
+            return None
         try:
             return json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
         except (UnicodeDecodeError, ValueError) as exc:
             raise HTTPError(400, "BadRequest", f"malformed JSON: {exc}") from None
+
+
+#: methods that change nothing (a browser may send them from any page: they are answered)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
+
+
+def _host_name(value: str) -> str:
+    """``host`` of a ``Host``/``Origin`` value (``[::1]:1234`` -> ``::1``), lower case."""
+    value = value.strip().lower()
+    if "://" in value:
+        value = value.split("://", 1)[1]
+    value = value.split("/", 1)[0]
+    if value.startswith("["):
+        return value[1:].split("]", 1)[0]
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+def _is_loopback_name(host: str) -> bool:
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        import ipaddress
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_browser_origin(environ: Mapping[str, Any], *, loopback_only: bool) -> None:
+    """Refuse what a web page on another site could make a browser send here.
+
+    * With the service bound to loopback (no token needed), a ``Host`` that is not a loopback
+      name is refused with 421: a hostile site's DNS name pointed at 127.0.0.1 (DNS
+      rebinding) would otherwise reach every path from the victim's browser.
+    * A request that changes something (any method but GET, HEAD, OPTIONS) is refused with
+      403 when the browser says it comes from another site: ``Sec-Fetch-Site`` other than
+      ``same-origin``/``none``, or an ``Origin`` whose host and port differ from ``Host``.
+      Scripts, ``curl`` and pyDE1's clients send neither header, so they are not affected.
+
+    :raises HTTPError: 421 or 403 as above.
+    """
+    host_header = str(environ.get("HTTP_HOST", "") or "")
+    if loopback_only and host_header and not _is_loopback_name(_host_name(host_header)):
+        raise HTTPError(421, "MisdirectedRequest",
+                        f"this service answers only loopback host names, not "
+                        f"{_host_name(host_header)!r} (bind another address with a token to "
+                        f"serve other names)")
+    method = str(environ.get("REQUEST_METHOD", "GET")).upper()
+    if method in SAFE_METHODS:
+        return
+    site = str(environ.get("HTTP_SEC_FETCH_SITE", "") or "").lower()
+    if site and site not in ("same-origin", "none"):
+        raise HTTPError(403, "CrossSiteRequest",
+                        f"a {method} from another site's page is refused "
+                        f"(Sec-Fetch-Site: {site})")
+    origin = str(environ.get("HTTP_ORIGIN", "") or "")
+    if origin and origin.lower() != "null":
+        # behind a reverse proxy the page's host is the proxy's (X-Forwarded-Host); a page
+        # cannot set that header on a request it may send cross-site without a preflight
+        hosts = {host_header.lower()} | {
+            h.strip().lower() for h in str(environ.get("HTTP_X_FORWARDED_HOST", "")).split(",")
+            if h.strip()}
+        same = origin.split("://", 1)[-1].rstrip("/").lower() in hosts
+        if not same:
+            raise HTTPError(403, "CrossSiteRequest",
+                            f"a {method} from another site's page ({origin}) is refused")
+    elif origin.lower() == "null":
+        raise HTTPError(403, "CrossSiteRequest",
+                        f"a {method} from an opaque origin (a sandboxed page or a file) is "
+                        f"refused")
 
 
 def _refuse_constant(name: str) -> Any:

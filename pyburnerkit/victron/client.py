@@ -50,8 +50,15 @@ _TIMEOUT_ERRORS = (_NO_REPLY, "org.freedesktop.DBus.Error.Timeout")
 _MALFORMED_REPLY = "com.pyburnerkit.Error.MalformedReply"
 
 
+_LOWLEVEL: Any = None
+
+
 def _lowlevel() -> Any:
-    return require("dbus.lowlevel", "victron")
+    # Cached: the GLib thread asks for it on every message it hands over.
+    global _LOWLEVEL
+    if _LOWLEVEL is None:
+        _LOWLEVEL = require("dbus.lowlevel", "victron")
+    return _LOWLEVEL
 
 
 # ====================================================================== the session
@@ -77,6 +84,7 @@ class _BusSession(Session):
     # -- transport ---------------------------------------------------------------------
     def open_transport(self, deadline: Deadline) -> None:
         dbus = require("dbus", "victron")
+        _init_fast_types()
         PUMP.acquire()
         self._pumped = True
         self._filter_ref = self._filter
@@ -531,6 +539,7 @@ class VictronService(_VictronClient):
         self._registered = False
         self._validations: Dict[int, Tuple[Any, Any, str, Any]] = {}
         self._token = 0
+        self._tls = threading.local()
         self._dispatcher.subscribe(self._run_validator, (WriteRequested,))
 
     # -- items -------------------------------------------------------------------------
@@ -652,10 +661,91 @@ class VictronService(_VictronClient):
     @contextlib.contextmanager
     def batch(self) -> Iterator["_Batch"]:
         """``with svc.batch() as b: b[path] = v`` sends one ItemsChanged when the block ends
-        (nothing when it raises). Nested batches each flush their own changes."""
+        (nothing when it raises: all or nothing). Nested batches each flush their own
+        changes. Works in any state; never connects or closes the service."""
         batch = _Batch(self)
         yield batch
-        self.update(batch.changes)
+        batch.flush()
+
+    def __enter__(self) -> Any:
+        """The ``with`` block that brings the service up also takes it down; a ``with`` on a
+        service that is already up is aiovelib's and velib's bundled update.
+
+        * Not connected yet (``with VictronService(...) as svc:``): connects (blocking, as
+          :meth:`connect`), returns the service, and :meth:`close` runs when the block ends.
+        * Already connected (``svc.register()`` ... ``with svc as s: s[path] = v``): returns
+          a batch; every value set on it goes out in **one** ItemsChanged when the block ends,
+          also when the block raises (what was set is published, as the seeds do; use
+          :meth:`batch` for all-or-nothing). The service stays up.
+
+        :meth:`closing` always closes at the end, whatever the state.
+
+        :raises ClientClosedError: the service was closed.
+        """
+        if self._closing:
+            raise self._closed_error()
+        stack = self._contexts()
+        if self._session is None:
+            self.connect()
+            stack.append(None)
+            return self
+        batch = _Batch(self)
+        stack.append(batch)
+        return batch
+
+    def __exit__(self, *exc_info: Any) -> None:
+        stack = self._contexts()
+        batch = stack.pop() if stack else None
+        if batch is None:
+            self.close()
+        elif not self._closing:
+            batch.flush()
+
+    def _contexts(self) -> List[Optional["_Batch"]]:
+        """This thread's open ``with`` blocks on the service (None: one that closes)."""
+        stack: Optional[List[Optional[_Batch]]] = getattr(self._tls, "stack", None)
+        if stack is None:
+            stack = []
+            self._tls.stack = stack
+        return stack
+
+    @contextlib.contextmanager
+    def closing(self, timeout: TimeoutArg = DEFAULT) -> Iterator["VictronService"]:
+        """``with svc.closing() as svc:`` connects if needed (blocking, as :meth:`connect`)
+        and closes the service when the block ends, whatever state it was in. The explicit
+        form of the lifecycle ``with`` (see ``__enter__``)."""
+        try:
+            if self._session is None:
+                self.connect(timeout)
+            yield self
+        finally:
+            self.close()
+
+    def remove_item(self, path: str) -> None:
+        """Remove a path (aiovelib's ``remove_item``, velib's ``del service[path]``).
+        Non-blocking. Once the service is up, watchers first get one ItemsChanged making the
+        value invalid (so nobody keeps a stale value), then the path is gone: GetValue on it
+        fails with ``UnknownObject`` and GetItems leaves it out. ``del svc[path]`` is the same.
+
+        :raises KeyError: ``path`` is not a path of this service.
+        :raises ClientClosedError: the service was closed.
+        """
+        codec.check_path(path)
+        if self._closing:
+            raise self._closed_error()
+        with self._lock:
+            if path not in self._items:
+                raise KeyError(f"{path} is not a path of {self.name}")
+            items = dict(self._items)
+            del items[path]
+            self._items = items
+            if self._session is None:
+                self._values.pop(path, None)
+                return
+        self._on_io(self._io_remove_item, path)
+
+    def __delitem__(self, path: str) -> None:
+        self.remove_item(path)
 
     # -- lifecycle ---------------------------------------------------------------------
     def register(self, timeout: TimeoutArg = DEFAULT) -> "VictronService":
@@ -720,9 +810,21 @@ class VictronService(_VictronClient):
             s.call(codec.DBUS_NAME, codec.DBUS_PATH, codec.DBUS_NAME, "RequestName", "su",
                    (self.name, 4), done, self.timeout)
 
+    def _io_remove_item(self, s: _BusSession, path: str) -> None:
+        if path in self._items:
+            return  # added again meanwhile: its own update follows in order
+        old = self._values.pop(path, None)
+        if old is not None and s.conn is not None:
+            msg = _lowlevel().SignalMessage("/", codec.BUSITEM, "ItemsChanged")
+            msg.append(codec.items_dict([(path, None, "")]), signature="a{sa{sv}}")
+            s.send(msg)
+
     def _io_apply(self, s: _BusSession, changes: Mapping[str, Any], force: bool) -> None:
         changed = []
+        items = self._items
         for path, value in changes.items():
+            if path not in items:
+                continue  # removed after this update was queued
             if not force and path in self._values and _same(self._values[path], value):
                 continue
             self._values[path] = value
@@ -733,7 +835,7 @@ class VictronService(_VictronClient):
     def _emit_items_changed(self, s: _BusSession, paths: Iterable[str]) -> None:
         items = self._items
         payload = codec.items_dict((p, self._values.get(p), items[p].format(self._values.get(p)))
-                                   for p in paths)
+                                   for p in paths if p in items)
         msg = _lowlevel().SignalMessage("/", codec.BUSITEM, "ItemsChanged")
         msg.append(payload, signature="a{sa{sv}}")
         s.send(msg)
@@ -846,6 +948,9 @@ class VictronService(_VictronClient):
         conn, msg, path, value = entry
         if conn is not s.conn:
             return  # the link dropped meanwhile: the caller got an error already
+        if path not in self._items:
+            s.reply(msg, "i", codec.SET_REFUSED)   # removed while its validator decided
+            return
         if accepted:
             self._io_accept(s, msg, path, value, msg.get_sender() or "")
         else:
@@ -874,6 +979,9 @@ class _Validate(WriteRequested):
 
 
 class _Batch:
+    """The collector of :meth:`VictronService.batch` and of ``with svc as s``: values are
+    checked (type, sendable) as they are set, and go out together on :meth:`flush`."""
+
     def __init__(self, service: VictronService) -> None:
         self._service = service
         self.changes: Dict[str, Any] = {}
@@ -886,12 +994,37 @@ class _Batch:
             return self.changes[path]
         return self._service[path]
 
+    def __contains__(self, path: object) -> bool:
+        return path in self._service
+
+    def flush(self) -> None:
+        """Send what was set so far as one ItemsChanged (only the values that changed) and
+        start afresh. Non-blocking."""
+        changes, self.changes = self.changes, {}
+        self._service.update(changes)
+
 
 def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
 # ====================================================================== Monitor (watch)
+#: (interface, member) pairs :meth:`VictronMonitor.call_method` sends without allow_writes.
+_READ_ONLY_METHODS = frozenset(
+    [(codec.BUSITEM, m) for m in ("GetValue", "GetText", "GetItems", "GetMin", "GetMax",
+                                  "GetDefault", "GetDescription")]
+    + [(codec.SETTINGS_IFACE, m) for m in ("GetAttributes", "GetSilent")]
+    + [(codec.INTROSPECTABLE, "Introspect"), ("org.freedesktop.DBus.Properties", "Get"),
+       ("org.freedesktop.DBus.Properties", "GetAll"), ("org.freedesktop.DBus.Peer", "Ping"),
+       ("com.victronenergy.VregLink", "GetVreg")]
+    + [(codec.DBUS_NAME, m) for m in ("ListNames", "GetNameOwner", "NameHasOwner",
+                                      "ListActivatableNames", "GetId")])
+
+
+def _is_dbus_value(value: Any) -> bool:
+    return type(value).__module__.startswith(("dbus", "_dbus"))
+
+
 class WriteCompleted(ValueWritten):
     """A :meth:`VictronMonitor.set_value_nowait` finished (``error`` None means accepted)."""
 
@@ -904,13 +1037,127 @@ class WriteCompleted(ValueWritten):
         object.__setattr__(self, "_future", future)
 
 
+def _split_items_fast(payload: Any) -> Tuple[Dict[str, codec.Entry], Dict[str, codec.Limits],
+                                             List[str]]:
+    """:func:`codec.split_items` for the shape nearly every signal has (paths to dicts of
+    ``Value`` and ``Text``), without its generic type checks; anything else - limits, a
+    missing key, an odd type, a bad path - goes to :func:`codec.split_items` whole, so
+    the checks and the problems it reports stay the codec's."""
+    if type(payload) is not _DICT_TYPE:
+        return codec.split_items(payload)
+    entries: Dict[str, codec.Entry] = {}
+    for path, entry in payload.items():
+        if type(entry) is not _DICT_TYPE or len(entry) != 2 or type(path) is not _STR_TYPE:
+            return codec.split_items(payload)
+        try:
+            value, text = entry["Value"], entry["Text"]
+        except KeyError:
+            return codec.split_items(payload)
+        if not isinstance(text, str) or not _PATH_MATCH(path):
+            return codec.split_items(payload)
+        kind = type(value)
+        if kind is _DOUBLE_TYPE:
+            plain: Any = float(value)
+        elif kind in _INT_TYPES:
+            plain = int(value)
+        elif kind is _STR_TYPE:
+            plain = str.__str__(value)
+        else:
+            try:
+                plain = codec.unwrap(value)
+            except ProtocolError:
+                return codec.split_items(payload)
+        entries[str.__str__(path)] = (True, plain, str.__str__(text))
+    return entries, {}, []
+
+
+_DICT_TYPE: Any = None
+_STR_TYPE: Any = None
+_DOUBLE_TYPE: Any = None
+#: the integer types codec.unwrap turns into int (dbus.Boolean, an int too, is left to it)
+_INT_TYPES: FrozenSet[Any] = frozenset()
+_PATH_MATCH = codec._PATH_RE.match
+
+
+def _init_fast_types() -> None:
+    global _DICT_TYPE, _STR_TYPE, _DOUBLE_TYPE, _INT_TYPES
+    dbus = require("dbus", "victron")
+    _DICT_TYPE, _STR_TYPE, _DOUBLE_TYPE = dbus.Dictionary, dbus.String, dbus.Double
+    _INT_TYPES = frozenset((dbus.Byte, dbus.Int16, dbus.UInt16, dbus.Int32, dbus.UInt32,
+                            dbus.Int64, dbus.UInt64))
+
+
+class _Values(Mapping[str, ItemValue]):
+    """An immutable ``{path: ItemValue}`` snapshot that shares its unchanged paths with the
+    snapshot it came from: a ``base`` dict plus the paths changed since (``delta``).
+
+    Neither dict is ever modified after the snapshot is made, so any thread may read it
+    while the I/O thread makes the next one. The delta is folded into a fresh base once it
+    holds more than an eighth of the paths, so a signal costs O(paths it changed) amortised.
+    """
+
+    __slots__ = ("_base", "_delta", "_extra")
+
+    def __init__(self, base: Dict[str, ItemValue], delta: Dict[str, ItemValue],
+                 extra: int) -> None:
+        self._base = base
+        self._delta = delta
+        self._extra = extra  # paths in delta that base lacks
+
+    @classmethod
+    def updated(cls, previous: Mapping[str, ItemValue],
+                changes: Dict[str, ItemValue]) -> "_Values":
+        if isinstance(previous, _Values):
+            base, delta, extra = previous._base, dict(previous._delta), previous._extra
+        else:
+            base, delta, extra = dict(previous), {}, 0
+        for path, item in changes.items():
+            if path not in base and path not in delta:
+                extra += 1
+            delta[path] = item
+        if len(delta) > 16 and len(delta) * 8 > len(base):
+            merged = dict(base)
+            merged.update(delta)
+            return cls(merged, {}, 0)
+        return cls(base, delta, extra)
+
+    def __getitem__(self, path: str) -> ItemValue:
+        delta = self._delta
+        if path in delta:
+            return delta[path]
+        return self._base[path]
+
+    def get(self, path: str, default: Any = None) -> Any:
+        item = self._delta.get(path)
+        return item if item is not None else self._base.get(path, default)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._delta or path in self._base
+
+    def __iter__(self) -> Iterator[str]:
+        delta = self._delta
+        for path in self._base:
+            yield path
+        if self._extra:
+            base = self._base
+            for path in delta:
+                if path not in base:
+                    yield path
+
+    def __len__(self) -> int:
+        return len(self._base) + self._extra
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+
 class _Svc:
     __slots__ = ("name", "owner", "values", "added", "scan_id", "signal_paths", "instance")
 
     def __init__(self, name: str, owner: Optional[str], scan_id: int) -> None:
         self.name = name
         self.owner = owner
-        self.values: Dict[str, ItemValue] = {}
+        self.values: Mapping[str, ItemValue] = {}
         self.added = False
         self.scan_id = scan_id
         self.signal_paths: Set[str] = set()
@@ -951,6 +1198,8 @@ class VictronMonitor(_VictronClient):
                 self._types[codec.service_class(cls)] = (
                     None if paths is None else frozenset(codec.check_path(p) for p in paths))
         self._settings_paths: Set[str] = set()
+        #: alias -> settings path (replaced whole on the I/O thread; any thread reads it)
+        self._aliases: Dict[str, str] = {}
         #: service -> path -> limits the bus reported (written on the I/O thread, replaced
         #: whole, so any thread may read it).
         self._limits: Dict[str, Dict[str, codec.Limits]] = {}
@@ -1078,6 +1327,130 @@ class VictronMonitor(_VictronClient):
                     for p, (has, v, t) in codec.parse_items(a[0]).items() if has}
         return self._request(f"GetItems {service}", service, "/", codec.BUSITEM, "GetItems",
                              "", (), convert, timeout)
+
+    def read_min(self, service: str, path: str, timeout: TimeoutArg = DEFAULT) -> Any:
+        """GetMin on the bus, blocking until the service answered (aiovelib's ``fetch_min``).
+        localsettings answers 0 for a setting without limits. Raises as :meth:`read_value`.
+
+        :raises UnsupportedFeatureError: the service has no GetMin (most services but
+            localsettings and a few C++ ones).
+        """
+        return self._read_attribute("GetMin", service, path, timeout)
+
+    def read_max(self, service: str, path: str, timeout: TimeoutArg = DEFAULT) -> Any:
+        """GetMax on the bus, blocking until the service answered (aiovelib's ``fetch_max``).
+        Raises as :meth:`read_min`."""
+        return self._read_attribute("GetMax", service, path, timeout)
+
+    def read_default(self, service: str, path: str, timeout: TimeoutArg = DEFAULT) -> Any:
+        """GetDefault on the bus, blocking until the service answered. Raises as
+        :meth:`read_min`."""
+        return self._read_attribute("GetDefault", service, path, timeout)
+
+    def _read_attribute(self, member: str, service: str, path: str,
+                        timeout: TimeoutArg) -> Any:
+        codec.check_destination(service)
+        codec.check_path(path)
+        return self._request(f"{member} {service}{path}", service, path, codec.BUSITEM, member,
+                             "", (), lambda s, a: codec.unwrap(a[0]), timeout)
+
+    def call_method(self, service: str, path: str, member: str, signature: str = "",
+                    *args: Any, interface: str = codec.BUSITEM,
+                    timeout: TimeoutArg = DEFAULT) -> List[Any]:
+        """Any D-Bus method call (aiovelib's ``dbus_call``), blocking until the reply came;
+        returns the reply's values as plain Python (variants unwrapped, invalid as None).
+
+        ``signature`` types ``args`` (``"v"`` arguments are wrapped as the values of
+        :meth:`set_value`, so ``None`` is the invalid marker and big ints become Int64).
+        A method known to only read (GetValue, GetText, GetItems, GetMin, GetMax,
+        GetDefault, GetDescription, Introspect, GetAttributes, GetSilent, the bus's
+        ListNames/GetNameOwner/NameHasOwner, Properties.Get/GetAll, GetVreg) is sent
+        freely; **any other method may change a device**, so it needs ``allow_writes=True``
+        and, like every write, is never retried (after a timeout the service may still
+        have acted on it). A value with limits is checked as the named writes check it,
+        before anything is sent: a SetValue as :meth:`set_value` does, the default of a
+        setting that AddSettings/AddSetting/AddSilentSetting creates against the min and max
+        sent with it.
+
+        :raises ConfigurationError: a bad name, path, member or signature, arguments that
+            do not match the signature, or a value outside its limits (naming the value, the
+            limits and the unit where known); nothing is sent.
+        :raises WriteNotAllowedError: a method not known to only read, without
+            ``allow_writes=True``.
+        :raises DeviceError: the service answered with a D-Bus error (``.code`` is its name;
+            :class:`~pyburnerkit.errors.UnsupportedFeatureError` for ``UnknownMethod``).
+        :raises DeviceTimeoutError: no reply within ``timeout``.
+        """
+        message, prepare = self._check_call_and_limits(service, path, member, signature, args,
+                                                       interface, timeout)
+        return self._request(
+            f"{member} {service}{path}", service, path, interface, member, signature,
+            message, lambda s, a: [codec.unwrap(v) for v in a], timeout,
+            is_write=(interface, member) not in _READ_ONLY_METHODS, prepare=prepare)
+
+    def _check_call_and_limits(self, service: str, path: str, member: str, signature: str,
+                               args: Tuple[Any, ...], interface: str, timeout: TimeoutArg
+                               ) -> Tuple[Tuple[Any, ...], Optional[Callable[..., None]]]:
+        """:meth:`_check_call`, plus the limits the bus reports for the methods that carry a
+        value with limits, exactly as the named writes check them (any thread, no I/O): a
+        SetValue as :meth:`set_value` (its ``prepare`` step asks localsettings for a
+        setting's min/max first), the defaults of AddSettings/AddSetting/AddSilentSetting
+        against the min/max given with them. Returns the wrapped arguments and ``prepare``.
+
+        :raises WriteNotAllowedError: as :meth:`_check_call`.
+        :raises ConfigurationError: as :meth:`_check_call`, or a value outside its limits.
+        """
+        wrapped = self._check_call(service, path, member, signature, args, interface)
+        if interface == codec.BUSITEM and member == "SetValue" and len(wrapped) == 1:
+            _, prepare = self._check_set(service, path, codec.unwrap(wrapped[0]), timeout)
+            return wrapped, prepare
+        if interface == codec.SETTINGS_IFACE and member == "AddSettings" and len(wrapped) == 1:
+            for entry in codec.unwrap(wrapped[0]) or ():
+                if isinstance(entry, Mapping):
+                    _check_default(f"{service}{path}", entry.get("path"), entry.get("default"),
+                                   entry.get("min"), entry.get("max"))
+        elif (interface == codec.SETTINGS_IFACE and member in ("AddSetting", "AddSilentSetting")
+              and len(wrapped) == 6):
+            group, name, default, _, low, high = (codec.unwrap(a) for a in wrapped)
+            if not (low == 0 and high == 0):   # localsettings: min = max = 0 is no limit
+                _check_default(f"{service}{path}", f"{group}/{name}", default, low, high)
+        return wrapped, None
+
+    def _check_call(self, service: str, path: str, member: str, signature: str,
+                    args: Tuple[Any, ...], interface: str) -> Tuple[Any, ...]:
+        """The arguments of :meth:`call_method`, checked and wrapped (any thread, no I/O)."""
+        dbus = require("dbus", "victron")
+        codec.check_destination(service)
+        codec.check_path(path, allow_root=True)
+        for what, value in (("member", member), ("interface", interface)):
+            parts = value.split(".") if isinstance(value, str) else [""]
+            if not all(p.isidentifier() for p in parts) or (what == "member") != (len(parts) == 1):
+                raise ConfigurationError(f"{what} {codec._show(value)} is not a D-Bus "
+                                         f"{what} name (e.g. 'GetValue', "
+                                         f"'com.victronenergy.BusItem')")
+        if not isinstance(signature, str):
+            raise ConfigurationError(f"signature must be a str like 'v' or 'aa{{sv}}', got "
+                                     f"{codec._show(signature)}")
+        try:
+            types = list(dbus.Signature(signature))
+            if len(types) != len(args):
+                raise ValueError(f"it has {len(types)} argument type(s) for {len(args)} "
+                                 f"argument(s)")
+            wrapped = tuple(codec.wrap(a, 1) if t == "v" and not _is_dbus_value(a) else a
+                            for t, a in zip(types, args))
+            # Marshal once here, so a mismatch is the caller's error, not the link's.
+            _lowlevel().MethodCallMessage(service, path, interface, member).append(
+                *wrapped, signature=signature)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ConfigurationError(f"{member} {service}{path}: arguments "
+                                     f"{codec._show(args)} do not match signature "
+                                     f"{signature!r}: {exc}") from None
+        if (interface, member) not in _READ_ONLY_METHODS and not self.allow_writes:
+            raise WriteNotAllowedError(
+                f"{interface}.{member} on {service}{path} refused: a method call that is not "
+                f"known to only read may change a device; open the monitor with "
+                f"allow_writes=True", device=self.family, endpoint=self.endpoint)
+        return wrapped
 
     def set_value(self, service: str, path: str, value: Any,
                   timeout: TimeoutArg = DEFAULT) -> None:
@@ -1235,6 +1608,14 @@ class VictronMonitor(_VictronClient):
             return True
         cls = codec.service_class(name)
         return cls in self._types or (cls == codec.SETTINGS_SERVICE and bool(self._settings_paths))
+
+    def _wanted_paths(self, name: str) -> Optional[FrozenSet[str]]:
+        """None when every path of ``name`` is tracked; else the paths surely tracked (a
+        path outside them may still be, see :meth:`_path_wanted`)."""
+        if self._types is None:
+            return None
+        paths = self._types.get(codec.service_class(name), frozenset())
+        return None if paths is None else paths
 
     def _path_wanted(self, name: str, path: str) -> bool:
         if self._types is None:
@@ -1409,7 +1790,9 @@ class VictronMonitor(_VictronClient):
         self._io_check_initial(svc.name)
 
     def _io_publish(self, svc: _Svc) -> ServiceInfo:
-        info = ServiceInfo(svc.name, svc.owner or "", svc.instance, MappingProxyType(svc.values))
+        values = svc.values
+        info = ServiceInfo(svc.name, svc.owner or "", svc.instance,
+                           values if isinstance(values, _Values) else MappingProxyType(values))
         self._cache.set(svc.name, info)
         return info
 
@@ -1454,8 +1837,8 @@ class VictronMonitor(_VictronClient):
         if len(args) != 1:
             raise ProtocolError(f"{member} carried {len(args)} values, not one dict")
         if member == "ItemsChanged":
-            return codec.split_items(args[0])
-        return codec.split_items({path: args[0]})
+            return _split_items_fast(args[0])
+        return _split_items_fast({path: args[0]})
 
     def _io_signal(self, s: _BusSession, conn: Any, msg: Any) -> None:
         if conn is not s.conn:
@@ -1497,14 +1880,20 @@ class VictronMonitor(_VictronClient):
 
     def _io_apply_changes(self, svc: _Svc, changes: Mapping[str, codec.Entry],
                           limits: Mapping[str, codec.Limits]) -> None:
-        wanted_limits = {p: lim for p, lim in limits.items() if self._path_wanted(svc.name, p)}
-        if wanted_limits:
-            known = dict(self._limits.get(svc.name, {}))
-            known.update(wanted_limits)
-            self._limits[svc.name] = known
+        if limits:
+            wanted_limits = {p: lim for p, lim in limits.items()
+                             if self._path_wanted(svc.name, p)}
+            if wanted_limits:
+                known = dict(self._limits.get(svc.name, {}))
+                known.update(wanted_limits)
+                self._limits[svc.name] = known
         updated = {}
+        wanted = self._wanted_paths(svc.name)
         for path, (has, value, text) in changes.items():
-            if not has or not self._path_wanted(svc.name, path):
+            if not has:
+                continue
+            if wanted is not None and path not in wanted \
+                    and not self._path_wanted(svc.name, path):
                 continue
             updated[path] = ItemValue(value, text if text is not None
                                       else codec.default_text(path, value))
@@ -1512,9 +1901,9 @@ class VictronMonitor(_VictronClient):
             return
         if not svc.added:
             svc.signal_paths.update(updated)
-        values = dict(svc.values)
-        values.update(updated)
-        svc.values = values
+        # A new snapshot that shares the unchanged paths with the previous one: a signal
+        # costs what it changed, not a copy of every path of the service.
+        svc.values = _Values.updated(svc.values, updated)
         if "/DeviceInstance" in updated and isinstance(updated["/DeviceInstance"].value, int):
             svc.instance = updated["/DeviceInstance"].value
         if svc.added:
@@ -1565,6 +1954,15 @@ def _check_limits(name: str, value: Any, limits: codec.Limits, unit: str) -> Any
     return check_range(name, value, low, high, unit)
 
 
+def _check_default(where: str, path: Any, default: Any, low: Any, high: Any) -> None:
+    """The default of a setting a raw AddSettings/AddSetting call creates, inside the min and
+    max sent with it (numbers only; text settings have none)."""
+    numbers = [v for v in (default, low, high)
+               if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if len(numbers) == 3:
+        check_range(f"default of {where} {codec._show(path)}", default, low, high)
+
+
 def _check_setting(entry: Any) -> Setting:
     if isinstance(entry, (tuple, list)):
         entry = Setting(*entry)
@@ -1582,6 +1980,11 @@ def _check_setting(entry: Any) -> Setting:
     if not isinstance(entry.unit, str):
         raise ConfigurationError(f"unit of {entry.path} must be a str like 'A', got "
                                  f"{codec._show(entry.unit)}")
+    if entry.alias is not None and (not isinstance(entry.alias, str) or not entry.alias
+                                    or entry.alias.startswith("/")):
+        raise ConfigurationError(f"alias of {entry.path} must be a non-empty str that does "
+                                 f"not start with '/' (e.g. 'limit'), got "
+                                 f"{codec._show(entry.alias)}")
     for key in ("min", "max"):
         limit = getattr(entry, key)
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float))
@@ -1621,6 +2024,8 @@ def _add_settings(client: _VictronClient, settings: Iterable[Any], timeout: Time
             f"the client with allow_writes=True", device=client.family, endpoint=client.endpoint)
     if not entries:
         return {}
+    if monitor is not None:
+        _check_aliases(monitor, entries)
     payload = codec.add_settings_request(
         [{"path": e.path, "default": e.default, "min": e.min, "max": e.max,
           "silent": e.silent} for e in entries])
@@ -1635,6 +2040,11 @@ def _add_settings(client: _VictronClient, settings: Iterable[Any], timeout: Time
                 errors[entry.path] = code
             else:
                 out[entry.path] = value
+        if monitor is not None and out:
+            aliases = dict(monitor._aliases)
+            aliases.update((e.alias, e.path) for e in entries
+                           if e.alias is not None and e.path in out)
+            monitor._aliases = aliases   # replaced whole: any thread may read it
         if monitor is not None and out and owner_box:
             for entry in entries:
                 if entry.path in out and entry.unit:
@@ -1664,6 +2074,18 @@ def _add_settings(client: _VictronClient, settings: Iterable[Any], timeout: Time
                            "AddSettings", "aa{sv}", (payload,), convert, timeout, is_write=True)
 
 
+def _check_aliases(monitor: VictronMonitor, entries: List[Setting]) -> None:
+    """An alias names one path: refuse one that already names another (nothing is sent)."""
+    seen = dict(monitor._aliases)
+    for entry in entries:
+        if entry.alias is None:
+            continue
+        known = seen.setdefault(entry.alias, entry.path)
+        if known != entry.path:
+            raise ConfigurationError(f"alias {entry.alias!r} of {entry.path} already names "
+                                     f"{known}: an alias names one setting")
+
+
 class VictronSettings:
     """localsettings (``com.victronenergy.settings``) through a :class:`VictronMonitor`.
 
@@ -1690,8 +2112,29 @@ class VictronSettings:
         """
         return _add_settings(self._monitor, settings, timeout, self._monitor)
 
+    def alias(self, name: str) -> Optional[str]:
+        """The path an added setting's ``alias`` names (None for an unknown alias), as
+        aiovelib's ``SettingsService.alias``. Never blocks."""
+        return self._monitor._aliases.get(name)
+
+    @property
+    def aliases(self) -> Mapping[str, str]:
+        """``{alias: path}`` of the settings added with an alias (a read-only copy)."""
+        return MappingProxyType(dict(self._monitor._aliases))
+
+    def _path(self, name: str) -> str:
+        if isinstance(name, str) and not name.startswith("/"):
+            path = self._monitor._aliases.get(name)
+            if path is None:
+                raise ConfigurationError(f"{name!r} is neither a path nor the alias of an "
+                                         f"added setting (known aliases: "
+                                         f"{sorted(self._monitor._aliases)})")
+            return path
+        return name
+
     def get(self, path: str, default: Any = None) -> Any:
-        return self._monitor.get_value(codec.SETTINGS_SERVICE, path, default)
+        """The cached value of a setting, by path or alias (never blocks)."""
+        return self._monitor.get_value(codec.SETTINGS_SERVICE, self._path(path), default)
 
     def set(self, path: str, value: Any, timeout: TimeoutArg = DEFAULT) -> None:
         """SetValue on a setting, blocking until localsettings answered (needs
@@ -1704,7 +2147,7 @@ class VictronSettings:
         :raises ConfigurationError: outside the setting's limits (value, limits and unit in
             the message); nothing is written.
         """
-        self._monitor.set_value(codec.SETTINGS_SERVICE, path, value, timeout)
+        self._monitor.set_value(codec.SETTINGS_SERVICE, self._path(path), value, timeout)
 
     def remove(self, paths: Iterable[str], timeout: TimeoutArg = DEFAULT) -> Dict[str, int]:
         """RemoveSettings, blocking until localsettings answered: ``{path: 0 or -1}``.
@@ -1713,7 +2156,7 @@ class VictronSettings:
 
         :raises WriteNotAllowedError: the monitor was not opened with ``allow_writes=True``.
         """
-        plist = [codec.check_path(p) for p in paths]
+        plist = [codec.check_path(self._path(p)) for p in paths]
         if not self._monitor.allow_writes:
             raise WriteNotAllowedError(f"RemoveSettings ({', '.join(plist[:3])}) refused: "
                                        f"open the monitor with allow_writes=True",

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping, Optional
+from typing import Any, List, Mapping, Optional
 
 from ..errors import DeviceConnectionError, DeviceError
-from ..types import Event
+from .._core.display import Displayable, Row, Section, format_value
+from ..types import Event, is_secret_key
 
 __all__ = ["ItemValue", "ServiceInfo", "Setting", "ServiceAdded", "ServiceRemoved",
            "ValuesChanged", "WriteRequested", "ValueWritten", "NameTakenError",
@@ -20,7 +21,7 @@ _EMPTY: Mapping[str, "ItemValue"] = MappingProxyType({})
 
 
 @dataclass(frozen=True)
-class ItemValue:
+class ItemValue(Displayable):
     """One path's value and display text (Text is for people: never parse it)."""
 
     value: Any
@@ -32,7 +33,7 @@ class ItemValue:
 
 
 @dataclass(frozen=True)
-class ServiceInfo:
+class ServiceInfo(Displayable):
     """A monitored service as last seen: its name, owner and every tracked path."""
 
     name: str
@@ -48,13 +49,25 @@ class ServiceInfo:
         item = self.values.get(path)
         return default if item is None or item.value is None else item.value
 
+    def _display_sections(self) -> List[Section]:
+        # the D-Bus Text carries the unit ("12.30V"), so it is the shown value; invalid
+        # items show as such rather than vanish
+        instance = "" if self.device_instance is None else f" (instance {self.device_instance})"
+        rows: List[Row] = [(path, "<hidden>" if is_secret_key(path.rsplit("/", 1)[-1]) else
+                            (item.text or format_value(item.value)) if item.valid
+                            else "invalid", "")
+                           for path, item in sorted(self.values.items())]
+        return [(f"{self.name}{instance}", rows)]
+
 
 @dataclass(frozen=True)
-class Setting:
+class Setting(Displayable):
     """One entry of an AddSettings call. The type of ``default`` (int, float, str) is the
     setting's type; ``min``/``max`` of None mean no limit (give both or neither); ``silent``
     hides changes from logs. ``unit`` never goes on the bus: it only makes the errors of
-    out-of-range writes clearer (``"A"``, ``"V"``, ``"%"``)."""
+    out-of-range writes clearer (``"A"``, ``"V"``, ``"%"``). ``alias`` (aiovelib's and
+    velib's short name, e.g. ``"limit"``) never goes on the bus either: once added,
+    ``settings.alias("limit")`` gives the path and ``settings.get("limit")`` the value."""
 
     path: str
     default: Any
@@ -62,17 +75,18 @@ class Setting:
     max: Optional[float] = None
     silent: bool = False
     unit: str = ""
+    alias: Optional[str] = None
 
 
 @dataclass(frozen=True)
-class ServiceAdded(Event):
+class ServiceAdded(Event, Displayable):
     """A service appeared on the bus and its first scan finished."""
 
     service: ServiceInfo
 
 
 @dataclass(frozen=True)
-class ServiceRemoved(Event):
+class ServiceRemoved(Event, Displayable):
     """A service left the bus (its name lost its owner)."""
 
     name: str
@@ -80,7 +94,7 @@ class ServiceRemoved(Event):
 
 
 @dataclass(frozen=True)
-class ValuesChanged(Event):
+class ValuesChanged(Event, Displayable):
     """Paths of one service changed (from ItemsChanged or PropertiesChanged)."""
 
     service: str
@@ -88,7 +102,7 @@ class ValuesChanged(Event):
 
 
 @dataclass(frozen=True)
-class WriteRequested(Event):
+class WriteRequested(Event, Displayable):
     """A remote SetValue on a validated item of *our* service; its validator is deciding."""
 
     service: str
@@ -98,7 +112,7 @@ class WriteRequested(Event):
 
 
 @dataclass(frozen=True)
-class ValueWritten(Event):
+class ValueWritten(Event, Displayable):
     """A remote SetValue on our service was accepted and stored."""
 
     service: str

@@ -112,7 +112,11 @@ def every_kind_of_call(heater: AfterburnerClient) -> Dict[str, Callable[[], Any]
 
 
 def test_eight_threads_mixing_every_call_for_three_seconds(sim: AfterburnerSim) -> None:
-    with connect(sim, allow_writes=True) as heater:
+    # Writes queue behind each other a firmware tick apart, so eight threads writing at once
+    # can keep one call waiting for seconds on a loaded machine (5 s timed out in about 1 of
+    # 40 runs, with the code of the time as well as after): 15 s still catches a wedge,
+    # which never answers at all.
+    with connect(sim, allow_writes=True, timeout=15.0) as heater:
         operations = every_kind_of_call(heater)
         result = hammer(operations, threads=8, duration=3.0)
         # No error is allowed, documented or not: nothing here conflicts with the

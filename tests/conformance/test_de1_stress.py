@@ -267,11 +267,11 @@ def test_the_fuzzed_decoder_tables_are_complete() -> None:
     assert set(DE1_DECODERS) == {
         "dec_f8_1_7", "dec_u24p16", "decode_calibration", "decode_firmware_header",
         "decode_frame_write", "decode_fw_map", "decode_header", "decode_mmr",
-        "decode_mmr_reply", "decode_requested_state", "decode_shot_sample",
+        "decode_mmr_reply", "decode_requested_state", "decode_set_time", "decode_shot_sample",
         "decode_shot_settings", "decode_state_info", "decode_tail", "decode_temperatures",
         "decode_versions", "decode_water_levels"}
     assert set(SCALE_DECODERS) == {"decode_battery", "decode_button", "decode_command",
-                                   "decode_weight"}
+                                   "decode_timer", "decode_weight"}
 
 
 def mutations(frames: List[bytes]) -> st.SearchStrategy:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
@@ -120,12 +121,20 @@ ServeFactory = Callable[..., Server]
 
 
 @pytest.fixture
-def serve() -> Iterator[ServeFactory]:
+def library_path(tmp_path: Path) -> Path:
+    """The test's profile library (pyDE1's database), empty at the start."""
+    return tmp_path / "pyde1-profiles.db"
+
+
+@pytest.fixture
+def serve(library_path: Path) -> Iterator[ServeFactory]:
     """``serve(de1, scale, allow_writes=...)`` -> a started :class:`Server` around a new
-    :class:`Pyde1App`; both are closed at the end of the test."""
+    :class:`Pyde1App` (its profile library in the test's ``library_path`` unless given); both
+    are closed at the end of the test."""
     made: List[Tuple[Pyde1App, Server]] = []
 
     def factory(de1: Any, scale: Any, **kw: Any) -> Server:
+        kw.setdefault("library", library_path)
         app = Pyde1App(de1, scale, **kw)
         server = Server(app)
         made.append((app, server))

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any, Callable, Dict, Tuple
 
 import pytest
 
 from pyburnerkit.de1.client import DE1Client
 from pyburnerkit.de1.firmware import make_test_image
+from pyburnerkit.de1.library import ProfileLibrary
 from pyburnerkit.de1.models import MachineState as S, UploadProgress
+from pyburnerkit.errors import ConfigurationError
+from pyburnerkit.service.pyde1_http import Pyde1App
 
 from ..de1.test_profile_firmware import PROFILE
 from .conftest import SPEED, Bench, Server
@@ -210,7 +214,10 @@ def test_espresso_controls(api: Server) -> None:
     assert api.patch("/de1/control/espresso", reset).json() == []
 
 
-def test_profile_upload_store_and_select(api: Server, bench: Bench) -> None:
+def test_profile_upload_store_and_select(api: Server, bench: Bench,
+                                         library_path: Path) -> None:
+    """The profiles live in the library (pyDE1's database), as the CLI and library see them."""
+    library = ProfileLibrary(str(library_path))
     text = json.dumps(PROFILE).encode()
     accepted = sim(bench, lambda d: d.profiles_accepted)
     r = api.put("/de1/profile", raw=text)
@@ -218,24 +225,86 @@ def test_profile_upload_store_and_select(api: Server, bench: Bench) -> None:
     profile_id = hashlib.sha1(text).hexdigest()
     assert r.json() == [{"id": profile_id, "fingerprint": bench.de1.profile.fingerprint}]
     assert sim(bench, lambda d: d.profiles_accepted) == accepted + 1
+    assert library.source(profile_id) == text and library.selected == profile_id
     assert api.get("/de1/profile/id").json() == {"id": profile_id}
 
     other = dict(PROFILE, title="Stored only")
     other_text = json.dumps(other).encode()
     stored = api.put("/de1/profile/store", raw=other_text)
-    assert stored.json()[0]["id"] == hashlib.sha1(other_text).hexdigest()
+    other_id = hashlib.sha1(other_text).hexdigest()
+    assert stored.json() == [{"id": other_id,
+                              "fingerprint": library.get(other_id).fingerprint}]
     assert sim(bench, lambda d: d.profiles_accepted) == accepted + 1  # not uploaded
-    chosen = api.put("/de1/profile/id", {"id": stored.json()[0]["id"]})
-    assert chosen.status_code == 200
+    assert api.get("/de1/profile/id").json() == {"id": profile_id}  # nor selected
+    chosen = api.put("/de1/profile/id", {"id": other_id})
+    assert chosen.json() == [{"id": other_id, "fingerprint": bench.de1.profile.fingerprint}]
     assert bench.de1.profile.title == "Stored only"
     assert sim(bench, lambda d: d.profiles_accepted) == accepted + 2
+    assert library.selected == other_id
+    assert api.get("/de1/profile/id").json() == {"id": other_id}
 
     unknown = api.put("/de1/profile/id", {"id": "0" * 40})
     assert unknown.status_code == 404 and unknown.text.startswith("DE1DBNoMatchingRecord(")
+    assert str(library_path) not in unknown.text  # the database's place stays private
     invalid = api.put("/de1/profile", raw=json.dumps(dict(PROFILE, version="1")).encode())
     assert invalid.status_code == 400 and "only 2.x" in invalid.text
     assert api.put("/de1/profile", raw=b"{not json").status_code == 400
+    assert api.put("/de1/profile/store", raw=b"{not json").status_code == 400
     assert sim(bench, lambda d: d.profiles_accepted) == accepted + 2
+    assert {e.id for e in library.list()} == {profile_id, other_id}  # nothing invalid kept
+    assert library.selected == other_id
+
+
+def test_profiles_outlive_the_service(bench: Bench, serve: Any, tmp_path: Path) -> None:
+    """A profile stored in the database beforehand (by the CLI, another program or an earlier
+    run) is uploaded by its id, and the selection is still there for the next service."""
+    library = ProfileLibrary(str(tmp_path / "shared.db"))
+    entry = library.store(dict(PROFILE, title="From the CLI"))
+    first: Server = serve(bench.de1, bench.scale, allow_writes=True, library=library)
+    assert first.get("/de1/profile/id").json() == {"id": None}
+    assert first.put("/de1/profile/id", {"id": entry.id}).status_code == 200
+    assert bench.de1.profile.title == "From the CLI"
+    second: Server = serve(bench.de1, bench.scale, allow_writes=True,
+                           library=str(tmp_path / "shared.db"))
+    assert second.get("/de1/profile/id").json() == {"id": entry.id}
+
+
+def test_profile_changes_refused_without_writes(readonly_api: Server, bench: Bench,
+                                                library_path: Path) -> None:
+    library = ProfileLibrary(str(library_path))
+    entry = library.store(PROFILE)
+    accepted = sim(bench, lambda d: d.profiles_accepted)
+    assert readonly_api.put("/de1/profile/id", {"id": entry.id}).status_code == 403
+    assert readonly_api.put("/de1/profile/store",
+                            raw=json.dumps(dict(PROFILE, title="x")).encode()).status_code == 403
+    assert sim(bench, lambda d: d.profiles_accepted) == accepted
+    assert len(library) == 1 and library.selected is None
+
+
+def test_library_argument_is_checked() -> None:
+    with pytest.raises(ConfigurationError, match="ProfileLibrary or the path"):
+        Pyde1App(None, None, allow_writes=False, library=42)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="give a file path"):
+        Pyde1App(None, None, allow_writes=False, library=":memory:")
+
+
+def test_setting_time(api: Server, readonly_api: Server, bench: Bench) -> None:
+    """pyDE1's ``de1/setting/time`` {timestamp} is SetTime (A003): DE1Client.set_time and
+    read_time, with their limits and write gating."""
+    assert api.patch("/de1/setting/time", {"timestamp": 1700000000}).json() == []
+    assert sim(bench, lambda d: d.set_time_s) == 1700000000
+    assert api.get("/de1/setting/time").json() == {"timestamp": 1700000000}
+    assert api.put("/de1/setting/time", {"timestamp": 1700000100}).json() == []
+    assert sim(bench, lambda d: d.set_time_s) == 1700000100
+    negative = api.patch("/de1/setting/time", {"timestamp": -1})
+    assert negative.status_code == 400
+    assert "timestamp=-1 s is out of range: the limit is 0..18446744073709551615 s" in \
+        negative.text
+    wrong = api.patch("/de1/setting/time", {"timestamp": 1.5})
+    assert wrong.status_code == 400 and wrong.text.startswith("DE1APITypeError(")
+    assert readonly_api.patch("/de1/setting/time", {"timestamp": 5}).status_code == 403
+    assert readonly_api.get("/de1/setting/time").json() == {"timestamp": 1700000100}
+    assert sim(bench, lambda d: d.set_time_s) == 1700000100
 
 
 def test_firmware_upload_runs_in_the_background(api: Server, bench: Bench) -> None:

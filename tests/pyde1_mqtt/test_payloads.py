@@ -48,19 +48,25 @@ def _sample(t: int, frame: int, flow: float = 2.0) -> ShotSample:
     return ShotSample(t, 9.0, flow, 92.0, 91.5, 92.0, 92.0, 9.0, 0.0, frame, 150)
 
 
-def test_volume_by_frames_follows_the_clients_volumes() -> None:
+def test_volume_by_frames_is_the_clients() -> None:
+    """pyDE1's per-frame volumes come from the event (the client splits them as pyDE1), always
+    20 entries."""
     b = PayloadBuilder()
-    pre = b.build(ShotSampleEvent(_sample(0, 0), 1.0, 0.0), 0.0)[0][1]
-    assert pre["volume_by_frames"][0] == 1.0 and len(pre["volume_by_frames"]) == 20
-    b.build(ShotSampleEvent(_sample(25, 0), 2.5, 0.0), 0.0)
-    p = b.build(ShotSampleEvent(_sample(50, 2), 2.5, 4.0), 0.0)[0][1]
-    assert p["volume_by_frames"][:3] == [2.5, 0.0, 4.0]
+    frames = (2.5, 0.0, 4.0) + (0.0,) * 17
+    p = b.build(ShotSampleEvent(_sample(50, 2), 2.5, 4.0, frames), 0.0)[0][1]
+    assert p["volume_by_frames"] == list(frames)
     assert p["volume_total"] == 6.5 and p["volume_pour"] == 4.0
     assert isinstance(p["sample_time"], int) and isinstance(p["frame_number"], int)
+    assert p["frame_number"] == 2
     assert p["version"] == "1.2.0" and p["de1_time"] == p["arrival_time"]
-    # a new sequence: the client restarts its volumes, so do the frames
-    again = b.build(ShotSampleEvent(_sample(75, 0), 0.5, 0.0), 0.0)[0][1]
-    assert again["volume_by_frames"][:3] == [0.5, 0.0, 0.0]
+    # the publisher keeps no count of its own: a hot-water sample (all in entry 0) after an
+    # espresso is published as the client reports it
+    again = b.build(ShotSampleEvent(_sample(75, 3), 0.0, 0.5, (0.5,) + (0.0,) * 19),
+                    0.0)[0][1]
+    assert again["volume_by_frames"][:4] == [0.5, 0.0, 0.0, 0.0]
+    # an event made without per-frame volumes is padded to pyDE1's 20 entries
+    short = b.build(ShotSampleEvent(_sample(100, 0), 1.0, 0.0, (1.0,)), 0.0)[0][1]
+    assert short["volume_by_frames"] == [1.0] + [0.0] * 19
 
 
 def test_weight_and_flow_times_are_wall_clock() -> None:

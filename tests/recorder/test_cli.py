@@ -132,7 +132,7 @@ def test_ctrl_c_stops_cleanly_with_everything_flushed(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    assert proc.returncode == 0, rest
+    assert proc.returncode == 130, rest  # interrupted, as every command reports Ctrl-C
     summary = [x for x in rest.splitlines() if x.startswith("record: ") and "received" in x][0]
     received = int(summary.split()[1])
     assert received > 0 and _count(str(tmp_path / "pyburnerkit.db")) == received

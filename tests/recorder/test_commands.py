@@ -401,7 +401,9 @@ def test_the_recorder_hands_its_router_to_sinks_and_closes_it_while_a_command_ru
         assert events[0].ok and events[0].confirmed == 23
         client.simulator.silence()
         _submit(rec.commands, "TempDesired", "24", replies)
-        # (a refusal ends the wait too, so a failure shows the reason instead of a timeout)
+        # the router says when a command starts (it used to say so only when one ended, so
+        # this wait saw the command only if it had started before the wait began); a refusal
+        # ends the wait too, so a failure shows the reason instead of a timeout
         rec.commands.wait_for(lambda s: s.running is not None or s.refused)
         assert rec.commands.stats().refused == 0, replies.wait(0)
     # close() closed the client, which ended the command in flight; nothing lingers

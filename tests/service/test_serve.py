@@ -134,6 +134,43 @@ log_file = "service.log"
     assert "log file reopened" in log_path.read_text()
 
 
+def test_the_profile_library_is_where_the_config_says(tmp_path: Path,
+                                                      services: List[Service]) -> None:
+    """pyDE1's profile library goes to ``[service] profile_db`` (relative to the config, as
+    every path of it), not to whatever directory the service happened to start in."""
+    config = tmp_path / "service.toml"
+    config.write_text("""
+[[devices]]
+family = "de1"
+url = "sim://"
+id = "de1"
+[devices.options]
+allow_writes = true
+
+[http]
+bind = "127.0.0.1:0"
+
+[service]
+profile_db = "state/profiles.db"
+""")
+    (tmp_path / "state").mkdir()
+    cfg = load_service_config(str(config))
+    assert cfg.service.profile_db == str(tmp_path / "state" / "profiles.db")
+    service = Service.from_config(cfg).start()
+    services.append(service)
+    assert service.pyde1_app.library.path == str(tmp_path / "state" / "profiles.db")
+    body = (b'{"version": "2", "title": "t", "author": "a", "notes": "", "beverage_type": '
+            b'"espresso", "steps": [{"name": "s", "temperature": 90, "sensor": "coffee", '
+            b'"pump": "pressure", "transition": "fast", "pressure": 9, "seconds": 25}], '
+            b'"tank_temperature": 0, "target_weight": 36, "target_volume": 0, '
+            b'"target_volume_count_start": 0, "legacy_profile_type": "", "type": "advanced", '
+            b'"lang": "en", "hidden": false, "reference_file": "", "changes_since_last_espresso"'
+            b': ""}')
+    stored = requests.put(f"{service.url}/de1/profile/store", data=body, timeout=30)
+    assert stored.status_code == 200, stored.text
+    assert (tmp_path / "state" / "profiles.db").stat().st_size > 0
+
+
 @pytest.mark.parametrize("text, message", [
     ('[http]\nbind = "0.0.0.0:1234"\n', "bearer token"),
     ('[http]\nbind = "127.0.0.1:99999"\n', "0..65535"),

@@ -74,6 +74,13 @@ class Sink:
                  meta: FieldMeta) -> None:
         """A field was seen for the first time (MQTT uses it for discovery). Any thread."""
 
+    def report(self) -> str:
+        """What this sink did beyond the samples it wrote, as the far end confirmed it (MQTT:
+        the Home Assistant entities the broker acknowledged), or ``""``. Any thread; never
+        blocks. Final reports print it after the sink's real state, so it must never claim
+        what the far end did not confirm."""
+        return ""
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
 
@@ -89,6 +96,22 @@ def is_outage(exc: BaseException) -> bool:
         return True
     text = str(exc).lower()
     return any(word in text for word in _OUTAGE_WORDS)
+
+
+def is_refusal(exc: BaseException) -> bool:
+    """Whether the far end actively said no (a closed port, a broker or server that refused
+    the connection or the credentials), as opposed to a time-out or a local problem."""
+    if isinstance(exc, ConnectionRefusedError):
+        return True
+    return "refused" in str(exc).lower()
+
+
+def describe_error(exc: Optional[BaseException]) -> Optional[str]:
+    """``exc`` as one report line: its type and its message with secrets redacted."""
+    if exc is None:
+        return None
+    text = redact_text(str(exc))
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class SinkWorker:
@@ -130,6 +153,8 @@ class SinkWorker:
         self.on_spool = on_spool
         self.healthy = False
         self.last_error: Optional[BaseException] = None
+        #: the sink's open() succeeded this many times (0: it never connected)
+        self.connections = 0
         self.written = 0
         self.failures = 0
         #: items lost from memory (over memory_limit, or with nowhere to go at shutdown)
@@ -218,6 +243,20 @@ class SinkWorker:
     def spooled(self) -> int:
         return len(self.spool)
 
+    @property
+    def state(self) -> str:
+        """The sink's real state, for reports: ``"connected"`` (open now, or until the
+        recorder closed it), ``"down"`` (it was connected, then failed), ``"refused"`` (never
+        connected: the far end refused every attempt), ``"unreachable"`` (never connected,
+        any other failure) or ``"not opened"`` (no attempt yet)."""
+        if self.healthy:
+            return "connected"
+        if self.connections:
+            return "down"
+        if self.last_error is None:
+            return "not opened"
+        return "refused" if is_refusal(self.last_error) else "unreachable"
+
     def stop(self, deadline: Deadline) -> None:
         """Ask the worker to flush (to the sink, or else to the spool) and exit by ``deadline``."""
         with self._cond:
@@ -262,6 +301,7 @@ class SinkWorker:
             self._failed(exc)
             return
         self._attempt = 0
+        self.connections += 1
         self._set_health(True, None)
 
     def _failed(self, exc: BaseException) -> None:

@@ -607,6 +607,9 @@ class MqttSink(Sink):
         self._ref_topic: Dict[Any, str] = {}                  # field (or link) -> its topic
         self._uid_topic: Dict[str, str] = {}                  # unique id -> its topic
         self._sent: Dict[str, str] = {}                       # topic -> JSON last published
+        # config topic -> [publish handle, entities in it, entities the broker acknowledged]:
+        # what `announced` reports is only what the broker confirmed
+        self._config_acks: Dict[str, List[Any]] = {}
         self._deletes: Set[str] = set()                        # config topics to clear
         self._broker_configs: Dict[str, str] = {}             # retained config -> unique id
         self._nodes: Set[str] = set()                          # nodes whose configs we read
@@ -692,9 +695,44 @@ class MqttSink(Sink):
 
     @property
     def configs(self) -> Dict[str, Dict[str, Any]]:
-        """Every config announced now: discovery topic -> payload."""
+        """Every config built so far: discovery topic -> payload. Built is not announced:
+        :attr:`announced` counts what the broker acknowledged."""
         with self._lock:
             return dict(self._configs)
+
+    @property
+    def announced(self) -> int:
+        """Home Assistant entities whose discovery config the broker acknowledged (QoS 1,
+        retained), and not deleted since. 0 while the broker was never reached. Any thread;
+        never blocks."""
+        with self._lock:
+            total = 0
+            for entry in self._config_acks.values():
+                info, count = entry[0], entry[1]
+                if info is not None and info.is_published():
+                    entry[2] = count
+                total += entry[2]
+            return total
+
+    def _track_config(self, topic: str, info: Any, count: int) -> None:
+        """Remember the publish of a config (``count`` entities) until the broker acks it."""
+        with self._lock:
+            entry = self._config_acks.setdefault(topic, [None, 0, 0])
+            entry[0], entry[1] = info, count
+
+    def report(self) -> str:
+        """How many Home Assistant entities the broker acknowledged (or that it
+        acknowledged none although there were some to announce)."""
+        if not self.discovery:
+            return ""
+        acked = self.announced
+        with self._lock:
+            built = len(self._fields) + len(self._links)
+        if acked:
+            return f"{acked} Home Assistant entities announced (acknowledged by the broker)"
+        if built:
+            return "NO Home Assistant entity announced (the broker acknowledged none)"
+        return ""
 
     # -- worker thread ------------------------------------------------------------------------
     def open(self) -> None:
@@ -1027,6 +1065,7 @@ class MqttSink(Sink):
             with self._lock:
                 self._broker_configs.pop(topic, None)
                 self._sent.pop(topic, None)
+                self._config_acks.pop(topic, None)
         if self.discovery_mode == "device":
             infos += self._publish_devices(client, publish, everything)
             return infos
@@ -1034,7 +1073,9 @@ class MqttSink(Sink):
             text = json.dumps(payload, ensure_ascii=False)
             if not everything and self._sent.get(topic) == text:
                 continue
-            infos.append(client.publish(topic, text, qos=1, retain=True))
+            info = client.publish(topic, text, qos=1, retain=True)
+            infos.append(info)
+            self._track_config(topic, info, 1)
             self._sent[topic] = text
             self.discovery_published += 1
         return infos
@@ -1073,7 +1114,9 @@ class MqttSink(Sink):
             text = json.dumps(payload, ensure_ascii=False)
             if not everything and self._sent.get(topic) == text:
                 continue
-            infos.append(client.publish(topic, text, qos=1, retain=True))
+            info = client.publish(topic, text, qos=1, retain=True)
+            infos.append(info)
+            self._track_config(topic, info, len(anns))
             self._sent[topic] = text
             self.discovery_published += 1
         return infos

@@ -142,8 +142,14 @@ class SQLiteSink(Sink):
                 pass
 
     def to_dataframe(self, **filters: Any) -> Any:
-        """The recording as a pandas DataFrame (see :func:`to_dataframe`)."""
+        """The recording as a pandas DataFrame (see :func:`to_dataframe`; ``wide=True`` for
+        one column per field)."""
         return to_dataframe(self.path, **filters)
+
+    def plot(self, **filters: Any) -> Any:
+        """Plot the recording's numeric fields over time (see :func:`plot_recording`;
+        needs ``pyburnerkit[plot]``)."""
+        return plot_recording(self.path, **filters)
 
 
 # ---------------------------------------------------------------------------------- reading
@@ -199,15 +205,98 @@ def read_samples(path: str, *, family: Optional[str] = None, device: Optional[st
 
 def to_dataframe(path: str, *, family: Optional[str] = None, device: Optional[str] = None,
                  field: Optional[str] = None, since: Optional[float] = None,
-                 until: Optional[float] = None) -> Any:
-    """A recording as a pandas DataFrame (long format; ``time`` is a UTC datetime column).
+                 until: Optional[float] = None, wide: bool = False) -> Any:
+    """A recording as a pandas DataFrame (needs ``pip install "pyburnerkit[pandas]"``).
 
-    Needs ``pip install "pyburnerkit[pandas]"``. Pivot it with
-    ``df.pivot_table(index="time", columns="field", values="value")``.
+    Blocks while it reads the file (safe while recording: a read-only connection).
+
+    **Long form** (the default, one row per sample): ``time`` (UTC datetime), then the
+    stored columns. ``value`` is always numeric (``float64``; NaN where the sample is text),
+    so ``df.pivot_table(index="time", columns="field", values="value")`` works; a text
+    sample's value is in ``value_text`` and an enumerated value's name in ``text``.
+
+    **Wide form** (``wide=True``, one row per timestamp): a ``DatetimeIndex`` named ``time``
+    (UTC) and one column per field, ``float64`` for fields with numbers and text for fields
+    that only ever held text. When the rows come from more than one device the columns are
+    named ``"<device>/<field>"`` (``"<device>.<channel>/<field>"`` for channels). Samples of
+    one field with the same timestamp keep the last one. ``df.attrs["units"]`` maps each
+    column to its unit.
+
+    :raises BackendUnavailableError: pandas is not installed.
+    :raises ConfigurationError: ``path`` is missing or is not a recording.
     """
     pd = require("pandas", "pandas")
     rows = list(read_samples(path, family=family, device=device, field=field, since=since,
                              until=until))
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    # SQLite hands back ints, floats and str in one column: split them so that the numbers
+    # get a numeric dtype (an object column breaks pivot_table and plotting)
+    raw = frame["value"].tolist()
+    frame["value"] = pd.Series([_number(v) for v in raw], index=frame.index, dtype="float64")
+    frame.insert(frame.columns.get_loc("value") + 1, "value_text",
+                 pd.Series([v if isinstance(v, str) else None for v in raw],
+                           index=frame.index, dtype=object))
     frame.insert(0, "time", pd.to_datetime(frame["ts"], unit="s", utc=True))
-    return frame
+    return _widen(pd, frame) if wide else frame
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return float("nan")
+
+
+def _widen(pd: Any, frame: Any) -> Any:
+    keys = {(f, d, c) for f, d, c in zip(frame["family"], frame["device"], frame["channel"])}
+    if len(keys) <= 1:
+        names = list(frame["field"])
+    else:
+        names = [f"{d}.{c}/{f}" if c else f"{d}/{f}"
+                 for d, c, f in zip(frame["device"], frame["channel"], frame["field"])]
+    frame = frame.assign(column=names)
+    numeric = set(frame.loc[frame["value"].notna(), "column"])
+    parts = []
+    if numeric:
+        nums = frame[frame["column"].isin(numeric)]
+        parts.append(nums.groupby(["ts", "column"], sort=True)["value"].last()
+                     .unstack("column").astype("float64"))
+    texts = frame[~frame["column"].isin(numeric) & frame["value_text"].notna()]
+    if len(texts):
+        parts.append(texts.groupby(["ts", "column"], sort=True)["value_text"].last()
+                     .unstack("column"))
+    if parts:
+        wide = pd.concat(parts, axis=1).sort_index()
+        wide = wide[sorted(wide.columns)]
+    else:
+        wide = pd.DataFrame(index=pd.Index([], dtype="float64", name="ts"))
+    wide.index = pd.to_datetime(wide.index, unit="s", utc=True)
+    wide.index.name = "time"
+    wide.columns.name = None
+    units: Dict[str, str] = {}
+    for name, unit in zip(frame["column"], frame["unit"]):
+        if unit and name in wide.columns:
+            units[name] = unit
+    wide.attrs["units"] = units
+    return wide
+
+
+def plot_recording(path: str, fields: Optional[Sequence[str]] = None, *,
+                   family: Optional[str] = None, device: Optional[str] = None,
+                   since: Optional[float] = None, until: Optional[float] = None,
+                   ax: Optional[Any] = None, title: Optional[str] = None) -> List[Any]:
+    """Query a recording and draw its numeric fields over time, one Axes per unit (see
+    :func:`pyburnerkit.plotting.plot_timeseries`). Blocks while it reads the file; safe
+    while recording.
+
+    :param fields: the wide-form columns to draw (field names, or ``"<device>/<field>"``
+        when the query spans several devices); default every numeric one.
+    :returns: the Axes, one per unit, top to bottom.
+    :raises BackendUnavailableError: matplotlib (``pyburnerkit[plot]``) or pandas
+        (``pyburnerkit[pandas]``) is not installed.
+    :raises ConfigurationError: no recording at ``path``, or nothing to draw.
+    """
+    from ...plotting import plot_timeseries, require_matplotlib
+    require_matplotlib()  # before reading a large file for nothing
+    frame = to_dataframe(path, family=family, device=device, since=since, until=until,
+                         wide=True)
+    return plot_timeseries(frame, fields, ax, title=title)

@@ -13,18 +13,28 @@ the native classes, keeps working by changing one import::
         mon.settings.add_settings([Setting("/Settings/MyDriver/Limit", 10, 0, 50)])
 
 Every name here maps onto one native method and behaves exactly like it (same blocking, same
-errors, same write opt-in). Only the names pyburnerkit had are here so far; the rest of
-aiovelib's client API (``Monitor.create``, ``ServiceHandler``...) is not provided yet.
+errors, same write opt-in).
+
+aiovelib's own classes live in submodules named like aiovelib's, so a port changes only the
+package in its imports (and drops ``await``; see ``docs/migrating/aiovelib.rst``):
+
+========================================  =================================================
+aiovelib                                  pyburnerkit
+========================================  =================================================
+``aiovelib.service`` (publish)            ``pyburnerkit.victron.compat.service``
+``aiovelib.client`` (monitor)             ``pyburnerkit.victron.compat.client``
+``aiovelib.localsettings``                ``pyburnerkit.victron.compat.localsettings``
+========================================  =================================================
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Tuple, Union
+from typing import Any, Dict, Iterable, List, Tuple, Union
 
-from .._core.timeouts import TimeoutArg
-from ..types import DEFAULT
-from . import client
-from .models import ItemValue, Setting
+from ..._core.timeouts import TimeoutArg
+from ...types import DEFAULT
+from .. import client, codec
+from ..models import ItemValue, Setting
 
 __all__ = ["VictronMonitor", "VictronSettings"]
 
@@ -66,6 +76,24 @@ class VictronMonitor(client.VictronMonitor):
         """The ``fetch_`` spelling of :meth:`~pyburnerkit.victron.VictronMonitor.read_text`
         (GetText on the bus, blocking until the service answered)."""
         return self.read_text(service, path, timeout)
+
+    def fetch_min(self, service: str, path: str, timeout: TimeoutArg = DEFAULT) -> Any:
+        """aiovelib's name for :meth:`~pyburnerkit.victron.VictronMonitor.read_min` (GetMin
+        on the bus, blocking until the service answered)."""
+        return self.read_min(service, path, timeout)
+
+    def fetch_max(self, service: str, path: str, timeout: TimeoutArg = DEFAULT) -> Any:
+        """aiovelib's name for :meth:`~pyburnerkit.victron.VictronMonitor.read_max` (GetMax
+        on the bus, blocking until the service answered)."""
+        return self.read_max(service, path, timeout)
+
+    def dbus_call(self, name: str, path: str, member: str, signature: str = "",
+                  *params: Any, interface: str = codec.BUSITEM,
+                  timeout: TimeoutArg = DEFAULT) -> List[Any]:
+        """aiovelib's name for :meth:`~pyburnerkit.victron.VictronMonitor.call_method`
+        (plain values back; the same write opt-in for methods not known to only read)."""
+        return self.call_method(name, path, member, signature, *params, interface=interface,
+                                timeout=timeout)
 
     def fetch_items(self, service: str, timeout: TimeoutArg = DEFAULT) -> Dict[str, ItemValue]:
         """The ``fetch_`` spelling of :meth:`~pyburnerkit.victron.VictronMonitor.read_items`

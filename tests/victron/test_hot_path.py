@@ -1,0 +1,125 @@
+"""The monitor's signal hot path (issue 16): a fast decoder for the usual ItemsChanged shape
+that agrees with the codec, and value snapshots that share unchanged paths yet never change
+once published."""
+
+from __future__ import annotations
+
+import random
+import threading
+from typing import Any, Dict, List
+
+import dbus
+import pytest
+
+from pyburnerkit.victron import ValuesChanged, VictronMonitor, VictronService, codec
+from pyburnerkit.victron.client import _init_fast_types, _split_items_fast, _Values
+from pyburnerkit.victron.models import ItemValue
+from pyburnerkit.victron.sim import VictronSim
+
+
+def _entry(value: Any, text: Any = "t", **more: Any) -> dbus.Dictionary:
+    entry = {"Value": value, **more}
+    if text is not None:
+        entry["Text"] = text
+    return dbus.Dictionary(entry, signature="sv")
+
+
+PAYLOADS = [
+    {"/Ac/Power": _entry(dbus.Double(1.5), dbus.String("1.5 W"))},
+    {"/A": _entry(dbus.Int32(-3)), "/B": _entry(dbus.UInt64(2 ** 40)),
+     "/C": _entry(dbus.Byte(7)), "/D": _entry(dbus.String("text"))},
+    {"/Flag": _entry(dbus.Boolean(True))},                        # bool, not int
+    {"/Gone": _entry(dbus.Array([], signature="i"))},             # invalid -> None
+    {"/List": _entry(dbus.Array([dbus.Int32(1), dbus.Int32(2)]))},
+    {"/NoText": _entry(dbus.Double(2.0), None)},                  # codec path
+    {"/Lim": _entry(dbus.Int32(5), Min=dbus.Int32(0), Max=dbus.Int32(9))},
+    {"bad path": _entry(dbus.Int32(1)), "/Ok": _entry(dbus.Int32(2))},
+    {"/BadText": _entry(dbus.Int32(1), dbus.Byte(3))},
+    {"/Ac/Power": dbus.String("not a dict"), "/Ok": _entry(dbus.Double(0.5))},
+]
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_fast_decoder_agrees_with_the_codec(payload: Dict[str, Any]) -> None:
+    _init_fast_types()
+    wrapped = dbus.Dictionary(payload, signature="sv")
+    fast = _split_items_fast(wrapped)
+    assert fast == codec.split_items(wrapped)
+    for path, (_, value, _) in fast[0].items():
+        # plain Python types, never dbus subclasses that keep a variant level
+        assert type(value) in (bool, int, float, str, list, type(None)), (path, type(value))
+
+
+def test_fast_decoder_keeps_bools_and_floats_apart() -> None:
+    _init_fast_types()
+    entries, _, _ = _split_items_fast(dbus.Dictionary(
+        {"/B": _entry(dbus.Boolean(False)), "/D": _entry(dbus.Double(3.0)),
+         "/I": _entry(dbus.Int16(3))}, signature="sv"))
+    assert entries["/B"][1] is False
+    assert type(entries["/D"][1]) is float and type(entries["/I"][1]) is int
+
+
+def test_value_snapshots_share_paths_but_never_change() -> None:
+    rng = random.Random(7)
+    model: Dict[str, ItemValue] = {f"/P{i}": ItemValue(i, str(i)) for i in range(100)}
+    current: Any = dict(model)
+    history: List[Any] = []
+    for step in range(3000):
+        changes = {}
+        for _ in range(rng.choice([1, 1, 1, 3, 40])):
+            path = f"/P{rng.randrange(140)}"          # some paths are new
+            changes[path] = ItemValue(step, f"s{step}")
+        current = _Values.updated(current, changes)
+        model = dict(model, **changes)
+        history.append((current, dict(model)))
+    for snapshot, expected in history[::97] + history[-3:]:
+        assert dict(snapshot) == expected
+        assert len(snapshot) == len(expected)
+        assert list(snapshot) == list(snapshot.keys())
+        assert sorted(snapshot) == sorted(expected)
+        assert all(snapshot.get(p) == v and p in snapshot for p, v in expected.items())
+        assert snapshot.get("/Nope", "d") == "d" and "/Nope" not in snapshot
+        with pytest.raises(KeyError):
+            snapshot["/Nope"]
+
+
+def test_monitor_events_and_snapshots_under_many_signals() -> None:
+    """Every change arrives, in order, carrying what changed; a ServiceInfo read earlier
+    keeps the values it had."""
+    sim = VictronSim(interval=0)
+    sim.start()
+    name = "com.victronenergy.grid.hotpath"
+    got: List[float] = []
+    done = threading.Event()
+    count = 2000
+    try:
+        with VictronService(name, bus_address=sim.address) as svc, \
+                VictronMonitor(sim.address, timeout=5.0) as mon:
+            svc.add_mandatory_paths(device_instance=40)
+            for i in range(30):
+                svc.add_item(f"/Cell/{i}", 0.0)
+            svc.add_item("/Ac/Power", 0.0)
+            svc.register()
+
+            def on_change(ev: ValuesChanged) -> None:
+                if ev.service == name and "/Ac/Power" in ev.values:
+                    assert list(ev.values) == ["/Ac/Power"]
+                    got.append(ev.values["/Ac/Power"].value)
+                    if len(got) == count:
+                        done.set()
+
+            mon.subscribe(on_change, ValuesChanged)
+            mon.connect()
+            before = mon.wait_for_service(name)
+            frozen = dict(before.values)
+            for i in range(1, count + 1):
+                svc.set("/Ac/Power", float(i))
+            assert done.wait(60), f"{len(got)} of {count} changes arrived"
+            assert got == [float(i) for i in range(1, count + 1)]
+            assert dict(before.values) == frozen
+            after = mon.service(name)
+            assert after is not None and after.values["/Ac/Power"].value == float(count)
+            assert len(after.values) == len(before.values)
+            assert after.values["/Cell/7"] == before.values["/Cell/7"]
+    finally:
+        sim.close()
