@@ -289,7 +289,10 @@ def main() -> int:
     ap.add_argument("--speed", type=float, default=4.0,
                     help="simulated seconds per real second for the shots")
     ap.add_argument("--target", type=float, default=36.0)
-    ap.add_argument("--rates", default="600,1200,1800,2400",
+    # at 1,500/s and above pygatt's own receiver falls behind, and it has died on a line the
+    # fake gatttool printed garbled, which ended the default run before its shots: the default
+    # stays where it keeps up (--throughput-only --rates 600,1200,1500 goes further)
+    ap.add_argument("--rates", default="600,1200",
                     help="offered notification rates for the throughput table")
     ap.add_argument("--window", type=float, default=3.0, help="seconds per measured window")
     ap.add_argument("--repeat", type=int, default=3, help="windows per rate and path")
