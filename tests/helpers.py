@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import threading
 import time
 from typing import Any, Callable, List
@@ -73,3 +76,16 @@ class CallInThread:
             raise AssertionError(f"the call did not finish within {timeout} s")
         self._thread.join()
         return self
+
+
+def freeze(proc: "subprocess.Popen[Any]") -> None:
+    """SIGSTOP the child process ``proc`` and block until all its threads have stopped.
+
+    ``kill`` returns before a threaded process stops: the kernel hands SIGSTOP to one thread,
+    and the others stop only when that thread gets to run. On a loaded machine a simulator's
+    I/O thread had time to answer one more request after ``kill`` returned.
+    ``waitpid(WUNTRACED)`` returns when the whole process has stopped.
+    """
+    os.kill(proc.pid, signal.SIGSTOP)
+    pid, status = os.waitpid(proc.pid, os.WUNTRACED)
+    assert pid == proc.pid and os.WIFSTOPPED(status), f"{proc.args!r}: wait status {status}"

@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, List, TextIO, Tuple
 
 from ..errors import ConfigurationError
 from .common import UsageError
+from .signals import SignalWait
 
 #: the signals that stop a recording cleanly besides Ctrl-C (SIGHUP does not exist on Windows)
 _STOP_SIGNALS = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
@@ -77,20 +78,12 @@ def run_record(args: argparse.Namespace) -> int:
     # --duration: everything flushed or spooled, the --demo simulators' processes stopped.
     # Installed first, so a signal while the simulators start still cleans up.
     stop = threading.Event()
-    previous: Dict[int, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        def on_term(signum: int, frame: Any) -> None:
-            stop.set()
-        for sig in _STOP_SIGNALS:
-            previous[sig] = signal.signal(sig, on_term)
-    try:
-        return _run_record(args, stop)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    with SignalWait({sig: lambda signum: stop.set() for sig in _STOP_SIGNALS}) as signals:
+        return _run_record(args, stop, signals)
 
 
-def _run_record(args: argparse.Namespace, stop: threading.Event) -> int:
+def _run_record(args: argparse.Namespace, stop: threading.Event,
+                signals: SignalWait) -> int:
     from ..recorder import (Recorder, RecorderProgress, SinkHealthChanged, SpoolStateChanged,
                             SQLiteSink)
     from ..recorder.alerts import AlertChanged
@@ -172,7 +165,7 @@ def _run_record(args: argparse.Namespace, stop: threading.Event) -> int:
             for line in _control_lines(recorder):
                 say(line)
         try:
-            stop.wait(args.duration)
+            signals.wait(stop, args.duration)
         except KeyboardInterrupt:
             interrupted = True
     finally:

@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from ..errors import ConfigurationError
 from .common import UsageError
+from .signals import SignalWait
 
 
 def register(subparsers: Any) -> None:
@@ -95,42 +96,38 @@ def run_serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     hangup = threading.Event()
     wake = threading.Event()
-    previous: Dict[int, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        def on_stop(signum: int, frame: Any) -> None:
-            stop.set()
-            wake.set()
 
-        def on_hangup(signum: int, frame: Any) -> None:
-            hangup.set()
-            wake.set()
+    def on_stop(signum: int) -> None:
+        stop.set()
+        wake.set()
 
-        for signum, handler in ((signal.SIGTERM, on_stop), (signal.SIGINT, on_stop),
-                                (signal.SIGHUP, on_hangup)):
-            previous[signum] = signal.signal(signum, handler)
-    try:
-        service.start()
-        sys.stdout.write(f"HTTP={service.url}\n")
-        sys.stdout.flush()
-        say(f"serve: {len(service.hub.devices)} device(s) on {service.url} "
-            f"({', '.join(service.hub.devices)}); SIGTERM or Ctrl-C stops")
-        while not stop.is_set():
-            wake.wait()
-            wake.clear()
-            if hangup.is_set():
-                hangup.clear()
-                service.reopen_logs()
-    finally:
-        say("serve: stopping...")
-        clean = service.close()
-        _restore(previous)
+    def on_hangup(signum: int) -> None:
+        hangup.set()
+        wake.set()
+
+    handlers: Dict[int, Callable[[int], None]] = {signal.SIGTERM: on_stop,
+                                                  signal.SIGINT: on_stop}
+    if hasattr(signal, "SIGHUP"):
+        handlers[signal.SIGHUP] = on_hangup
+    # Installed before the service starts, so a signal while it starts still stops it.
+    with SignalWait(handlers) as signals:
+        try:
+            service.start()
+            sys.stdout.write(f"HTTP={service.url}\n")
+            sys.stdout.flush()
+            say(f"serve: {len(service.hub.devices)} device(s) on {service.url} "
+                f"({', '.join(service.hub.devices)}); SIGTERM or Ctrl-C stops")
+            while not stop.is_set():
+                signals.wait(wake)
+                wake.clear()
+                if hangup.is_set():
+                    hangup.clear()
+                    service.reopen_logs()
+        finally:
+            say("serve: stopping...")
+            clean = service.close()
     say("serve: stopped" + ("" if clean else " (some parts did not stop in time)"))
     return 0
-
-
-def _restore(previous: Dict[int, Any]) -> None:
-    for signum, handler in previous.items():
-        signal.signal(signum, handler)
 
 
 def _run_all(cleanups: List[Callable[[], None]]) -> None:

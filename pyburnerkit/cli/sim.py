@@ -12,24 +12,21 @@ after it.
 from __future__ import annotations
 
 import argparse
-import signal
 import threading
 from types import TracebackType
-from typing import Any, Callable, Dict, List, Optional, Type
+from typing import Any, Callable, Optional, Type
 
 from ..errors import BackendUnavailableError, ConfigurationError
 from . import plugins
-
-#: the signals that stop a simulator cleanly (SIGHUP does not exist on Windows)
-STOP_SIGNALS: List[signal.Signals] = [signal.SIGINT, signal.SIGTERM] + (
-    [signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-
+from .signals import STOP_SIGNALS, SignalWait
 
 class StopSignals:
-    """A context manager that turns :data:`STOP_SIGNALS` into a stop request.
+    """A context manager that turns :data:`~pyburnerkit.cli.signals.STOP_SIGNALS` into a stop
+    request.
 
     Enter it before starting a simulator and leave it after cleanup. :meth:`wait` blocks
-    until one of the signals arrived (or :meth:`stop` was called). Off the main thread no
+    until one of the signals arrived - on whichever thread the kernel delivered it (see
+    :mod:`pyburnerkit.cli.signals`) - or :meth:`stop` was called. Off the main thread no
     handler can be installed; then only :meth:`stop` or a KeyboardInterrupt ends the wait.
     """
 
@@ -37,10 +34,9 @@ class StopSignals:
         self.stopped = threading.Event()
         #: the signal that stopped it, or None
         self.signum: Optional[int] = None
-        self._previous: Dict[signal.Signals, Any] = {}
+        self._signals = SignalWait({sig: self._on_signal for sig in STOP_SIGNALS})
 
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        # runs on the main thread between two bytecodes: only set a flag
+    def _on_signal(self, signum: int) -> None:
         if self.signum is None:
             self.signum = signum
         self.stopped.set()
@@ -48,29 +44,23 @@ class StopSignals:
     def stop(self) -> None:
         """End :meth:`wait` (any thread)."""
         self.stopped.set()
+        self._signals.wake()
 
     def __enter__(self) -> "StopSignals":
-        if threading.current_thread() is threading.main_thread():
-            for sig in STOP_SIGNALS:
-                self._previous[sig] = signal.signal(sig, self._on_signal)
+        self._signals.__enter__()
         return self
 
     def wait(self) -> None:
-        """Block until a stop signal arrived (or :meth:`stop`); a KeyboardInterrupt (off the
-        main thread's handlers) also ends the wait."""
+        """Block until a stop signal arrived (or :meth:`stop`); a KeyboardInterrupt also ends
+        the wait."""
         try:
-            # a bounded wait in a loop: some platforms deliver signals to a blocked wait()
-            # only when it returns
-            while not self.stopped.wait(3600):
-                pass
+            self._signals.wait(self.stopped)
         except KeyboardInterrupt:
             self.stopped.set()
 
     def __exit__(self, kind: Optional[Type[BaseException]], exc: Optional[BaseException],
                  tb: Optional[TracebackType]) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
+        self._signals.__exit__(kind, exc, tb)
 
 
 def hold(start: Callable[[], Any], cleanup: Callable[[], Any]) -> int:

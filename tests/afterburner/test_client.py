@@ -106,9 +106,13 @@ def test_start_and_stop(sim: AfterburnerSim) -> None:
                         timeout=5)
         stopped = heater.stop()
         assert not stopped.run_state.is_heating
-        states = [e.status.run_state for e in events.events
-                  if isinstance(e, StatusChanged) and "RunState" in e.changed]
-        assert states[0] is RunState.STOPPED and states[1] is RunState.STARTING
+
+        def states() -> list:
+            return [e.status.run_state for e in list(events.events)
+                    if isinstance(e, StatusChanged) and "RunState" in e.changed]
+        # events reach the callback thread after the calls returned: wait for the first two
+        wait_until(lambda: len(states()) >= 2, timeout=5, message="two RunState changes")
+        assert states()[:2] == [RunState.STOPPED, RunState.STARTING]
 
 
 def test_start_refused_raises_with_the_firmware_reason(sim: AfterburnerSim) -> None:

@@ -32,7 +32,7 @@ from pyburnerkit._core.pending import Pending
 from pyburnerkit.afterburner.client import Exchange, Round, _run_state_is
 from pyburnerkit.afterburner.sim import SYSTEM_GROUP
 
-from ..helpers import Recorder, wait_until
+from ..helpers import Recorder, freeze, wait_until
 from .stress import DOCUMENTED_ERRORS, cycle, hammer, run_on_io, undocumented
 
 FUZZ = settings(max_examples=400, deadline=None, derandomize=True,
@@ -185,7 +185,7 @@ def test_a_stopped_controller_then_resumed_answers_at_once(sim_process: tuple) -
     with AfterburnerClient(url, timeout=timeout, refresh_grace=0.2,
                            allow_writes=True) as heater:
         heater.read_system_info()
-        os.kill(proc.pid, signal.SIGSTOP)
+        freeze(proc)
         stopped = time.monotonic()
         with pytest.raises(DeviceTimeoutError):
             heater.read_system_info()

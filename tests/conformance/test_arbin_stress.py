@@ -44,7 +44,7 @@ from pyburnerkit.types import Reconnect
 
 from ..arbin.captures import REPO_ROOT, all_captures
 from ..arbin.conftest import ManualClock
-from ..helpers import CallInThread, Recorder, wait_until
+from ..helpers import CallInThread, Recorder, freeze, wait_until
 from .stress import DOCUMENTED_ERRORS, cycle, hammer, undocumented
 
 USER, SECRET = "stress-user", "stress-secret"
@@ -194,7 +194,7 @@ def test_a_sigstopped_simulator_process_recovers_within_the_bound(made: List[Any
         client = connect(port, made, timeout=CALL_TIMEOUT)
         # A fresh process answers its first request slowly: not part of the stall.
         assert client.read_status(4, timeout=10).channel == 4
-        server.send_signal(signal.SIGSTOP)
+        freeze(server)
         began = time.monotonic()
         with pytest.raises(DeviceTimeoutError):
             client.read_status()
@@ -208,8 +208,14 @@ def test_a_sigstopped_simulator_process_recovers_within_the_bound(made: List[Any
     finally:
         server.send_signal(signal.SIGCONT)
         server.send_signal(signal.SIGTERM)
-        assert server.wait(20) == 0
-        server.stdout.close()  # type: ignore[union-attr]
+        try:
+            status = server.wait(20)
+        finally:
+            if server.returncode is None:  # reaped either way: no process outlives the test
+                server.kill()
+                server.wait()
+            server.stdout.close()  # type: ignore[union-attr]
+        assert status == 0
 
 
 # ---------------------------------------------------------------------- 3. re-use
