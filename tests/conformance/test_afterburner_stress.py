@@ -101,7 +101,7 @@ def every_kind_of_call(heater: AfterburnerClient) -> Dict[str, Callable[[], Any]
         "set_low_voltage_cutout": lambda: heater.set_low_voltage_cutout(pick([0, 10.5, 11.0])),
         "set_system_voltage": lambda: heater.set_system_voltage(12),
         "prime_pump": lambda: heater.prime_pump(False),
-        "reset_fuel_gauge": lambda: heater.reset_fuel_gauge(timeout=5),
+        "reset_fuel_gauge": heater.reset_fuel_gauge,  # its own default: 15 s, as above
         "set_timer": lambda: heater.set_timer(Timer(
             rng.randint(1, 14), dt.time(rng.randint(0, 23), 30), dt.time(23, 45),
             frozenset(rng.sample(["Mon", "Tue", "Sat"], rng.randint(0, 2))))),
