@@ -174,7 +174,7 @@ def _summary(lags: List[float], first: float, last: float, items: int, cpu: floa
             "p95": lags[int(len(lags) * 0.95)] if lags else float("nan")}
 
 
-def _role_sender(address: str, per_update: int, count: int) -> None:
+def _role_sender(address: str, per_update: int, count: int, rate: float = 0.0) -> None:
     import dbus
     import dbus.service
     from dbus.mainloop.glib import DBusGMainLoop
@@ -203,13 +203,16 @@ def _role_sender(address: str, per_update: int, count: int) -> None:
             return False
         started = time.monotonic()
         for i in range(count):
+            if rate:
+                # paced: each update at its own time, so the lag is the path's, not a queue's
+                time.sleep(max(0.0, started + i / rate - time.monotonic()))
             msg = dbus.lowlevel.SignalMessage("/", BUSITEM, "ItemsChanged")
             now = time.monotonic()
             msg.append({p: {"Value": dbus.Double(now, variant_level=1),
                             "Text": dbus.String("1 W", variant_level=1)} for p in paths},
                        signature="a{sa{sv}}")
             bus.send_message(msg)
-            if i % 32 == 31:
+            if rate or i % 32 == 31:
                 bus.flush()  # the socket's back-pressure paces us, not an unbounded queue
         bus.flush()
         print(json.dumps({"started": started, "sent_at": time.monotonic()}), flush=True)
@@ -318,7 +321,7 @@ def role_main(argv: List[str]) -> None:
     role, address = opts["role"], opts["address"]
     per_update, count = int(opts["per-update"]), int(opts["count"])
     if role == "sender":
-        _role_sender(address, per_update, count)
+        _role_sender(address, per_update, count, float(opts.get("rate", "0")))
     elif role == "raw":
         _role_raw(address, per_update, count)
     elif role == "velib":
@@ -328,9 +331,9 @@ def role_main(argv: List[str]) -> None:
 
 
 def _spawn(python: str, role: str, address: str, per_update: int, count: int,
-           velib: Optional[str] = None) -> "subprocess.Popen[str]":
+           velib: Optional[str] = None, rate: float = 0.0) -> "subprocess.Popen[str]":
     argv = [python, os.path.abspath(__file__), f"--role={role}", f"--address={address}",
-            f"--per-update={per_update}", f"--count={count}"]
+            f"--per-update={per_update}", f"--count={count}", f"--rate={rate}"]
     if velib:
         argv.append(f"--velib={velib}")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -348,8 +351,8 @@ def _expect_ready(proc: "subprocess.Popen[str]", what: str) -> None:
 
 
 def monitor_run(address: str, python_peer: str, role: str, per_update: int, count: int,
-                velib: Optional[str]) -> Dict[str, Any]:
-    sender = _spawn(python_peer, "sender", address, per_update, count)
+                velib: Optional[str], rate: float = 0.0) -> Dict[str, Any]:
+    sender = _spawn(python_peer, "sender", address, per_update, count, rate=rate)
     receiver = None
     try:
         _expect_ready(sender, "the sender")
@@ -410,6 +413,27 @@ def bench_monitor(address: str, python_peer: str, updates: int, per_updates: Lis
     return lines
 
 
+def bench_paced(address: str, python_peer: str, rate: float, seconds: float,
+                velib: Optional[str], repeat: int) -> List[str]:
+    """The lag of one path per update sent at a steady ``rate`` (below every receiver's
+    limit): the time from the sender's send to the receiver's callback."""
+    roles = ["raw"] + (["velib"] if velib else []) + ["ours"]
+    names = {"raw": "raw dbus-python", "velib": "velib_python DbusMonitor",
+             "ours": "pyburnerkit VictronMonitor"}
+    count = int(rate * seconds)
+    lines = [f"Paced: one path per update, {rate:g} updates/s for {seconds:g} s, "
+             f"median of {repeat} runs",
+             f"    {'':28}{'lag p50 ms':>12}{'lag p95 ms':>12}{'us CPU/item':>13}"]
+    for role in roles:
+        runs = [monitor_run(address, python_peer, role, 1, count, velib, rate)
+                for _ in range(repeat)]
+        lines.append(f"    {names[role]:28}"
+                     f"{statistics.median(r['p50'] for r in runs) * 1e3:>12.2f}"
+                     f"{statistics.median(r['p95'] for r in runs) * 1e3:>12.2f}"
+                     f"{statistics.median(r['cpu'] / r['items'] for r in runs) * 1e6:>13.1f}")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--paths", type=int, default=1000)
@@ -424,6 +448,8 @@ def main() -> None:
     parser.add_argument("--peer-python", default="/usr/bin/python3",
                         help="a Python with dbus-python and PyGObject (gi) for the peers")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--paced", type=float, default=1000.0, metavar="RATE",
+                        help="with --monitor: also the lag at RATE updates/s (0: skip)")
     args = parser.parse_args()
     if args.monitor:
         daemon = DbusDaemon()
@@ -432,6 +458,9 @@ def main() -> None:
             lines = bench_monitor(address, args.peer_python, args.updates,
                                   [int(n) for n in args.per_update.split(",")], args.velib,
                                   args.repeat)
+            if args.paced:
+                lines += [""] + bench_paced(address, args.peer_python, args.paced, 3.0,
+                                            args.velib, args.repeat)
         finally:
             daemon.close()
         print("\n".join(lines))

@@ -230,6 +230,29 @@ class Dispatcher:
             self._bounded_append(event)
             self._cond.notify()
 
+    def publish_many(self, events: List[Any]) -> None:
+        """:meth:`publish` each of ``events``, in order, under one hold of the queue's lock
+        (non-blocking, any thread)."""
+        if not events or (not self._subscriptions and not self._streams and self._started):
+            return
+        hub = self._hub
+        if hub is not None:
+            with hub.cond:
+                if self._closing:
+                    return
+                for event in events:
+                    self._bounded_append(event)
+                if self._started and not self._queued:
+                    self._queued = True
+                    hub.make_ready(self)
+            return
+        with self._cond:
+            if self._closing:
+                return
+            for event in events:
+                self._bounded_append(event)
+            self._cond.notify()
+
     def _bounded_append(self, event: Any) -> None:
         if len(self._queue) >= self.max_pending:
             self._queue.popleft()

@@ -12,12 +12,13 @@ timeout.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextlib
 import logging
 import threading
 from types import MappingProxyType
-from typing import (Any, Callable, Dict, FrozenSet, Iterable, Iterator, List, Mapping, Optional,
+from typing import (Any, Callable, Deque, Dict, FrozenSet, Iterable, Iterator, List, Mapping, Optional,
                     Set, Tuple, TypeVar, Union)
 
 from .._core.client import BaseClient
@@ -80,6 +81,8 @@ class _BusSession(Session):
         self.conn: Any = None
         self._pumped = False
         self._filter_ref: Any = None
+        #: what the pump hands over, in arrival order (see :meth:`_enqueue`)
+        self._inbox: Deque[Tuple[Callable[..., Any], Tuple[Any, ...]]] = collections.deque()
 
     # -- transport ---------------------------------------------------------------------
     def open_transport(self, deadline: Deadline) -> None:
@@ -149,8 +152,38 @@ class _BusSession(Session):
 
     def _enqueue(self, fn: Callable[..., Any], *args: Any) -> None:
         """Any thread: run ``fn(*args)`` on the I/O thread, where nothing it raises can end
-        the thread (see :meth:`_guarded`)."""
-        self.call_soon_threadsafe(self._guarded, fn, *args)
+        the thread (see :meth:`_guarded`), after everything enqueued before it.
+
+        Everything the pump hands over (signals, replies, method calls, the disconnect) goes
+        through one inbox, so it keeps its order; only the call that finds the inbox empty
+        schedules a drain, so a flood of signals costs one loop call per batch instead of one
+        per message.
+        """
+        inbox = self._inbox
+        inbox.append((fn, args))
+        if len(inbox) == 1:  # nobody has scheduled a drain that will see this entry
+            self.call_soon_threadsafe(self._drain_inbox)
+
+    def _drain_inbox(self) -> None:
+        """I/O thread: run what the inbox holds now. Value signals in a row are applied at
+        once and published together (:meth:`_VictronClient._io_flush_batch`): the cache
+        once, then their ``ValuesChanged`` events in order, each event still one signal."""
+        inbox = self._inbox
+        client = self.client
+        on_signal = client._io_signal
+        try:
+            # only what is here now: the loop's readers and timers get their turn in a flood
+            for _ in range(len(inbox)):
+                fn, args = inbox.popleft()
+                if fn == on_signal:
+                    self._guarded(on_signal, *args, True)
+                else:
+                    self._guarded(client._io_flush_batch)
+                    self._guarded(fn, *args)
+        finally:
+            self._guarded(client._io_flush_batch)
+            if inbox:  # more arrived meanwhile; the pump saw a non-empty inbox and left it
+                self.call_soon_threadsafe(self._drain_inbox)
 
     def _guarded(self, fn: Callable[..., Any], *args: Any) -> None:
         """I/O thread: what a peer sends must never end the session. A PyBurnerKitError is a
@@ -371,8 +404,11 @@ class _VictronClient(BaseClient[_BusSession]):
     def _io_link_down(self, s: _BusSession) -> None:
         pass
 
-    def _io_signal(self, s: _BusSession, conn: Any, msg: Any) -> None:
+    def _io_signal(self, s: _BusSession, conn: Any, msg: Any, defer: bool = False) -> None:
         pass
+
+    def _io_flush_batch(self) -> None:
+        """Publish what signals drained with ``defer`` left (I/O thread)."""
 
     def _io_method_call(self, s: _BusSession, conn: Any, msg: Any) -> None:
         s.reply_error(msg, _UNKNOWN_OBJECT, "nothing is exported here")
@@ -1152,10 +1188,12 @@ class _Values(Mapping[str, ItemValue]):
 
 
 class _Svc:
-    __slots__ = ("name", "owner", "values", "added", "scan_id", "signal_paths", "instance")
+    __slots__ = ("name", "owner", "values", "added", "scan_id", "signal_paths", "instance",
+                 "service_class")
 
     def __init__(self, name: str, owner: Optional[str], scan_id: int) -> None:
         self.name = name
+        self.service_class = codec.service_class(name)  # once, not per signal
         self.owner = owner
         self.values: Mapping[str, ItemValue] = {}
         self.added = False
@@ -1205,6 +1243,10 @@ class VictronMonitor(_VictronClient):
         self._limits: Dict[str, Dict[str, codec.Limits]] = {}
         self._units: Dict[Tuple[str, str], str] = {}
         self._svcs: Dict[str, _Svc] = {}
+        # signals drained in one batch, published by _io_flush_batch (I/O thread only)
+        self._batch_svcs: Dict[str, _Svc] = {}
+        self._batch_events: List[ValuesChanged] = []
+        self._batch_signals = self._batch_paths = 0
         self._owners: Dict[str, Set[str]] = {}
         self._scan_seq = 0
         self._initial: Optional[Set[str]] = None
@@ -1840,11 +1882,15 @@ class VictronMonitor(_VictronClient):
             return _split_items_fast(args[0])
         return _split_items_fast({path: args[0]})
 
-    def _io_signal(self, s: _BusSession, conn: Any, msg: Any) -> None:
+    def _io_signal(self, s: _BusSession, conn: Any, msg: Any, defer: bool = False) -> None:
+        """A signal from the bus. With ``defer`` (a batch of signals being drained) value
+        changes are published by :meth:`_io_flush_batch`; anything else flushes first, so
+        events keep the order of the signals."""
         if conn is not s.conn:
             return
         member, iface = msg.get_member(), msg.get_interface()
         if member == "NameOwnerChanged" and iface == codec.DBUS_NAME:
+            self._io_flush_batch()
             if msg.get_sender() != codec.DBUS_NAME:
                 return  # only the bus itself may say who owns a name
             name, old, new = (str(a) for a in msg.get_args_list())
@@ -1872,14 +1918,35 @@ class VictronMonitor(_VictronClient):
         if problems:
             for name in sorted(names):
                 self._io_peer_error(name, f"{member}: {'; '.join(problems[:5])}")
-        self._wire.received((member, len(changes)))
+        if defer:  # the wire log gets one line per batch (_io_flush_batch), not per signal
+            self._batch_signals += 1
+            self._batch_paths += len(changes)
+        else:
+            self._wire.received((member, len(changes)))
         for name in list(names):
             svc = self._svcs.get(name)
             if svc is not None:
-                self._io_apply_changes(svc, changes, limits)
+                self._io_apply_changes(svc, changes, limits, defer)
+
+    def _io_flush_batch(self) -> None:
+        """Publish what deferred signals changed: each touched service's snapshot to the cache
+        first, then their events in order (one lock hold), so a callback always finds the
+        cache at least as new as its event."""
+        if self._batch_signals:
+            self._wire.received(("signals", self._batch_signals, "paths", self._batch_paths))
+            self._batch_signals = self._batch_paths = 0
+        events = self._batch_events
+        if not events:
+            return
+        touched, self._batch_svcs = self._batch_svcs, {}
+        self._batch_events = []
+        for name, svc in touched.items():
+            if self._svcs.get(name) is svc:
+                self._io_publish(svc)
+        self._dispatcher.publish_many(events)
 
     def _io_apply_changes(self, svc: _Svc, changes: Mapping[str, codec.Entry],
-                          limits: Mapping[str, codec.Limits]) -> None:
+                          limits: Mapping[str, codec.Limits], defer: bool = False) -> None:
         if limits:
             wanted_limits = {p: lim for p, lim in limits.items()
                              if self._path_wanted(svc.name, p)}
@@ -1888,7 +1955,8 @@ class VictronMonitor(_VictronClient):
                 known.update(wanted_limits)
                 self._limits[svc.name] = known
         updated = {}
-        wanted = self._wanted_paths(svc.name)
+        types = self._types
+        wanted = None if types is None else types.get(svc.service_class, frozenset())
         for path, (has, value, text) in changes.items():
             if not has:
                 continue
@@ -1906,9 +1974,15 @@ class VictronMonitor(_VictronClient):
         svc.values = _Values.updated(svc.values, updated)
         if "/DeviceInstance" in updated and isinstance(updated["/DeviceInstance"].value, int):
             svc.instance = updated["/DeviceInstance"].value
-        if svc.added:
-            self._io_publish(svc)
-            self._dispatcher.publish(ValuesChanged(svc.name, MappingProxyType(updated)))
+        if not svc.added:
+            return
+        event = ValuesChanged(svc.name, MappingProxyType(updated))
+        if defer:
+            self._batch_svcs[svc.name] = svc
+            self._batch_events.append(event)
+            return
+        self._io_publish(svc)
+        self._dispatcher.publish(event)
 
     # -- I/O thread: settings helper support -------------------------------------------
     def _io_settings_seen(self, s: _BusSession, owner: str, values: Mapping[str, Any],

@@ -16,6 +16,8 @@ from pyburnerkit.victron.client import _init_fast_types, _split_items_fast, _Val
 from pyburnerkit.victron.models import ItemValue
 from pyburnerkit.victron.sim import VictronSim
 
+from ..helpers import wait_until
+
 
 def _entry(value: Any, text: Any = "t", **more: Any) -> dbus.Dictionary:
     entry = {"Value": value, **more}
@@ -121,5 +123,49 @@ def test_monitor_events_and_snapshots_under_many_signals() -> None:
             assert after is not None and after.values["/Ac/Power"].value == float(count)
             assert len(after.values) == len(before.values)
             assert after.values["/Cell/7"] == before.values["/Cell/7"]
+    finally:
+        sim.close()
+
+
+def test_batched_signals_keep_the_cache_ahead_and_the_events_in_order() -> None:
+    """Signals drained in one batch publish the cache first, then their events in order:
+    every callback finds the cache at least as new as its event, and the service's removal,
+    right after a flood, comes after its last change."""
+    from pyburnerkit.victron import ServiceRemoved
+    sim = VictronSim(interval=0)
+    sim.start()
+    name = "com.victronenergy.grid.batched"
+    events: List[Any] = []
+    behind: List[Any] = []
+    gone = threading.Event()
+    count = 3000
+    try:
+        with VictronMonitor(sim.address, timeout=5.0) as mon:
+            def on_event(ev: Any) -> None:
+                if isinstance(ev, ValuesChanged) and ev.service == name:
+                    value = ev.values["/Ac/Power"].value
+                    cached = mon.get_value(name, "/Ac/Power")
+                    if cached is not None and cached < value:  # None: removed since
+                        behind.append((value, cached))
+                    events.append(value)
+                elif isinstance(ev, ServiceRemoved) and ev.name == name:
+                    events.append("removed")
+                    gone.set()
+
+            mon.subscribe(on_event)
+            mon.connect()
+            with VictronService(name, bus_address=sim.address) as svc:
+                svc.add_mandatory_paths(device_instance=41)
+                svc.add_item("/Ac/Power", 0.0)
+                svc.register()
+                mon.wait_for_service(name)
+                for i in range(1, count + 1):
+                    svc.set("/Ac/Power", float(i))
+                # the service's close is not what is tested: let its signals all arrive first
+                wait_until(lambda: len(events) >= count, timeout=60,
+                           message=f"{count} ValuesChanged")
+            assert gone.wait(60), f"no ServiceRemoved; {len(events)} events"
+            assert behind == [], f"{len(behind)} callbacks saw an older cache: {behind[:3]}"
+            assert events == [float(i) for i in range(1, count + 1)] + ["removed"]
     finally:
         sim.close()
