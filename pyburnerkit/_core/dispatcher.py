@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import threading
 import traceback
-from typing import (TYPE_CHECKING, Any, Callable, Deque, Iterator, List, Optional, Set, Tuple,
-                    Type)
+from typing import (Any, Callable, Deque, Iterator, List, Optional, Sequence, Set,
+                    Tuple, Type)
 
 from .timeouts import Deadline
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .reactor import _EventsHub
 
 log = logging.getLogger("pyburnerkit.events")
 
 Callback = Callable[[Any], Any]
 _STOP = object()
+
+#: Events one client delivers per turn before an events thread moves on to the next client.
+EVENTS_QUANTUM = 64
 
 
 class _HookFailure:
@@ -37,7 +38,7 @@ class Subscription:
     joins a thread.
     """
 
-    def __init__(self, dispatcher: "Dispatcher", callback: Callback,
+    def __init__(self, dispatcher: Dispatcher, callback: Callback,
                  event_types: Optional[Tuple[Type[Any], ...]]) -> None:
         self._dispatcher = dispatcher
         self.callback = callback
@@ -117,7 +118,7 @@ class Dispatcher:
 
     def __init__(self, thread_name: str, *, max_pending: int = 10000,
                  on_callback_error: Optional[Callable[[BaseException, Any], Any]] = None,
-                 hub: Optional["_EventsHub"] = None) -> None:
+                 hub: Optional["EventsHub"] = None) -> None:
         self.thread_name = thread_name
         self.max_pending = max_pending
         self.on_callback_error = on_callback_error
@@ -214,27 +215,15 @@ class Dispatcher:
         if not self._subscriptions and not self._streams and self._started \
                 and type(event) is not _HookFailure:
             return
-        hub = self._hub
-        if hub is not None:
-            with hub.cond:
-                if self._closing:
-                    return
-                self._bounded_append(event)
-                if self._started and not self._queued:
-                    self._queued = True
-                    hub.make_ready(self)
-            return
-        with self._cond:
-            if self._closing:
-                return
-            self._bounded_append(event)
-            self._cond.notify()
+        self._enqueue((event,))
 
     def publish_many(self, events: List[Any]) -> None:
         """:meth:`publish` each of ``events``, in order, under one hold of the queue's lock
         (non-blocking, any thread)."""
-        if not events or (not self._subscriptions and not self._streams and self._started):
-            return
+        if events and (self._subscriptions or self._streams or not self._started):
+            self._enqueue(events)
+
+    def _enqueue(self, events: Sequence[Any]) -> None:
         hub = self._hub
         if hub is not None:
             with hub.cond:
@@ -300,7 +289,7 @@ class Dispatcher:
         thread.join(deadline.remaining())
         return not thread.is_alive()
 
-    def _close_shared(self, hub: "_EventsHub", deadline: Deadline) -> bool:
+    def _close_shared(self, hub: "EventsHub", deadline: Deadline) -> bool:
         with hub.cond:
             if not self._closing:
                 self._closing = True
@@ -384,3 +373,97 @@ class Dispatcher:
             except Exception:
                 log.exception("on_callback_error hook raised")
 
+
+class EventsHub:
+    """The events threads of a shared :class:`~pyburnerkit.Reactor`: clients' dispatchers
+    taken round-robin (how that keeps each client's contract: ``_core/reactor.py``)."""
+
+    def __init__(self, name: str, max_threads: int) -> None:
+        self.name = name
+        self.max_threads = max_threads
+        self.cond = threading.Condition()
+        self.ready: Deque[Dispatcher] = collections.deque()
+        self.threads: List[threading.Thread] = []
+        self.idle = 0
+        self.stopping = False
+        self._numbers = itertools.count(1)
+
+    # called with self.cond held
+    def make_ready(self, dispatcher: Dispatcher) -> None:
+        self.ready.append(dispatcher)
+        if self.idle == 0 and len(self.threads) < self.max_threads and not self.stopping:
+            thread = threading.Thread(target=self._run, daemon=True,
+                                      name=f"{self.name}-events-{next(self._numbers)}")
+            self.threads.append(thread)
+            thread.start()
+        else:
+            self.cond.notify()
+
+    def worker_threads(self) -> List[threading.Thread]:
+        with self.cond:
+            return list(self.threads)
+
+    def _run(self) -> None:
+        me = threading.current_thread()
+        while True:
+            with self.cond:
+                while not self.ready and not self.stopping:
+                    self.idle += 1
+                    self.cond.wait()
+                    self.idle -= 1
+                if self.stopping and not self.ready:
+                    return
+                dispatcher = self.ready.popleft()
+                dispatcher._runner = me
+            self.serve(dispatcher)
+
+    def serve(self, dispatcher: Dispatcher, until_stop: bool = False) -> None:
+        """Deliver up to a quantum of ``dispatcher``'s events (all of them up to its stop when
+        ``until_stop``) on the calling events thread, then requeue it or let it go."""
+        budget = EVENTS_QUANTUM
+        while until_stop or budget > 0:
+            with self.cond:
+                if not dispatcher._queue:
+                    dispatcher._queued = False
+                    dispatcher._runner = None
+                    return
+                event = dispatcher._queue.popleft()
+            budget -= 1
+            if dispatcher._deliver_or_stop(event):
+                with self.cond:
+                    dispatcher._queued = False
+                    dispatcher._runner = None
+                return
+        with self.cond:
+            dispatcher._runner = None
+            if dispatcher._queue:
+                self.make_ready(dispatcher)  # back of the line: the others get their turn
+            else:
+                dispatcher._queued = False
+
+    def claim(self, dispatcher: Dispatcher) -> bool:
+        """On an events thread: take ``dispatcher`` off the ready line to serve it here (used
+        when one client closes another from a callback). False when another thread has it."""
+        with self.cond:
+            if dispatcher._runner is not None:
+                return False
+            try:
+                self.ready.remove(dispatcher)
+            except ValueError:
+                pass
+            dispatcher._queued = True
+            dispatcher._runner = threading.current_thread()
+            return True
+
+    def stop(self, deadline: Deadline) -> bool:
+        with self.cond:
+            self.stopping = True
+            self.cond.notify_all()
+            threads = list(self.threads)
+        ok = True
+        for thread in threads:
+            if thread is threading.current_thread():
+                continue
+            thread.join(deadline.remaining())
+            ok = ok and not thread.is_alive()
+        return ok

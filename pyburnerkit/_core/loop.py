@@ -18,6 +18,14 @@ import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 
+def descriptor(fileobj: Any) -> int:
+    """The file descriptor of ``fileobj`` (a descriptor already, or anything with ``fileno()``).
+
+    :raises OSError, ValueError: a socket or file that is closed.
+    """
+    return fileobj if isinstance(fileobj, int) else int(fileobj.fileno())
+
+
 class TimerHandle:
     """A call scheduled with :meth:`pyburnerkit.driver.EventLoop.call_later`; ``cancel()`` it from the loop thread."""
 
@@ -111,7 +119,7 @@ class EventLoop:
         :returns: the file descriptor; pass it to :meth:`~pyburnerkit.driver.EventLoop.remove_reader` (a socket closed
             elsewhere no longer knows its descriptor).
         """
-        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        fd = descriptor(fileobj)
         if fd in self._readers:  # a descriptor reused after an unnoticed close
             self.remove_reader(fd)
         self._selector.register(fd, selectors.EVENT_READ, None)
@@ -120,11 +128,10 @@ class EventLoop:
 
     def remove_reader(self, fd: Any) -> None:
         """Stop watching ``fd`` (a descriptor or a socket); loop thread only."""
-        if not isinstance(fd, int):
-            try:
-                fd = fd.fileno()
-            except (OSError, ValueError):
-                return
+        try:
+            fd = descriptor(fd)
+        except (OSError, ValueError):
+            return  # a socket closed elsewhere: nothing of it can be watched any more
         if self._readers.pop(fd, None) is not None:
             try:
                 self._selector.unregister(fd)

@@ -44,21 +44,38 @@ import socket
 import threading
 import time
 import weakref
-from typing import (TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Set, Tuple)
+from typing import Any, Callable, Deque, Dict, List, Optional, Protocol, Set, Tuple
 
 from ..errors import ClientClosedError, ConfigurationError
-from .loop import EventLoop, TimerHandle
+from .dispatcher import EVENTS_QUANTUM, EventsHub
+from .loop import EventLoop, TimerHandle, descriptor
 from .timeouts import Deadline
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .client import BaseClient
-    from .dispatcher import Dispatcher
-    from .session import Session
+
+
+# The reactor sits below the clients and sessions that run on it: it knows them only by
+# what it calls.
+class AttachedClient(Protocol):
+    """A client on a reactor (every :class:`pyburnerkit.driver.BaseClient` is one)."""
+
+    family: str
+    endpoint: str
+
+    def close(self, timeout: Optional[float] = 5.0) -> bool: ...
+
+
+class Strand(Protocol):
+    """A session as its :class:`SessionLoop` drives it (:class:`pyburnerkit.driver.Session`)."""
+
+    family: str
+    endpoint: str
+    thread_name: str
+
+    def _begin_attempt(self) -> None: ...
+    def _teardown(self) -> None: ...
+    def _crashed(self, exc: BaseException) -> None: ...
 
 log = logging.getLogger(__name__)
-
-#: Events one client delivers per turn before an events thread moves on to the next client.
-EVENTS_QUANTUM = 64
 
 _numbers = itertools.count(1)
 
@@ -88,7 +105,7 @@ class SessionLoop(EventLoop):
 
     # EventLoop.__init__ is deliberately not called: a strand owns no selector and no wake
     # pipe (100 clients would hold 200 idle sockets for nothing).
-    def __init__(self, reactor: "Reactor", session: "Session") -> None:  # noqa: D107
+    def __init__(self, reactor: "Reactor", session: Strand) -> None:  # noqa: D107
         self._reactor = reactor
         self._session = session
         self._items: Deque[Tuple[Callable[..., Any], Tuple[Any, ...]]] = collections.deque()
@@ -157,7 +174,7 @@ class SessionLoop(EventLoop):
         return handle
 
     def add_reader(self, fileobj: Any, callback: Callable[[], Any]) -> int:
-        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        fd = descriptor(fileobj)
         self._readers_cb[fd] = callback
         if not self._parked and self._reactor.on_io_thread():
             self._watch(fd)
@@ -165,11 +182,10 @@ class SessionLoop(EventLoop):
         return fd
 
     def remove_reader(self, fd: Any) -> None:
-        if not isinstance(fd, int):
-            try:
-                fd = fd.fileno()
-            except (OSError, ValueError):
-                return
+        try:
+            fd = descriptor(fd)
+        except (OSError, ValueError):
+            return
         self._readers_cb.pop(fd, None)
         if fd in self._watched:
             if self._reactor.on_io_thread():
@@ -381,100 +397,6 @@ def _drain_socket(sock: socket.socket) -> None:
         pass
 
 
-class _EventsHub:
-    """The events threads of a reactor: clients' dispatchers taken round-robin."""
-
-    def __init__(self, name: str, max_threads: int) -> None:
-        self.name = name
-        self.max_threads = max_threads
-        self.cond = threading.Condition()
-        self.ready: Deque["Dispatcher"] = collections.deque()
-        self.threads: List[threading.Thread] = []
-        self.idle = 0
-        self.stopping = False
-        self._numbers = itertools.count(1)
-
-    # called with self.cond held
-    def make_ready(self, dispatcher: "Dispatcher") -> None:
-        self.ready.append(dispatcher)
-        if self.idle == 0 and len(self.threads) < self.max_threads and not self.stopping:
-            thread = threading.Thread(target=self._run, daemon=True,
-                                      name=f"{self.name}-events-{next(self._numbers)}")
-            self.threads.append(thread)
-            thread.start()
-        else:
-            self.cond.notify()
-
-    def worker_threads(self) -> List[threading.Thread]:
-        with self.cond:
-            return list(self.threads)
-
-    def _run(self) -> None:
-        me = threading.current_thread()
-        while True:
-            with self.cond:
-                while not self.ready and not self.stopping:
-                    self.idle += 1
-                    self.cond.wait()
-                    self.idle -= 1
-                if self.stopping and not self.ready:
-                    return
-                dispatcher = self.ready.popleft()
-                dispatcher._runner = me
-            self.serve(dispatcher)
-
-    def serve(self, dispatcher: "Dispatcher", until_stop: bool = False) -> None:
-        """Deliver up to a quantum of ``dispatcher``'s events (all of them up to its stop when
-        ``until_stop``) on the calling events thread, then requeue it or let it go."""
-        budget = EVENTS_QUANTUM
-        while until_stop or budget > 0:
-            with self.cond:
-                if not dispatcher._queue:
-                    dispatcher._queued = False
-                    dispatcher._runner = None
-                    return
-                event = dispatcher._queue.popleft()
-            budget -= 1
-            if dispatcher._deliver_or_stop(event):
-                with self.cond:
-                    dispatcher._queued = False
-                    dispatcher._runner = None
-                return
-        with self.cond:
-            dispatcher._runner = None
-            if dispatcher._queue:
-                self.make_ready(dispatcher)  # back of the line: the others get their turn
-            else:
-                dispatcher._queued = False
-
-    def claim(self, dispatcher: "Dispatcher") -> bool:
-        """On an events thread: take ``dispatcher`` off the ready line to serve it here (used
-        when one client closes another from a callback). False when another thread has it."""
-        with self.cond:
-            if dispatcher._runner is not None:
-                return False
-            try:
-                self.ready.remove(dispatcher)
-            except ValueError:
-                pass
-            dispatcher._queued = True
-            dispatcher._runner = threading.current_thread()
-            return True
-
-    def stop(self, deadline: Deadline) -> bool:
-        with self.cond:
-            self.stopping = True
-            self.cond.notify_all()
-            threads = list(self.threads)
-        ok = True
-        for thread in threads:
-            if thread is threading.current_thread():
-                continue
-            thread.join(deadline.remaining())
-            ok = ok and not thread.is_alive()
-        return ok
-
-
 class Reactor:
     """Threads shared by many clients: one I/O thread, one connect thread, and up to
     ``event_threads`` events threads (see the module docstring for how the per-client
@@ -512,8 +434,8 @@ class Reactor:
         self._connect_idle = 0
         self._opens: Deque[_Open] = collections.deque()
         self._opens_cond = threading.Condition()
-        self._events = _EventsHub(self.name, event_threads)
-        self._clients: "weakref.WeakSet[BaseClient[Any]]" = weakref.WeakSet()
+        self._events = EventsHub(self.name, event_threads)
+        self._clients: "weakref.WeakSet[AttachedClient]" = weakref.WeakSet()
         self._strands: Set[SessionLoop] = set()
         self._closing = False
 
@@ -534,7 +456,7 @@ class Reactor:
         return [t for t in found + self._events.worker_threads() if t.is_alive()]
 
     @property
-    def clients(self) -> List["BaseClient[Any]"]:
+    def clients(self) -> List[AttachedClient]:
         """The clients attached (connected or connecting, not closed yet)."""
         with self._lock:
             return list(self._clients)
@@ -593,7 +515,7 @@ class Reactor:
         return f"<Reactor {self.name} {state}>"
 
     # ------------------------------------------------------------------ for clients
-    def _attach(self, client: "BaseClient[Any]") -> None:
+    def _attach(self, client: AttachedClient) -> None:
         with self._lock:
             if self._closing:
                 raise ClientClosedError(f"the reactor {self.name} is closed",
@@ -601,11 +523,11 @@ class Reactor:
             self._clients.add(client)
             self._start_locked()
 
-    def _detach(self, client: "BaseClient[Any]") -> None:
+    def _detach(self, client: AttachedClient) -> None:
         with self._lock:
             self._clients.discard(client)
 
-    def _session_loop(self, session: "Session") -> SessionLoop:
+    def _session_loop(self, session: Strand) -> SessionLoop:
         with self._lock:
             if self._closing:
                 raise ClientClosedError(f"the reactor {self.name} is closed",

@@ -16,13 +16,9 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
-from typing import (TYPE_CHECKING, Any, Callable, Dict, FrozenSet, List, Mapping, Optional,
-                    Tuple)
+from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Protocol, Tuple
 
 from ..de1.models import MachineState, Mode, StateInfo, SubState
-
-if TYPE_CHECKING:
-    from .pyde1_http import Pyde1App
 
 __all__ = ["ApiError", "Field", "Resource", "RESOURCES", "RESOURCE_VERSION", "MAPPING_VERSION",
            "state_name", "substate_name", "resource_for"]
@@ -97,8 +93,33 @@ def _is_kind(kind: str, value: Any) -> bool:
     raise AssertionError(kind)
 
 
-Getter = Callable[["Pyde1App"], Any]
-Setter = Callable[["Pyde1App", Dict[str, Any]], List[Any]]
+class Pyde1Context(Protocol):
+    """What the resources read and change through: implemented by
+    :class:`pyburnerkit.service.pyde1_http.Pyde1App` (a protocol here, so that the table does
+    not import the app that routes to it)."""
+
+    de1: Any
+    scale: Any
+    request_timeout: float
+
+    def require_de1(self) -> Any: ...
+    def require_info(self) -> Any: ...
+    def require_scale(self) -> Any: ...
+    def controls(self, mode: str) -> Dict[str, Any]: ...
+    def check_controls(self, mode: str, values: Mapping[str, Any]) -> None: ...
+    def update_controls(self, mode: str, values: Mapping[str, Any]) -> None: ...
+    def rinse_by_de1(self) -> bool: ...
+    def shot_settings(self, **changes: Any) -> None: ...
+    def write_setting(self, name: str, value: Any) -> None: ...
+    def selected_profile(self) -> Optional[str]: ...
+    def upload_stored_profile(self, profile_id: str) -> List[Any]: ...
+    def module_versions(self) -> Dict[str, Optional[str]]: ...
+    def state_updated_at(self) -> Optional[float]: ...
+    def last_state_update(self) -> Optional[str]: ...
+
+
+Getter = Callable[[Pyde1Context], Any]
+Setter = Callable[[Pyde1Context, Dict[str, Any]], List[Any]]
 
 
 @dataclass(frozen=True)
@@ -159,24 +180,24 @@ def substate_name(substate: SubState) -> str:
 
 # ------------------------------------------------------------------------ getters
 
-def _reg(app: "Pyde1App", name: str) -> Optional[float]:
+def _reg(app: Pyde1Context, name: str) -> Optional[float]:
     value: Optional[float] = app.require_de1().registers.get(name)
     return value
 
 
-def _flag(app: "Pyde1App", name: str) -> Optional[bool]:
+def _flag(app: Pyde1Context, name: str) -> Optional[bool]:
     value = _reg(app, name)
     return None if value is None else bool(value)
 
 
-def _settings(app: "Pyde1App") -> Any:
+def _settings(app: Pyde1Context) -> Any:
     settings = app.require_de1().shot_settings
     if settings is None:
         raise not_connected("DE1")
     return settings
 
 
-def _get_version(app: "Pyde1App") -> Dict[str, Any]:
+def _get_version(app: Pyde1Context) -> Dict[str, Any]:
     return {"resource_version": RESOURCE_VERSION, "mapping_version": MAPPING_VERSION,
             "platform": sys.platform, "python": sys.version,
             "python_info": {"major": sys.version_info.major, "minor": sys.version_info.minor,
@@ -186,7 +207,7 @@ def _get_version(app: "Pyde1App") -> Dict[str, Any]:
             "module_versions": app.module_versions(), "source_data": None}
 
 
-def _get_state(app: "Pyde1App") -> Dict[str, Any]:
+def _get_state(app: Pyde1Context) -> Dict[str, Any]:
     de1 = app.require_de1()
     info: Optional[StateInfo] = de1.state_info
     if info is None:
@@ -196,7 +217,7 @@ def _get_state(app: "Pyde1App") -> Dict[str, Any]:
             "mqtt": app.last_state_update()}
 
 
-def _get_feature_flags(app: "Pyde1App") -> Dict[str, Any]:
+def _get_feature_flags(app: Pyde1Context) -> Dict[str, Any]:
     info = app.require_info()
     build = info.firmware_build
     f = info.features
@@ -231,7 +252,7 @@ def _ghc_text(bits: int) -> str:
     return "|".join(names) if names else "0"
 
 
-def _get_read_once(app: "Pyde1App") -> Dict[str, Any]:
+def _get_read_once(app: Pyde1Context) -> Dict[str, Any]:
     info = app.require_info()
     return {"hw_config_hexstr": f"{info.hw_config:08x}", "model_hexstr": f"{info.model:08x}",
             "cpu_board_model": info.cpu_board_model,
@@ -243,7 +264,7 @@ def _get_read_once(app: "Pyde1App") -> Dict[str, Any]:
             "version_ble": _fw(info.versions.ble), "version_lv": _fw(info.versions.firmware)}
 
 
-def _get_de1_id(app: "Pyde1App") -> Dict[str, Any]:
+def _get_de1_id(app: Pyde1Context) -> Dict[str, Any]:
     de1 = app.de1
     return {"id": None if de1 is None else de1.address, "name": None if de1 is None else "DE1"}
 
@@ -261,44 +282,44 @@ def _connectivity(client: Any) -> str:
     return "ready" if client is not None and client.connected else "not_connected"
 
 
-def _get_de1_availability(app: "Pyde1App") -> Dict[str, Any]:
+def _get_de1_availability(app: Pyde1Context) -> Dict[str, Any]:
     return {"mode": _availability(app.de1), "mqtt": None}
 
 
-def _get_de1_connectivity(app: "Pyde1App") -> Dict[str, Any]:
+def _get_de1_connectivity(app: Pyde1Context) -> Dict[str, Any]:
     return {"mode": _connectivity(app.de1)}
 
 
-def _get_profile_id(app: "Pyde1App") -> Dict[str, Any]:
+def _get_profile_id(app: Pyde1Context) -> Dict[str, Any]:
     app.require_de1()
     return {"id": app.selected_profile()}
 
 
-def _get_time(app: "Pyde1App") -> Dict[str, Any]:
+def _get_time(app: Pyde1Context) -> Dict[str, Any]:
     return {"timestamp": app.require_de1().read_time(timeout=app.request_timeout)}
 
 
-def _set_time(app: "Pyde1App", values: Dict[str, Any]) -> List[Any]:
+def _set_time(app: Pyde1Context, values: Dict[str, Any]) -> List[Any]:
     app.require_de1().set_time(values["timestamp"], timeout=app.request_timeout)
     return []
 
 
-def _get_firmware_id(app: "Pyde1App") -> Dict[str, Any]:
+def _get_firmware_id(app: Pyde1Context) -> Dict[str, Any]:
     return {"id": app.require_info().firmware_build}
 
 
-def _get_espresso(app: "Pyde1App") -> Dict[str, Any]:
+def _get_espresso(app: Pyde1Context) -> Dict[str, Any]:
     app.require_de1()
     return app.controls("espresso")
 
 
-def _get_steam(app: "Pyde1App") -> Dict[str, Any]:
+def _get_steam(app: Pyde1Context) -> Dict[str, Any]:
     doc = app.controls("steam")
     doc["stop_at_time"] = _settings(app).steam_length_s
     return doc
 
 
-def _get_hot_water(app: "Pyde1App") -> Dict[str, Any]:
+def _get_hot_water(app: Pyde1Context) -> Dict[str, Any]:
     s = _settings(app)
     doc = app.controls("hot_water")
     doc.update(stop_at_time=s.hot_water_length_s, stop_at_volume=s.hot_water_volume_ml,
@@ -306,7 +327,7 @@ def _get_hot_water(app: "Pyde1App") -> Dict[str, Any]:
     return doc
 
 
-def _get_rinse(app: "Pyde1App") -> Dict[str, Any]:
+def _get_rinse(app: Pyde1Context) -> Dict[str, Any]:
     doc = app.controls("hot_water_rinse")
     if app.rinse_by_de1():
         doc["stop_at_time"] = _reg(app, "flush_timeout")
@@ -314,57 +335,57 @@ def _get_rinse(app: "Pyde1App") -> Dict[str, Any]:
     return doc
 
 
-def _get_tank(app: "Pyde1App") -> Dict[str, Any]:
+def _get_tank(app: Pyde1Context) -> Dict[str, Any]:
     return {"temperature": _reg(app, "tank_temperature")}
 
 
-def _get_fan(app: "Pyde1App") -> Dict[str, Any]:
+def _get_fan(app: Pyde1Context) -> Dict[str, Any]:
     return {"temperature": _reg(app, "fan_threshold")}
 
 
-def _get_fill(app: "Pyde1App") -> Dict[str, Any]:
+def _get_fill(app: Pyde1Context) -> Dict[str, Any]:
     levels = app.require_de1().water_levels
     if levels is None:
         raise not_connected("DE1")
     return {"start_fill_level": levels.start_fill_level_mm}
 
 
-def _get_before_flow(app: "Pyde1App") -> Dict[str, Any]:
+def _get_before_flow(app: Pyde1Context) -> Dict[str, Any]:
     return {key: _reg(app, key) for key in _BEFORE_FLOW}
 
 
-def _get_group_temp(app: "Pyde1App") -> Dict[str, Any]:
+def _get_group_temp(app: Pyde1Context) -> Dict[str, Any]:
     return {"temperature": _settings(app).group_temp_c}
 
 
-def _get_steam_setting(app: "Pyde1App") -> Dict[str, Any]:
+def _get_steam_setting(app: Pyde1Context) -> Dict[str, Any]:
     return {"temperature": _settings(app).steam_temp_c, "flow": _reg(app, "steam_flow"),
             "high_flow_time": _reg(app, "steam_high_flow_start"),
             "purge_deferred": _flag(app, "steam_purge_mode")}
 
 
-def _get_usb(app: "Pyde1App") -> Dict[str, Any]:
+def _get_usb(app: Pyde1Context) -> Dict[str, Any]:
     return {"enabled": _flag(app, "usb_outlet")}
 
 
-def _get_refill_kit(app: "Pyde1App") -> Dict[str, Any]:
+def _get_refill_kit(app: Pyde1Context) -> Dict[str, Any]:
     value = _reg(app, "refill_kit_present")
     return {"present": None if value is None else value == 1}
 
 
-def _get_line_frequency(app: "Pyde1App") -> Dict[str, Any]:
+def _get_line_frequency(app: Pyde1Context) -> Dict[str, Any]:
     return {"hz": app.require_de1().line_frequency}
 
 
-def _get_flow_multiplier(app: "Pyde1App") -> Dict[str, Any]:
+def _get_flow_multiplier(app: Pyde1Context) -> Dict[str, Any]:
     return {"multiplier": _reg(app, "flow_calibration")}
 
 
-def _get_presence(app: "Pyde1App") -> Dict[str, Any]:
+def _get_presence(app: Pyde1Context) -> Dict[str, Any]:
     return {"user": _flag(app, "user_present")}
 
 
-def _get_scale_id(app: "Pyde1App") -> Dict[str, Any]:
+def _get_scale_id(app: Pyde1Context) -> Dict[str, Any]:
     scale = app.scale
     if scale is None:
         return {"id": None, "name": None, "type": None}
@@ -373,22 +394,22 @@ def _get_scale_id(app: "Pyde1App") -> Dict[str, Any]:
     return {"id": scale.address, "name": name, "type": "AtomaxSkaleII"}
 
 
-def _get_scale_availability(app: "Pyde1App") -> Dict[str, Any]:
+def _get_scale_availability(app: Pyde1Context) -> Dict[str, Any]:
     return {"mode": _availability(app.scale), "mqtt": None}
 
 
-def _get_scale_connectivity(app: "Pyde1App") -> Dict[str, Any]:
+def _get_scale_connectivity(app: Pyde1Context) -> Dict[str, Any]:
     return {"mode": _connectivity(app.scale)}
 
 
-def _get_empty(app: "Pyde1App") -> Dict[str, Any]:
+def _get_empty(app: Pyde1Context) -> Dict[str, Any]:
     return {}
 
 
 # ------------------------------------------------------------------------ setters
 # Each gets the keys of one PATCH, already type-checked, and calls the clients' setters.
 
-def _set_mode(app: "Pyde1App", values: Dict[str, Any]) -> List[Any]:
+def _set_mode(app: Pyde1Context, values: Dict[str, Any]) -> List[Any]:
     text = values["mode"]
     mode = next((m for m in Mode if m.value == text), None)
     if mode is None:  # pyDE1 looks the value up in its DE1ModeEnum, exactly
@@ -397,12 +418,12 @@ def _set_mode(app: "Pyde1App", values: Dict[str, Any]) -> List[Any]:
     return []
 
 
-def _set_espresso(app: "Pyde1App", values: Dict[str, Any]) -> List[Any]:
+def _set_espresso(app: Pyde1Context, values: Dict[str, Any]) -> List[Any]:
     app.update_controls("espresso", values)
     return []
 
 
-def _set_steam(app: "Pyde1App", values: Dict[str, Any]) -> List[Any]:
+def _set_steam(app: Pyde1Context, values: Dict[str, Any]) -> List[Any]:
     values = dict(values)
     length = values.pop("stop_at_time", None)
     if values:
@@ -414,7 +435,7 @@ def _set_steam(app: "Pyde1App", values: Dict[str, Any]) -> List[Any]:
     return []
 
 
-def _set_hot_water(app: "Pyde1App", values: Dict[str, Any]) -> List[Any]:
+def _set_hot_water(app: Pyde1Context, values: Dict[str, Any]) -> List[Any]:
     values = dict(values)
     device = {name: values.pop(key) for key, name in (
         ("stop_at_time", "hot_water_length_s"), ("stop_at_volume", "hot_water_volume_ml"),
@@ -428,7 +449,7 @@ def _set_hot_water(app: "Pyde1App", values: Dict[str, Any]) -> List[Any]:
     return []
 
 
-def _set_rinse(app: "Pyde1App", values: Dict[str, Any]) -> List[Any]:
+def _set_rinse(app: Pyde1Context, values: Dict[str, Any]) -> List[Any]:
     values = dict(values)
     registers = [(name, values.pop(key)) for key, name in (
         ("temperature", "flush_temperature"), ("flow", "flush_flow")) if key in values]
@@ -445,7 +466,7 @@ def _set_rinse(app: "Pyde1App", values: Dict[str, Any]) -> List[Any]:
 
 def _registers(*pairs: Tuple[str, str]) -> Setter:
     """A setter writing each key to its MMR setting (bools as 0/1), in the order given."""
-    def setter(app: "Pyde1App", values: Dict[str, Any]) -> List[Any]:
+    def setter(app: Pyde1Context, values: Dict[str, Any]) -> List[Any]:
         for key, name in pairs:
             if key in values:
                 app.write_setting(name, values[key])
@@ -453,54 +474,54 @@ def _registers(*pairs: Tuple[str, str]) -> Setter:
     return setter
 
 
-def _set_fill(app: "Pyde1App", values: Dict[str, Any]) -> List[Any]:
+def _set_fill(app: Pyde1Context, values: Dict[str, Any]) -> List[Any]:
     app.require_de1().set_refill_level(values["start_fill_level"], timeout=app.request_timeout)
     return []
 
 
 def _shot_setting(name: str) -> Setter:
-    def setter(app: "Pyde1App", values: Dict[str, Any]) -> List[Any]:
+    def setter(app: Pyde1Context, values: Dict[str, Any]) -> List[Any]:
         app.shot_settings(**{name: values["temperature"]})
         return []
     return setter
 
 
-def _set_steam_setting(app: "Pyde1App", values: Dict[str, Any]) -> List[Any]:
+def _set_steam_setting(app: Pyde1Context, values: Dict[str, Any]) -> List[Any]:
     if "temperature" in values:
         app.shot_settings(steam_temp_c=values["temperature"])
     return _registers(("flow", "steam_flow"), ("high_flow_time", "steam_high_flow_start"),
                       ("purge_deferred", "steam_purge_mode"))(app, values)
 
 
-def _set_refill_kit(app: "Pyde1App", values: Dict[str, Any]) -> List[Any]:
+def _set_refill_kit(app: Pyde1Context, values: Dict[str, Any]) -> List[Any]:
     app.write_setting("refill_kit_present", 1 if values["present"] else 0)
     return []
 
 
-def _set_line_frequency(app: "Pyde1App", values: Dict[str, Any]) -> List[Any]:
+def _set_line_frequency(app: Pyde1Context, values: Dict[str, Any]) -> List[Any]:
     raise unsupported("the line frequency is fixed when the DE1 client is opened "
                       "(line_frequency= in the device's options)")
 
 
 def _set_reconnect(what: str) -> Setter:
-    def setter(app: "Pyde1App", values: Dict[str, Any]) -> List[Any]:
+    def setter(app: Pyde1Context, values: Dict[str, Any]) -> List[Any]:
         raise unsupported(f"the {what} is chosen in the service's configuration; "
                           f"pyburnerkit does not scan, capture or release over the API")
     return setter
 
 
-def _set_tare(app: "Pyde1App", values: Dict[str, Any]) -> List[Any]:
+def _set_tare(app: Pyde1Context, values: Dict[str, Any]) -> List[Any]:
     if values["tare"]:  # pyDE1 takes null and false as "do nothing"
         app.require_scale().tare(timeout=app.request_timeout)
     return []
 
 
-def _set_display(app: "Pyde1App", values: Dict[str, Any]) -> List[Any]:
+def _set_display(app: Pyde1Context, values: Dict[str, Any]) -> List[Any]:
     app.require_scale().set_display(bool(values["display_on"]), timeout=app.request_timeout)
     return []
 
 
-def _set_profile_id(app: "Pyde1App", values: Dict[str, Any]) -> List[Any]:
+def _set_profile_id(app: Pyde1Context, values: Dict[str, Any]) -> List[Any]:
     return app.upload_stored_profile(values["id"])
 
 

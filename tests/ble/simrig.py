@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Tuple
 
 import pytest
 
 from pyburnerkit.ble.transport import SimTransport
+from pyburnerkit.de1.client import DE1Client
 from pyburnerkit.rigs.espresso import DE1Rig
+from pyburnerkit.scale.client import SkaleClient
 
 #: Tests run the simulated world this many times faster than real time.
 SPEED = 10.0
@@ -78,3 +80,21 @@ def rig() -> Iterator[DE1Rig]:
 def sim_transport(rig: DE1Rig) -> SimTransport:
     """The expert hook: an in-process link to a rig shared by several clients."""
     return rig.transport()
+
+
+@pytest.fixture
+def pair(rig: DE1Rig) -> Iterator[Tuple[DE1Client, SkaleClient]]:
+    """A connected, awake DE1 client (writes and remote start allowed) and Skale client on
+    ``rig``, over the in-process transport."""
+    de1 = DE1Client(rig.de1.address, transport=sim_transport(rig), allow_remote_start=True,
+                    allow_writes=True)
+    scale = SkaleClient(rig.skale.address, transport=sim_transport(rig), time_scale=SPEED,
+                        allow_writes=True)
+    try:
+        de1.connect()
+        scale.connect()
+        de1.wake()
+        yield de1, scale
+    finally:
+        de1.close()
+        scale.close()

@@ -5,7 +5,6 @@ table's controls called on a real client of the same simulator."""
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import threading
 from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
@@ -18,7 +17,8 @@ from pyburnerkit.de1.models import (MachineState, ShotSample, SubState, Temperat
 from pyburnerkit.de1.semantics import REFILL_LEVEL_MM, TABLE
 from pyburnerkit.errors import ConfigurationError, WriteNotAllowedError
 from pyburnerkit.recorder.adapters.de1 import DE1Source
-from pyburnerkit.semantics import Entity
+
+from ..ha.calls import assert_method_takes_every_call, call_forms
 
 #: What every field of the DE1's models becomes once the adapter emitted it.
 EMITTED = ({f.name for f in dataclasses.fields(ShotSample)}
@@ -88,35 +88,9 @@ def test_a_dashboard_of_at_most_15_entities_for_the_machine() -> None:
             "stop", "start_flush"} <= set(enabled)
 
 
-def _arguments(entity: Entity) -> List[Tuple[Tuple[Any, ...], Dict[str, Any]]]:
-    """Every call form the command plane makes for ``entity``."""
-    control = entity.control
-    assert control is not None
-    if entity.kind == "button":
-        values: List[Any] = []
-    elif entity.kind == "number":
-        values = [control.minimum, control.maximum]
-    elif entity.kind == "switch":
-        values = [control.on, control.off]
-    else:
-        assert control.choices, entity
-        values = list(control.choices.values())
-    if control.argument == "none":
-        return [((), {})]
-    if control.argument == "value":
-        return [((v,), {}) for v in values]
-    return [((), {control.argument: v}) for v in values]
-
-
 @pytest.mark.parametrize("field", sorted(TABLE.controls()))
 def test_each_control_names_a_client_method_that_takes_its_argument(field: str) -> None:
-    entity = TABLE.entity(field)
-    assert entity.control is not None
-    method = getattr(DE1Client, entity.control.method, None)
-    assert callable(method), f"DE1Client has no {entity.control.method}"
-    signature = inspect.signature(method)
-    for args, kwargs in _arguments(entity):
-        signature.bind(None, *args, **kwargs)  # None stands for self
+    assert_method_takes_every_call(DE1Client, TABLE.entity(field))
 
 
 def test_the_refill_level_limits_are_the_clients() -> None:

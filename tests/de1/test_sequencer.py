@@ -3,7 +3,7 @@ weight / volume / time, move-on-by-weight, auto-tare, shot record."""
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Tuple
+from typing import Any
 
 import pytest
 
@@ -13,27 +13,10 @@ from pyburnerkit.de1.models import GateChanged, MachineState as S, StopAtTrigger
 from pyburnerkit.de1.profile import visualizer_json
 from pyburnerkit.de1.sequencer import GATES, ShotSequencer
 from pyburnerkit.rigs.espresso import DE1Rig
-from pyburnerkit.scale.client import SkaleClient
 
-from ..ble.simrig import SPEED, sim_transport
+from ..ble.simrig import SPEED, pair, sim_transport  # noqa: F401  (pair is a fixture)
 from ..helpers import Recorder
 from .test_profile_firmware import PROFILE
-
-
-@pytest.fixture
-def pair(rig: DE1Rig) -> Iterator[Tuple[DE1Client, SkaleClient]]:
-    de1 = DE1Client(rig.de1.address, transport=sim_transport(rig), allow_remote_start=True,
-                    allow_writes=True)
-    scale = SkaleClient(rig.skale.address, transport=sim_transport(rig), time_scale=SPEED,
-                        allow_writes=True)
-    try:
-        de1.connect()
-        scale.connect()
-        de1.wake()
-        yield de1, scale
-    finally:
-        de1.close()
-        scale.close()
 
 
 def shot(de1: DE1Client, seq: ShotSequencer) -> Any:

@@ -4,7 +4,6 @@ table's controls called on a real client of the same simulator."""
 
 from __future__ import annotations
 
-import inspect
 import threading
 from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
@@ -16,7 +15,8 @@ from pyburnerkit.scale import codec
 from pyburnerkit.scale.client import SkaleClient
 from pyburnerkit.scale.models import ScaleInfo
 from pyburnerkit.scale.semantics import DISPLAY_UNITS, TABLE
-from pyburnerkit.semantics import Entity
+
+from ..ha.calls import assert_method_takes_every_call, call_forms
 
 #: What the adapter emits for every weight report.
 EMITTED = {"weight_g", "average_flow_g_s", "median_flow_g_s"}
@@ -71,35 +71,9 @@ def test_a_dashboard_of_at_most_15_entities_for_the_scale() -> None:
     assert {"weight_g", "tare"} <= set(enabled)
 
 
-def _arguments(entity: Entity) -> List[Tuple[Tuple[Any, ...], Dict[str, Any]]]:
-    """Every call form the command plane makes for ``entity``."""
-    control = entity.control
-    assert control is not None
-    if entity.kind == "button":
-        values: List[Any] = []
-    elif entity.kind == "number":
-        values = [control.minimum, control.maximum]
-    elif entity.kind == "switch":
-        values = [control.on, control.off]
-    else:
-        assert control.choices, entity
-        values = list(control.choices.values())
-    if control.argument == "none":
-        return [((), {})]
-    if control.argument == "value":
-        return [((v,), {}) for v in values]
-    return [((), {control.argument: v}) for v in values]
-
-
 @pytest.mark.parametrize("field", sorted(TABLE.controls()))
 def test_each_control_names_a_client_method_that_takes_its_argument(field: str) -> None:
-    entity = TABLE.entity(field)
-    assert entity.control is not None
-    method = getattr(SkaleClient, entity.control.method, None)
-    assert callable(method), f"SkaleClient has no {entity.control.method}"
-    signature = inspect.signature(method)
-    for args, kwargs in _arguments(entity):
-        signature.bind(None, *args, **kwargs)  # None stands for self
+    assert_method_takes_every_call(SkaleClient, TABLE.entity(field))
 
 
 def test_only_tare_is_safe() -> None:
@@ -162,7 +136,7 @@ def test_the_controls_need_writes_allowed() -> None:
         for field, entity in TABLE.controls().items():
             control = entity.control
             assert control is not None
-            args, kwargs = _arguments(entity)[0]
+            args, kwargs = call_forms(entity)[0]
             with pytest.raises(WriteNotAllowedError):
                 getattr(client, control.method)(*args, **kwargs)
 
