@@ -45,6 +45,6 @@ run de1_throughput de1.py --throughput-only --rates 600,1200,1500 --repeat 3 --w
 run wirelog wirelog.py
 run recorder recorder.py
 run recorder_e2e recorder_e2e.py --seconds 10
-run fleet fleet.py --seconds 30
+run fleet fleet.py --seconds 60
 run http_api http_api.py --seconds 5
 run pyde1_mqtt pyde1_mqtt.py --events 400

@@ -204,6 +204,11 @@ class Dispatcher:
             with self._lock:
                 self._streams = [s for s in self._streams if s is not stream]
 
+    def listening(self) -> bool:
+        """Whether :meth:`publish` would keep an event now (someone subscribed, or the thread
+        has not started yet): a hot path may skip building an event nobody will see."""
+        return bool(self._subscriptions or self._streams or not self._started)
+
     def publish(self, event: Any) -> None:
         """Queue ``event`` for the events thread (non-blocking, any thread).
 

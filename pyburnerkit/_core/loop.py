@@ -29,7 +29,7 @@ def descriptor(fileobj: Any) -> int:
 class TimerHandle:
     """A call scheduled with :meth:`pyburnerkit.driver.EventLoop.call_later`; ``cancel()`` it from the loop thread."""
 
-    __slots__ = ("when", "seq", "callback", "args", "cancelled")
+    __slots__ = ("when", "seq", "callback", "args", "cancelled", "heap_owner")
 
     def __init__(self, when: float, seq: int, callback: Callable[..., Any], args: Tuple[Any, ...]) -> None:
         self.when = when
@@ -37,9 +37,15 @@ class TimerHandle:
         self.callback = callback
         self.args = args
         self.cancelled = False
+        #: the loop whose heap holds this handle (told of a cancel, to drop dead handles)
+        self.heap_owner: Optional["EventLoop"] = None
 
     def cancel(self) -> None:
-        self.cancelled = True
+        if not self.cancelled:
+            self.cancelled = True
+            owner = self.heap_owner
+            if owner is not None:
+                owner.timer_cancelled()
 
     def __lt__(self, other: "TimerHandle") -> bool:
         return (self.when, self.seq) < (other.when, other.seq)
@@ -60,6 +66,8 @@ class EventLoop:
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._calls: Deque[Tuple[Callable[..., Any], Tuple[Any, ...]]] = collections.deque()
         self._timers: List[TimerHandle] = []
+        #: cancelled handles still in ``_timers`` (an upper bound; see :meth:`timer_cancelled`)
+        self._cancelled_timers = 0
         self._seq = itertools.count()
         self._readers: Dict[int, Callable[[], Any]] = {}
         self._stopping = False
@@ -110,8 +118,28 @@ class EventLoop:
         """Run ``callback(*args)`` on the loop thread after ``delay`` seconds; loop thread only
         (from elsewhere, go through :meth:`call_soon_threadsafe`)."""
         handle = TimerHandle(time.monotonic() + max(0.0, delay), next(self._seq), callback, args)
-        heapq.heappush(self._timers, handle)
+        self.push_timer(handle)
         return handle
+
+    def push_timer(self, handle: TimerHandle) -> None:
+        """Put ``handle`` on this loop's timer heap (loop thread only)."""
+        handle.heap_owner = self
+        heapq.heappush(self._timers, handle)
+
+    def timer_cancelled(self) -> None:
+        """A handle on the heap was cancelled (loop thread only). Cancelled handles are
+        dropped in one pass once they are most of the heap: a timeout re-armed on every
+        request (cancel, then a new one) would otherwise grow the heap, and every push with
+        it, until each dead handle falls due."""
+        self._cancelled_timers += 1
+        timers = self._timers
+        # A shared reactor's connect thread may cancel a session's timer: the heap is the
+        # loop thread's, so only that thread compacts it.
+        if self._cancelled_timers > 64 and 2 * self._cancelled_timers > len(timers) \
+                and self.thread_id == threading.get_ident():
+            timers[:] = [t for t in timers if not t.cancelled]
+            heapq.heapify(timers)
+            self._cancelled_timers = 0
 
     def add_reader(self, fileobj: Any, callback: Callable[[], Any]) -> int:
         """Call ``callback()`` whenever ``fileobj`` is readable.
@@ -207,7 +235,10 @@ class EventLoop:
             now = time.monotonic()
             while self._timers and self._timers[0].when <= now:
                 handle = heapq.heappop(self._timers)
-                if not handle.cancelled:
+                handle.heap_owner = None
+                if handle.cancelled:
+                    self._cancelled_timers = max(0, self._cancelled_timers - 1)
+                else:
                     handle.callback(*handle.args)
 
     def run_pending_calls(self) -> None:
@@ -218,7 +249,9 @@ class EventLoop:
 
     def _drain_wake(self) -> None:
         try:
-            while self._wake_r.recv(4096):
+            # Coalesced wake-ups leave a byte or a few; a short read means the pipe is empty
+            # (no second read that fails with EAGAIN).
+            while len(self._wake_r.recv(4096)) == 4096:
                 pass
         except (BlockingIOError, OSError):
             pass
@@ -234,6 +267,7 @@ class EventLoop:
         self._stopping = True
         self._readers.clear()
         self._timers.clear()
+        self._cancelled_timers = 0
         self._selector.close()
         self._wake_r.close()
         self._wake_w.close()

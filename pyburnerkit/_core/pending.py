@@ -18,14 +18,19 @@ class Pending:
     own timeout error, and a late answer from the device is then simply ignored.
     """
 
-    __slots__ = ("description", "is_write", "payload", "_event", "_lock", "_value", "_error",
-                 "_callbacks", "__weakref__")
+    __slots__ = ("description", "is_write", "payload", "_done", "_gate", "_lock", "_value",
+                 "_error", "_callbacks", "__weakref__")
 
     def __init__(self, description: str, payload: Any = None, *, is_write: bool = False) -> None:
         self.description = description
         self.payload = payload
         self.is_write = is_write
-        self._event = threading.Event()
+        self._done = False
+        # Held until completion; a waiter blocks acquiring it and hands it straight back, so
+        # every waiter passes. One lock instead of an Event's condition: a request is waited
+        # on by one caller, and this is the hot path of every blocking call.
+        self._gate = threading.Lock()
+        self._gate.acquire()
         self._lock = threading.Lock()
         self._value: Any = _UNSET
         self._error: Optional[BaseException] = None
@@ -33,7 +38,7 @@ class Pending:
 
     def done(self) -> bool:
         """Whether the request was resolved or failed (never blocks)."""
-        return self._event.is_set()
+        return self._done
 
     def resolve(self, value: Any = None) -> bool:
         """Complete with ``value``, from any thread; False if it was already complete."""
@@ -45,10 +50,11 @@ class Pending:
 
     def _complete(self, value: Any, error: Optional[BaseException]) -> bool:
         with self._lock:
-            if self._event.is_set():
+            if self._done:
                 return False
             self._value, self._error = value, error
-            self._event.set()
+            self._done = True
+            self._gate.release()
             callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:
             callback(self)
@@ -57,13 +63,19 @@ class Pending:
     def add_done_callback(self, callback: Callable[["Pending"], Any]) -> None:
         """Call ``callback(self)`` on completion, on whichever thread completes it."""
         with self._lock:
-            if not self._event.is_set():
+            if not self._done:
                 self._callbacks.append(callback)
                 return
         callback(self)
 
     def wait(self, timeout: Optional[float]) -> bool:
-        return self._event.wait(timeout)
+        """Block until complete or ``timeout`` seconds (None: no limit); True if complete."""
+        if self._done:
+            return True
+        if not self._gate.acquire(True, -1 if timeout is None else max(0.0, timeout)):
+            return self._done
+        self._gate.release()
+        return True
 
     def result(self) -> Any:
         """The value, or raise the error. Only valid once :meth:`~pyburnerkit.driver.Pending.done`."""

@@ -168,9 +168,9 @@ class SessionLoop(EventLoop):
         handle = _StrandTimer(time.monotonic() + max(0.0, delay), next(self._seq), self,
                               callback, args)
         if self._reactor.on_io_thread():
-            heapq.heappush(self.shared._timers, handle)
+            self.shared.push_timer(handle)
         else:  # the connect thread: the heap belongs to the I/O thread
-            self.shared.call_soon_threadsafe(heapq.heappush, self.shared._timers, handle)
+            self.shared.call_soon_threadsafe(self.shared.push_timer, handle)
         return handle
 
     def add_reader(self, fileobj: Any, callback: Callable[[], Any]) -> int:

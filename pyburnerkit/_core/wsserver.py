@@ -1,4 +1,5 @@
-"""The server side of RFC 6455 for simulators: the upgrade hand-shake and frame (de)coding.
+"""The server side of RFC 6455 for simulators: the upgrade hand-shake and the frame loop
+(the framing itself is in :mod:`.wsframe`).
 
 Only what a small embedded WebSocket server does: text frames, masked client frames, close.
 How the server treats pings and continuation frames is left to the subclass, because devices
@@ -10,66 +11,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import struct
-from typing import List, Optional, Tuple, Union
+from typing import List
 
 from .simserver import SimConnection, SimServer
+from .wsframe import OP_CLOSE, OP_PING, OP_TEXT, encode_frame, parse_frame_header, unmask
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 MAX_HANDSHAKE = 8192
 
 
 def accept_key(key: str) -> str:
     return base64.b64encode(hashlib.sha1((key + GUID).encode("ascii")).digest()).decode("ascii")
-
-
-def encode_frame(opcode: int, payload: bytes) -> bytes:
-    """An unmasked, final server frame."""
-    head = bytes([0x80 | opcode])
-    size = len(payload)
-    if size < 126:
-        head += bytes([size])
-    elif size < 1 << 16:
-        head += bytes([126]) + struct.pack("!H", size)
-    else:
-        head += bytes([127]) + struct.pack("!Q", size)
-    return head + payload
-
-
-def parse_frame_header(buf: Union[bytes, bytearray]) -> Optional[Tuple[bool, int, int, Optional[bytes], int]]:
-    """(fin, opcode, payload length, mask key, header length), or None if incomplete."""
-    if len(buf) < 2:
-        return None
-    fin = bool(buf[0] & 0x80)
-    opcode = buf[0] & 0x0F
-    masked = bool(buf[1] & 0x80)
-    size = buf[1] & 0x7F
-    pos = 2
-    if size == 126:
-        if len(buf) < 4:
-            return None
-        size = struct.unpack("!H", buf[2:4])[0]
-        pos = 4
-    elif size == 127:
-        if len(buf) < 10:
-            return None
-        size = struct.unpack("!Q", buf[2:10])[0]
-        pos = 10
-    mask = None
-    if masked:
-        if len(buf) < pos + 4:
-            return None
-        mask = bytes(buf[pos:pos + 4])
-        pos += 4
-    return fin, opcode, size, mask, pos
-
-
-def unmask(payload: bytes, mask: Optional[bytes]) -> bytes:
-    if not mask:
-        return payload
-    repeated = (mask * (len(payload) // 4 + 1))[:len(payload)]
-    return (int.from_bytes(payload, "big") ^ int.from_bytes(repeated, "big")).to_bytes(
-        len(payload), "big")
 
 
 class WebSocketSimServer(SimServer):

@@ -50,6 +50,7 @@ from .._core.net import connect_tcp, release_socket, shutdown_socket
 from .._core.pending import Pending
 from .._core.session import Session
 from .._core.timeouts import Deadline, TimeoutArg
+from .._core.wsframe import whole_frame_buffered
 from ..errors import (ConfigurationError, DeviceConnectionError, DeviceError, ProtocolError,
                       UnsupportedFeatureError, WriteNotAllowedError, check_range)
 from ..types import DEFAULT
@@ -91,6 +92,39 @@ QUERY_KEYS = frozenset({"Refresh", "SQuery", "TQuery", "TimerRefresh", "IQuery",
 #: Keys of event-style frames: they are not state.
 _EVENT_KEYS = frozenset({"StartString", "Reboot", "LoadWebContent", "TimerRefresh",
                          "TimerConflict"})
+#: Bytes asked of the socket per read. websocket-client reads a frame in three exact reads
+#: (header, length, payload); one larger read takes a whole update's frames at once, and the
+#: frames already read are handled without another wait or syscall (see ``_on_readable``).
+READ_AHEAD_BYTES = 64 * 1024
+
+
+def read_ahead(ws: Any) -> bool:
+    """Make ``ws`` (a connected ``websocket.WebSocket``) read up to :data:`READ_AHEAD_BYTES` per
+    socket read instead of exactly the bytes a frame still needs.
+
+    websocket-client's frame reader keeps whatever a read returned beyond the current frame
+    for the next one (``frame_buffer.recv_buffer``). If this version of it does not look like
+    that, nothing is changed and False is returned: the exact reads then stay (slower, as
+    correct).
+    """
+    frames = getattr(ws, "frame_buffer", None)
+    exact = getattr(frames, "recv", None)
+    if not callable(exact) or not isinstance(getattr(frames, "recv_buffer", None), list):
+        return False
+
+    def recv(size: int) -> Any:
+        return exact(max(size, READ_AHEAD_BYTES))
+
+    frames.recv = recv  # type: ignore[union-attr]
+    return True
+
+
+def frame_read_ahead(ws: Any) -> bool:
+    """Whether a whole frame is already in ``ws``'s read-ahead buffer (never blocks)."""
+    buffered = ws.frame_buffer.recv_buffer
+    if not buffered:
+        return False
+    return whole_frame_buffered(buffered[0] if len(buffered) == 1 else b"".join(buffered))
 
 
 #: What :attr:`AfterburnerClient.status` shows before the first state (shared: it is frozen
@@ -183,6 +217,7 @@ def build_round(requests: List[Pending]) -> Tuple[List[Dict[str, Any]], Dict[str
     """
     writers: Dict[str, Pending] = {}
     early: List[Dict[str, Any]] = [{}]
+    sizes = [2]  # encoded bytes of each early frame: "{}" plus its items and commas
     late: Dict[str, Any] = {}
     for request in requests:
         exchange: Exchange = request.payload
@@ -193,20 +228,25 @@ def build_round(requests: List[Pending]) -> Tuple[List[Dict[str, Any]], Dict[str
                 late[key] = value
                 continue
             current = early[-1]
-            trial = dict(current, **{key: value})
-            if key in current or len(codec.encode_frame(trial)) > codec.MAX_COMMAND_BYTES:
+            item = codec.encoded_item_bytes(key, value)
+            grown = sizes[-1] + item + (1 if current else 0)
+            if key in current or grown > codec.MAX_COMMAND_BYTES:
                 early.append({key: value})
+                sizes.append(2 + item)
             else:
-                early[-1] = trial
+                current[key] = value
+                sizes[-1] = grown
         for identity in exchange.writes:
             writers[identity] = request
     last = {key: late[key] for key in LATE_KEYS if key in late}
     last["SQuery"] = 1
     frames = [frame for frame in early if frame]
     if len(frames) == 1 and not set(frames[0]) & set(last):
-        single = dict(frames[0], **last)  # the usual case: one frame, commands first
-        if len(codec.encode_frame(single)) <= codec.MAX_COMMAND_BYTES:
-            return [single], writers
+        # the usual case: one frame, commands first
+        size = sizes[0] + sum(1 + codec.encoded_item_bytes(k, v) for k, v in last.items())
+        if size <= codec.MAX_COMMAND_BYTES:
+            frames[0].update(last)
+            return frames, writers
     return frames + [last], writers
 
 
@@ -228,6 +268,8 @@ class AfterburnerSession(Session):
         #: the typed status of ``keys``, updated key by key as frames arrive
         self.status = HeaterStatus()
         self.system_keys: Dict[str, Any] = {}
+        #: the typed ``system_keys``, updated key by key
+        self.system_info = SystemInfo()
         self.timers: Dict[int, Timer] = {i: Timer(i) for i in range(1, codec.TIMER_COUNT + 1)}
         self.ws: Any = None
         #: frames that could not be decoded or handled (each one logged and dropped)
@@ -236,6 +278,7 @@ class AfterburnerSession(Session):
         self.unexpected_errors = 0
         self._sock: Optional[socket.socket] = None
         self._fd = -1
+        self._read_ahead = False
         self._have_main = self._have_extended = self._have_system = False
         self._link_up = False
         self._bad_frames = 0
@@ -246,6 +289,7 @@ class AfterburnerSession(Session):
         self._refresh_timer: Any = None
         self._round_timer: Any = None
         self._overdue_timer: Any = None
+        self._stall_timer: Any = None
         # rounds (see the module docstring); all of it belongs to the I/O thread
         self._round: Optional[Round] = None      # on the wire, not answered yet
         self._open: List[Pending] = []           # waiting for the next round, nothing sent
@@ -281,7 +325,8 @@ class AfterburnerSession(Session):
             sock.close()
             raise
         # A frame that starts arriving must finish within this; it never blocks longer.
-        sock.settimeout(max(1.0, self.liveness_timeout))
+        sock.settimeout(self._frame_timeout())
+        self._read_ahead = read_ahead(ws)
         self.ws = ws
         self._have_main = self._have_extended = self._have_system = False
         self._link_up = False
@@ -301,7 +346,7 @@ class AfterburnerSession(Session):
 
     def close_transport(self) -> None:
         for attr in ("_liveness_timer", "_probe_timer", "_refresh_timer", "_round_timer",
-                     "_overdue_timer"):
+                     "_overdue_timer", "_stall_timer"):
             timer = getattr(self, attr)
             if timer is not None:
                 timer.cancel()
@@ -337,7 +382,7 @@ class AfterburnerSession(Session):
         if self.ws is None:
             raise OSError("not connected")
         text = codec.encode_frame(frame)
-        self.wire.sent(dict(frame))
+        self.wire.sent(frame if type(frame) is dict else dict(frame))
         try:
             self.ws.send(text)
         except self._websocket.WebSocketException as exc:
@@ -530,31 +575,57 @@ class AfterburnerSession(Session):
 
     # ------------------------------------------------------------------ receiving
     def _on_readable(self) -> None:
+        """Handle the frames that arrived (I/O thread): one read from the socket, then every
+        whole frame that read brought (a partial one waits for the next readable event).
+        A frame already started is read to its end, within the socket timeout."""
         ws = self.ws
-        if ws is None:
-            return
         websocket = self._websocket
-        try:
-            opcode, frame = ws.recv_data_frame(True)
-        except (websocket.WebSocketConnectionClosedException, OSError) as exc:
-            self.link_failed(exc if isinstance(exc, OSError)
-                             else ConnectionResetError(f"connection closed: {exc}"))
-            return
-        except websocket.WebSocketTimeoutException as exc:
-            # A frame stopped half-way: what follows cannot be framed any more.
-            self.link_failed(TimeoutError(f"a frame from the controller stalled: {exc}"))
-            return
-        except Exception as exc:  # a malformed WebSocket frame: the stream may be out of step
-            self._bad_frame(ProtocolError(
-                f"bad WebSocket frame: {type(exc).__name__}: {codec.redact_text(str(exc))}"))
-            return
-        self._last_rx = time.monotonic()
-        if opcode == websocket.ABNF.OPCODE_CLOSE:
-            self.link_failed(ConnectionResetError("the controller closed the connection"))
-            return
-        if opcode != websocket.ABNF.OPCODE_TEXT:
-            return
-        self.handle_text(frame.data if hasattr(frame, "data") else frame)
+        if self._stall_timer is not None:  # more bytes came: the read below finishes the frame
+            self._stall_timer.cancel()
+            self._stall_timer = None
+        while ws is not None:
+            try:
+                opcode, frame = ws.recv_data_frame(True)
+            except (websocket.WebSocketConnectionClosedException, OSError) as exc:
+                self.link_failed(exc if isinstance(exc, OSError)
+                                 else ConnectionResetError(f"connection closed: {exc}"))
+                return
+            except websocket.WebSocketTimeoutException as exc:
+                # A frame stopped half-way: what follows cannot be framed any more.
+                self.link_failed(TimeoutError(f"a frame from the controller stalled: {exc}"))
+                return
+            except Exception as exc:  # a malformed WebSocket frame: the stream may be out of step
+                self._bad_frame(ProtocolError(
+                    f"bad WebSocket frame: {type(exc).__name__}: {codec.redact_text(str(exc))}"))
+                return
+            self._last_rx = time.monotonic()
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                self.link_failed(ConnectionResetError("the controller closed the connection"))
+                return
+            if opcode == websocket.ABNF.OPCODE_TEXT:
+                self.handle_text(frame.data if hasattr(frame, "data") else frame)
+            # Handling the frame may have dropped or replaced the link: its buffer went with it.
+            if self.ws is not ws or not self._read_ahead:
+                return
+            if not frame_read_ahead(ws):
+                if ws.frame_buffer.recv_buffer and self._stall_timer is None:
+                    # Part of a frame was read ahead and the rest may never come: no readable
+                    # event will report bytes already read, so a timer bounds the wait instead
+                    # (the same bound as a frame stalling inside a read).
+                    self._stall_timer = self.loop.call_later(self._frame_timeout(),
+                                                             self._frame_stalled, ws)
+                return
+
+    def _frame_timeout(self) -> float:
+        """Seconds a frame that started arriving may take to finish."""
+        return max(1.0, self.liveness_timeout)
+
+    def _frame_stalled(self, ws: Any) -> None:
+        self._stall_timer = None
+        if self.ws is ws and ws.frame_buffer.recv_buffer:
+            self.link_failed(TimeoutError(
+                f"a frame from the controller stalled: the rest of it did not come within "
+                f"{self._frame_timeout():g} s"))
 
     def handle_text(self, data: Any) -> None:
         """Decode and apply one text frame from the controller (I/O thread).
@@ -636,7 +707,8 @@ class AfterburnerSession(Session):
             heater = codec.update_status(self.status, kept)
         timers = self._updated_timers(timer_keys) if timer_keys else {}
         system_keys = dict(self.system_keys, **system) if system else self.system_keys
-        info = codec.build_system_info(system_keys) if system else None
+        info = codec.update_system_info(self.system_info, self.system_keys, system) \
+            if system else None
 
         if "StartString" in obj:
             self._start_string(str(obj["StartString"]))
@@ -654,8 +726,11 @@ class AfterburnerSession(Session):
                 self.dispatcher.publish(TimerChanged(timer))
         if info is not None:  # built exactly when the frame had system keys
             self.system_keys = system_keys
-            self.cache.update([("system", info), ("system_keys", dict(system_keys))])
-            self.dispatcher.publish(SystemInfoChanged(info))
+            self.system_info = info
+            # system_keys is replaced on every change, never changed in place: shared as is.
+            self.cache.update([("system", info), ("system_keys", system_keys)])
+            if self.dispatcher.listening():
+                self.dispatcher.publish(SystemInfoChanged(info))
             self._have_system = True
         self._look_again()
         answered = ANSWER_KEY in system and self._round is not None
@@ -703,7 +778,8 @@ class AfterburnerSession(Session):
 
     def _publish_status(self, status: HeaterStatus, changed: Mapping[str, Any]) -> None:
         self.cache.set("status", status)
-        self.dispatcher.publish(StatusChanged(status, codec.redact(dict(changed))))
+        if self.dispatcher.listening():
+            self.dispatcher.publish(StatusChanged(status, codec.redact(dict(changed))))
 
     # ------------------------------------------------------------------ liveness
     def _arm_liveness(self) -> None:

@@ -9,6 +9,7 @@ firmware reads every command value as text and converts it with Arduino's ``toIn
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as _dt
 import enum
 import functools
@@ -83,7 +84,17 @@ def encode_frame(mapping: Mapping[str, Scalar]) -> str:
 
     NaN goes out as the bare token ``NaN``, as the firmware's float printer does.
     """
-    return json.dumps(dict(mapping), separators=(",", ":"), allow_nan=True)
+    return _ENCODER.encode(mapping if type(mapping) is dict else dict(mapping))
+
+
+def encoded_item_bytes(key: str, value: Scalar) -> int:
+    """Bytes ``"key":value`` takes in :func:`encode_frame`'s output (which is ASCII), so a
+    frame's size is 2 + its items + a comma between each two, without encoding it whole."""
+    return len(_ENCODER.encode(key)) + 1 + len(_ENCODER.encode(value))
+
+
+#: One encoder for every frame: ``json.dumps`` with options builds a new one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=True)
 
 
 # ------------------------------------------------------------------------- secrets
@@ -337,6 +348,24 @@ def build_system_info(keys: Mapping[str, Any]) -> SystemInfo:
     values = {spec[0]: spec[1](key, keys[key]) for key, spec in SYSTEM_KEYS.items()
               if key in keys}
     return SystemInfo(**values)
+
+
+def update_system_info(previous: SystemInfo, previous_keys: Mapping[str, Any],
+                       changed: Mapping[str, Any]) -> SystemInfo:
+    """``previous`` (built from ``previous_keys``) with the system keys of ``changed``
+    applied: the same result as :func:`build_system_info` of the merged keys, converting only
+    the values that differ from ``previous_keys`` (every answer repeats the whole group, and
+    most of it - the version, the clock within the second - is unchanged).
+
+    :raises ProtocolError: a known key holds a value of the wrong kind (nothing is built).
+    """
+    fields: Dict[str, Any] = {}
+    for key, value in changed.items():
+        spec = SYSTEM_KEYS.get(key)
+        if spec is not None and (key not in previous_keys or previous_keys[key] != value
+                                 or type(previous_keys[key]) is not type(value)):
+            fields[spec[0]] = spec[1](key, value)
+    return dataclasses.replace(previous, **fields) if fields else previous
 
 
 # ------------------------------------------------------------------------- date and time

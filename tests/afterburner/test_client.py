@@ -204,9 +204,11 @@ def test_restart_reconnects_and_rerequests_the_full_state(sim: AfterburnerSim) -
         port = sim.port
         sim.close()
         heater.wait_for(lambda c: c.stale, timeout=10)
-        with AfterburnerSim(tick=0).start(port=port) as again:
+        # A real controller pushes a new client's dump at its next update tick, not at once
+        # (a tick of 0 would push it before the client's own request could go out).
+        with AfterburnerSim(tick=0.3).start(port=port) as again:
             heater.wait_for(lambda c: c.connected and not c.stale, timeout=10)
-            # It asked for the dump itself (the new controller may also push one unasked).
+            # It asked for the dump itself (the new controller also pushes one unasked).
             wait_until(lambda: {"Refresh": 1} in list(again.received), message="a Refresh")
             assert heater.set_desired_temperature(19).desired_temperature == 19
 

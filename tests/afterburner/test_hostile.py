@@ -102,19 +102,19 @@ def test_a_password_in_an_undecodable_frame_never_leaks(sim: AfterburnerSim, cap
 def test_a_bug_while_handling_a_frame_is_logged_once_counted_and_survived(
         caplog: Any, monkeypatch: Any) -> None:
     from pyburnerkit.afterburner import codec
-    real = codec.build_system_info
+    real = codec.update_system_info
 
-    def broken(keys: Any) -> Any:
+    def broken(*args: Any) -> Any:
         raise RuntimeError("a bug in the decoder")
 
     with AfterburnerSim(tick=0.2, seed=9).start() as slow, \
             AfterburnerClient(f"127.0.0.1:{slow.port}", refresh_grace=0.2) as heater:
         heater.read_system_info(timeout=3)
         with caplog.at_level(logging.WARNING, logger="pyburnerkit"):
-            monkeypatch.setattr(codec, "build_system_info", broken)
+            monkeypatch.setattr(codec, "update_system_info", broken)
             with pytest.raises(DeviceTimeoutError):
                 heater.read_system_info(timeout=0.5)  # each answer meets the bug
-            monkeypatch.setattr(codec, "build_system_info", real)
+            monkeypatch.setattr(codec, "update_system_info", real)
             # The caller of a lost answer rides the next round: no one waits for ever.
             assert heater.read_system_info(timeout=3).firmware_version == "V3.2.1"
         assert heater.io_thread.is_alive() and not heater.closed and heater.connected
