@@ -30,7 +30,7 @@ run() {
 }
 
 ONLY="$*"
-run afterburner afterburner.py --rounds 300 --idle 5 --clients 20 --repeat 3
+run afterburner afterburner.py --rounds 1000 --warmup 100 --idle 5 --clients 20 --repeat 3
 run afterburner_soak afterburner.py --soak 30
 run arbin arbin.py --rounds 30
 run mate3 mate3.py --rounds 30

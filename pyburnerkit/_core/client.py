@@ -11,7 +11,7 @@ import time
 import warnings
 import weakref
 from typing import (TYPE_CHECKING, Any, Callable, Generic, Iterable, Iterator, List, Optional,
-                    Sequence, Tuple, Type, TypeVar, Union, cast)
+                    Sequence, Set, Tuple, Type, TypeVar, Union, cast)
 
 from ..errors import (ClientClosedError, ConfigurationError, ConnectTimeoutError,
                       DeviceTimeoutError, PyBurnerKitError)
@@ -195,7 +195,9 @@ class BaseClient(Generic[S]):
             self._dispatcher.subscribe(on_event)
         self._session: Optional[S] = None
         self._sim: Any = None
-        self._outstanding: "weakref.WeakSet[Pending]" = weakref.WeakSet()
+        # A plain set: every call removes its own request when it returns (finally), and
+        # close() copies it in one C-level step (list()), so no lock is needed.
+        self._outstanding: Set[Pending] = set()
         self._lock = threading.Lock()
         self._closing = False
         self._closed = False

@@ -6,6 +6,7 @@ import math
 import time
 from typing import Optional, Union
 
+from ..errors import ConfigurationError
 from ..types import DEFAULT, _Default
 
 
@@ -20,8 +21,6 @@ def resolve_timeout(timeout: TimeoutArg, default: Optional[float]) -> Optional[f
 
     :raises ConfigurationError: for a negative, NaN or non-numeric timeout.
     """
-    from ..errors import ConfigurationError
-
     if timeout is DEFAULT:
         return default
     if timeout is None:

@@ -92,10 +92,11 @@ QUERY_KEYS = frozenset({"Refresh", "SQuery", "TQuery", "TimerRefresh", "IQuery",
 #: Keys of event-style frames: they are not state.
 _EVENT_KEYS = frozenset({"StartString", "Reboot", "LoadWebContent", "TimerRefresh",
                          "TimerConflict"})
+_TIMER_KEYS = frozenset(codec.TIMER_KEYS)
 #: Bytes asked of the socket per read. websocket-client reads a frame in three exact reads
 #: (header, length, payload); one larger read takes a whole update's frames at once, and the
 #: frames already read are handled without another wait or syscall (see ``_on_readable``).
-READ_AHEAD_BYTES = 64 * 1024
+READ_AHEAD_BYTES = 16 * 1024
 
 
 def read_ahead(ws: Any) -> bool:
@@ -693,10 +694,16 @@ class AfterburnerSession(Session):
         if self._probe_timer is not None:
             self._probe_timer.cancel()
             self._probe_timer = None
-        timer_keys = {k: v for k, v in obj.items() if k in codec.TIMER_KEYS}
-        system = {k: v for k, v in obj.items() if k in codec.SYSTEM_KEYS}
-        status = {k: v for k, v in obj.items()
-                  if k not in timer_keys and k not in system and k not in _EVENT_KEYS}
+        timer_keys: Dict[str, Any] = {}
+        system: Dict[str, Any] = {}
+        status: Dict[str, Any] = {}
+        for key, value in obj.items():
+            if key in _TIMER_KEYS:
+                timer_keys[key] = value
+            elif key in codec.SYSTEM_KEYS:
+                system[key] = value
+            elif key not in _EVENT_KEYS:
+                status[key] = value
         # Work everything out first: a value that cannot be read raises here, before any
         # state changed, so a bad frame never leaves half of itself behind.
         keys = self._merged_keys(status) if status else self.keys

@@ -8,8 +8,6 @@ firmware reads every command value as text and converts it with Arduino's ``toIn
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import datetime as _dt
 import enum
 import functools
@@ -17,7 +15,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, FrozenSet, Iterable, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterable, Mapping, Optional, Tuple, TypeVar
 
 from ..errors import ConfigurationError, ProtocolError, check_range
 from .models import (WEEKDAYS, Bluewire, DemandMode, ErrorState, HeaterStatus, RunState,
@@ -37,6 +35,8 @@ _SECRET_NAME = re.compile(r"pass|pwd|secret|token|credential|psk", re.IGNORECASE
 MASK = "***"
 
 Scalar = Any
+#: a frozen dataclass (a status, the system info) copied with some fields changed
+D = TypeVar("D")
 
 
 # ------------------------------------------------------------------------- frame level
@@ -335,13 +335,19 @@ def update_status(previous: HeaterStatus, changed: Mapping[str, Any]) -> HeaterS
     raw = dict(previous.raw)
     for key, value in changed.items():
         raw[key] = MASK if is_secret_key(key) else value
-    # A shallow copy of a frozen dataclass, then its own way of setting fields (what its
-    # __init__ does): dataclasses.replace() would re-run __init__ over all ~60 fields.
-    status = copy.copy(previous)
-    for name, value in fields.items():
-        object.__setattr__(status, name, value)
-    object.__setattr__(status, "raw", raw)
-    return status
+    fields["raw"] = raw
+    return _with_fields(previous, fields)
+
+
+def _with_fields(previous: D, fields: Dict[str, Any]) -> D:
+    """A copy of the frozen dataclass ``previous`` with ``fields`` set: its attribute dict
+    copied and updated, which is what dataclasses.replace() ends with, without re-running
+    ``__init__`` over every field (a status has ~60)."""
+    copied: D = object.__new__(type(previous))
+    attributes = copied.__dict__
+    attributes.update(previous.__dict__)
+    attributes.update(fields)
+    return copied
 
 
 def build_system_info(keys: Mapping[str, Any]) -> SystemInfo:
@@ -365,7 +371,7 @@ def update_system_info(previous: SystemInfo, previous_keys: Mapping[str, Any],
         if spec is not None and (key not in previous_keys or previous_keys[key] != value
                                  or type(previous_keys[key]) is not type(value)):
             fields[spec[0]] = spec[1](key, value)
-    return dataclasses.replace(previous, **fields) if fields else previous
+    return _with_fields(previous, fields) if fields else previous
 
 
 # ------------------------------------------------------------------------- date and time
