@@ -169,6 +169,9 @@ class _Pump:
         self._post_lock = threading.Lock()
         self._post_scheduled = False
         self._post_cb: Any = None
+        # after_dispatch(): pump thread only, so no lock.
+        self._after: List[Callable[[], Any]] = []
+        self._after_cb: Any = None
 
     def mainloop(self) -> Any:
         """dbus-python's ``DBusGMainLoop`` (one per process), created on first use."""
@@ -363,6 +366,33 @@ class _Pump:
 
     def in_pump(self) -> bool:
         return self._thread is not None and self._thread is threading.current_thread()
+
+    def after_dispatch(self, fn: Callable[[], Any]) -> None:
+        """Pump thread only: run ``fn()`` once the pump has dispatched the messages that are
+        ready now (from a GLib idle source, which runs after every ready source of default
+        priority, the connections' among them). ``fn`` must not raise: an exception is logged
+        and dropped.
+
+        Work handed on per message (waking a session's I/O thread) is then done once per
+        burst of messages. Under a flood the idle source may wait as long as messages keep
+        arriving, so a caller must also bound what it defers (see
+        ``_BusSession._enqueue``).
+        """
+        glib = self._glib
+        if glib is None:  # pragma: no cover - a pump thread implies its GLib
+            fn()
+            return
+        self._after.append(fn)
+        if len(self._after) == 1:
+            if self._after_cb is None:
+                self._after_cb = glib.source_func(self._run_after_dispatch)
+            glib.lib.g_idle_add(self._after_cb, None)
+
+    def _run_after_dispatch(self, _data: Any) -> int:
+        due, self._after = self._after, []
+        for fn in due:
+            self._run_posted(fn)
+        return 0  # G_SOURCE_REMOVE; the next after_dispatch() adds it again
 
 
 PUMP = _Pump()

@@ -49,6 +49,9 @@ _NO_REPLY = "org.freedesktop.DBus.Error.NoReply"
 _TIMEOUT_ERRORS = (_NO_REPLY, "org.freedesktop.DBus.Error.Timeout")
 #: Our own name for a reply dbus-python could not even decode (never sent on the bus).
 _MALFORMED_REPLY = "com.pyburnerkit.Error.MalformedReply"
+#: Signals a burst may put in the inbox before the I/O thread is woken without waiting for
+#: the pump to finish dispatching (see ``_BusSession._enqueue``).
+INBOX_WAKE_BATCH = 64
 
 
 _LOWLEVEL: Any = None
@@ -83,6 +86,11 @@ class _BusSession(Session):
         self._filter_ref: Any = None
         #: what the pump hands over, in arrival order (see :meth:`_enqueue`)
         self._inbox: Deque[Tuple[Callable[..., Any], Tuple[Any, ...]]] = collections.deque()
+        #: a drain is owed and not scheduled yet (pump thread only; see _enqueue)
+        self._wake_due = False
+        # bound once: the pump hands over each signal
+        self._on_signal: Callable[..., None] = self.client._io_signal
+        self._not_handled = _lowlevel().HANDLER_RESULT_NOT_YET_HANDLED
 
     # -- transport ---------------------------------------------------------------------
     def open_transport(self, deadline: Deadline) -> None:
@@ -136,13 +144,13 @@ class _BusSession(Session):
 
     # -- pump side (GLib thread: enqueue only) -----------------------------------------
     def _filter(self, conn: Any, msg: Any) -> Any:
-        kind = msg.get_type()
-        if kind == SIGNAL:
-            if is_disconnect(msg):
+        # Called for every message the bus delivers: kept to the fewest calls into the message.
+        if msg.get_type() == SIGNAL:
+            if msg.get_member() == "Disconnected" and is_disconnect(msg):
                 self._enqueue(self._disconnected, conn)
             else:
-                self._enqueue(self.client._io_signal, self, conn, msg)
-        return _lowlevel().HANDLER_RESULT_NOT_YET_HANDLED
+                self._enqueue(self._on_signal, self, conn, msg)
+        return self._not_handled
 
     def _on_object(self, conn: Any, msg: Any) -> Any:
         if msg.get_type() != METHOD_CALL:
@@ -162,6 +170,22 @@ class _BusSession(Session):
         inbox = self._inbox
         inbox.append((fn, args))
         if len(inbox) == 1:  # nobody has scheduled a drain that will see this entry
+            if PUMP.in_pump():
+                # Wake the I/O thread once the pump has dispatched what the bus sent so far
+                # (a burst of signals costs one wake-up, not one each) ...
+                self._wake_due = True
+                PUMP.after_dispatch(self._wake_io)
+            else:
+                self.call_soon_threadsafe(self._drain_inbox)
+        elif self._wake_due and len(inbox) >= INBOX_WAKE_BATCH:
+            # ... or at once when the burst grows this long: under a flood the pump may not
+            # get idle for a while, and the I/O thread must not wait for it.
+            self._wake_io()
+
+    def _wake_io(self) -> None:
+        """Pump thread: schedule the drain :meth:`_enqueue` deferred, unless it already did."""
+        if self._wake_due:
+            self._wake_due = False
             self.call_soon_threadsafe(self._drain_inbox)
 
     def _drain_inbox(self) -> None:
@@ -170,13 +194,19 @@ class _BusSession(Session):
         once, then their ``ValuesChanged`` events in order, each event still one signal."""
         inbox = self._inbox
         client = self.client
-        on_signal = client._io_signal
+        on_signal = self._on_signal
         try:
             # only what is here now: the loop's readers and timers get their turn in a flood
             for _ in range(len(inbox)):
                 fn, args = inbox.popleft()
-                if fn == on_signal:
-                    self._guarded(on_signal, *args, True)
+                if fn is on_signal:
+                    # _guarded inlined: this runs once per signal
+                    try:
+                        on_signal(*args, True)
+                    except PyBurnerKitError as exc:
+                        client._io_peer_error(None, str(exc))
+                    except Exception as exc:
+                        client._io_unexpected(on_signal, exc)
                 else:
                     self._guarded(client._io_flush_batch)
                     self._guarded(fn, *args)

@@ -169,3 +169,49 @@ def test_batched_signals_keep_the_cache_ahead_and_the_events_in_order() -> None:
             assert events == [float(i) for i in range(1, count + 1)] + ["removed"]
     finally:
         sim.close()
+
+
+def test_a_pump_that_never_goes_idle_still_feeds_the_io_thread() -> None:
+    """The pump wakes the I/O thread once per burst, when it has dispatched what the bus
+    sent (a GLib idle source). A pump that does not get idle - here it is held inside one
+    dispatch, as a flood would keep it - must still wake the I/O thread once a burst reaches
+    ``INBOX_WAKE_BATCH`` signals, or values would wait for as long as the flood lasts."""
+    from dbus import lowlevel
+
+    from pyburnerkit.victron.bus import PUMP
+    from pyburnerkit.victron.client import INBOX_WAKE_BATCH
+    sim = VictronSim(interval=0)
+    sim.start()
+    name = "com.victronenergy.grid.busy"
+    marker = float(INBOX_WAKE_BATCH)
+    seen = threading.Event()
+    try:
+        with VictronMonitor(sim.address, timeout=5.0) as mon, \
+                VictronService(name, bus_address=sim.address) as svc:
+            mon.subscribe(lambda ev: ev.service == name and any(
+                item.value == marker for item in ev.values.values()) and seen.set(),
+                ValuesChanged)
+            mon.connect()
+            svc.add_mandatory_paths(device_instance=42)
+            svc.add_item("/Ac/Power", 0.0)
+            svc.register()
+            owner = mon.wait_for_service(name).owner
+            session = mon._session
+            messages = []
+            for i in range(1, INBOX_WAKE_BATCH + 1):
+                msg = lowlevel.SignalMessage("/", codec.BUSITEM, "ItemsChanged")
+                msg.append(dbus.Dictionary({"/Ac/Power": _entry(dbus.Double(i), f"{i} W")},
+                                           signature="sv"), signature="a{sa{sv}}")
+                msg.set_sender(owner)
+                messages.append(msg)
+
+            def one_long_dispatch() -> bool:
+                for msg in messages:
+                    session._filter(session.conn, msg)  # what the pump does per message
+                return seen.wait(10)  # still inside the dispatch: the pump is not idle
+
+            assert PUMP.run_in_pump(one_long_dispatch, timeout=30), \
+                "the I/O thread was not woken while the pump stayed busy"
+            assert mon.get_value(name, "/Ac/Power") == marker
+    finally:
+        sim.close()
