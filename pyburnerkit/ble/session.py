@@ -11,9 +11,11 @@ this class replays the subscriptions and the initialisation.
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import time
-from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, TypeVar
+from typing import (Any, Callable, Deque, Dict, FrozenSet, List, Optional, Sequence, Tuple,
+                    TypeVar)
 
 from .._core.pending import Pending
 from .._core.session import Session
@@ -29,8 +31,9 @@ Op = Callable[["BleSession", Pending], Any]
 
 _E = TypeVar("_E", bound=BaseException)
 
-#: What the transport's threads hand over: (link generation, uuid, value); uuid None = link lost.
-_Item = Tuple[int, Optional[str], Optional[bytes]]
+#: What the transport's threads hand over: (link generation, uuid, value, arrival number);
+#: uuid None = link lost. Arrival numbers grow in the order the transport saw the values.
+_Item = Tuple[int, Optional[str], Optional[bytes], int]
 
 
 class BleSession(Session):
@@ -52,6 +55,10 @@ class BleSession(Session):
     """
 
     subscribe_uuids: Sequence[str] = ()
+    #: Characteristics whose value a read gives whole and current (state, not events): a
+    #: notification of one that the transport received before a read of it returned is older
+    #: than what the read gave, and is dropped when its turn comes (see :meth:`read`).
+    read_supersedes: FrozenSet[str] = frozenset()
     #: Seconds between a drain that found values and the next drain (the most a value waits
     #: when it arrives that soon after a batch; after a quiet spell a value is handled at once).
     notify_batch_s = 0.0
@@ -75,6 +82,10 @@ class BleSession(Session):
         self._inbox_pending = False
         self._heard_at = 0.0  # time.monotonic() of the last notification (silence watchdog)
         self.notifications = 0  # values handed over to this session
+        self.superseded = 0  # notifications dropped as older than a read (read_supersedes)
+        self._arrivals = itertools.count(1)  # next() is atomic: any transport thread may call
+        self._last_arrival = 0
+        self._read_marks: Dict[str, int] = {}  # uuid -> last arrival when a read of it returned
         self.batches = 0  # drains that handled at least one value
         # errors the transport raises name this device, like every error of the client
         transport.device = self.family
@@ -103,8 +114,8 @@ class BleSession(Session):
         self._generation += 1
         gen = self._generation
         t = self.transport
-        t.on_value = lambda uuid, data: self._enqueue((gen, uuid, data))
-        t.on_lost = lambda: self._enqueue((gen, None, None))
+        t.on_value = lambda uuid, data: self._arrive(gen, uuid, data)
+        t.on_lost = lambda: self._arrive(gen, None, None)
         left = deadline.remaining() or self.connect_timeout
         t.open(left)
         t.connect(self.address, timeout=max(0.5, deadline.remaining() or left))
@@ -201,6 +212,12 @@ class BleSession(Session):
         return False
 
     # ------------------------------------------------------------------ hand-over
+    def _arrive(self, gen: int, uuid: Optional[str], data: Optional[bytes]) -> None:
+        """The transport's thread: number a value (or the link loss) and queue it."""
+        number = next(self._arrivals)
+        self._last_arrival = number
+        self._enqueue((gen, uuid, data, number))
+
     def _enqueue(self, item: _Item) -> None:
         """The transport's thread: queue a value (or the link loss) for the I/O thread.
 
@@ -225,12 +242,12 @@ class BleSession(Session):
         self.batches += 1
         heard = False
         for _ in range(len(inbox)):  # only what is here now; later values go to the next batch
-            gen, uuid, data = inbox.popleft()
+            gen, uuid, data, arrival = inbox.popleft()
             if uuid is None:
                 self._lost(gen)
             else:
                 heard = True
-                self._handle_value(gen, uuid, data)  # type: ignore[arg-type]
+                self._handle_value(gen, uuid, data, arrival)  # type: ignore[arg-type]
         if heard:
             self._heard()
         # keep the hand-over pending: what arrives within the window waits for this timer
@@ -243,7 +260,7 @@ class BleSession(Session):
         self._handle_value(gen, uuid, data)
         self._heard()
 
-    def _handle_value(self, gen: int, uuid: str, data: bytes) -> None:
+    def _handle_value(self, gen: int, uuid: str, data: bytes, arrival: int = 0) -> None:
         """A notification (I/O thread). Whatever the peer sent, this never raises: an
         undecodable value, or one the family code cannot handle, becomes a
         :class:`ProtocolError` that is logged, counted (``protocol_errors``) and dropped; the
@@ -252,6 +269,9 @@ class BleSession(Session):
             return
         self.notifications += 1
         self.wire.received((uuid[4:8], data))
+        if arrival and arrival <= self._read_marks.get(uuid, 0):
+            self.superseded += 1  # a read of it returned since: it would put an older value back
+            return
         try:
             self.on_value(uuid, data)
         except LinkDown as exc:  # a write the handler made found the link gone
@@ -323,6 +343,11 @@ class BleSession(Session):
             self._resync_if_out_of_step()
             raise
         self.wire.received((uuid[4:8], data))
+        if uuid in self.read_supersedes:
+            # What the transport received before this answer is older than it (one stream,
+            # in order); a value arriving just as we look may be counted with them, which
+            # only drops a value the read already matched.
+            self._read_marks[uuid] = self._last_arrival
         return data
 
     def _resync_if_out_of_step(self) -> None:

@@ -75,6 +75,9 @@ class _MmrRead:
 class DE1Session(BleSession):
     family = "de1"
     subscribe_uuids = codec.SUBSCRIBE_ORDER
+    #: state the client reads back into the cache (a setter's read-back, read_temperatures):
+    #: a notification queued before such a read must not put the older value back
+    read_supersedes = frozenset({codec.WATER_LEVELS, codec.SHOT_SETTINGS, codec.TEMPERATURES})
 
     def __init__(self, *, line_frequency: int, init_timeout: float, **kw: Any) -> None:
         super().__init__(**kw)
@@ -864,7 +867,10 @@ class DE1Client(BaseClient[DE1Session]):
         :raises DeviceTimeoutError: no answer within ``timeout``.
         """
         def op(session: DE1Session, request: Pending) -> None:
-            request.resolve(codec.decode_water_levels(session.read(codec.WATER_LEVELS)))
+            levels = codec.decode_water_levels(session.read(codec.WATER_LEVELS))
+            # the cache follows the read: notifications queued before it are dropped as older
+            session.cache.set("water_levels", levels)
+            request.resolve(levels)
         levels: WaterLevels = self._run("read water levels", op, timeout)
         return levels
 

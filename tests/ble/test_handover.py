@@ -64,7 +64,7 @@ def test_many_producers_lose_no_value_and_keep_each_ones_order(rig: DE1Rig) -> N
         def produce(who: int) -> None:
             start.wait(10)
             for seq in range(each):
-                session._enqueue((gen, TEST_UUID, bytes([who]) + seq.to_bytes(4, "big")))
+                session._arrive(gen, TEST_UUID, bytes([who]) + seq.to_bytes(4, "big"))
 
         threads = [threading.Thread(target=produce, args=(i,), name=f"producer-{i}")
                    for i in range(producers)]

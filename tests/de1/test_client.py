@@ -346,3 +346,33 @@ def test_a_bug_in_a_notification_handler_never_kills_the_io_thread(
     assert de1.read_state().state is S.SLEEP
     monkeypatch.undo()
     assert de1.read_water_levels().level_mm > 0
+
+
+def test_a_notification_queued_before_a_read_back_does_not_put_the_old_value_back(
+        rig: DE1Rig, de1: DE1Client) -> None:
+    """pygatt hands notifications over in the order gatttool printed them, but the I/O thread
+    handles them only after the request it is running. A water-levels notification the DE1
+    sent before the setter's write (here handed over by the transport during the request, as
+    pygatt's thread does) must not overwrite the read-back the setter put in the cache."""
+    from pyburnerkit.de1 import codec
+    from pyburnerkit.de1.models import WaterLevels
+    stale = codec.encode_water_levels(WaterLevels(40.0, 1.0))
+    session = de1._session
+
+    def setter_with_a_stale_notification_in_flight(s: Any, request: Any) -> None:
+        s.transport.on_value(codec.WATER_LEVELS, stale)  # the transport's thread's hand-over
+        s.write(codec.WATER_LEVELS, codec.encode_refill_level(9.0))
+        back = codec.decode_water_levels(s.read(codec.WATER_LEVELS))
+        s.cache.set("water_levels", back)
+        request.resolve(back)
+
+    assert de1._run("set refill level", setter_with_a_stale_notification_in_flight,
+                    5.0).start_fill_level_mm == 9.0
+    de1.read_state()  # a request after it: the queued notification has been handled by now
+    assert session.superseded >= 1
+    assert de1.water_levels is not None and de1.water_levels.start_fill_level_mm == 9.0
+    # a notification that arrives after the read is applied as usual
+    session.transport.on_value(codec.WATER_LEVELS, codec.encode_water_levels(
+        WaterLevels(41.0, 9.0)))
+    de1.read_state()
+    assert de1.water_levels.level_mm == 41.0
