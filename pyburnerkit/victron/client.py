@@ -17,6 +17,7 @@ import concurrent.futures
 import contextlib
 import logging
 import threading
+import time
 from types import MappingProxyType
 from typing import (Any, Callable, Deque, Dict, FrozenSet, Iterable, Iterator, List, Mapping, Optional,
                     Set, Tuple, TypeVar, Union)
@@ -52,6 +53,9 @@ _MALFORMED_REPLY = "com.pyburnerkit.Error.MalformedReply"
 #: Signals a burst may put in the inbox before the I/O thread is woken without waiting for
 #: the pump to finish dispatching (see ``_BusSession._enqueue``).
 INBOX_WAKE_BATCH = 64
+#: A message that finds the inbox empty within this many seconds of the last wake-up is part
+#: of a burst and waits for the end of the dispatch; a lone one wakes the I/O thread at once.
+FLOOD_GAP_S = 0.0005
 
 
 _LOWLEVEL: Any = None
@@ -88,6 +92,7 @@ class _BusSession(Session):
         self._inbox: Deque[Tuple[Callable[..., Any], Tuple[Any, ...]]] = collections.deque()
         #: a drain is owed and not scheduled yet (pump thread only; see _enqueue)
         self._wake_due = False
+        self._woken_at = 0.0  # time.monotonic() of the last wake the pump gave (pump thread)
         # bound once: the pump hands over each signal
         self._on_signal: Callable[..., None] = self.client._io_signal
         self._not_handled = _lowlevel().HANDLER_RESULT_NOT_YET_HANDLED
@@ -170,12 +175,14 @@ class _BusSession(Session):
         inbox = self._inbox
         inbox.append((fn, args))
         if len(inbox) == 1:  # nobody has scheduled a drain that will see this entry
-            if PUMP.in_pump():
-                # Wake the I/O thread once the pump has dispatched what the bus sent so far
-                # (a burst of signals costs one wake-up, not one each) ...
+            now = time.monotonic()
+            if now - self._woken_at < FLOOD_GAP_S and PUMP.in_pump():
+                # Messages are coming fast: wake the I/O thread once the pump has dispatched
+                # what the bus sent so far (a burst costs one wake-up, not one per signal) ...
                 self._wake_due = True
                 PUMP.after_dispatch(self._wake_io)
-            else:
+            else:  # a lone message (or not on the pump): at once, no idle source to pay for
+                self._woken_at = now
                 self.call_soon_threadsafe(self._drain_inbox)
         elif self._wake_due and len(inbox) >= INBOX_WAKE_BATCH:
             # ... or at once when the burst grows this long: under a flood the pump may not
@@ -186,6 +193,7 @@ class _BusSession(Session):
         """Pump thread: schedule the drain :meth:`_enqueue` deferred, unless it already did."""
         if self._wake_due:
             self._wake_due = False
+            self._woken_at = time.monotonic()
             self.call_soon_threadsafe(self._drain_inbox)
 
     def _drain_inbox(self) -> None:
