@@ -6,9 +6,8 @@
 Measures: connect-to-full-state time; setter round trip (send until the value is confirmed) with
 the simulator's update tick set to immediate, and this process's CPU per setter call (all our
 threads; connect, close and the --warmup calls, the same number on each side, left out); CPU
-of an idle connected client; threads and
-memory for many clients on many simulators in one process. The simulators that must not share
-the measured CPU run in a separate process.
+of an idle connected client; threads and memory for many clients on many simulators in one
+process. The simulators that must not share the measured CPU run in a separate process.
 
 ``--soak`` instead runs the long concurrency soak the test suite only samples for 3 s: several
 threads calling setters and reads on one client for that many seconds against a simulator
@@ -61,18 +60,15 @@ def ours_full_state(url: str) -> float:
     return elapsed
 
 
-#: setter calls each side makes, unmeasured, before its measured rounds (see --warmup)
-WARMUP = {"rounds": 100}
-
-
-def raw_setter_loop(url: str, rounds: int) -> List[float]:
-    """What a careful hand-written client does: send value + SQuery, read until the answer."""
+def raw_setter_loop(url: str, rounds: int, warmup: int = 100) -> List[float]:
+    """What a careful hand-written client does: send value + SQuery, read until the answer.
+    The first ``warmup`` calls are not measured."""
     ws = websocket.create_connection(url, timeout=5)
     while "SysUpTime" not in json.loads(ws.recv()):
         pass
     times = []
     cpu = 0.0
-    for i in range(-WARMUP["rounds"], rounds):
+    for i in range(-warmup, rounds):
         if i == 0:
             cpu = time.process_time()
         value = 20 + i % 2
@@ -95,11 +91,11 @@ def raw_setter_loop(url: str, rounds: int) -> List[float]:
 SETTER_CPU = {"raw": float("nan"), "ours": float("nan")}
 
 
-def ours_setter_loop(url: str, rounds: int) -> List[float]:
+def ours_setter_loop(url: str, rounds: int, warmup: int = 100) -> List[float]:
     times = []
     with AfterburnerClient(url, allow_writes=True) as heater:
         heater.set_desired_temperature(22)  # the first round pays for imports
-        for i in range(WARMUP["rounds"]):
+        for i in range(warmup):
             heater.set_desired_temperature(20 + i % 2)
         cpu = time.process_time()
         for i in range(rounds):
@@ -273,7 +269,6 @@ def main() -> None:
         soak(args.soak, args.soak_tick, args.soak_threads)
         return
 
-    WARMUP["rounds"] = args.warmup
     rows = []
     proc, url = external_sim("0")
     try:
@@ -283,8 +278,8 @@ def main() -> None:
                      statistics.median(our_connect) * 1e3))
         p50s, p99s, cpus = [], [], []
         for _ in range(args.repeat):  # interleaved, so that load drifts hit both sides
-            raw = raw_setter_loop(url, args.rounds)
-            ours = ours_setter_loop(url, args.rounds)
+            raw = raw_setter_loop(url, args.rounds, args.warmup)
+            ours = ours_setter_loop(url, args.rounds, args.warmup)
             p50s.append((pct(raw, 0.5), pct(ours, 0.5)))
             p99s.append((pct(raw, 0.99), pct(ours, 0.99)))
             cpus.append((SETTER_CPU["raw"], SETTER_CPU["ours"]))

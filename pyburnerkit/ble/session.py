@@ -257,10 +257,10 @@ class BleSession(Session):
         """One notification, handled at once (I/O thread); see :meth:`_handle_value`."""
         if gen != self._generation:
             return
-        self._handle_value(gen, uuid, data)
+        self._handle_value(gen, uuid, data, next(self._arrivals))
         self._heard()
 
-    def _handle_value(self, gen: int, uuid: str, data: bytes, arrival: int = 0) -> None:
+    def _handle_value(self, gen: int, uuid: str, data: bytes, arrival: int) -> None:
         """A notification (I/O thread). Whatever the peer sent, this never raises: an
         undecodable value, or one the family code cannot handle, becomes a
         :class:`ProtocolError` that is logged, counted (``protocol_errors``) and dropped; the
@@ -269,7 +269,7 @@ class BleSession(Session):
             return
         self.notifications += 1
         self.wire.received((uuid[4:8], data))
-        if arrival and arrival <= self._read_marks.get(uuid, 0):
+        if arrival <= self._read_marks.get(uuid, 0):
             self.superseded += 1  # a read of it returned since: it would put an older value back
             return
         try:

@@ -208,13 +208,7 @@ class _BusSession(Session):
             for _ in range(len(inbox)):
                 fn, args = inbox.popleft()
                 if fn is on_signal:
-                    # _guarded inlined: this runs once per signal
-                    try:
-                        on_signal(*args, True)
-                    except PyBurnerKitError as exc:
-                        client._io_peer_error(None, str(exc))
-                    except Exception as exc:
-                        client._io_unexpected(on_signal, exc)
+                    self._guarded(on_signal, *args, True)
                 else:
                     self._guarded(client._io_flush_batch)
                     self._guarded(fn, *args)

@@ -14,13 +14,14 @@ before, that does not block them: the kernel can only give the signal to that he
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import List
+from typing import Iterator, List
 
 import pytest
 
@@ -40,10 +41,18 @@ PRELUDE = textwrap.dedent("""
 """)
 
 
-def run_blocked(args: List[str], cwd: Path) -> "subprocess.Popen[str]":
+@contextlib.contextmanager
+def run_blocked(args: List[str], cwd: Path) -> Iterator["subprocess.Popen[str]"]:
+    """The command in a child whose main thread blocks the stop signals; its pipes are
+    closed on the way out (the test stops the process itself, with :func:`stops_on`)."""
     env = dict(os.environ, PYTHONPATH=ROOT, XDG_CACHE_HOME=str(cwd / "cache"))
-    return subprocess.Popen([sys.executable, "-c", PRELUDE, *args], cwd=str(cwd), env=env,
+    proc = subprocess.Popen([sys.executable, "-c", PRELUDE, *args], cwd=str(cwd), env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield proc
+    finally:
+        proc.stdout.close()  # type: ignore[union-attr]
+        proc.stderr.close()  # type: ignore[union-attr]
 
 
 def stops_on(proc: "subprocess.Popen[str]", signum: int) -> int:
@@ -65,14 +74,10 @@ def stops_on(proc: "subprocess.Popen[str]", signum: int) -> int:
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_a_simulator_stops_on_a_signal_another_thread_received(tmp_path: Path,
                                                                 signum: int) -> None:
-    proc = run_blocked(["sim", "arbin", "--port", "0", "--channels", "2"], tmp_path)
-    try:
+    with run_blocked(["sim", "arbin", "--port", "0", "--channels", "2"], tmp_path) as proc:
         line = proc.stdout.readline()  # type: ignore[union-attr]
         assert "listening on 127.0.0.1:" in line, proc.stderr.read()  # type: ignore
         assert stops_on(proc, signum) == 0
-    finally:
-        proc.stdout.close()  # type: ignore[union-attr]
-        proc.stderr.close()  # type: ignore[union-attr]
 
 
 def test_serve_stops_on_a_signal_another_thread_received(tmp_path: Path) -> None:
@@ -86,15 +91,11 @@ def test_serve_stops_on_a_signal_another_thread_received(tmp_path: Path) -> None
         [http]
         bind = "127.0.0.1:0"
     """))
-    proc = run_blocked(["serve", str(config)], tmp_path)
-    try:
+    with run_blocked(["serve", str(config)], tmp_path) as proc:
         line = proc.stdout.readline()  # type: ignore[union-attr]
         assert line.startswith("HTTP=http://127.0.0.1:"), proc.stderr.read()  # type: ignore
         assert stops_on(proc, signal.SIGTERM) == 0
         assert "serve: stopped" in proc.stderr.read()  # type: ignore[union-attr]
-    finally:
-        proc.stdout.close()  # type: ignore[union-attr]
-        proc.stderr.close()  # type: ignore[union-attr]
 
 
 def test_record_stops_on_a_signal_another_thread_received(tmp_path: Path) -> None:
@@ -113,8 +114,7 @@ def test_record_stops_on_a_signal_another_thread_received(tmp_path: Path) -> Non
         type = "sqlite"
         path = "samples.db"
     """))
-    proc = run_blocked(["record", "--quiet", str(config)], tmp_path)
-    try:
+    with run_blocked(["record", "--quiet", str(config)], tmp_path) as proc:
         err = proc.stderr
         assert err is not None
         for line in err:  # blocks until the recorder said it records (or the process ended)
@@ -124,9 +124,6 @@ def test_record_stops_on_a_signal_another_thread_received(tmp_path: Path) -> Non
             pytest.fail(f"record never started (exit {proc.wait()})")
         assert stops_on(proc, signal.SIGTERM) == 0
         assert "record: stopping" in err.read()
-    finally:
-        proc.stdout.close()  # type: ignore[union-attr]
-        proc.stderr.close()  # type: ignore[union-attr]
 
 
 def test_a_signal_that_came_before_the_wait_is_not_lost() -> None:
