@@ -11,8 +11,10 @@ time counts the items and their lag (receive time minus that value, same clock):
 dbus-python (an ``add_signal_receiver`` handler on a GLib main loop), velib_python's
 ``DbusMonitor`` (its value callback; only with ``--velib``, a git checkout of
 victronenergy/velib_python), and ``VictronMonitor`` (its ``ValuesChanged`` callback on the
-events thread). The sender, raw and velib receivers run under ``--peer-python`` (a Python with
-dbus-python and PyGObject, as on a Venus device); ours runs under this interpreter. Reported
+events thread). The sender and every receiver run under ``--peer-python`` (a Python with
+dbus-python and PyGObject, as on a Venus device), so the ratio compares libraries, not
+interpreters; ours runs once more under this interpreter, shown on its own row (a Python built
+without PGO/LTO, as pyenv builds by default, runs the same code markedly slower). Reported
 per receiver (median of ``--repeat`` runs): items/s from the sender's first send to the last
 item received, receiver CPU per item,
 lag p50/p95, and how long after the sender's last send the last item arrived.
@@ -41,7 +43,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 BUSITEM = "com.victronenergy.BusItem"
 BENCH_SERVICE = "com.victronenergy.grid.bench"
@@ -352,12 +354,15 @@ def _expect_ready(proc: "subprocess.Popen[str]", what: str) -> None:
 
 def monitor_run(address: str, python_peer: str, role: str, per_update: int, count: int,
                 velib: Optional[str], rate: float = 0.0) -> Dict[str, Any]:
+    """One sender and one receiver run. ``role`` is raw, velib, ours (under ``python_peer``,
+    like the others) or ours-here (under this interpreter)."""
     sender = _spawn(python_peer, "sender", address, per_update, count, rate=rate)
     receiver = None
     try:
         _expect_ready(sender, "the sender")
-        python = sys.executable if role == "ours" else python_peer
-        receiver = _spawn(python, role, address, per_update, count, velib)
+        python = sys.executable if role == "ours-here" else python_peer
+        receiver = _spawn(python, "ours" if role == "ours-here" else role, address, per_update,
+                          count, velib)
         _expect_ready(receiver, f"the {role} receiver")
         assert sender.stdin is not None and sender.stdout is not None
         sender.stdin.write("go\n")
@@ -385,17 +390,23 @@ def monitor_run(address: str, python_peer: str, role: str, per_update: int, coun
                 proc.stdout.close()
 
 
+def _receivers(velib: Optional[str]) -> Tuple[List[str], Dict[str, str]]:
+    roles = ["raw"] + (["velib"] if velib else []) + ["ours", "ours-here"]
+    here = f"python {sys.version.split()[0]} here"
+    names = {"raw": "raw dbus-python", "velib": "velib_python DbusMonitor",
+             "ours": "pyburnerkit VictronMonitor", "ours-here": f"  the same, {here}"}
+    return roles, names
+
+
 def bench_monitor(address: str, python_peer: str, updates: int, per_updates: List[int],
                   velib: Optional[str], repeat: int) -> List[str]:
-    roles = ["raw"] + (["velib"] if velib else []) + ["ours"]
-    names = {"raw": "raw dbus-python", "velib": "velib_python DbusMonitor",
-             "ours": "pyburnerkit VictronMonitor"}
+    roles, names = _receivers(velib)
     lines = [f"Monitor: ItemsChanged from a sender process, {updates} updates per run, "
              f"median of {repeat} runs"]
     for per_update in per_updates:
         count = updates if per_update == 1 else max(1, updates // per_update)
         lines.append(f"  {per_update} path(s) per update ({count} updates):")
-        lines.append(f"    {'':28}{'items/s':>10}{'us CPU/item':>13}{'lag p50 ms':>12}"
+        lines.append(f"    {'':34}{'items/s':>10}{'us CPU/item':>13}{'lag p50 ms':>12}"
                      f"{'lag p95 ms':>12}{'drain ms':>10}")
         rates: Dict[str, float] = {}
         for role in roles:
@@ -404,7 +415,7 @@ def bench_monitor(address: str, python_peer: str, updates: int, per_updates: Lis
             med = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
             rate = med("rate")
             rates[role] = rate
-            lines.append(f"    {names[role]:28}{rate:>10.0f}"
+            lines.append(f"    {names[role]:34}{rate:>10.0f}"
                          f"{statistics.median(r['cpu'] / r['items'] for r in runs) * 1e6:>13.1f}"
                          f"{med('p50') * 1e3:>12.1f}{med('p95') * 1e3:>12.1f}"
                          f"{med('drain') * 1e3:>10.1f}")
@@ -417,17 +428,15 @@ def bench_paced(address: str, python_peer: str, rate: float, seconds: float,
                 velib: Optional[str], repeat: int) -> List[str]:
     """The lag of one path per update sent at a steady ``rate`` (below every receiver's
     limit): the time from the sender's send to the receiver's callback."""
-    roles = ["raw"] + (["velib"] if velib else []) + ["ours"]
-    names = {"raw": "raw dbus-python", "velib": "velib_python DbusMonitor",
-             "ours": "pyburnerkit VictronMonitor"}
+    roles, names = _receivers(velib)
     count = int(rate * seconds)
     lines = [f"Paced: one path per update, {rate:g} updates/s for {seconds:g} s, "
              f"median of {repeat} runs",
-             f"    {'':28}{'lag p50 ms':>12}{'lag p95 ms':>12}{'us CPU/item':>13}"]
+             f"    {'':34}{'lag p50 ms':>12}{'lag p95 ms':>12}{'us CPU/item':>13}"]
     for role in roles:
         runs = [monitor_run(address, python_peer, role, 1, count, velib, rate)
                 for _ in range(repeat)]
-        lines.append(f"    {names[role]:28}"
+        lines.append(f"    {names[role]:34}"
                      f"{statistics.median(r['p50'] for r in runs) * 1e3:>12.2f}"
                      f"{statistics.median(r['p95'] for r in runs) * 1e3:>12.2f}"
                      f"{statistics.median(r['cpu'] / r['items'] for r in runs) * 1e6:>13.1f}")
@@ -464,8 +473,10 @@ def main() -> None:
         finally:
             daemon.close()
         print("\n".join(lines))
-        print(f"(python {sys.version.split()[0]}, {os.cpu_count()} CPUs shared with the "
-              f"dbus-daemon and the sender)")
+        peer = subprocess.run([args.peer_python, "-c", "import sys; print(sys.version.split()[0])"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        print(f"(receivers on {args.peer_python} {peer} unless marked, the sender too; "
+              f"{os.cpu_count()} CPUs shared with the dbus-daemon and the sender)")
         return
     daemon = DbusDaemon()
     address = daemon.start()

@@ -234,8 +234,7 @@ class Dispatcher:
             with hub.cond:
                 if self._closing:
                     return
-                for event in events:
-                    self._bounded_append(event)
+                self._bounded_extend(events)
                 if self._started and not self._queued:
                     self._queued = True
                     hub.make_ready(self)
@@ -243,18 +242,22 @@ class Dispatcher:
         with self._cond:
             if self._closing:
                 return
-            for event in events:
-                self._bounded_append(event)
+            self._bounded_extend(events)
             self._cond.notify()
 
-    def _bounded_append(self, event: Any) -> None:
-        if len(self._queue) >= self.max_pending:
-            self._queue.popleft()
-            self.dropped += 1
-            if self.dropped == 1:
+    def _bounded_extend(self, events: Sequence[Any]) -> None:
+        """Append ``events``, then drop the oldest beyond ``max_pending`` (lock held)."""
+        queue = self._queue
+        queue.extend(events)
+        excess = len(queue) - self.max_pending
+        if excess > 0:
+            for _ in range(excess):
+                queue.popleft()
+            first = self.dropped == 0
+            self.dropped += excess
+            if first:
                 log.warning("%s: callbacks are too slow, dropping the oldest events "
                             "(queue limit %d)", self.thread_name, self.max_pending)
-        self._queue.append(event)
 
     def hook_failed(self, hook: Any, error: BaseException, payload: Any) -> None:
         """Count and log a user hook that raised on another thread (the I/O thread's ``trace``).
@@ -335,15 +338,19 @@ class Dispatcher:
             stream.close()
 
     def _run(self) -> None:
+        queue = self._queue
         try:
             while True:
                 with self._cond:
-                    while not self._queue:
+                    while not queue:
                         self._cond.wait()
-                    event = self._queue.popleft()
-                if event is _STOP:
-                    return
-                self._deliver(event)
+                    # Up to a quantum per hold of the lock, so a flood costs one lock round per
+                    # batch; the queue's bound still counts all but these few.
+                    batch = [queue.popleft() for _ in range(min(len(queue), EVENTS_QUANTUM))]
+                for event in batch:
+                    if event is _STOP:
+                        return
+                    self._deliver(event)
         finally:
             self.close_streams()
 

@@ -20,7 +20,7 @@ import threading
 import time
 from types import MappingProxyType
 from typing import (Any, Callable, Deque, Dict, FrozenSet, Iterable, Iterator, List, Mapping, Optional,
-                    Set, Tuple, TypeVar, Union)
+                    Sequence, Set, Tuple, TypeVar, Union)
 
 from .._core.client import BaseClient
 from .._core.extras import require
@@ -41,6 +41,7 @@ from .models import (ItemValue, NameTakenError, ServiceAdded, ServiceInfo, Servi
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
+E = TypeVar("E")
 
 __all__ = ["VictronService", "VictronMonitor", "VictronSettings", "WriteCompleted"]
 
@@ -203,15 +204,23 @@ class _BusSession(Session):
         inbox = self._inbox
         client = self.client
         on_signal = self._on_signal
+        # only what is here now: the loop's readers and timers get their turn in a flood
+        left = len(inbox)
         try:
-            # only what is here now: the loop's readers and timers get their turn in a flood
-            for _ in range(len(inbox)):
-                fn, args = inbox.popleft()
-                if fn is on_signal:
-                    self._guarded(on_signal, *args, True)
-                else:
-                    self._guarded(client._io_flush_batch)
-                    self._guarded(fn, *args)
+            while left:
+                # One try per batch, not per signal (signals are most of a flood); whatever
+                # one entry raises is handled as _guarded would, and the rest still run.
+                try:
+                    while left:
+                        left -= 1
+                        fn, args = inbox.popleft()
+                        if fn is on_signal:
+                            on_signal(*args, True)
+                        else:
+                            self._guarded(client._io_flush_batch)
+                            fn(*args)
+                except Exception as exc:
+                    self._failed(fn, exc)
         finally:
             self._guarded(client._io_flush_batch)
             if inbox:  # more arrived meanwhile; the pump saw a non-empty inbox and left it
@@ -223,9 +232,13 @@ class _BusSession(Session):
         and counted, and the session goes on."""
         try:
             fn(*args)
-        except PyBurnerKitError as exc:
-            self.client._io_peer_error(None, str(exc))
         except Exception as exc:
+            self._failed(fn, exc)
+
+    def _failed(self, fn: Callable[..., Any], exc: Exception) -> None:
+        if isinstance(exc, PyBurnerKitError):
+            self.client._io_peer_error(None, str(exc))
+        else:
             self.client._io_unexpected(fn, exc)
 
     # -- I/O thread helpers ------------------------------------------------------------
@@ -1105,24 +1118,69 @@ class WriteCompleted(ValueWritten):
         object.__setattr__(self, "_future", future)
 
 
-def _split_items_fast(payload: Any) -> Tuple[Dict[str, codec.Entry], Dict[str, codec.Limits],
-                                             List[str]]:
+def _signal_payload(msg: Any, member: str) -> Any:
+    """The ``{path: entry}`` dict a BusItem signal carries (still dbus-typed): ItemsChanged's
+    body, or PropertiesChanged's entry under the object path; None for a signal that is not
+    ours to read.
+
+    :raises ProtocolError: a message whose body is not one value.
+    """
+    if member == "ItemsChanged":
+        if not msg.has_path("/"):
+            return None  # only the root sends it
+        path = "/"
+    elif member == "PropertiesChanged":
+        path = msg.get_path()
+    else:
+        return None
+    try:
+        args = msg.get_args_list()
+    except Exception as exc:  # a type dbus-python cannot represent
+        raise ProtocolError(f"{member}: undecodable body: {type(exc).__name__}: {exc}") \
+            from None
+    if len(args) != 1:
+        raise ProtocolError(f"{member} carried {len(args)} values, not one dict")
+    return args[0] if member == "ItemsChanged" else {path: args[0]}
+
+
+def _split_items_fast(payload: Any) -> Tuple[Dict[str, codec.Entry],
+                                             Mapping[str, codec.Limits], Sequence[str]]:
     """:func:`codec.split_items` for the shape nearly every signal has (paths to dicts of
     ``Value`` and ``Text``), without its generic type checks; anything else - limits, a
     missing key, an odd type, a bad path - goes to :func:`codec.split_items` whole, so
     the checks and the problems it reports stay the codec's."""
-    if type(payload) is not _DICT_TYPE:
+    entries = _fast_items(payload, _as_entry)
+    if entries is None:
         return codec.split_items(payload)
-    entries: Dict[str, codec.Entry] = {}
+    return entries, _NO_LIMITS, _NO_PROBLEMS
+
+
+def _as_entry(value: Any, text: str) -> codec.Entry:
+    return (True, value, text)
+
+
+def _fast_items(payload: Any, make: Callable[[Any, str], E]) -> Optional[Dict[str, E]]:
+    """``{path: make(value, text)}`` with plain values, when every entry of ``payload`` has
+    the usual shape (only ``Value`` and ``Text``, a well-formed path, a value of a common
+    type); None for anything else, which the caller hands to the codec whole."""
+    if type(payload) is not _DICT_TYPE:
+        return None
+    items: Dict[str, E] = {}
     for path, entry in payload.items():
         if type(entry) is not _DICT_TYPE or len(entry) != 2 or type(path) is not _STR_TYPE:
-            return codec.split_items(payload)
+            return None
         try:
             value, text = entry["Value"], entry["Text"]
         except KeyError:
-            return codec.split_items(payload)
-        if not isinstance(text, str) or not _PATH_MATCH(path):
-            return codec.split_items(payload)
+            return None
+        if not isinstance(text, str):
+            return None
+        if path not in _GOOD_PATHS:
+            if not _PATH_MATCH(path):
+                return None
+            if len(_GOOD_PATHS) >= _GOOD_PATHS_MAX:
+                _GOOD_PATHS.clear()  # a peer inventing paths costs re-checks, never memory
+            _GOOD_PATHS.add(str.__str__(path))
         kind = type(value)
         if kind is _DOUBLE_TYPE:
             plain: Any = float(value)
@@ -1134,9 +1192,42 @@ def _split_items_fast(payload: Any) -> Tuple[Dict[str, codec.Entry], Dict[str, c
             try:
                 plain = codec.unwrap(value)
             except ProtocolError:
-                return codec.split_items(payload)
-        entries[str.__str__(path)] = (True, plain, str.__str__(text))
-    return entries, {}, []
+                return None
+        items[str.__str__(path)] = make(plain, str.__str__(text))
+    return items
+
+
+_new_object = object.__new__
+_now = time.time
+
+
+def _item_value(value: Any, text: str) -> ItemValue:
+    """``ItemValue(value, text)`` without the frozen dataclass's ``__init__`` (one per path of
+    every signal: half the cost). Same fields, same object; tests/victron/test_hot_path.py
+    fails if the dataclass grows a field this does not set."""
+    item = _new_object(ItemValue)
+    fields = item.__dict__
+    fields["value"] = value
+    fields["text"] = text
+    return item
+
+
+def _values_changed(service: str, values: Mapping[str, ItemValue]) -> ValuesChanged:
+    """``ValuesChanged(service, values)`` the way :func:`_item_value` makes an item."""
+    event = _new_object(ValuesChanged)
+    fields = event.__dict__
+    fields["timestamp"] = _now()
+    fields["service"] = service
+    fields["values"] = values
+    return event
+
+
+#: shared empty results of :func:`_split_items_fast`, read-only so no caller can change them
+_NO_LIMITS: Mapping[str, codec.Limits] = MappingProxyType({})
+_NO_PROBLEMS: Sequence[str] = ()
+#: object paths already found well-formed (a set lookup instead of a regex match per entry)
+_GOOD_PATHS: Set[str] = set()
+_GOOD_PATHS_MAX = 4096
 
 
 _DICT_TYPE: Any = None
@@ -1891,28 +1982,14 @@ class VictronMonitor(_VictronClient):
     # -- I/O thread: signals -----------------------------------------------------------
     @staticmethod
     def _decode_signal(msg: Any) -> Optional[Tuple[Dict[str, codec.Entry],
-                                                   Dict[str, codec.Limits], List[str]]]:
+                                                   Mapping[str, codec.Limits], Sequence[str]]]:
         """A BusItem signal -> ``(entries, limits, problems)`` (as :func:`codec.split_items`),
         or None for a signal that is not ours to read.
 
         :raises ProtocolError: a message whose body is not one dict; nothing else.
         """
-        member = msg.get_member()
-        if member not in ("ItemsChanged", "PropertiesChanged"):
-            return None
-        path = msg.get_path()
-        if member == "ItemsChanged" and path != "/":
-            return None  # only the root sends it
-        try:
-            args = msg.get_args_list()
-        except Exception as exc:  # a type dbus-python cannot represent
-            raise ProtocolError(f"{member}: undecodable body: {type(exc).__name__}: {exc}") \
-                from None
-        if len(args) != 1:
-            raise ProtocolError(f"{member} carried {len(args)} values, not one dict")
-        if member == "ItemsChanged":
-            return _split_items_fast(args[0])
-        return _split_items_fast({path: args[0]})
+        payload = _signal_payload(msg, msg.get_member())
+        return None if payload is None else _split_items_fast(payload)
 
     def _io_signal(self, s: _BusSession, conn: Any, msg: Any, defer: bool = False) -> None:
         """A signal from the bus. With ``defer`` (a batch of signals being drained) value
@@ -1939,26 +2016,49 @@ class VictronMonitor(_VictronClient):
         if not names:
             return
         try:
-            decoded = self._decode_signal(msg)
+            payload = _signal_payload(msg, member)
         except ProtocolError as exc:
-            for name in sorted(names):
-                self._io_peer_error(name, str(exc))
+            self._io_signal_problems(names, str(exc))
             return
-        if decoded is None:
+        if payload is None:
             return
-        changes, limits, problems = decoded
+        tried = False
+        if len(names) == 1:
+            # The usual case, one announced service per sender, in one pass: the payload
+            # straight to items, without the (has, value, text) entries of the general path.
+            (name,) = names
+            svc = self._svcs.get(name)
+            if svc is not None and svc.added:
+                items = _fast_items(payload, _item_value)
+                if items is not None:
+                    self._io_count_signal(member, len(items), defer)
+                    self._io_store(svc, self._io_wanted_only(svc, items), defer)
+                    return
+                tried = True
+        try:
+            changes, limits, problems = (codec.split_items(payload) if tried
+                                         else _split_items_fast(payload))
+        except ProtocolError as exc:
+            self._io_signal_problems(names, str(exc))
+            return
         if problems:
-            for name in sorted(names):
-                self._io_peer_error(name, f"{member}: {'; '.join(problems[:5])}")
-        if defer:  # the wire log gets one line per batch (_io_flush_batch), not per signal
-            self._batch_signals += 1
-            self._batch_paths += len(changes)
-        else:
-            self._wire.received((member, len(changes)))
+            self._io_signal_problems(names, f"{member}: {'; '.join(problems[:5])}")
+        self._io_count_signal(member, len(changes), defer)
         for name in list(names):
             svc = self._svcs.get(name)
             if svc is not None:
                 self._io_apply_changes(svc, changes, limits, defer)
+
+    def _io_signal_problems(self, names: Iterable[str], problem: str) -> None:
+        for name in sorted(names):
+            self._io_peer_error(name, problem)
+
+    def _io_count_signal(self, member: str, paths: int, defer: bool) -> None:
+        if defer:  # the wire log gets one line per batch (_io_flush_batch), not per signal
+            self._batch_signals += 1
+            self._batch_paths += paths
+        else:
+            self._wire.received((member, paths))
 
     def _io_flush_batch(self) -> None:
         """Publish what deferred signals changed: each touched service's snapshot to the cache
@@ -1986,17 +2086,24 @@ class VictronMonitor(_VictronClient):
                 known = dict(self._limits.get(svc.name, {}))
                 known.update(wanted_limits)
                 self._limits[svc.name] = known
-        updated = {}
+        updated = self._io_wanted_only(svc, {
+            path: ItemValue(value, text if text is not None else codec.default_text(path, value))
+            for path, (has, value, text) in changes.items() if has})
+        self._io_store(svc, updated, defer)
+
+    def _io_wanted_only(self, svc: _Svc, items: Dict[str, ItemValue]) -> Dict[str, ItemValue]:
+        """``items`` without the paths this monitor does not track (``items`` itself when it
+        tracks every path of the service's class)."""
         types = self._types
         wanted = None if types is None else types.get(svc.service_class, frozenset())
-        for path, (has, value, text) in changes.items():
-            if not has:
-                continue
-            if wanted is not None and path not in wanted \
-                    and not self._path_wanted(svc.name, path):
-                continue
-            updated[path] = ItemValue(value, text if text is not None
-                                      else codec.default_text(path, value))
+        if wanted is None:
+            return items
+        return {path: item for path, item in items.items()
+                if path in wanted or self._path_wanted(svc.name, path)}
+
+    def _io_store(self, svc: _Svc, updated: Dict[str, ItemValue], defer: bool) -> None:
+        """Apply a signal's tracked changes to ``svc``: its next snapshot and, once the
+        service is announced, its ``ValuesChanged`` (batched with ``defer``)."""
         if not updated:
             return
         if not svc.added:
@@ -2008,7 +2115,7 @@ class VictronMonitor(_VictronClient):
             svc.instance = updated["/DeviceInstance"].value
         if not svc.added:
             return
-        event = ValuesChanged(svc.name, MappingProxyType(updated))
+        event = _values_changed(svc.name, MappingProxyType(updated))
         if defer:
             self._batch_svcs[svc.name] = svc
             self._batch_events.append(event)

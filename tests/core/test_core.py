@@ -330,3 +330,18 @@ def test_request_queue_skips_abandoned_requests_and_hands_back_the_unsent() -> N
     assert len(queue) == 1
     assert queue.take_unsent() == [later] and len(queue) == 0
     assert queue.pop_live() is None
+
+
+def test_dispatcher_bounds_a_batch_published_at_once() -> None:
+    """publish_many beyond the bound keeps the newest, in order, and counts every drop."""
+    dispatcher = Dispatcher("pyburnerkit-test-events", max_pending=5)
+    dispatcher.publish_many(list(range(12)))
+    assert dispatcher.dropped == 7
+    dispatcher.publish(12)
+    assert dispatcher.dropped == 8
+    stream = dispatcher.events(None, 20)
+    got = CallInThread(lambda: list(stream))
+    dispatcher.start()
+    dispatcher.close(Deadline(5))
+    got.join(5)
+    assert got.result == [8, 9, 10, 11, 12]

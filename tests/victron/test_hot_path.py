@@ -218,3 +218,112 @@ def test_a_pump_that_never_goes_idle_still_feeds_the_io_thread(monkeypatch: Any)
             assert mon.get_value(name, "/Ac/Power") == marker
     finally:
         sim.close()
+
+
+def test_fast_constructors_make_the_same_objects_as_the_dataclasses() -> None:
+    """``_item_value``/``_values_changed`` fill the dataclass fields without ``__init__``:
+    if a field is added to either class, this fails until they set it too."""
+    import dataclasses
+    import time as _time
+    from types import MappingProxyType
+
+    from pyburnerkit.victron.client import _item_value, _values_changed
+    assert [f.name for f in dataclasses.fields(ItemValue)] == ["value", "text"]
+    assert [f.name for f in dataclasses.fields(ValuesChanged)] == ["timestamp", "service",
+                                                                   "values"]
+    item = _item_value(1.5, "1.5 W")
+    assert item == ItemValue(1.5, "1.5 W") and hash(item) == hash(ItemValue(1.5, "1.5 W"))
+    assert repr(item) == repr(ItemValue(1.5, "1.5 W")) and item.valid
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        item.value = 2  # type: ignore[misc]
+    values = MappingProxyType({"/P": item})
+    before = _time.time()
+    event = _values_changed("com.victronenergy.grid.x", values)
+    assert event == ValuesChanged("com.victronenergy.grid.x", values)  # timestamp: compare=False
+    assert before <= event.timestamp <= _time.time()
+    assert repr(event) == repr(ValuesChanged("com.victronenergy.grid.x", values))
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_the_one_pass_path_gives_what_the_general_path_gives(payload: Dict[str, Any]) -> None:
+    """The monitor's one-pass path (payload straight to items) and the general one (entries,
+    then items) agree wherever the one-pass path takes a payload; the rest it leaves whole
+    to the codec."""
+    from dbus import lowlevel
+
+    from pyburnerkit.victron.client import _fast_items, _item_value
+    _init_fast_types()
+    # through a real message, so the payload has the types dbus-python hands over
+    msg = lowlevel.SignalMessage("/", codec.BUSITEM, "ItemsChanged")
+    msg.append(dbus.Dictionary(payload, signature="sv"), signature="a{sv}")
+    received = msg.get_args_list()[0]
+    fast = _fast_items(received, _item_value)
+    entries, limits, problems = codec.split_items(received)
+    general = {path: ItemValue(value, text if text is not None
+                               else codec.default_text(path, value))
+               for path, (has, value, text) in entries.items() if has}
+    usual = all(set(entry) == {"Value", "Text"} and isinstance(entry["Text"], str)
+                for entry in payload.values() if isinstance(entry, dict)) \
+        and all(isinstance(entry, dict) for entry in payload.values()) \
+        and not problems
+    assert (fast is not None) == usual, (payload, fast)
+    if fast is not None:
+        assert fast == general and not limits
+        assert all(type(item.value) in (bool, int, float, str, list, type(None))
+                   for item in fast.values())
+
+
+def test_a_signal_that_fails_mid_batch_costs_only_itself(monkeypatch: Any) -> None:
+    """The drain handles a batch of signals under one ``try``: a bug that raises on one signal
+    is counted and logged, and the signals after it in the same batch are still applied."""
+    from dbus import lowlevel
+
+    from pyburnerkit.victron import client as victron_client
+    from pyburnerkit.victron.bus import PUMP
+    monkeypatch.setattr(victron_client, "FLOOD_GAP_S", 3600.0)  # one batch, woken at the end
+    store = VictronMonitor._io_store
+
+    def buggy_store(self: Any, svc: Any, updated: Any, defer: bool) -> None:
+        item = updated.get("/Ac/Power")
+        if item is not None and item.value == 5.0:
+            raise RuntimeError("a bug in the hot path")
+        store(self, svc, updated, defer)
+    monkeypatch.setattr(VictronMonitor, "_io_store", buggy_store)
+    sim = VictronSim(interval=0)
+    sim.start()
+    name = "com.victronenergy.grid.midbatch"
+    got: List[float] = []
+    done = threading.Event()
+    try:
+        with VictronMonitor(sim.address, timeout=5.0) as mon, \
+                VictronService(name, bus_address=sim.address) as svc:
+            def on_change(ev: ValuesChanged) -> None:
+                if ev.service == name and "/Ac/Power" in ev.values:
+                    got.append(ev.values["/Ac/Power"].value)
+                    if got[-1] == 10.0:
+                        done.set()
+            mon.subscribe(on_change, ValuesChanged)
+            mon.connect()
+            svc.add_mandatory_paths(device_instance=43)
+            svc.add_item("/Ac/Power", 0.0)
+            svc.register()
+            owner = mon.wait_for_service(name).owner
+            session = mon._session
+            messages = []
+            for i in range(1, 11):
+                msg = lowlevel.SignalMessage("/", codec.BUSITEM, "ItemsChanged")
+                msg.append(dbus.Dictionary({"/Ac/Power": _entry(dbus.Double(i), f"{i} W")},
+                                           signature="sv"), signature="a{sa{sv}}")
+                msg.set_sender(owner)
+                messages.append(msg)
+
+            def one_dispatch() -> None:
+                for msg in messages:
+                    session._filter(session.conn, msg)
+            PUMP.run_in_pump(one_dispatch, timeout=30)
+            assert done.wait(10), f"only {got} arrived"
+            assert got == [1.0, 2.0, 3.0, 4.0, 6.0, 7.0, 8.0, 9.0, 10.0]
+            assert mon._unexpected_errors == 1
+            assert mon.get_value(name, "/Ac/Power") == 10.0
+    finally:
+        sim.close()
