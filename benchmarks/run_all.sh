@@ -35,9 +35,9 @@ run afterburner_soak afterburner.py --soak 30
 run arbin arbin.py --rounds 30
 run mate3 mate3.py --rounds 30
 if [ -d "$VELIB" ]; then
-    run victron_monitor victron.py --monitor --updates 20000 --per-update 1,20 --velib "$VELIB" --repeat 3
+    run victron_monitor victron.py --monitor --updates 20000 --per-update 1,20 --velib "$VELIB" --repeat 5
 else
-    run victron_monitor victron.py --monitor --updates 20000 --per-update 1,20 --repeat 3
+    run victron_monitor victron.py --monitor --updates 20000 --per-update 1,20 --repeat 5
 fi
 run victron victron.py
 run de1 de1.py

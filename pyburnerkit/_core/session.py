@@ -193,6 +193,12 @@ class Session:
             log.debug("abort_blocking failed", exc_info=True)
         self.loop.stop()
 
+    @property
+    def closing(self) -> bool:
+        """True once the session is closing for good (its teardown), not dropping a link to
+        retry: a transport may then finish what it sent before it closes."""
+        return self._finished
+
     def closed_error(self) -> ClientClosedError:
         err = ClientClosedError("the client is closed", device=self.family, endpoint=self.endpoint)
         err.__cause__ = self.fatal_error

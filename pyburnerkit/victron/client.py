@@ -57,6 +57,9 @@ INBOX_WAKE_BATCH = 64
 #: A message that finds the inbox empty within this many seconds of the last wake-up is part
 #: of a burst and waits for the end of the dispatch; a lone one wakes the I/O thread at once.
 FLOOD_GAP_S = 0.0005
+#: On an orderly close, how long the session waits for the bus to take in what it sent
+#: (see ``_BusSession.close_transport``); a stalled daemon costs at most this.
+CLOSE_FLUSH_S = 1.0
 
 
 _LOWLEVEL: Any = None
@@ -126,6 +129,8 @@ class _BusSession(Session):
     def close_transport(self) -> None:
         conn, self.conn = self.conn, None
         if conn is not None:
+            if self.closing:
+                self._flush_sent(conn)
             filt, export = self._filter_ref, self.export
 
             def cleanup() -> None:
@@ -136,6 +141,31 @@ class _BusSession(Session):
         if self._pumped:
             self._pumped = False
             PUMP.release()
+
+    def _flush_sent(self, conn: Any) -> None:
+        """I/O thread, on an orderly close: wait (at most :data:`CLOSE_FLUSH_S`) until the bus
+        has read everything this connection sent, so that values set just before ``close()``
+        still reach the bus. Closing the connection discards what libdbus has not written yet
+        (a burst of signals outruns the socket).
+
+        A Ping to the bus daemon goes out behind everything posted before it, and the daemon
+        reads a connection's messages in order: its reply means the rest was read. The reply
+        is taken on the pump thread, as this thread is the one waiting.
+        """
+        read = threading.Event()
+        lowlevel = _lowlevel()
+
+        def ping() -> None:  # pump thread, after the sends posted before it
+            try:
+                msg = lowlevel.MethodCallMessage(codec.DBUS_NAME, codec.DBUS_PATH,
+                                                 "org.freedesktop.DBus.Peer", "Ping")
+                conn.send_message_with_reply(msg, lambda _reply: read.set(), CLOSE_FLUSH_S)
+            except Exception:  # a connection already gone has nothing left to flush
+                read.set()
+        PUMP.post(ping)
+        if not read.wait(CLOSE_FLUSH_S):
+            log.warning("%s: the bus did not take in what was sent within %g s; closing "
+                        "anyway (the last messages may be lost)", self.endpoint, CLOSE_FLUSH_S)
 
     def start_request(self, request: Pending) -> None:
         if self.conn is None:
