@@ -118,18 +118,31 @@ class HttpServer:
         dispatcher = server.task_dispatcher
         dispatcher.shutdown(cancel_pending=True, timeout=0 if left is None else left)
         if not ok or dispatcher.threads:
+            # the trigger stays open (see _close_all): a worker still inside a request pulls it
             log.warning("the HTTP server did not stop within %s s", timeout)
             return False
+        server.trigger.close()
         return True
 
 
 def _close_all(server: Any) -> None:
-    """Close every socket of the loop's map (listener, connections, trigger): the loop ends
-    when its map is empty."""
+    """Empty the loop's map, so the loop ends: close the listener and every connection, and
+    take the trigger out without closing it.
+
+    A worker that finishes a request pulls the trigger (a write to its pipe) and may do so
+    after the loop is gone; waitress keeps the pipe's descriptor number once it closed it,
+    so that late write would fail with EBADF or, worse, land in whatever socket or file got
+    the number since. The trigger is closed in :meth:`HttpServer.close` once the workers
+    have stopped."""
+    from waitress import wasyncore  # installed: it made the server
     for channel in list(server._map.values()):
         try:
-            if hasattr(channel, "handle_close") and channel is not server \
-                    and channel is not server.trigger:
+            if channel is server.trigger:
+                channel.del_channel()
+            elif channel is server:
+                # the listener only: the server's own close() would close the trigger too
+                wasyncore.dispatcher.close(channel)
+            elif hasattr(channel, "handle_close"):
                 channel.handle_close()
             else:
                 channel.close()
