@@ -14,7 +14,8 @@ figures below are the recording process alone. That process connects every clien
 SQLite sink, and records for ``--seconds``. It prints, per mode, side by side:
 
 * ``threads``: one thread pair per client (today's default) vs. one shared
-  :class:`~pyburnerkit.Reactor`;
+  :class:`~pyburnerkit.Reactor`, each mode recorded by a fresh process of its own (so neither
+  mode's RSS counts memory the other one left behind);
 * rows/s written, CPU % of one core (user+system of this process / wall time; on a 2-core
   machine 100 % is half the machine), threads, RSS (MiB), samples lost (must be 0),
   connect time of the whole fleet.
@@ -195,6 +196,17 @@ def record_fleet(ports: Dict[str, List[int]], mode: str, seconds: float,
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def record_in_child(ports: Dict[str, List[int]], mode: str, seconds: float,
+                    interval: float) -> Dict[str, Any]:
+    """:func:`record_fleet` in a fresh process: its RSS and threads are this mode's alone."""
+    out = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--record", mode, "--ports",
+         json.dumps(ports), "--seconds", str(seconds), "--interval", str(interval)],
+        stdout=subprocess.PIPE, text=True, check=True, timeout=seconds + 300)
+    result: Dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
 def idle_reactor(ports: List[int], idle_seconds: float) -> Dict[str, Any]:
     from pyburnerkit.afterburner import AfterburnerClient
     before = threading.active_count()
@@ -262,10 +274,16 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=10.0,
                         help="idle CPU window of the 100-heater reactor check (0 skips it)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--record", choices=("shared", "threads"), help=argparse.SUPPRESS)
+    parser.add_argument("--ports", help=argparse.SUPPRESS)
     parser.add_argument("--running", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args)
+        return
+    if args.record:  # one mode, in a process of its own (see record_in_child)
+        print(json.dumps(record_fleet(json.loads(args.ports), args.record, args.seconds,
+                                      args.interval)), flush=True)
         return
 
     print(f"fleet: {args.afterburner} Afterburner + {args.arbin} Arbin ({args.arbin_channels} "
@@ -276,7 +294,7 @@ def main() -> None:
     try:
         modes = ["threads", "shared"] if args.mode == "both" else [args.mode]
         for mode in modes:
-            results.append(record_fleet(host.ports, mode, args.seconds, args.interval))
+            results.append(record_in_child(host.ports, mode, args.seconds, args.interval))
     finally:
         host.close()
     print()

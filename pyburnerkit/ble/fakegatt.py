@@ -13,6 +13,7 @@ import select
 import signal
 import socket
 import sys
+import termios
 import time
 from collections import deque
 from typing import Deque, List, Optional, Tuple, Union
@@ -57,6 +58,7 @@ class _FakeGatttool:
         self.inbuf = b""
         self.hostbuf = b""
         self.mtu_done = False
+        self.echo = False  # we echo what is typed (see quiet_terminal)
 
     # -------------------------------------------------------------- output
     def out(self, text: str) -> None:
@@ -202,9 +204,26 @@ class _FakeGatttool:
                 self.line(f"\x1b[0;91mError: \x1b[0m{rest}")
 
     # -------------------------------------------------------------- main loop
+    def quiet_terminal(self, fd: int) -> None:
+        """Turn the terminal's own echo off and echo typed lines ourselves, as readline does.
+
+        gatttool reads its commands through readline, which switches the kernel's echo off
+        and echoes what is typed itself, on the same thread that prints everything else: an
+        echoed command never lands inside a notification line. The kernel's echo happens
+        whenever the other side writes, so it could split a line (pygatt then parsed the
+        command's text as a notification's value and its receiver thread died).
+        """
+        if not os.isatty(fd):
+            return
+        attrs = termios.tcgetattr(fd)
+        attrs[3] &= ~termios.ECHO  # lflag; canonical input (whole lines) stays on
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+        self.echo = True
+
     def run(self) -> int:
-        self.out("\x1b[?2004h" + _EMPTY)
         stdin = 0
+        self.quiet_terminal(stdin)
+        self.out("\x1b[?2004h" + _EMPTY)
         while True:
             watch = [stdin] + ([self.sock] if self.sock.fileno() >= 0 else [])
             ready, _, _ = select.select(watch, [], [])
@@ -233,7 +252,10 @@ class _FakeGatttool:
                 self.inbuf += data.replace(b"\r", b"\n")
                 while b"\n" in self.inbuf:
                     raw, self.inbuf = self.inbuf.split(b"\n", 1)
-                    if not self.command(raw.decode("utf-8", "replace").strip()):
+                    text = raw.decode("utf-8", "replace")
+                    if self.echo:
+                        self.out(text + "\n")  # what the terminal's echo printed
+                    if not self.command(text.strip()):
                         return 0
 
 

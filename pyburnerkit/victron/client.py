@@ -129,7 +129,7 @@ class _BusSession(Session):
     def close_transport(self) -> None:
         conn, self.conn = self.conn, None
         if conn is not None:
-            if self.closing:
+            if self.closing and not PUMP.in_pump():  # the pump must be free to answer
                 self._flush_sent(conn)
             filt, export = self._filter_ref, self.export
 
