@@ -94,12 +94,18 @@ def test_dispatcher_drops_oldest_when_full_and_streams_end_on_close() -> None:
     for i in range(5):
         dispatcher.publish(i)
     assert dispatcher.dropped == 2
-    stream = dispatcher.events(None, 10)
+    assert _what_a_stream_gets(dispatcher) == [2, 3, 4]
+
+
+def _what_a_stream_gets(dispatcher: Dispatcher) -> List[Any]:
+    """Start ``dispatcher``, close it, and return what an ``events()`` iterator received."""
+    stream = dispatcher.events(None, 100)
     got = CallInThread(lambda: list(stream))
     dispatcher.start()
     dispatcher.close(Deadline(5))
     got.join(5)
-    assert got.result == [2, 3, 4]
+    result: List[Any] = got.result
+    return result
 
 
 def test_pending_first_completion_wins() -> None:
@@ -339,9 +345,4 @@ def test_dispatcher_bounds_a_batch_published_at_once() -> None:
     assert dispatcher.dropped == 7
     dispatcher.publish(12)
     assert dispatcher.dropped == 8
-    stream = dispatcher.events(None, 20)
-    got = CallInThread(lambda: list(stream))
-    dispatcher.start()
-    dispatcher.close(Deadline(5))
-    got.join(5)
-    assert got.result == [8, 9, 10, 11, 12]
+    assert _what_a_stream_gets(dispatcher) == [8, 9, 10, 11, 12]

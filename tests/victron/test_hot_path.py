@@ -26,6 +26,29 @@ def _entry(value: Any, text: Any = "t", **more: Any) -> dbus.Dictionary:
     return dbus.Dictionary(entry, signature="sv")
 
 
+def _power_signals(owner: str, count: int) -> List[Any]:
+    """ItemsChanged signals from ``owner`` setting /Ac/Power to 1.0 .. ``count``, as the pump
+    would hand them over."""
+    from dbus import lowlevel
+    messages = []
+    for i in range(1, count + 1):
+        msg = lowlevel.SignalMessage("/", codec.BUSITEM, "ItemsChanged")
+        msg.append(dbus.Dictionary({"/Ac/Power": _entry(dbus.Double(i), f"{i} W")},
+                                   signature="sv"), signature="a{sa{sv}}")
+        msg.set_sender(owner)
+        messages.append(msg)
+    return messages
+
+
+
+def _power_service_seen(mon: VictronMonitor, svc: VictronService, instance: int) -> str:
+    """Register ``svc`` with one /Ac/Power item; its bus owner once ``mon`` has it."""
+    svc.add_mandatory_paths(device_instance=instance)
+    svc.add_item("/Ac/Power", 0.0)
+    svc.register()
+    return mon.wait_for_service(svc.name).owner
+
+
 PAYLOADS = [
     {"/Ac/Power": _entry(dbus.Double(1.5), dbus.String("1.5 W"))},
     {"/A": _entry(dbus.Int32(-3)), "/B": _entry(dbus.UInt64(2 ** 40)),
@@ -176,8 +199,6 @@ def test_a_pump_that_never_goes_idle_still_feeds_the_io_thread(monkeypatch: Any)
     the bus sent (a GLib idle source). A pump that does not get idle - here it is held inside
     one dispatch, as a flood would keep it - must still wake the I/O thread once a burst
     reaches ``INBOX_WAKE_BATCH`` signals, or values would wait for as long as the flood lasts."""
-    from dbus import lowlevel
-
     from pyburnerkit.victron import client as victron_client
     from pyburnerkit.victron.bus import PUMP
     from pyburnerkit.victron.client import INBOX_WAKE_BATCH
@@ -195,18 +216,9 @@ def test_a_pump_that_never_goes_idle_still_feeds_the_io_thread(monkeypatch: Any)
                 item.value == marker for item in ev.values.values()) and seen.set(),
                 ValuesChanged)
             mon.connect()
-            svc.add_mandatory_paths(device_instance=42)
-            svc.add_item("/Ac/Power", 0.0)
-            svc.register()
-            owner = mon.wait_for_service(name).owner
+            owner = _power_service_seen(mon, svc, 42)
             session = mon._session
-            messages = []
-            for i in range(1, INBOX_WAKE_BATCH + 1):
-                msg = lowlevel.SignalMessage("/", codec.BUSITEM, "ItemsChanged")
-                msg.append(dbus.Dictionary({"/Ac/Power": _entry(dbus.Double(i), f"{i} W")},
-                                           signature="sv"), signature="a{sa{sv}}")
-                msg.set_sender(owner)
-                messages.append(msg)
+            messages = _power_signals(owner, INBOX_WAKE_BATCH)
 
             def one_long_dispatch() -> bool:
                 for msg in messages:
@@ -276,8 +288,6 @@ def test_the_one_pass_path_gives_what_the_general_path_gives(payload: Dict[str, 
 def test_a_signal_that_fails_mid_batch_costs_only_itself(monkeypatch: Any) -> None:
     """The drain handles a batch of signals under one ``try``: a bug that raises on one signal
     is counted and logged, and the signals after it in the same batch are still applied."""
-    from dbus import lowlevel
-
     from pyburnerkit.victron import client as victron_client
     from pyburnerkit.victron.bus import PUMP
     monkeypatch.setattr(victron_client, "FLOOD_GAP_S", 3600.0)  # one batch, woken at the end
@@ -304,18 +314,9 @@ def test_a_signal_that_fails_mid_batch_costs_only_itself(monkeypatch: Any) -> No
                         done.set()
             mon.subscribe(on_change, ValuesChanged)
             mon.connect()
-            svc.add_mandatory_paths(device_instance=43)
-            svc.add_item("/Ac/Power", 0.0)
-            svc.register()
-            owner = mon.wait_for_service(name).owner
+            owner = _power_service_seen(mon, svc, 43)
             session = mon._session
-            messages = []
-            for i in range(1, 11):
-                msg = lowlevel.SignalMessage("/", codec.BUSITEM, "ItemsChanged")
-                msg.append(dbus.Dictionary({"/Ac/Power": _entry(dbus.Double(i), f"{i} W")},
-                                           signature="sv"), signature="a{sa{sv}}")
-                msg.set_sender(owner)
-                messages.append(msg)
+            messages = _power_signals(owner, 10)
 
             def one_dispatch() -> None:
                 for msg in messages:
