@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Tuple
 from ..errors import ConfigurationError, WriteNotAllowedError
 from .common import (EXIT_INTERRUPTED, EXIT_USAGE, UsageError, add_option_everywhere,
                      add_writes_option, emit, parse_assignment, show_number, to_plain)
+from .signals import SignalWait
 
 if TYPE_CHECKING:
     from ..mate3.client import Mate3Client
@@ -570,32 +571,33 @@ def _pg(args: argparse.Namespace) -> int:
                      hypertables=args.hypertables, client_options=options, say=say)
     logger.open()
     stop = threading.Event()
-    previous = None
     interrupted = False
     timer = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    if args.duration is not None:
-        timer = threading.Timer(args.duration, stop.set)
-        timer.name = "pyburnerkit-mate3-pg-duration"
-        timer.daemon = True
-        timer.start()
-    try:
-        say(f"mate3 pg: {len(definitions)} column(s) from {host} into PostgreSQL "
-            f"{logger.where} every {args.interval:g} s; Ctrl-C to stop")
-        for line in logger.describe():
-            say(f"  {line}")
+    # SignalWait: a SIGTERM the kernel gives to one of the client's threads still ends the
+    # wait between readings at once (a plain Event.wait sleeps through it)
+    with SignalWait({signal.SIGTERM: lambda signum: stop.set()}) as signals:
+        if args.duration is not None:
+            def end() -> None:
+                stop.set()
+                signals.wake()
+            timer = threading.Timer(args.duration, end)
+            timer.name = "pyburnerkit-mate3-pg-duration"
+            timer.daemon = True
+            timer.start()
         try:
-            logger.run(stop, args.count)
-        except KeyboardInterrupt:
-            interrupted = True
-    finally:
-        if timer is not None:
-            timer.cancel()
-            timer.join()
-        logger.close()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+            say(f"mate3 pg: {len(definitions)} column(s) from {host} into PostgreSQL "
+                f"{logger.where} every {args.interval:g} s; Ctrl-C to stop")
+            for line in logger.describe():
+                say(f"  {line}")
+            try:
+                logger.run(stop, args.count, wait=signals.wait)
+            except KeyboardInterrupt:
+                interrupted = True
+        finally:
+            if timer is not None:
+                timer.cancel()
+                timer.join()
+            logger.close()
     say(f"mate3 pg: {logger.rows_written} row(s) written, {logger.failed_reads} failed "
         f"reading(s)" + ("; interrupted" if interrupted else ""))
     return EXIT_INTERRUPTED if interrupted else 0

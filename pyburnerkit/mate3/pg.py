@@ -346,10 +346,17 @@ class Mate3PG:
                 f"{t}: {n} column(s)" for t, n in filled.items()))
         return filled
 
-    def run(self, stop: threading.Event, count: Optional[int] = None) -> int:
+    def run(self, stop: threading.Event, count: Optional[int] = None,
+            wait: Optional[Callable[[threading.Event, float], Any]] = None) -> int:
         """Poll every ``interval`` seconds until ``stop`` is set (or ``count`` readings were
         made), on the calling thread; the database must be :meth:`open`. Returns the number
-        of readings attempted. Waits on ``stop``, so setting it ends the wait at once."""
+        of readings attempted. Waits on ``stop``, so setting it ends the wait at once.
+
+        :param wait: how to wait for ``stop`` between readings (``wait(stop, seconds)``);
+            the CLI passes :meth:`~pyburnerkit.cli.signals.SignalWait.wait`, so that a stop
+            signal the kernel gave to another thread still ends the wait. Default:
+            ``stop.wait``.
+        """
         done = 0
         while not stop.is_set() and (count is None or done < count):
             started = time.monotonic()
@@ -357,7 +364,11 @@ class Mate3PG:
             done += 1
             if count is not None and done >= count:
                 break
-            stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+            pause = max(0.0, self.interval - (time.monotonic() - started))
+            if wait is None:
+                stop.wait(pause)
+            else:
+                wait(stop, pause)
         return done
 
     def describe(self) -> List[str]:

@@ -160,3 +160,42 @@ def test_wake_ends_a_wait_from_another_thread() -> None:
         assert signals.wait(stop, 10)
         helper.join()
         assert not signals.wait(threading.Event(), 0.01)  # a timeout returns False
+
+
+def test_mate3_pg_stops_on_a_signal_another_thread_received(tmp_path: Path) -> None:
+    """``mate3 pg`` waits an ``--interval`` between readings: a SIGTERM the kernel gave to
+    another thread used to leave that wait asleep for the rest of the interval (here an
+    hour)."""
+    import psycopg
+
+    from ..helpers import wait_until
+    from ..recorder.services import PostgresCluster
+    config = tmp_path / "config.yaml"
+    config.write_text(textwrap.dedent("""
+        tables:
+          power:
+            - port: 1
+              device: "charge_controller"
+              field: "watts"
+              db_column: "cc_watts"
+    """))
+    cluster = PostgresCluster()
+    try:
+        dsn = cluster.create_db("mate3pg_signal")
+
+        def rows() -> int:
+            with psycopg.connect(dsn) as conn:
+                try:
+                    return int(conn.execute("SELECT count(*) FROM power").fetchone()[0])
+                except psycopg.errors.UndefinedTable:
+                    return 0
+        with run_blocked(["mate3", "pg", str(config), "-H", "sim://", "--database-url", dsn,
+                          "--interval", "3600"], tmp_path) as proc:
+            # the first reading is in: the main thread now waits out the hour
+            wait_until(lambda: rows() >= 1 or proc.poll() is not None, timeout=30,
+                       message="the first reading")
+            assert proc.poll() is None, proc.stderr.read()  # type: ignore[union-attr]
+            assert stops_on(proc, signal.SIGTERM) == 0
+            assert "1 row(s) written" in proc.stderr.read()  # type: ignore[union-attr]
+    finally:
+        cluster.destroy()

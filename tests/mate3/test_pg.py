@@ -77,6 +77,19 @@ def test_the_seed_example_file_fills_its_wide_table(capsys, seed_system, dsn):
     assert "my_database_table.cc1_watts <- charge_controller.watts on HUB port 2" in err
 
 
+
+def test_duration_ends_the_wait_between_readings(capsys, seed_system, dsn):
+    """``--duration`` ends the run even in the middle of a long ``--interval``: the timer
+    wakes the signal-aware wait, not only the event it waits on."""
+    import time
+    started = time.monotonic()
+    code = main(["mate3", "pg", SEED_CONFIG, "-H", seed_system.endpoint, "--database-url", dsn,
+                 "--interval", "3600", "--duration", "0.5", "--min-poll-interval", "0"])
+    _, err = capsys.readouterr()
+    assert code == 0, err
+    assert time.monotonic() - started < 10
+    assert "1 row(s) written" in err
+
 def test_a_port_holding_another_device_leaves_the_column_empty(capsys, dsn):
     # the chinezbrun system: port 2 holds a Radian, not the example's charge controller
     sim = Mate3Sim().start()
