@@ -32,8 +32,8 @@ from ..errors import (ConfigurationError, ConnectionLostError, DeviceConnectionE
                       UnsupportedFeatureError, WriteNotAllowedError, check_range)
 from ..types import DEFAULT
 from . import codec
-from .bus import (ERROR, METHOD_CALL, PUMP, SIGNAL, bus_label, close_connection, is_disconnect,
-                  open_connection, parse_bus_endpoint, resolve_bus_address)
+from .bus import (ERROR, METHOD_CALL, METHOD_RETURN, PUMP, SIGNAL, bus_label, close_connection,
+                  is_disconnect, open_connection, parse_bus_endpoint, resolve_bus_address)
 from .models import (ItemValue, NameTakenError, ServiceAdded, ServiceInfo, ServiceRemoved,
                      SetValueError, Setting, SettingsError, ValuesChanged, ValueWritten,
                      WriteRequested)
@@ -152,18 +152,25 @@ class _BusSession(Session):
         reads a connection's messages in order: its reply means the rest was read. The reply
         is taken on the pump thread, as this thread is the one waiting.
         """
-        read = threading.Event()
+        done = threading.Event()
+        answered: List[bool] = []
         lowlevel = _lowlevel()
+
+        def on_reply(reply: Any) -> None:  # pump thread
+            # libdbus also calls this with an error of its own when the call times out
+            answered.append(reply.get_type() == METHOD_RETURN)
+            done.set()
 
         def ping() -> None:  # pump thread, after the sends posted before it
             try:
                 msg = lowlevel.MethodCallMessage(codec.DBUS_NAME, codec.DBUS_PATH,
                                                  "org.freedesktop.DBus.Peer", "Ping")
-                conn.send_message_with_reply(msg, lambda _reply: read.set(), CLOSE_FLUSH_S)
+                conn.send_message_with_reply(msg, on_reply, CLOSE_FLUSH_S + 1.0)
             except Exception:  # a connection already gone has nothing left to flush
-                read.set()
+                answered.append(True)
+                done.set()
         PUMP.post(ping)
-        if not read.wait(CLOSE_FLUSH_S):
+        if not done.wait(CLOSE_FLUSH_S) or not answered or not answered[0]:
             log.warning("%s: the bus did not take in what was sent within %g s; closing "
                         "anyway (the last messages may be lost)", self.endpoint, CLOSE_FLUSH_S)
 
