@@ -353,7 +353,7 @@ class Mate3PG:
         of readings attempted. Waits on ``stop``, so setting it ends the wait at once.
 
         :param wait: how to wait for ``stop`` between readings (``wait(stop, seconds)``);
-            the CLI passes :meth:`~pyburnerkit.cli.signals.SignalWait.wait`, so that a stop
+            the CLI passes ``SignalWait.wait`` (``pyburnerkit/cli/signals.py``), so that a stop
             signal the kernel gave to another thread still ends the wait. Default:
             ``stop.wait``.
         """
