@@ -18,6 +18,7 @@ from pyburnerkit.errors import ConfigurationError
 from pyburnerkit.service.pyde1_http import Pyde1App
 
 from ..de1.test_profile_firmware import PROFILE
+from ..helpers import wait_until
 from .conftest import SPEED, Bench, Server
 
 
@@ -115,6 +116,10 @@ def test_out_of_limit_values_are_400_and_change_nothing(api: Server, bench: Benc
 
 def test_state_and_modes(api: Server, bench: Bench) -> None:
     awake(api, bench)
+    # "state" comes from the client's cache, "mqtt" from the StateUpdate the application
+    # records on the events thread a moment later: wait for that one too
+    wait_until(lambda: json.loads(api.app.last_state_update() or "{}").get("state") == "Idle",
+               timeout=10, message="the application's StateUpdate for Idle")
     doc = api.get("/de1/state").json()
     assert doc["state"]["state"] == "Idle" and doc["state"]["substate"] == "NoState"
     update = json.loads(doc["mqtt"])
