@@ -27,27 +27,39 @@ COMMANDS = 300
 
 def _radio(server: socket.socket, stop: threading.Event, acks: List[int]) -> None:
     """Connect and write requests get an OK; once connected, notifications flood in."""
-    conn, _ = server.accept()
+    try:
+        conn, _ = server.accept()
+    except OSError:  # the fake never came (the test failed before): nothing to serve
+        return
     lock = threading.Lock()
 
     def flood() -> None:
         while not stop.is_set():
-            with lock:
-                conn.sendall(b"N 17 0a0b0c0d0e0f1011121314\n" * 20)
+            try:
+                with lock:
+                    conn.sendall(b"N 17 0a0b0c0d0e0f1011121314\n" * 20)
+            except OSError:  # the fake was closed: the test is over
+                return
             stop.wait(0.001)
     flooder = threading.Thread(target=flood)
     buf = b""
     try:
         while True:
-            data = conn.recv(65536)
+            try:
+                data = conn.recv(65536)
+            except OSError:  # the fake was killed (reset): the test is over
+                break
             if not data:
                 break
             buf += data
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
                 if line.startswith(b"C ") or (line.startswith(b"W ") and line.endswith(b" 1")):
-                    with lock:
-                        conn.sendall(b"OK\n")
+                    try:
+                        with lock:
+                            conn.sendall(b"OK\n")
+                    except OSError:  # the fake was closed: the test is over
+                        return
                     acks.append(1)
                     if line.startswith(b"C "):
                         flooder.start()
@@ -62,6 +74,7 @@ def test_typed_commands_never_split_a_notification_line(tmp_path: Path) -> None:
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(1)
+    server.settimeout(20)
     port = server.getsockname()[1]
     tool = tmp_path / "gatttool"
     root = Path(__file__).resolve().parents[2]
@@ -87,13 +100,15 @@ def test_typed_commands_never_split_a_notification_line(tmp_path: Path) -> None:
                 out.append(child.read_nonblocking(1 << 16, timeout=0.002))
             except pexpect.TIMEOUT:
                 pass
-        while len(acks) < COMMANDS + 1:
+        # every write's answer is printed after its echo: read until the last one is in
+        while b"".join(out).count(b"written successfully") < COMMANDS:
             out.append(child.read_nonblocking(1 << 16, timeout=10))
     finally:
         stop.set()
         child.close(force=True)
         radio.join(10)
         server.close()
+    assert len(acks) == COMMANDS + 1  # the connect and every write reached the radio
     text = b"".join(out).decode("utf-8", "replace")
     lines = NOTIFICATION.findall(text)
     assert len(lines) > 200, f"only {len(lines)} notifications were printed"
