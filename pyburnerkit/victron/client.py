@@ -153,12 +153,12 @@ class _BusSession(Session):
         is taken on the pump thread, as this thread is the one waiting.
         """
         done = threading.Event()
-        answered: List[bool] = []
+        flushed = [False]
         lowlevel = _lowlevel()
 
         def on_reply(reply: Any) -> None:  # pump thread
-            # libdbus also calls this with an error of its own when the call times out
-            answered.append(reply.get_type() == METHOD_RETURN)
+            # libdbus also calls this with an error of its own (a timeout, a disconnect)
+            flushed[0] = reply.get_type() == METHOD_RETURN
             done.set()
 
         def ping() -> None:  # pump thread, after the sends posted before it
@@ -167,10 +167,10 @@ class _BusSession(Session):
                                                  "org.freedesktop.DBus.Peer", "Ping")
                 conn.send_message_with_reply(msg, on_reply, CLOSE_FLUSH_S + 1.0)
             except Exception:  # a connection already gone has nothing left to flush
-                answered.append(True)
+                flushed[0] = True
                 done.set()
         PUMP.post(ping)
-        if not done.wait(CLOSE_FLUSH_S) or not answered or not answered[0]:
+        if not (done.wait(CLOSE_FLUSH_S) and flushed[0]):
             log.warning("%s: the bus did not take in what was sent within %g s; closing "
                         "anyway (the last messages may be lost)", self.endpoint, CLOSE_FLUSH_S)
 
